@@ -1,0 +1,69 @@
+"""One Settings object for the CLI, the API and the workers (env prefix ``MGS_``).
+
+Grouped by concern; every field is documented in the README's settings table.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration read from the environment (``MGS_*``) and an optional ``.env``."""
+
+    model_config = SettingsConfigDict(env_prefix="MGS_", env_file=".env", extra="ignore")
+
+    # --- analysis -----------------------------------------------------------------
+    memory_budget_mb: int = Field(
+        8192, description="Refuse samples whose estimated analysis memory exceeds this (MiB)."
+    )
+    max_image_pixels: int = Field(
+        200_000_000, description="Refuse images with more pixels than this (height x width)."
+    )
+    max_extract_bytes: int = Field(
+        20 * 1024**3, description="Largest total size an uploaded archive may unpack to (bytes)."
+    )
+    max_extract_members: int = Field(10_000, description="Most files an archive may hold.")
+    default_seed: int = Field(0, description="Seed for every randomised step when none is given.")
+    threads: int = Field(0, description="BLAS / kNN threads; 0 = all cores.")
+
+    # --- report -------------------------------------------------------------------
+    report_backend: str = Field(
+        "template", description="template | transformers | openai: who writes the narrative."
+    )
+    model_id: str = Field(
+        "google/medgemma-1.5-4b-it", description="Model id or local path for the transformers backend."
+    )
+    model_revision: str | None = Field(None, description="Model revision (commit) to load.")
+    max_new_tokens: int = Field(1024, description="Most tokens the model may write.")
+    openai_base_url: str = Field(
+        "http://127.0.0.1:8001/v1", description="Base URL of an OpenAI-compatible server."
+    )
+    openai_api_key: str = Field("", description="Key for the OpenAI-compatible server.")
+    openai_model: str = Field("google/medgemma-1.5-4b-it", description="Model name on that server.")
+    openai_timeout_s: float = Field(120.0, description="Per-request timeout (s).")
+    openai_max_retries: int = Field(2, description="Retries on connection errors and 5xx.")
+
+    # --- service ------------------------------------------------------------------
+    database_url: str = Field(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        description="SQLAlchemy URL of the Postgres database that holds job state.",
+    )
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker URL (Redis).")
+    storage_url: str = Field(
+        "file://./var/storage", description="file:///dir or s3://bucket/prefix for uploads and results."
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO).")
+    max_upload_bytes: int = Field(5 * 1024**3, description="Largest accepted upload (bytes).")
+    webhook_allow_private: bool = Field(
+        False, description="Allow webhook callbacks to loopback/private/link-local addresses."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,361 @@
+"""read_sample(): one entry point for every input a lab sends.
+
+- an AnnData ``.h5ad`` with raw counts (``X``, ``layers['counts']`` or ``.raw``),
+  ``obsm['spatial']`` and optionally the H&E in ``uns['spatial'][lib]['images']``;
+- a Space Ranger ``outs/`` folder: Visium v1/v2 or Visium HD (``binned_outputs/square_XXXum``);
+- a ``.zip`` / ``.tar.gz`` / ``.tar`` of such a folder (extracted safely).
+
+Every path goes through :mod:`core.io.preflight` first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from core.config import Settings, get_settings
+from core.errors import BadCoordinates, CorruptFile, InputError, MissingCoordinates, UnsupportedFormat
+from core.io.archive import extract_archive, is_archive
+from core.io.preflight import PreflightReport, preflight_10x_h5, preflight_h5ad
+
+LAYOUTS = ("visium", "visium_hd", "generic")
+HD_BIN_RE = re.compile(r"^s_(\d{3})um_")
+
+
+@dataclass
+class Sample:
+    """A loaded sample: raw counts, coordinates, image and what we know of its layout.
+
+    ``adata.X`` holds raw counts as CSR float32; ``adata.var_names`` are gene
+    symbols (made unique); ``adata.obsm['spatial']`` is (x, y) in full-resolution
+    image pixels.
+    """
+
+    adata: Any  # anndata.AnnData
+    layout: str
+    source_format: str
+    sha256: str
+    image: np.ndarray | None = None
+    image_name: str | None = None
+    image_scalef: float = 1.0  # image px = full-res px * image_scalef
+    spot_diameter_px: float | None = None  # in full-res px
+    bin_size_um: float | None = None
+    preflight: PreflightReport | None = None
+    metadata_strings: set[str] = field(default_factory=set)  # for the leakage gate
+    notes: list[str] = field(default_factory=list)
+
+
+def sha256_path(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (sorted relative names and contents)."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for p in files:
+        if path.is_dir():
+            h.update(str(p.relative_to(path)).encode() + b"\0")
+        with open(p, "rb") as fh:
+            for buf in iter(lambda: fh.read(1 << 22), b""):
+                h.update(buf)
+    return h.hexdigest()
+
+
+def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um: int | None = None) -> Sample:
+    """Read and check a sample; raises an :class:`~core.errors.InputError` on bad input."""
+    settings = settings or get_settings()
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist", code="not_found")
+    if path.is_file() and is_archive(path):
+        digest = sha256_path(path)
+        tmp = Path(tempfile.mkdtemp(prefix="mgs-extract-"))
+        try:
+            extract_archive(path, tmp, settings.max_extract_bytes, settings.max_extract_members)
+            inner = _find_sample_root(tmp)
+            s = read_sample(inner, settings, bin_size_um)
+            s.sha256 = digest
+            s.source_format = f"archive:{s.source_format}"
+            return s
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if path.is_dir():
+        return _read_spaceranger(path, settings, bin_size_um)
+    if path.suffix.lower() in (".h5ad", ".h5", ".hdf5"):
+        return _read_h5ad(path, settings)
+    raise UnsupportedFormat(
+        f"{path.name}: expected an .h5ad file, a Space Ranger outs/ folder, or a .zip/.tar.gz of one"
+    )
+
+
+def _find_sample_root(root: Path) -> Path:
+    """Inside an extracted archive: the single .h5ad, or the folder that holds Space Ranger output."""
+    h5ads = [p for p in root.rglob("*.h5ad") if p.is_file()]
+    for p in sorted(root.rglob("*"), key=lambda q: len(q.parts)):
+        if p.is_dir() and ((p / "filtered_feature_bc_matrix.h5").is_file() or (p / "binned_outputs").is_dir()):
+            return p
+    if len(h5ads) == 1:
+        return h5ads[0]
+    if len(h5ads) > 1:
+        raise UnsupportedFormat("archive holds several .h5ad files; send one sample per archive")
+    raise UnsupportedFormat(
+        "archive holds neither an .h5ad nor a Space Ranger folder (filtered_feature_bc_matrix.h5 + spatial/)"
+    )
+
+
+# --------------------------------------------------------------------------- h5ad
+def _collect_strings(obj: Any, out: set[str], limit: int = 5000) -> None:
+    """Every short string in uns/obs metadata (for the leakage gate)."""
+    if len(out) >= limit:
+        return
+    if isinstance(obj, str):
+        if 2 < len(obj) < 200:
+            out.add(obj)
+    elif isinstance(obj, bytes):
+        _collect_strings(obj.decode(errors="ignore"), out, limit)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _collect_strings(k, out, limit)
+            _collect_strings(v, out, limit)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj[:200]:
+            _collect_strings(v, out, limit)
+    elif isinstance(obj, np.ndarray) and obj.dtype.kind in "OUS" and obj.size <= 1000:
+        for v in obj.ravel()[:200]:
+            _collect_strings(v, out, limit)
+
+
+def _read_h5ad(path: Path, settings: Settings) -> Sample:
+    import anndata as ad
+
+    report = preflight_h5ad(path, settings.memory_budget_mb, settings.max_image_pixels)
+    try:
+        a = ad.read_h5ad(path)
+    except Exception as e:  # anndata raises many types on damaged files
+        raise CorruptFile(f"{path.name} could not be read as AnnData: {type(e).__name__}: {e}") from e
+    if report.counts_location == "layers/counts":
+        X = a.layers["counts"]
+    elif report.counts_location == "raw/X":
+        X = a.raw.X
+        a = ad.AnnData(X=X, obs=a.obs, var=a.raw.var, obsm=a.obsm, uns=a.uns)
+    else:
+        X = a.X
+    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else X.tocsr().astype(np.float32)
+    uns = dict(a.uns)
+    meta: set[str] = set()
+    _collect_strings(uns, meta)
+    for col in a.obs.columns:
+        s = a.obs[col]
+        if s.dtype == object or str(s.dtype) == "category" or str(s.dtype).startswith("str"):
+            for v in s.astype(str).unique()[:50]:
+                _collect_strings(v, meta)
+    meta.update(str(k) for k in uns.get("spatial", {}) if isinstance(uns.get("spatial"), dict))
+    xy = np.asarray(a.obsm["spatial"], dtype=np.float64)[:, :2]
+    var = a.var.copy()
+    symbols = var.index.astype(str)
+    b = ad.AnnData(X=X, obs=a.obs.copy(), var=var)
+    b.var_names = symbols
+    b.var_names_make_unique()
+    b.obsm["spatial"] = xy
+    sample = Sample(adata=b, layout="generic", source_format="h5ad", sha256=sha256_path(path),
+                    preflight=report, metadata_strings=meta)
+    spatial = uns.get("spatial")
+    if isinstance(spatial, dict) and spatial:
+        lib = next(iter(spatial))
+        entry = spatial[lib] if isinstance(spatial[lib], dict) else {}
+        sf = entry.get("scalefactors", {}) or {}
+        imgs = entry.get("images", {}) or {}
+        for name in ("hires", "lowres"):
+            if name in imgs:
+                sample.image = np.asarray(imgs[name])
+                sample.image_name = name
+                sample.image_scalef = float(sf.get(f"tissue_{name}_scalef", 1.0))
+                break
+        if "spot_diameter_fullres" in sf:
+            sample.spot_diameter_px = float(sf["spot_diameter_fullres"])
+        if "bin_size_um" in sf:
+            sample.bin_size_um = float(sf["bin_size_um"])
+    sample.layout = detect_layout(b.obs_names, b.obs, xy)
+    if sample.layout == "visium_hd" and sample.bin_size_um is None:
+        m = HD_BIN_RE.match(str(b.obs_names[0]))
+        sample.bin_size_um = float(m.group(1)) if m else None
+    return sample
+
+
+def detect_layout(obs_names: Any, obs: Any, xy: np.ndarray) -> str:
+    """``visium`` (hexagonal spots), ``visium_hd`` (square bins) or ``generic``."""
+    if len(obs_names) and HD_BIN_RE.match(str(obs_names[0])):
+        return "visium_hd"
+    if "array_row" in obs and "array_col" in obs:
+        r = np.asarray(obs["array_row"], dtype=np.int64)
+        c = np.asarray(obs["array_col"], dtype=np.int64)
+        if len(r) > 3 and np.all((r + c) % 2 == 0):
+            return "visium"
+    # from geometry: neighbours within 1.2 x the nearest distance (6 on a hex grid, 4 on a square one)
+    if len(xy) >= 20:
+        from scipy.spatial import cKDTree
+
+        idx = np.random.default_rng(0).choice(len(xy), size=min(500, len(xy)), replace=False)
+        tree = cKDTree(xy)
+        d, _ = tree.query(xy[idx], k=2)
+        nn = np.median(d[:, 1])
+        if nn > 0:
+            counts = np.array([len(x) - 1 for x in tree.query_ball_point(xy[idx], nn * 1.2)])
+            med = np.median(counts)
+            if med == 6:
+                return "visium"
+            if med == 4:
+                return "visium_hd"
+    return "generic"
+
+
+# --------------------------------------------------------------------------- Space Ranger
+def read_10x_h5(path: Path, settings: Settings) -> tuple[Any, PreflightReport]:
+    """A 10x ``filtered_feature_bc_matrix.h5`` as AnnData (barcodes x genes, Gene Expression only)."""
+    import anndata as ad
+    import h5py
+    import pandas as pd
+
+    report = preflight_10x_h5(path, settings.memory_budget_mb)
+    with h5py.File(path, "r") as f:
+        g = f["matrix"]
+        n_feat, n_bc = (int(v) for v in g["shape"][:])
+        X = sp.csr_matrix(
+            (np.asarray(g["data"][:], dtype=np.float32), np.asarray(g["indices"][:], dtype=np.int32),
+             np.asarray(g["indptr"][:], dtype=np.int64)),
+            shape=(n_bc, n_feat),
+        )
+        barcodes = [b.decode() for b in g["barcodes"][:]]
+        feats = g["features"]
+        names = [b.decode() for b in feats["name"][:]]
+        ids = [b.decode() for b in feats["id"][:]] if "id" in feats else names
+        ftype = [b.decode() for b in feats["feature_type"][:]] if "feature_type" in feats else None
+    if len(barcodes) != n_bc or len(names) != n_feat:
+        raise CorruptFile(f"{path.name}: barcodes/features do not match the matrix shape")
+    var = pd.DataFrame({"gene_ids": ids}, index=pd.Index(names))
+    a = ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(barcodes)), var=var)
+    if ftype is not None:
+        keep = np.array([t == "Gene Expression" for t in ftype])
+        if keep.any() and not keep.all():
+            a = a[:, keep].copy()
+    a.var_names_make_unique()
+    return a, report
+
+
+def _read_positions(spatial: Path) -> Any:
+    import pandas as pd
+
+    cols = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
+    if (spatial / "tissue_positions.parquet").is_file():
+        pos = pd.read_parquet(spatial / "tissue_positions.parquet")
+    elif (spatial / "tissue_positions.csv").is_file():
+        pos = pd.read_csv(spatial / "tissue_positions.csv")
+    elif (spatial / "tissue_positions_list.csv").is_file():
+        pos = pd.read_csv(spatial / "tissue_positions_list.csv", header=None)
+        if pos.shape[1] != 6:
+            raise BadCoordinates("tissue_positions_list.csv must have 6 columns")
+        pos.columns = cols
+    else:
+        raise MissingCoordinates(
+            f"{spatial} has no tissue_positions.parquet, tissue_positions.csv or tissue_positions_list.csv"
+        )
+    missing = [c for c in cols if c not in pos.columns]
+    if missing:
+        raise BadCoordinates(f"tissue positions lack columns {missing}")
+    return pos.set_index("barcode")
+
+
+def _load_png(p: Path, max_pixels: int) -> np.ndarray:
+    from PIL import Image
+
+    from core.errors import ImageTooLarge
+
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with Image.open(p) as im:
+            if im.width * im.height > max_pixels:
+                raise ImageTooLarge(f"{p.name} is {im.width} x {im.height} pixels, over the cap of {max_pixels:,}")
+            return np.asarray(im.convert("RGB"))
+    except Image.DecompressionBombError as e:
+        raise ImageTooLarge(f"{p.name}: {e}") from e
+    except OSError as e:
+        raise CorruptFile(f"{p.name} is not a readable image: {e}") from e
+
+
+def _read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None) -> Sample:
+    root = path
+    layout = "visium"
+    bin_um: float | None = None
+    hd_root = root / "binned_outputs" if (root / "binned_outputs").is_dir() else None
+    if hd_root is None and root.name == "binned_outputs":
+        hd_root = root
+    if hd_root is not None:
+        avail = sorted(int(m.group(1)) for d in hd_root.iterdir()
+                       if (m := re.match(r"square_(\d{3})um$", d.name)) and d.is_dir())
+        if not avail:
+            raise UnsupportedFormat(f"{hd_root} holds no square_XXXum bin folders")
+        if bin_size_um is not None:
+            if bin_size_um not in avail:
+                raise InputError(
+                    f"bin size {bin_size_um} um is not in this sample (has {avail}); "
+                    f"aggregation from 2 um bins is not available yet",
+                    code="invalid_option",
+                )
+            pick = bin_size_um
+        else:
+            pick = 8 if 8 in avail else (16 if 16 in avail else avail[-1])
+        root = hd_root / f"square_{pick:03d}um"
+        layout, bin_um = "visium_hd", float(pick)
+    h5 = root / "filtered_feature_bc_matrix.h5"
+    if not h5.is_file():
+        raise UnsupportedFormat(f"{path} is a folder without filtered_feature_bc_matrix.h5 (not Space Ranger outs/)")
+    spatial = root / "spatial"
+    if not spatial.is_dir():
+        raise MissingCoordinates(f"{root} has no spatial/ folder (tissue positions and images)")
+    a, report = read_10x_h5(h5, settings)
+    pos = _read_positions(spatial)
+    common = a.obs_names.intersection(pos.index)
+    if len(common) == 0:
+        raise BadCoordinates("no barcode of the matrix appears in the tissue positions")
+    dropped = a.n_obs - len(common)
+    a = a[common].copy()
+    pos = pos.loc[common]
+    xy = np.stack([pos["pxl_col_in_fullres"].to_numpy(np.float64),
+                   pos["pxl_row_in_fullres"].to_numpy(np.float64)], 1)
+    if not np.all(np.isfinite(xy)):
+        raise BadCoordinates("tissue positions hold NaN or infinite coordinates")
+    a.obsm["spatial"] = xy
+    for c in ("in_tissue", "array_row", "array_col"):
+        a.obs[c] = pos[c].to_numpy()
+    sample = Sample(adata=a, layout=layout, source_format="spaceranger",
+                    sha256=sha256_path(path if path.is_dir() else root), preflight=report,
+                    bin_size_um=bin_um)
+    if dropped:
+        sample.notes.append(f"{dropped} barcodes without a tissue position were dropped")
+    sf_path = spatial / "scalefactors_json.json"
+    sf: dict[str, Any] = {}
+    if sf_path.is_file():
+        try:
+            sf = json.loads(sf_path.read_text())
+        except json.JSONDecodeError as e:
+            raise CorruptFile(f"scalefactors_json.json is not valid JSON: {e}") from e
+    for name in ("hires", "lowres"):
+        p = spatial / f"tissue_{name}_image.png"
+        if p.is_file():
+            sample.image = _load_png(p, settings.max_image_pixels)
+            sample.image_name = name
+            sample.image_scalef = float(sf.get(f"tissue_{name}_scalef", 1.0))
+            break
+    if "spot_diameter_fullres" in sf:
+        sample.spot_diameter_px = float(sf["spot_diameter_fullres"])
+    if layout == "visium":
+        sample.layout = detect_layout(a.obs_names, a.obs, xy)
+        if sample.layout == "generic":
+            sample.layout = "visium"  # Space Ranger without HD bins is Visium by construction
+    return sample
