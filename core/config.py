@@ -61,6 +61,25 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         False, description="Allow webhook callbacks to loopback/private/link-local addresses."
     )
+    webhook_max_attempts: int = Field(8, description="Webhook deliveries tried before giving up.")
+    webhook_timeout_s: float = Field(10.0, description="Timeout of one webhook POST (s).")
+    job_max_attempts: int = Field(
+        3, description="Claims per job stage before the job fails with attempts_exhausted."
+    )
+    job_lease_s: int = Field(
+        900, description="A worker's claim on a job lasts this long (s); renewed at each progress step."
+    )
+    job_requeue_after_s: int = Field(
+        120, description="A queued job nobody claimed for this long is sent to the broker again (s)."
+    )
+    relay_interval_s: float = Field(0.5, description="How often the outbox relay polls Postgres (s).")
+    validation_timeout_s: int = Field(300, description="Time limit of the validation subprocess (s).")
+    validation_memory_mb: int = Field(
+        0, description="Address-space limit of the validation subprocess (MiB); 0 = memory_budget_mb + 2048."
+    )
+    enable_test_jobs: bool = Field(
+        False, description="Allow the test-only 'sleep' job kind (lifecycle tests only; never in production)."
+    )
 
 
 @lru_cache

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 models, session factories and repositories (queries only)."""

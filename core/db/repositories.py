@@ -1,0 +1,189 @@
+"""Queries only: statement builders shared by the async API and the sync workers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Delete, Select, Update, and_, delete, exists, func, or_, select, update
+
+from core.db.models import (
+    TERMINAL_STATES,
+    ApiKey,
+    Job,
+    JobStage,
+    JobState,
+    OutboxKind,
+    OutboxMessage,
+    Upload,
+)
+
+ANALYSIS_STAGES = (JobStage.VALIDATING.value, JobStage.ANALYZING.value)
+
+
+def tenant_for_key_hash(key_hash: str) -> Select[tuple[str]]:
+    return select(ApiKey.tenant_id).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+
+
+def revoke_key(prefix: str) -> Update:
+    return (
+        update(ApiKey)
+        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+
+
+def upload_of_tenant(upload_id: uuid.UUID, tenant_id: str) -> Select[tuple[Upload]]:
+    return select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id)
+
+
+def job_of_tenant(job_id: uuid.UUID, tenant_id: str) -> Select[tuple[Job]]:
+    return select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id)
+
+
+def job_by_idempotency_key(tenant_id: str, key: str) -> Select[tuple[Job]]:
+    return select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
+
+
+def list_jobs(
+    tenant_id: str,
+    *,
+    state: str | None,
+    external_sample_id: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    cursor: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Select[tuple[Job]]:
+    q = select(Job).where(Job.tenant_id == tenant_id)
+    if state:
+        q = q.where(Job.state == state)
+    if external_sample_id:
+        q = q.where(Job.external_sample_id == external_sample_id)
+    if created_after:
+        q = q.where(Job.created_at >= created_after)
+    if created_before:
+        q = q.where(Job.created_at < created_before)
+    if cursor:
+        ts, jid = cursor
+        q = q.where(or_(Job.created_at < ts, and_(Job.created_at == ts, Job.id < jid)))
+    return q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+
+
+def cancel_job(job_id: uuid.UUID, tenant_id: str) -> Update:
+    return (
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.tenant_id == tenant_id,
+            Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+        )
+        .values(
+            state=JobState.CANCELED.value,
+            finished_at=func.now(),
+            lease_owner=None,
+            lease_expires_at=None,
+            error_code="canceled",
+            error_detail="canceled by the client",
+        )
+        .returning(Job)
+    )
+
+
+def claim_job(job_id: uuid.UUID, phase: str, worker: str, lease_s: int) -> Update:
+    """Take a queued job for ``phase`` ("analysis" | "report"); returns the claimed row."""
+    stages = ANALYSIS_STAGES if phase == "analysis" else (JobStage.REPORTING.value,)
+    return (
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.QUEUED.value, Job.stage.in_(stages))
+        .values(
+            state=JobState.RUNNING.value,
+            attempts=Job.attempts + 1,
+            stage_attempts=Job.stage_attempts + 1,
+            lease_owner=worker,
+            lease_expires_at=func.now() + timedelta(seconds=lease_s),
+            started_at=func.coalesce(Job.started_at, func.now()),
+        )
+        .returning(Job)
+    )
+
+
+def owned_update(job_id: uuid.UUID, attempt: int, **values: Any) -> Update:
+    """An update that applies only while ``attempt`` still owns the running job (fencing)."""
+    return (
+        update(Job)
+        .where(Job.id == job_id, Job.attempts == attempt, Job.state == JobState.RUNNING.value)
+        .values(**values)
+        .returning(Job)
+    )
+
+
+def expired_leases(limit: int = 100) -> Select[tuple[Job]]:
+    return (
+        select(Job)
+        .where(Job.state == JobState.RUNNING.value, Job.lease_expires_at < func.now())
+        .order_by(Job.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def stale_queued(older_than_s: int, limit: int = 100) -> Select[tuple[Job]]:
+    """Queued jobs untouched for a while with no task message waiting in the outbox."""
+    pending = exists().where(
+        OutboxMessage.job_id == Job.id,
+        OutboxMessage.kind == OutboxKind.TASK.value,
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.dead_at.is_(None),
+    )
+    return (
+        select(Job)
+        .where(
+            Job.state == JobState.QUEUED.value,
+            Job.updated_at < func.now() - timedelta(seconds=older_than_s),
+            ~pending,
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def pending_outbox(kind: str, limit: int = 100) -> Select[tuple[OutboxMessage]]:
+    return (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.kind == kind,
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.dead_at.is_(None),
+            OutboxMessage.available_at <= func.now(),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def jobs_by_state() -> Select[tuple[str, int]]:
+    return select(Job.state, func.count()).group_by(Job.state)
+
+
+def stage_durations() -> Select[Any]:
+    """Sum and count of each stage's recorded duration over finished jobs."""
+    rows = []
+    for stage in JobStage:
+        col = Job.timings[stage.value].as_float()
+        rows.append(
+            select(
+                func.cast(stage.value, Job.stage.type).label("stage"),
+                func.coalesce(func.sum(col), 0.0),
+                func.count(col),
+            ).where(Job.state.in_([s.value for s in TERMINAL_STATES]))
+        )
+    from sqlalchemy import union_all
+
+    return union_all(*rows)  # type: ignore[return-value]
+
+
+def purge_sent_outbox(older_than: timedelta) -> Delete:
+    return delete(OutboxMessage).where(OutboxMessage.sent_at < func.now() - older_than)

@@ -1,0 +1,1 @@
+"""Use cases of the service: keys, uploads, submit, claim, progress, finish, fail, cancel; outbox."""

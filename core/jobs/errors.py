@@ -1,0 +1,41 @@
+"""Errors raised by the service's use cases (same shape as :mod:`core.errors`)."""
+
+from __future__ import annotations
+
+from core.errors import InputError, MGSError
+
+
+class NotFound(MGSError):
+    code = "not_found"
+    http_status = 404
+
+
+class Unauthorized(MGSError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class Conflict(MGSError):
+    code = "conflict"
+    http_status = 409
+
+
+class UploadTooLarge(InputError):
+    code = "upload_too_large"
+    http_status = 413
+
+
+class CallbackRefused(InputError):
+    code = "callback_url_refused"
+    http_status = 422
+
+
+class LeaseLost(MGSError):
+    """This attempt no longer owns the job (canceled, expired or superseded)."""
+
+    code = "lease_lost"
+    http_status = 409
+
+
+class AttemptsExhausted(MGSError):
+    code = "attempts_exhausted"

@@ -1,0 +1,66 @@
+"""API keys: ``mgs_<prefix>_<secret>``, stored as sha256 (keys are high-entropy random)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from core.db import repositories as repo
+from core.db.models import ApiKey, Tenant
+from core.errors import BadOption
+from core.jobs.errors import NotFound, Unauthorized
+
+TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def create_key(session: Session, tenant_id: str) -> tuple[str, Tenant]:
+    """Make a key for ``tenant_id`` (creating the tenant and its webhook secret if new)."""
+    if not TENANT_RE.match(tenant_id):
+        raise BadOption(f"tenant {tenant_id!r}: letters, digits, '_', '.', '-' only (max 64)")
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        tenant = Tenant(id=tenant_id, webhook_secret=new_webhook_secret())
+        session.add(tenant)
+        session.flush()
+    prefix = secrets.token_hex(4)
+    key = f"mgs_{prefix}_{secrets.token_urlsafe(32)}"
+    session.add(ApiKey(tenant_id=tenant_id, prefix=prefix, key_hash=hash_key(key)))
+    session.flush()
+    return key, tenant
+
+
+def revoke_key(session: Session, key_or_prefix: str) -> None:
+    """Revoke by the full key or by its prefix (the 8 hex digits after ``mgs_``)."""
+    m = re.match(r"^mgs_([0-9a-f]{8})_", key_or_prefix)
+    prefix = m.group(1) if m else key_or_prefix
+    if session.execute(repo.revoke_key(prefix)).rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"no active key with prefix {prefix}")
+
+
+async def authenticate(session: AsyncSession, authorization: str | None) -> str:
+    """The tenant of a ``Bearer`` key, or :class:`Unauthorized`."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise Unauthorized("missing bearer token (Authorization: Bearer <key>)")
+    key = authorization[7:].strip()
+    tenant = (await session.execute(repo.tenant_for_key_hash(hash_key(key)))).scalar_one_or_none()
+    if tenant is None:
+        raise Unauthorized("unknown or revoked API key")
+    return tenant
+
+
+def webhook_secret(session: Session, tenant_id: str) -> str:
+    return session.execute(select(Tenant.webhook_secret).where(Tenant.id == tenant_id)).scalar_one()

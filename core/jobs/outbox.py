@@ -1,0 +1,175 @@
+"""The transactional outbox: messages written with the job change, sent after commit.
+
+Two kinds: ``task`` (publish a Celery task) and ``webhook`` (POST to a callback URL).
+The relay (``medgemma-spatial relay``) sends them; the reconciler re-sends jobs
+the broker lost and sends back jobs whose lease expired.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.db import repositories as repo
+from core.db.models import Job, JobKind, JobStage, JobState, OutboxKind, OutboxMessage
+from core.jobs import webhooks
+
+log = logging.getLogger(__name__)
+
+TASKS = {
+    # (kind, phase) -> (celery task name, queue)
+    (JobKind.SPATIAL.value, "analysis"): ("mgs.analysis", "analysis"),
+    (JobKind.SPATIAL.value, "report"): ("mgs.report", "report"),
+    (JobKind.TEST_SLEEP.value, "analysis"): ("mgs.test_sleep", "analysis"),
+}
+
+Publish = Callable[[str, str, str, str], None]  # (task name, queue, job id, message id)
+Post = Callable[[str, bytes, dict[str, str]], int]  # (url, body, headers) -> HTTP status
+
+
+def phase_of(job: Job) -> str:
+    return "report" if job.stage == JobStage.REPORTING.value else "analysis"
+
+
+def add_task(session: Session | Any, job: Job) -> OutboxMessage:
+    """Queue the task for the job's current phase (sync or async session: ``add`` only)."""
+    name, queue = TASKS[(job.kind, phase_of(job))]
+    msg = OutboxMessage(
+        kind=OutboxKind.TASK.value,
+        job_id=job.id,
+        payload={"task": name, "queue": queue, "job_id": str(job.id)},
+    )
+    session.add(msg)
+    return msg
+
+
+def job_event(job: Job) -> dict[str, Any]:
+    """The webhook body for a job that reached a terminal state."""
+    error = (
+        {"code": job.error_code, "detail": job.error_detail}
+        if job.state != JobState.SUCCEEDED.value
+        else None
+    )
+    return {
+        "type": f"job.{job.state}",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": {
+            "id": str(job.id),
+            "state": job.state,
+            "stage": job.stage,
+            "external_sample_id": job.external_sample_id,
+            "attempts": job.attempts,
+            "error": error,
+        },
+    }
+
+
+def add_webhook(session: Session | Any, job: Job) -> OutboxMessage | None:
+    if not job.callback_url:
+        return None
+    msg = OutboxMessage(
+        kind=OutboxKind.WEBHOOK.value,
+        job_id=job.id,
+        payload={"url": job.callback_url, "tenant_id": job.tenant_id, "event": job_event(job)},
+    )
+    session.add(msg)
+    return msg
+
+
+def publish_pending(session: Session, publish: Publish, limit: int = 100) -> int:
+    """Publish due task messages; returns how many. The caller commits."""
+    msgs = session.execute(repo.pending_outbox(OutboxKind.TASK.value, limit)).scalars().all()
+    for m in msgs:
+        try:
+            publish(m.payload["task"], m.payload["queue"], m.payload["job_id"], str(m.id))
+        except Exception as e:
+            m.attempts += 1
+            m.last_error = repr(e)[:2000]
+            m.available_at = datetime.now(UTC) + timedelta(seconds=min(2**m.attempts, 60))
+            log.warning("publish of outbox %s failed: %r", m.id, e)
+            continue
+        m.sent_at = datetime.now(UTC)
+    return len(msgs)
+
+
+def deliver_webhooks(session: Session, post: Post, settings: Settings, limit: int = 20) -> int:
+    """POST due webhooks (signed); failures back off exponentially. The caller commits."""
+    msgs = session.execute(repo.pending_outbox(OutboxKind.WEBHOOK.value, limit)).scalars().all()
+    for m in msgs:
+        msg_id = f"msg_{m.id}"
+        body = json.dumps(m.payload["event"], separators=(",", ":")).encode()
+        m.attempts += 1
+        try:
+            webhooks.check_callback_url(m.payload["url"], settings.webhook_allow_private)
+            secret = _secret(session, m.payload["tenant_id"])
+            status = post(m.payload["url"], body, webhooks.headers(secret, msg_id, body))
+            ok = 200 <= status < 300
+            err = None if ok else f"HTTP {status}"
+        except Exception as e:
+            ok, err = False, repr(e)[:2000]
+        if ok:
+            m.sent_at = datetime.now(UTC)
+            continue
+        m.last_error = err
+        if m.attempts >= settings.webhook_max_attempts:
+            m.dead_at = datetime.now(UTC)
+            log.warning(
+                "webhook %s to %s given up after %d attempts: %s",
+                msg_id,
+                m.payload["url"],
+                m.attempts,
+                err,
+            )
+        else:
+            m.available_at = datetime.now(UTC) + timedelta(seconds=min(2 ** (m.attempts - 1), 3600))
+    return len(msgs)
+
+
+def _secret(session: Session, tenant_id: str) -> str:
+    from core.jobs.keys import webhook_secret
+
+    return webhook_secret(session, tenant_id)
+
+
+def reconcile(session: Session, settings: Settings) -> dict[str, int]:
+    """Send back jobs whose lease expired (or fail them after N attempts) and re-send lost ones."""
+    counts = {"requeued": 0, "exhausted": 0, "resent": 0}
+    for job in session.execute(repo.expired_leases()).scalars().all():
+        if job.stage_attempts >= job.max_attempts:
+            job.state = JobState.FAILED.value
+            job.error_code = "attempts_exhausted"
+            job.error_detail = (
+                f"the {job.stage} stage did not finish in {job.stage_attempts} attempts "
+                f"(each lease {settings.job_lease_s} s); the last worker stopped answering"
+            )
+            job.finished_at = datetime.now(UTC)
+            job.lease_owner = None
+            job.lease_expires_at = None
+            add_webhook(session, job)
+            counts["exhausted"] += 1
+        else:
+            job.state = JobState.QUEUED.value
+            if job.stage != JobStage.REPORTING.value:
+                job.stage = JobStage.VALIDATING.value
+            job.progress = 0.0 if job.stage == JobStage.VALIDATING.value else job.progress
+            job.lease_owner = None
+            job.lease_expires_at = None
+            add_task(session, job)
+            counts["requeued"] += 1
+    for job in session.execute(repo.stale_queued(settings.job_requeue_after_s)).scalars().all():
+        add_task(session, job)
+        session.execute(update(Job).where(Job.id == job.id).values(updated_at=func.now()))
+        counts["resent"] += 1
+    return counts
+
+
+def job_uuid(value: str) -> uuid.UUID:
+    return uuid.UUID(value)

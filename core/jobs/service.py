@@ -1,0 +1,228 @@
+"""The API's use cases over jobs (async session; the request boundary commits)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import anyio
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.config import Settings
+from core.db import repositories as repo
+from core.db.models import TERMINAL_STATES, Job, JobKind, JobState
+from core.errors import BadOption
+from core.jobs import outbox, webhooks
+from core.jobs.errors import Conflict, NotFound
+from core.storage import ObjectStore
+
+REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
+
+
+@dataclass
+class SubmitRequest:
+    upload_id: uuid.UUID
+    external_sample_id: str | None
+    options: dict[str, Any]
+    callback_url: str | None
+    kind: str = JobKind.SPATIAL.value
+
+
+def request_hash(req: SubmitRequest) -> str:
+    body = {
+        "upload_id": str(req.upload_id),
+        "external_sample_id": req.external_sample_id,
+        "options": req.options,
+        "callback_url": req.callback_url,
+        "kind": req.kind,
+    }
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+async def submit_job(
+    session: AsyncSession,
+    settings: Settings,
+    tenant_id: str,
+    req: SubmitRequest,
+    idempotency_key: str | None,
+) -> tuple[Job, bool]:
+    """Create the job and its outbox message in the caller's transaction.
+
+    Returns ``(job, created)``; with an ``Idempotency-Key`` seen before, the
+    earlier job (same body) or :class:`Conflict` (other body).
+    """
+    digest = request_hash(req)
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 255:
+            raise BadOption("Idempotency-Key must be 1 to 255 characters")
+        existing = await _by_key(session, tenant_id, idempotency_key, digest)
+        if existing is not None:
+            return existing, False
+    if req.kind == JobKind.TEST_SLEEP.value and not settings.enable_test_jobs:
+        raise BadOption("unknown job kind")
+    upload = (
+        await session.execute(repo.upload_of_tenant(req.upload_id, tenant_id))
+    ).scalar_one_or_none()
+    if upload is None:
+        raise NotFound(f"upload {req.upload_id} not found", code="upload_not_found")
+    if req.callback_url:
+        await anyio.to_thread.run_sync(
+            webhooks.check_callback_url, req.callback_url, settings.webhook_allow_private
+        )
+    job = Job(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        upload_id=upload.id,
+        kind=req.kind,
+        external_sample_id=req.external_sample_id,
+        options=req.options,
+        callback_url=req.callback_url,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        state=JobState.QUEUED.value,
+        stage="validating",
+        progress=0.0,
+        attempts=0,
+        stage_attempts=0,
+        max_attempts=settings.job_max_attempts,
+        timings={},
+        summary={},
+    )
+    try:
+        async with session.begin_nested():
+            session.add(job)
+            await session.flush()
+            outbox.add_task(session, job)
+            await session.flush()
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        existing = await _by_key(session, tenant_id, idempotency_key, digest)
+        if existing is None:
+            raise
+        return existing, False
+    await session.refresh(job)
+    return job, True
+
+
+async def _by_key(session: AsyncSession, tenant_id: str, key: str, digest: str) -> Job | None:
+    job = (await session.execute(repo.job_by_idempotency_key(tenant_id, key))).scalar_one_or_none()
+    if job is not None and job.request_hash != digest:
+        raise Conflict(
+            "this Idempotency-Key was used with a different request body",
+            code="idempotency_conflict",
+        )
+    return job
+
+
+async def get_job(session: AsyncSession, tenant_id: str, job_id: uuid.UUID) -> Job:
+    job = (await session.execute(repo.job_of_tenant(job_id, tenant_id))).scalar_one_or_none()
+    if job is None:
+        raise NotFound(f"job {job_id} not found", code="job_not_found")
+    return job
+
+
+def encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        ts, jid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(ts), uuid.UUID(jid)
+    except Exception as e:
+        raise BadOption("invalid cursor", code="invalid_cursor") from e
+
+
+async def list_jobs(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    state: str | None = None,
+    external_sample_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Job], str | None]:
+    """One page, newest first, and the cursor of the next page (``None`` at the end)."""
+    q = repo.list_jobs(
+        tenant_id,
+        state=state,
+        external_sample_id=external_sample_id,
+        created_after=created_after,
+        created_before=created_before,
+        cursor=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    jobs = list((await session.execute(q)).scalars().all())
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return jobs, (encode_cursor(jobs[-1]) if more and jobs else None)
+
+
+async def cancel_job(session: AsyncSession, tenant_id: str, job_id: uuid.UUID) -> Job:
+    """Cancel a queued or running job; a worker stops at its next stage boundary."""
+    job = (await session.execute(repo.cancel_job(job_id, tenant_id))).scalar_one_or_none()
+    if job is None:
+        job = await get_job(session, tenant_id, job_id)
+        if job.state == JobState.CANCELED.value:
+            return job
+        raise Conflict(f"job {job_id} already {job.state}", code="job_finished")
+    outbox.add_webhook(session, job)
+    await session.flush()
+    return job
+
+
+def _finished(job: Job) -> None:
+    if job.state != JobState.SUCCEEDED.value:
+        raise Conflict(
+            f"job {job.id} is {job.state}; results exist once it has succeeded",
+            code="job_not_succeeded",
+        )
+
+
+def _assert_terminal(job: Job) -> bool:
+    return job.state in {s.value for s in TERMINAL_STATES}
+
+
+async def list_artifacts(store: ObjectStore, job: Job) -> list[tuple[str, int]]:
+    """``(name, size)`` of every result file (analysis artifacts, then the report)."""
+    _finished(job)
+    out: dict[str, int] = {}
+    for prefix in (job.analysis_prefix, job.report_prefix):
+        if not prefix:
+            continue
+        for key in await anyio.to_thread.run_sync(store.list, prefix):
+            name = key[len(prefix.rstrip("/")) + 1 :]
+            size = await anyio.to_thread.run_sync(store.size, key)
+            out[name] = size or 0
+    return sorted(out.items())
+
+
+async def artifact_key(store: ObjectStore, job: Job, name: str) -> str:
+    """The storage key of result file ``name`` (report files win over analysis files)."""
+    _finished(job)
+    parts = name.split("/")
+    if not name or any(p in ("", ".", "..") for p in parts) or "\\" in name:
+        raise NotFound(f"artifact {name!r} not found", code="artifact_not_found")
+    for prefix in (job.report_prefix, job.analysis_prefix):
+        if prefix:
+            key = f"{prefix.rstrip('/')}/{name}"
+            if await anyio.to_thread.run_sync(store.size, key) is not None:
+                return key
+    raise NotFound(f"artifact {name!r} not found", code="artifact_not_found")
+
+
+async def report_key(store: ObjectStore, job: Job, fmt: str) -> str:
+    if fmt not in REPORT_FILES:
+        raise BadOption("format must be json, markdown or html")
+    return await artifact_key(store, job, REPORT_FILES[fmt])

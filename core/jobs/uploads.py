@@ -1,0 +1,154 @@
+"""Uploads: streamed to a temporary file (hashing, size limit), sniffed, then put in storage.
+
+The body is never held in memory: chunks go to disk as they arrive, and the
+object store copies (S3: multipart-uploads) from that file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import tempfile
+import uuid
+import zipfile
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.config import Settings
+from core.db.models import Upload
+from core.errors import InputError, UnsupportedFormat
+from core.jobs.errors import UploadTooLarge
+from core.storage import ObjectStore
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_FLUSH = 1 << 20
+SPACERANGER_MARKERS = (
+    "filtered_feature_bc_matrix.h5",
+    "raw_feature_bc_matrix.h5",
+    "tissue_positions_list.csv",
+    "tissue_positions.csv",
+    "tissue_positions.parquet",
+)
+
+
+def sniff_format(path: Path, max_members: int) -> str:
+    """``h5ad`` | ``tar.gz`` | ``tar`` | ``zip``; refuses everything else.
+
+    Cheap structural checks only: an HDF5 file must look like AnnData (``obs``
+    and ``var`` groups); an archive must hold Space Ranger output (or one .h5ad).
+    The full check runs later in the worker's sandboxed validation.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.startswith(HDF5_MAGIC):
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                if "obs" in f and "var" in f:
+                    return "h5ad"
+        except OSError as e:
+            raise InputError(f"damaged HDF5 file: {e}", code="corrupt_file") from e
+        raise UnsupportedFormat("an HDF5 file that is not AnnData (.h5ad with obs and var)")
+    names: list[str] = []
+    fmt = ""
+    try:
+        if head.startswith(b"PK\x03\x04"):
+            fmt = "zip"
+            with zipfile.ZipFile(path) as z:
+                infos = z.infolist()
+                if len(infos) > max_members:
+                    raise InputError(
+                        f"archive holds {len(infos)} members, over {max_members}",
+                        code="unsafe_file",
+                    )
+                names = [i.filename for i in infos]
+        elif head.startswith(b"\x1f\x8b") or head[257:262] == b"ustar":
+            fmt = "tar.gz" if head.startswith(b"\x1f\x8b") else "tar"
+            with tarfile.open(path, "r:*") as t:
+                for i, m in enumerate(t):
+                    if i >= max_members:
+                        raise InputError(
+                            f"archive holds more than {max_members} members", code="unsafe_file"
+                        )
+                    names.append(m.name)
+        else:
+            raise UnsupportedFormat(
+                "expected an AnnData .h5ad (HDF5) or a Space Ranger folder as .tar.gz, .tar or .zip"
+            )
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+        raise InputError(f"damaged archive: {e}", code="corrupt_file") from e
+    base = {PurePosixPath(n).name for n in names}
+    if any(m in base for m in SPACERANGER_MARKERS) or any(
+        n.endswith(".h5ad") or "binned_outputs/" in n for n in names
+    ):
+        return fmt
+    raise InputError(
+        "the archive holds no Space Ranger output (no feature matrix, positions or .h5ad)",
+        code="not_spaceranger",
+    )
+
+
+async def receive_upload(
+    session: AsyncSession,
+    store: ObjectStore,
+    settings: Settings,
+    tenant_id: str,
+    filename: str,
+    chunks: AsyncIterator[bytes],
+    declared_length: int | None,
+) -> Upload:
+    """Stream ``chunks`` to storage and record the upload (not committed)."""
+    limit = settings.max_upload_bytes
+    if declared_length is not None and declared_length > limit:
+        raise UploadTooLarge(
+            f"upload of {declared_length:,} bytes is over the limit of {limit:,} bytes"
+        )
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp_name = tempfile.mkstemp(prefix="mgs-upload-")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            buf: list[bytes] = []
+            pending = 0
+
+            def flush(parts: list[bytes]) -> None:
+                for p in parts:
+                    digest.update(p)
+                    fh.write(p)
+
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(f"upload is over the limit of {limit:,} bytes")
+                buf.append(chunk)
+                pending += len(chunk)
+                if pending >= _FLUSH:
+                    parts, buf, pending = buf, [], 0
+                    await anyio.to_thread.run_sync(flush, parts)
+            await anyio.to_thread.run_sync(flush, buf)
+        if size == 0:
+            raise InputError("empty upload", code="empty_upload")
+        fmt = await anyio.to_thread.run_sync(sniff_format, tmp, settings.max_extract_members)
+        upload_id = uuid.uuid4()
+        key = f"uploads/{tenant_id}/{upload_id}"
+        await anyio.to_thread.run_sync(store.put_file, key, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    upload = Upload(
+        id=upload_id,
+        tenant_id=tenant_id,
+        filename=(filename or "upload")[:255],
+        format=fmt,
+        size=size,
+        sha256=digest.hexdigest(),
+        storage_key=key,
+    )
+    session.add(upload)
+    await session.flush()
+    return upload
