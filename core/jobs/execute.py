@@ -230,7 +230,11 @@ def run_test_sleep_job(
         for stage in (JobStage.VALIDATING.value, JobStage.ANALYZING.value):
             for i in range(steps + 1):
                 tracker(stage, i / steps)
-                if options.get("crash") and stage == JobStage.ANALYZING.value and i == 2:
+                if (
+                    attempt <= int(options.get("crash", 0))
+                    and stage == JobStage.ANALYZING.value
+                    and i == 2
+                ):
                     import os
 
                     os._exit(17)

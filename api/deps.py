@@ -1,0 +1,45 @@
+"""Request dependencies: the session, the object store, the caller's tenant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.config import Settings
+from core.jobs.keys import authenticate
+from core.storage import ObjectStore
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer mgs_...`")
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+def get_store(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.store
+    return store
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def current_tenant(
+    session: Annotated[AsyncSession, Depends(get_session)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    header = f"Bearer {creds.credentials}" if creds else None
+    return await authenticate(session, header)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+TenantDep = Annotated[str, Depends(current_tenant)]

@@ -1,0 +1,88 @@
+"""The FastAPI app: ``create_app()``; engines, store and Redis are made in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from api import errors
+from api.metrics import HttpMetrics
+from api.routers import health, jobs, uploads
+from api.schemas import Problem
+from core.config import Settings, get_settings
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; nothing connects until the lifespan starts."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import redis.asyncio as aioredis
+
+        from core.db.session import make_async_engine, make_async_sessionmaker
+        from core.storage import open_store
+
+        engine = make_async_engine(settings.database_url)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = make_async_sessionmaker(engine)
+        app.state.store = open_store(settings)
+        app.state.redis = aioredis.from_url(settings.broker_url)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="MedGemma Spatial API",
+        version=API_VERSION,
+        description=(
+            "Upload spatial transcriptomics samples, run the analysis and the MedGemma report as jobs, "
+            "poll or receive signed webhooks, download results. Errors are application/problem+json."
+        ),
+        lifespan=lifespan,
+    )
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    app.add_middleware(HttpMetrics, registry=registry)
+    errors.install(app)
+    app.include_router(uploads.router)
+    app.include_router(jobs.router)
+    app.include_router(health.router)
+
+    original = app.openapi
+
+    def openapi() -> dict:  # type: ignore[type-arg]
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = original()
+        spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+            Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        # every 422 is a problem document, not FastAPI's HTTPValidationError
+        for path in spec.get("paths", {}).values():
+            for op in path.values():
+                resp = op.get("responses", {})
+                if "422" in resp:
+                    resp["422"] = {
+                        "description": "Validation error",
+                        "content": {
+                            "application/problem+json": {
+                                "schema": {"$ref": "#/components/schemas/Problem"}
+                            }
+                        },
+                    }
+        for name in ("HTTPValidationError", "ValidationError"):
+            spec["components"]["schemas"].pop(name, None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,86 @@
+"""Prometheus metrics: HTTP latency (ASGI middleware), jobs by state, stage durations, queue depth."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+QUEUES = ("analysis", "report")
+
+
+class HttpMetrics:
+    """Pure ASGI middleware (no body buffering) recording request latency by route."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.latency = Histogram(
+            "mgs_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.latency.labels(scope["method"], path, str(status[0])).observe(
+                time.perf_counter() - t0
+            )
+
+
+async def render(app_state: Any) -> bytes:
+    """The HTTP registry plus figures read from Postgres and Redis at scrape time."""
+    from core.db import repositories as repo
+
+    out = generate_latest(app_state.metrics_registry)
+    jobs = GaugeMetricFamily("mgs_jobs", "Jobs by state", labels=["state"])
+    stage_sum = CounterMetricFamily(
+        "mgs_stage_duration_seconds_sum",
+        "Total seconds spent per stage (finished jobs)",
+        labels=["stage"],
+    )
+    stage_count = CounterMetricFamily(
+        "mgs_stage_duration_seconds_count", "Finished jobs that ran each stage", labels=["stage"]
+    )
+    depth = GaugeMetricFamily(
+        "mgs_queue_depth", "Messages waiting in each broker queue", labels=["queue"]
+    )
+    async with app_state.sessionmaker() as s:
+        counts = dict((await s.execute(repo.jobs_by_state())).all())
+        for st in ("queued", "running", "succeeded", "failed", "canceled"):
+            jobs.add_metric([st], counts.get(st, 0))
+        for stage, total, n in (await s.execute(repo.stage_durations())).all():
+            stage_sum.add_metric([stage], float(total))
+            stage_count.add_metric([stage], float(n))
+    for q in QUEUES:
+        try:
+            depth.add_metric([q], await app_state.redis.llen(q))
+        except Exception:
+            depth.add_metric([q], float("nan"))
+    reg = CollectorRegistry()
+
+    class _Static:
+        def collect(self) -> list[Any]:
+            return [jobs, stage_sum, stage_count, depth]
+
+    reg.register(_Static())  # type: ignore[arg-type]
+    return out + generate_latest(reg)

@@ -1,0 +1,218 @@
+"""Jobs: submit, get, list, cancel, report, artifacts."""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
+from api.errors import problem_responses
+from api.schemas import (
+    ArtifactList,
+    ArtifactOut,
+    JobCreate,
+    JobError,
+    JobLinks,
+    JobOut,
+    JobPage,
+    JobStateName,
+)
+from core.db.models import Job
+from core.jobs import service
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+REPORT_TYPES = {
+    "json": "application/json",
+    "markdown": "text/markdown; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+}
+
+
+def job_out(job: Job) -> JobOut:
+    base = f"/v1/jobs/{job.id}"
+    error = JobError(code=job.error_code, detail=job.error_detail or "") if job.error_code else None
+    return JobOut(
+        id=job.id,
+        state=job.state,  # type: ignore[arg-type]
+        stage=job.stage,  # type: ignore[arg-type]
+        progress=job.progress,
+        attempts=job.attempts,
+        external_sample_id=job.external_sample_id,
+        upload_id=job.upload_id,
+        options=job.options,
+        callback_url=job.callback_url,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=error,
+        links=JobLinks(
+            self=base,
+            report=f"{base}/report",
+            artifacts=f"{base}/artifacts",
+            cancel=f"{base}/cancel",
+        ),
+    )
+
+
+@router.post(
+    "",
+    operation_id="create_job",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def create_job(
+    body: JobCreate,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> JobOut:
+    """Submit a job for an upload. The same Idempotency-Key and body return the same job."""
+    req = service.SubmitRequest(
+        upload_id=body.upload_id,
+        external_sample_id=body.external_sample_id,
+        options=body.options.model_dump(mode="json"),
+        callback_url=body.callback_url,
+    )
+    job, _created = await service.submit_job(session, settings, tenant, req, idempotency_key)
+    await session.commit()
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_out(job)
+
+
+@router.get(
+    "", operation_id="list_jobs", response_model=JobPage, responses=problem_responses(401, 422)
+)
+async def list_jobs(
+    session: SessionDep,
+    tenant: TenantDep,
+    state: JobStateName | None = None,
+    external_sample_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JobPage:
+    """Jobs, newest first, filtered; follow ``next_cursor`` for the next page."""
+    jobs, nxt = await service.list_jobs(
+        session,
+        tenant,
+        state=state,
+        external_sample_id=external_sample_id,
+        created_after=created_after,
+        created_before=created_before,
+        cursor=cursor,
+        limit=limit,
+    )
+    return JobPage(items=[job_out(j) for j in jobs], next_cursor=nxt)
+
+
+@router.get(
+    "/{job_id}",
+    operation_id="get_job",
+    response_model=JobOut,
+    responses=problem_responses(401, 404, 422),
+)
+async def get_job(job_id: uuid.UUID, session: SessionDep, tenant: TenantDep) -> JobOut:
+    """State, stage, progress, attempts, timestamps and error of one job."""
+    return job_out(await service.get_job(session, tenant, job_id))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    operation_id="cancel_job",
+    response_model=JobOut,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def cancel_job(job_id: uuid.UUID, session: SessionDep, tenant: TenantDep) -> JobOut:
+    """Cancel a queued or running job (a worker stops at its next stage boundary)."""
+    job = await service.cancel_job(session, tenant, job_id)
+    await session.commit()
+    return job_out(job)
+
+
+def _stream(
+    store: StoreDep, key: str, media_type: str, filename: str | None = None
+) -> StreamingResponse:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else None
+    return StreamingResponse(store.iter_bytes(key), media_type=media_type, headers=headers)
+
+
+@router.get(
+    "/{job_id}/report",
+    operation_id="get_report",
+    responses={
+        200: {
+            "description": "The report (JSON by default).",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/markdown": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        },
+        **problem_responses(401, 404, 409, 422),
+    },
+    response_class=StreamingResponse,
+)
+async def get_report(
+    job_id: uuid.UUID,
+    session: SessionDep,
+    store: StoreDep,
+    tenant: TenantDep,
+    format: Literal["json", "markdown", "html"] = "json",
+) -> StreamingResponse:
+    """The report of a succeeded job: JSON, or ``?format=markdown`` / ``html``."""
+    job = await service.get_job(session, tenant, job_id)
+    key = await service.report_key(store, job, format)
+    return _stream(store, key, REPORT_TYPES[format])
+
+
+@router.get(
+    "/{job_id}/artifacts",
+    operation_id="list_artifacts",
+    response_model=ArtifactList,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def list_artifacts(
+    job_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep, tenant: TenantDep
+) -> ArtifactList:
+    """Result files of a succeeded job (spots.csv, features.json, analysis.json, figures, h5ad, report)."""
+    job = await service.get_job(session, tenant, job_id)
+    items = await service.list_artifacts(store, job)
+    return ArtifactList(
+        items=[
+            ArtifactOut(name=n, size=s, url=f"/v1/jobs/{job_id}/artifacts/{n}") for n, s in items
+        ]
+    )
+
+
+@router.get(
+    "/{job_id}/artifacts/{name:path}",
+    operation_id="get_artifact",
+    responses={
+        200: {
+            "description": "The file, streamed.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        **problem_responses(401, 404, 409, 422),
+    },
+    response_class=StreamingResponse,
+)
+async def get_artifact(
+    job_id: uuid.UUID, name: str, session: SessionDep, store: StoreDep, tenant: TenantDep
+) -> StreamingResponse:
+    """One result file, streamed."""
+    job = await service.get_job(session, tenant, job_id)
+    key = await service.artifact_key(store, job, name)
+    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return _stream(store, key, media, name.rsplit("/", 1)[-1])

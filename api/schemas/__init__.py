@@ -1,0 +1,108 @@
+"""Request and response models of API v1."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobStateName = Literal["queued", "running", "succeeded", "failed", "canceled"]
+JobStageName = Literal["validating", "analyzing", "reporting"]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``code`` is stable and machine-readable."""
+
+    type: str = Field(examples=["https://medgemma-spatial.dev/problems/job_not_found"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(examples=["job_not_found"])
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="Field errors (code validation_error)."
+    )
+
+
+class UploadOut(BaseModel):
+    id: uuid.UUID
+    filename: str = Field(description="The client's file name; display text only.")
+    format: Literal["h5ad", "tar.gz", "tar", "zip"]
+    size: int
+    sha256: str
+    created_at: datetime
+
+
+class JobOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: float = Field(1.0, gt=0, le=10, description="Leiden resolution.")
+    prompt_strategy: str = Field("anti_parroting", pattern=r"^[a-z_]{1,40}$")
+    markers: str | None = Field(
+        None, max_length=200, description="Marker table name (default: shipped table)."
+    )
+    backend: Literal["template", "transformers", "openai"] | None = Field(
+        None, description="Who writes the narrative (default: the server's MGS_REPORT_BACKEND)."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    upload_id: uuid.UUID
+    external_sample_id: str | None = Field(None, max_length=255)
+    options: JobOptions = Field(default_factory=JobOptions)
+    callback_url: str | None = Field(None, max_length=2048)
+
+
+class JobError(BaseModel):
+    code: str
+    detail: str
+
+
+class JobLinks(BaseModel):
+    self: str
+    report: str
+    artifacts: str
+    cancel: str
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    state: JobStateName
+    stage: JobStageName
+    progress: float = Field(ge=0, le=1)
+    attempts: int
+    external_sample_id: str | None
+    upload_id: uuid.UUID
+    options: dict[str, Any]
+    callback_url: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: JobError | None
+    links: JobLinks
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page.")
+
+
+class ArtifactOut(BaseModel):
+    name: str
+    size: int
+    url: str
+
+
+class ArtifactList(BaseModel):
+    items: list[ArtifactOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)

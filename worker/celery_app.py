@@ -1,0 +1,52 @@
+"""The Celery app. Configuration only at import; connections are made per worker process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_init, worker_process_init
+
+from core.config import get_settings
+
+
+def make_celery(broker_url: str) -> Celery:
+    app = Celery("medgemma_spatial", broker=broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_acks_late=True,  # a task lost with its worker is delivered again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,  # Postgres holds job state, not a result backend
+        task_default_queue="analysis",
+        task_routes={
+            "mgs.analysis": {"queue": "analysis"},
+            "mgs.test_sleep": {"queue": "analysis"},
+            "mgs.report": {"queue": "report"},
+        },
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+        task_serializer="json",
+        accept_content=["json"],
+    )
+    return app
+
+
+app = make_celery(get_settings().broker_url)
+
+
+@worker_process_init.connect
+def _init_process(**_: Any) -> None:
+    from worker import resources
+
+    resources.init()
+
+
+@worker_init.connect
+def _init_solo(sender: Any = None, **_: Any) -> None:
+    # the solo and threads pools run tasks in the main process (no worker_process_init)
+    pool = getattr(getattr(sender, "pool_cls", None), "__module__", "")
+    if "prefork" not in pool:
+        from worker import resources
+
+        resources.init()
