@@ -1,0 +1,175 @@
+"""The REST API against a live server (real Postgres, Redis, S3 via moto)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import sys
+import uuid
+import zipfile
+
+import pytest
+
+from tests.service.conftest import ROOT, make_key
+from tests.service.helpers import BRAIN_H5AD, client, spaceranger_targz, upload
+
+PROBLEM = "application/problem+json"
+
+
+def is_problem(r, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert body["code"] == code and body["status"] == status and body["detail"]
+
+
+@pytest.fixture(scope="module")
+def brain_upload(api: str, tenant_a: dict[str, str]) -> dict:
+    with client(api, tenant_a["auth"]) as c:
+        r = upload(c, BRAIN_H5AD.read_bytes(), "brain.h5ad")
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+def test_health_ready_metrics(api: str) -> None:
+    with client(api, None) as c:
+        assert c.get("/healthz").json()["status"] == "ok"
+        r = c.get("/readyz")
+        assert r.status_code == 200 and r.json()["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+        m = c.get("/metrics").text
+        assert "mgs_jobs{" in m and "mgs_queue_depth{" in m and "mgs_http_request_duration_seconds" in m
+
+
+def test_auth_missing_unknown_revoked(api: str, service_env: dict[str, str]) -> None:
+    with client(api, None) as c:
+        is_problem(c.get("/v1/jobs"), 401, "unauthorized")
+    with client(api, "Bearer mgs_00000000_nope") as c:
+        is_problem(c.get("/v1/jobs"), 401, "unauthorized")
+    key, _ = make_key(service_env, "lab-revoke")
+    with client(api, f"Bearer {key}") as c:
+        assert c.get("/v1/jobs").status_code == 200
+        subprocess.run([sys.executable, "-m", "api.cli", "keys", "revoke", key], env=service_env, cwd=ROOT, check=True, capture_output=True)
+        is_problem(c.get("/v1/jobs"), 401, "unauthorized")
+
+
+def test_upload_h5ad(brain_upload: dict) -> None:
+    data = BRAIN_H5AD.read_bytes()
+    assert brain_upload["size"] == len(data)
+    assert brain_upload["sha256"] == hashlib.sha256(data).hexdigest()
+    assert brain_upload["format"] == "h5ad" and brain_upload["filename"] == "brain.h5ad"
+
+
+def test_upload_spaceranger_archives(api: str, tenant_a: dict[str, str]) -> None:
+    with client(api, tenant_a["auth"]) as c:
+        r = upload(c, spaceranger_targz(), "../../etc/passwd")
+        assert r.status_code == 201, r.text
+        assert r.json()["format"] == "tar.gz"
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("outs/filtered_feature_bc_matrix.h5", b"x")
+        assert upload(c, buf.getvalue(), "s.zip").json()["format"] == "zip"
+
+
+def test_upload_refusals(api: str, tenant_a: dict[str, str], service_env: dict[str, str]) -> None:
+    with client(api, tenant_a["auth"]) as c:
+        is_problem(upload(c, b"just some text\n" * 10, "x.h5ad"), 415, "unsupported_format")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("notes.txt", "hello")
+        is_problem(upload(c, buf.getvalue(), "x.zip"), 422, "not_spaceranger")
+        is_problem(upload(c, b"", "x"), 422, "empty_upload")
+        h5 = (ROOT.parent / "shared" / "data" / "pbmc_10x_v3_subset.h5").read_bytes()
+        is_problem(upload(c, h5, "m.h5"), 415, "unsupported_format")
+        limit = int(service_env["MGS_MAX_UPLOAD_BYTES"])
+        is_problem(upload(c, b"\0" * (limit + 1), "big.h5ad"), 413, "upload_too_large")
+
+        def chunks():  # no Content-Length: the limit is enforced while streaming
+            for _ in range(limit // (1 << 20) + 2):
+                yield b"\0" * (1 << 20)
+
+        r = c.post("/v1/uploads", content=chunks(), headers={"content-type": "application/octet-stream"})
+        is_problem(r, 413, "upload_too_large")
+
+
+def test_submit_get_idempotency(api: str, tenant_a: dict[str, str], brain_upload: dict) -> None:
+    body = {"upload_id": brain_upload["id"], "external_sample_id": "S-1", "options": {"resolution": 0.8, "seed": 3}}
+    key = str(uuid.uuid4())
+    with client(api, tenant_a["auth"]) as c:
+        r1 = c.post("/v1/jobs", json=body, headers={"Idempotency-Key": key})
+        assert r1.status_code == 202, r1.text
+        job = r1.json()
+        assert job["state"] == "queued" and job["stage"] == "validating" and job["progress"] == 0
+        assert job["options"]["resolution"] == 0.8 and job["links"]["self"] == f"/v1/jobs/{job['id']}"
+        r2 = c.post("/v1/jobs", json=body, headers={"Idempotency-Key": key})
+        assert r2.status_code == 202 and r2.json()["id"] == job["id"]
+        r3 = c.post("/v1/jobs", json={**body, "external_sample_id": "S-2"}, headers={"Idempotency-Key": key})
+        is_problem(r3, 409, "idempotency_conflict")
+        got = c.get(f"/v1/jobs/{job['id']}").json()
+        assert got["id"] == job["id"] and got["attempts"] == 0
+
+
+def test_submit_validation(api: str, tenant_a: dict[str, str], brain_upload: dict) -> None:
+    with client(api, tenant_a["auth"]) as c:
+        r = c.post("/v1/jobs", json={"upload_id": "nope"})
+        is_problem(r, 422, "validation_error")
+        assert r.json()["errors"][0]["loc"] == ["body", "upload_id"]
+        is_problem(c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "options": {"resolution": -1}}), 422, "validation_error")
+        is_problem(c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "options": {"bogus": 1}}), 422, "validation_error")
+        is_problem(c.post("/v1/jobs", json={"upload_id": str(uuid.uuid4())}), 404, "upload_not_found")
+        is_problem(c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "callback_url": "ftp://x/y"}), 422, "callback_url_refused")
+        is_problem(c.get("/v1/jobs/not-a-uuid"), 422, "validation_error")
+        is_problem(c.get("/v1/nothing"), 404, "not_found")
+
+
+def test_tenant_isolation(api: str, tenant_a: dict[str, str], tenant_b: dict[str, str], brain_upload: dict) -> None:
+    with client(api, tenant_a["auth"]) as a, client(api, tenant_b["auth"]) as b:
+        job = a.post("/v1/jobs", json={"upload_id": brain_upload["id"]}).json()
+        is_problem(b.get(f"/v1/jobs/{job['id']}"), 404, "job_not_found")
+        is_problem(b.post(f"/v1/jobs/{job['id']}/cancel"), 404, "job_not_found")
+        is_problem(b.get(f"/v1/jobs/{job['id']}/artifacts"), 404, "job_not_found")
+        is_problem(b.post("/v1/jobs", json={"upload_id": brain_upload["id"]}), 404, "upload_not_found")
+        assert all(j["id"] != job["id"] for j in b.get("/v1/jobs").json()["items"])
+
+
+def test_list_filters_and_cursor(api: str, tenant_a: dict[str, str], brain_upload: dict) -> None:
+    sample = f"LIST-{uuid.uuid4().hex[:6]}"
+    with client(api, tenant_a["auth"]) as c:
+        ids = [c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "external_sample_id": sample}).json()["id"] for _ in range(5)]
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"external_sample_id": sample, "limit": 2, **({"cursor": cursor} if cursor else {})}
+            page = c.get("/v1/jobs", params=params).json()
+            seen += [j["id"] for j in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert seen == list(reversed(ids))
+        assert c.get("/v1/jobs", params={"external_sample_id": sample, "state": "succeeded"}).json()["items"] == []
+        first = c.get(f"/v1/jobs/{ids[0]}").json()
+        after = c.get("/v1/jobs", params={"external_sample_id": sample, "created_after": first["created_at"]}).json()
+        assert len(after["items"]) == 5
+        is_problem(c.get("/v1/jobs", params={"cursor": "garbage"}), 422, "invalid_cursor")
+
+
+def test_cancel_queued_and_results_not_ready(api: str, tenant_a: dict[str, str], brain_upload: dict) -> None:
+    with client(api, tenant_a["auth"]) as c:
+        job = c.post("/v1/jobs", json={"upload_id": brain_upload["id"]}).json()
+        is_problem(c.get(f"/v1/jobs/{job['id']}/report"), 409, "job_not_succeeded")
+        r = c.post(f"/v1/jobs/{job['id']}/cancel")
+        assert r.status_code == 200 and r.json()["state"] == "canceled"
+        assert r.json()["error"]["code"] == "canceled"
+        assert c.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "canceled"
+        is_problem(c.get(f"/v1/jobs/{job['id']}/artifacts"), 409, "job_not_succeeded")
+
+
+def test_openapi_has_operation_ids_and_error_schemas(api: str) -> None:
+    with client(api, None) as c:
+        spec = c.get("/openapi.json").json()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            assert op.get("operationId"), (method, path)
+            for status, resp in op["responses"].items():
+                if status.startswith(("4", "5")) and path.startswith("/v1"):
+                    assert "application/problem+json" in resp["content"], (method, path, status)
