@@ -1,0 +1,239 @@
+"""Job lifecycle: outbox, relay, claim, leases, fencing, retries, cancel, webhooks.
+
+Uses the TEST-ONLY 'test_sleep' job kind (enabled by MGS_ENABLE_TEST_JOBS) so the
+plumbing is tested apart from the science; the real analysis runs in test_e2e.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from core.jobs import webhooks
+from core.jobs.errors import CallbackRefused, LeaseLost
+from tests.service.conftest import WebhookSink, settings_from, start_relay, start_worker, wait_state
+from tests.service.helpers import BRAIN_H5AD, client, submit_test_job, tenant_of, upload
+
+
+@pytest.fixture(scope="module")
+def relay(service_env: dict[str, str], tmp_path_factory: Any):  # type: ignore[no-untyped-def]
+    p = start_relay(service_env, tmp_path_factory.mktemp("logs") / "relay.log")
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(service_env: dict[str, str], tmp_path_factory: Any):  # type: ignore[no-untyped-def]
+    p = start_worker(service_env, tmp_path_factory.mktemp("logs") / "worker.log")
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def up(api: str, tenant_a: dict[str, str]) -> str:
+    with client(api, tenant_a["auth"]) as c:
+        return str(upload(c, BRAIN_H5AD.read_bytes()).json()["id"])
+
+
+@pytest.fixture(scope="module")
+def tenant(tenant_a: dict[str, str], service_env: dict[str, str]) -> str:
+    return tenant_of(tenant_a["key"], service_env)
+
+
+def check_signature(secret: str, hook: dict[str, Any]) -> None:
+    h = {k.lower(): v for k, v in hook["headers"].items()}
+    assert h["webhook-id"].startswith("msg_")
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{h['webhook-id']}.{h['webhook-timestamp']}.".encode() + hook["body"]
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert h["webhook-signature"] == f"v1,{expected}"
+    assert webhooks.verify(secret, h, hook["body"])
+    assert not webhooks.verify(secret, h, hook["body"] + b" ")
+
+
+def test_success_progress_artifacts_webhook(
+    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any, sink: WebhookSink
+) -> None:
+    job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 1.0}, sink.url)
+    with client(api, tenant_a["auth"]) as c:
+        seen = set()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            j = c.get(f"/v1/jobs/{job_id}").json()
+            seen.add((j["state"], j["stage"]))
+            if j["state"] == "succeeded":
+                break
+            time.sleep(0.1)
+        assert j["state"] == "succeeded", (j, worker.tail())
+        assert ("running", "analyzing") in seen
+        assert j["progress"] == 1.0 and j["attempts"] == 1 and j["finished_at"]
+        arts = c.get(f"/v1/jobs/{job_id}/artifacts").json()["items"]
+        assert [a["name"] for a in arts] == ["sleep.json"]
+        body = c.get(arts[0]["url"]).json()
+        assert body["attempt"] == 1
+    hooks = sink.wait(1)
+    assert len(hooks) == 1
+    event = json.loads(hooks[0]["body"])
+    assert event["type"] == "job.succeeded" and event["data"]["id"] == job_id
+    check_signature(tenant_a["secret"], hooks[0])
+
+
+def test_failure_stores_code_and_sends_webhook(
+    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any, sink: WebhookSink
+) -> None:
+    job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 0.1, "fail_code": "empty_after_qc"}, sink.url)
+    with client(api, tenant_a["auth"]) as c:
+        j = wait_state(c, job_id, {"failed", "succeeded"}, 60)
+    assert j["state"] == "failed" and j["error"]["code"] == "empty_after_qc"
+    ev = json.loads(sink.wait(1)[0]["body"])
+    assert ev["type"] == "job.failed" and ev["data"]["error"]["code"] == "empty_after_qc"
+
+
+def test_cancel_running_job_frees_worker(
+    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any, sink: WebhookSink
+) -> None:
+    slow = submit_test_job(service_env, tenant, up, {"sleep_s": 30}, sink.url)
+    with client(api, tenant_a["auth"]) as c:
+        wait_state(c, slow, {"running"}, 60)
+        assert c.post(f"/v1/jobs/{slow}/cancel").json()["state"] == "canceled"
+        quick = submit_test_job(service_env, tenant, up, {"sleep_s": 0.1})
+        t0 = time.time()
+        assert wait_state(c, quick, {"succeeded"}, 30)["state"] == "succeeded"
+        assert time.time() - t0 < 25  # the canceled job did not hold the worker for its 60 s
+        j = c.get(f"/v1/jobs/{slow}").json()
+        assert j["state"] == "canceled"
+        from tests.service.conftest import settings_from as _s
+
+        from core.storage import open_store
+
+        assert open_store(_s(service_env)).list(f"jobs/{slow}") == []
+    assert json.loads(sink.wait(1)[0]["body"])["type"] == "job.canceled"
+
+
+def test_webhook_retried_with_backoff(
+    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any
+) -> None:
+    sink = WebhookSink(fail_first=2)
+    try:
+        job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 0.1}, sink.url)
+        hooks = sink.wait(1, timeout=60)
+        assert len(hooks) == 1 and json.loads(hooks[0]["body"])["data"]["id"] == job_id
+        assert sink.fail_first == 0
+    finally:
+        sink.close()
+
+
+def test_crashed_worker_lease_expires_and_job_is_retried(
+    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any,
+    tmp_path: Any,
+) -> None:
+    """A worker that dies mid-job: the lease expires, the reconciler sends the job back,
+    the next attempt succeeds and writes under attempt-2/."""
+    worker.stop()  # only the workers below may take this job (the module's worker is done)
+    short = {"MGS_JOB_LEASE_S": "2"}
+    job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 0.5, "crash": 1})
+    w1 = start_worker(service_env, tmp_path / "w1.log", **short)
+    try:
+        w1.p.wait(60)
+        assert w1.p.returncode == 17, w1.tail()
+    finally:
+        w1.stop()
+    w2 = start_worker(service_env, tmp_path / "w2.log", **short)
+    try:
+        with client(api, tenant_a["auth"]) as c:
+            j = wait_state(c, job_id, {"succeeded", "failed"}, 90)
+            assert j["state"] == "succeeded", (j, w2.tail())
+            assert j["attempts"] == 2
+            names = [a["name"] for a in c.get(f"/v1/jobs/{job_id}/artifacts").json()["items"]]
+            assert names == ["sleep.json"]
+            assert c.get(f"/v1/jobs/{job_id}/artifacts/sleep.json").json()["attempt"] == 2
+    finally:
+        w2.stop()
+
+
+# ---- use cases in-process against the real database ------------------------------------
+
+
+@pytest.fixture
+def sessions(service_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    from core.db.session import make_sync_engine, make_sync_sessionmaker
+
+    engine = make_sync_engine(service_env["MGS_DATABASE_URL"])
+    yield make_sync_sessionmaker(engine)
+    engine.dispose()
+
+
+def _expire(sessions: Any, job_id: uuid.UUID) -> None:
+    from core.db.models import Job
+
+    with sessions() as s, s.begin():
+        s.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+
+
+def test_fencing_and_attempts_exhausted(sessions: Any, service_env: dict[str, str], tenant: str, up: str) -> None:
+    from core.db.models import Job, OutboxMessage
+    from core.jobs import lifecycle, outbox
+
+    settings = settings_from(service_env).model_copy(update={"job_max_attempts": 2})
+    job_id = uuid.UUID(submit_test_job(service_env, tenant, up, {}, None, job_max_attempts=2))
+    with sessions() as s, s.begin():
+        j1 = lifecycle.claim(s, job_id, "analysis", "w1", settings)
+        assert j1 is not None and j1.attempts == 1
+    with sessions() as s, s.begin():  # a duplicate delivery does nothing
+        assert lifecycle.claim(s, job_id, "analysis", "w2", settings) is None
+    _expire(sessions, job_id)
+    with sessions() as s, s.begin():
+        assert outbox.reconcile(s, settings)["requeued"] >= 1
+    with sessions() as s, s.begin():
+        j2 = lifecycle.claim(s, job_id, "analysis", "w2", settings)
+        assert j2 is not None and j2.attempts == 2
+    # attempt 1 is stale: every write it tries is refused
+    with sessions() as s, s.begin(), pytest.raises(LeaseLost):
+        lifecycle.heartbeat(s, job_id, 1, "analyzing", 0.5, settings)
+    with sessions() as s, s.begin(), pytest.raises(LeaseLost):
+        lifecycle.succeed(s, job_id, 1, timings={}, analysis_prefix=f"jobs/{job_id}/attempt-1")
+    with sessions() as s, s.begin():
+        assert lifecycle.fail(s, job_id, 1, "x", "y") is None
+    with sessions() as s, s.begin():
+        lifecycle.heartbeat(s, job_id, 2, "analyzing", 0.5, settings)
+    _expire(sessions, job_id)
+    with sessions() as s, s.begin():
+        assert outbox.reconcile(s, settings)["exhausted"] >= 1
+    with sessions() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        assert job.state == "failed" and job.error_code == "attempts_exhausted" and job.attempts == 2
+        kinds = s.execute(select(OutboxMessage.kind).where(OutboxMessage.job_id == job_id)).scalars().all()
+        assert kinds.count("task") == 2  # submit + one resend
+
+
+def test_callback_url_guard() -> None:
+    for url in ["http://127.0.0.1/x", "http://localhost/x", "http://10.1.2.3/", "http://169.254.169.254/latest",
+                "http://[::1]/", "http://192.168.0.1/", "ftp://example.com/", "http://user:pw@example.com/"]:
+        with pytest.raises(CallbackRefused):
+            webhooks.check_callback_url(url, allow_private=False)
+    webhooks.check_callback_url("http://127.0.0.1:9/x", allow_private=True)
+    webhooks.check_callback_url("https://93.184.215.14/hook", allow_private=False)  # a public address literal
+
+
+def test_migrations_match_models(service_env: dict[str, str]) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from core.db.models import Base
+
+    engine = create_engine(service_env["MGS_DATABASE_URL"])
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
