@@ -165,7 +165,9 @@ def release(session: Session, job_id: uuid.UUID, attempt: int, detail: str) -> J
     job.lease_expires_at = None
     job.error_detail = detail[:4000]
     job.updated_at = datetime.now(UTC)
-    outbox.add_task(session, job)
+    outbox.add_task(
+        session, job, delay_s=min(2.0**job.stage_attempts, 60.0)
+    )  # back off between tries
     return job
 
 

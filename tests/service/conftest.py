@@ -37,12 +37,16 @@ def _reachable(host: str, port: int) -> bool:
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     here = str(Path(__file__).parent)
-    missing = [n for n, p in (("Postgres", 5432), ("Redis", 6379)) if not _reachable("127.0.0.1", p)]
+    missing = [
+        n for n, p in (("Postgres", 5432), ("Redis", 6379)) if not _reachable("127.0.0.1", p)
+    ]
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(pytest.mark.service)
             if missing:
-                item.add_marker(pytest.mark.skip(reason=f"{' and '.join(missing)} not reachable on 127.0.0.1"))
+                item.add_marker(
+                    pytest.mark.skip(reason=f"{' and '.join(missing)} not reachable on 127.0.0.1")
+                )
 
 
 def free_port() -> int:
@@ -104,7 +108,9 @@ def s3_server() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def service_env(pg_url: str, redis_url: str, s3_server: dict[str, str], tmp_path_factory: Any) -> dict[str, str]:
+def service_env(
+    pg_url: str, redis_url: str, s3_server: dict[str, str], tmp_path_factory: Any
+) -> dict[str, str]:
     """Environment of every service process of this test session (S3 storage on moto)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MGS_")}
     env.update(
@@ -159,7 +165,11 @@ def start_api(env: dict[str, str], log: Path) -> tuple[Proc, str]:
     import httpx
 
     port = free_port()
-    proc = Proc([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"], env, log)
+    proc = Proc(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        env,
+        log,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -175,9 +185,22 @@ def start_api(env: dict[str, str], log: Path) -> tuple[Proc, str]:
     raise RuntimeError(f"API did not start: {proc.tail()}")
 
 
-def start_worker(env: dict[str, str], log: Path, queues: str = "analysis", **overrides: str) -> Proc:
+def start_worker(
+    env: dict[str, str], log: Path, queues: str = "analysis", **overrides: str
+) -> Proc:
     wenv = {**env, **overrides}
-    args = [sys.executable, "-m", "api.cli", "worker", "--queues", queues, "--pool", "solo", "--loglevel", "warning"]
+    args = [
+        sys.executable,
+        "-m",
+        "api.cli",
+        "worker",
+        "--queues",
+        queues,
+        "--pool",
+        "solo",
+        "--loglevel",
+        "warning",
+    ]
     return Proc(args, wenv, log)
 
 
@@ -196,7 +219,11 @@ def make_key(env: dict[str, str], tenant: str) -> tuple[str, str]:
     """(api key, webhook secret) through the real CLI."""
     out = subprocess.run(
         [sys.executable, "-m", "api.cli", "keys", "create", "--tenant", tenant],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     fields = dict(line.split(": ", 1) for line in out.strip().splitlines())
     return fields["api_key"], fields["webhook_secret"]
@@ -230,7 +257,9 @@ class WebhookSink:
                     self.send_response(503)
                     self.end_headers()
                     return
-                sink.received.append({"headers": dict(self.headers.items()), "body": body, "path": self.path})
+                sink.received.append(
+                    {"headers": dict(self.headers.items()), "body": body, "path": self.path}
+                )
                 self.send_response(204)
                 self.end_headers()
 

@@ -29,12 +29,20 @@ def spaceranger_targz(folder: Path = VISIUM_DIR) -> bytes:
 
 
 def upload(c: httpx.Client, data: bytes, filename: str = "sample.h5ad") -> httpx.Response:
-    return c.post("/v1/uploads", params={"filename": filename}, content=data,
-                  headers={"content-type": "application/octet-stream"})
+    return c.post(
+        "/v1/uploads",
+        params={"filename": filename},
+        content=data,
+        headers={"content-type": "application/octet-stream"},
+    )
 
 
 def submit_test_job(
-    env: dict[str, str], tenant: str, upload_id: str, options: dict[str, Any], callback_url: str | None = None,
+    env: dict[str, str],
+    tenant: str,
+    upload_id: str,
+    options: dict[str, Any],
+    callback_url: str | None = None,
     **settings_overrides: Any,
 ) -> str:
     """Submit a TEST-ONLY 'test_sleep' job through the real submit use case (not exposed over HTTP)."""
@@ -50,8 +58,16 @@ def submit_test_job(
         try:
             async with make_async_sessionmaker(engine)() as s:
                 job, _ = await service.submit_job(
-                    s, settings, tenant,
-                    service.SubmitRequest(uuid.UUID(upload_id), "test", options, callback_url, JobKind.TEST_SLEEP.value),
+                    s,
+                    settings,
+                    tenant,
+                    service.SubmitRequest(
+                        uuid.UUID(upload_id),
+                        "test",
+                        options,
+                        callback_url,
+                        JobKind.TEST_SLEEP.value,
+                    ),
                     None,
                 )
                 await s.commit()
@@ -69,7 +85,9 @@ def tenant_of(key: str, env: dict[str, str]) -> str:
 
     url = env["MGS_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(url) as c:
-        row = c.execute("SELECT tenant_id FROM api_keys WHERE key_hash = %s",
-                        (hashlib.sha256(key.encode()).hexdigest(),)).fetchone()
+        row = c.execute(
+            "SELECT tenant_id FROM api_keys WHERE key_hash = %s",
+            (hashlib.sha256(key.encode()).hexdigest(),),
+        ).fetchone()
     assert row
     return str(row[0])

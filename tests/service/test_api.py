@@ -36,9 +36,17 @@ def test_health_ready_metrics(api: str) -> None:
     with client(api, None) as c:
         assert c.get("/healthz").json()["status"] == "ok"
         r = c.get("/readyz")
-        assert r.status_code == 200 and r.json()["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+        assert r.status_code == 200 and r.json()["checks"] == {
+            "database": "ok",
+            "broker": "ok",
+            "storage": "ok",
+        }
         m = c.get("/metrics").text
-        assert "mgs_jobs{" in m and "mgs_queue_depth{" in m and "mgs_http_request_duration_seconds" in m
+        assert (
+            "mgs_jobs{" in m
+            and "mgs_queue_depth{" in m
+            and "mgs_http_request_duration_seconds" in m
+        )
 
 
 def test_auth_missing_unknown_revoked(api: str, service_env: dict[str, str]) -> None:
@@ -49,7 +57,13 @@ def test_auth_missing_unknown_revoked(api: str, service_env: dict[str, str]) -> 
     key, _ = make_key(service_env, "lab-revoke")
     with client(api, f"Bearer {key}") as c:
         assert c.get("/v1/jobs").status_code == 200
-        subprocess.run([sys.executable, "-m", "api.cli", "keys", "revoke", key], env=service_env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "api.cli", "keys", "revoke", key],
+            env=service_env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         is_problem(c.get("/v1/jobs"), 401, "unauthorized")
 
 
@@ -88,22 +102,32 @@ def test_upload_refusals(api: str, tenant_a: dict[str, str], service_env: dict[s
             for _ in range(limit // (1 << 20) + 2):
                 yield b"\0" * (1 << 20)
 
-        r = c.post("/v1/uploads", content=chunks(), headers={"content-type": "application/octet-stream"})
+        r = c.post(
+            "/v1/uploads", content=chunks(), headers={"content-type": "application/octet-stream"}
+        )
         is_problem(r, 413, "upload_too_large")
 
 
 def test_submit_get_idempotency(api: str, tenant_a: dict[str, str], brain_upload: dict) -> None:
-    body = {"upload_id": brain_upload["id"], "external_sample_id": "S-1", "options": {"resolution": 0.8, "seed": 3}}
+    body = {
+        "upload_id": brain_upload["id"],
+        "external_sample_id": "S-1",
+        "options": {"resolution": 0.8, "seed": 3},
+    }
     key = str(uuid.uuid4())
     with client(api, tenant_a["auth"]) as c:
         r1 = c.post("/v1/jobs", json=body, headers={"Idempotency-Key": key})
         assert r1.status_code == 202, r1.text
         job = r1.json()
         assert job["state"] == "queued" and job["stage"] == "validating" and job["progress"] == 0
-        assert job["options"]["resolution"] == 0.8 and job["links"]["self"] == f"/v1/jobs/{job['id']}"
+        assert (
+            job["options"]["resolution"] == 0.8 and job["links"]["self"] == f"/v1/jobs/{job['id']}"
+        )
         r2 = c.post("/v1/jobs", json=body, headers={"Idempotency-Key": key})
         assert r2.status_code == 202 and r2.json()["id"] == job["id"]
-        r3 = c.post("/v1/jobs", json={**body, "external_sample_id": "S-2"}, headers={"Idempotency-Key": key})
+        r3 = c.post(
+            "/v1/jobs", json={**body, "external_sample_id": "S-2"}, headers={"Idempotency-Key": key}
+        )
         is_problem(r3, 409, "idempotency_conflict")
         got = c.get(f"/v1/jobs/{job['id']}").json()
         assert got["id"] == job["id"] and got["attempts"] == 0
@@ -114,46 +138,84 @@ def test_submit_validation(api: str, tenant_a: dict[str, str], brain_upload: dic
         r = c.post("/v1/jobs", json={"upload_id": "nope"})
         is_problem(r, 422, "validation_error")
         assert r.json()["errors"][0]["loc"] == ["body", "upload_id"]
-        is_problem(c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "options": {"resolution": -1}}), 422, "validation_error")
-        is_problem(c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "options": {"bogus": 1}}), 422, "validation_error")
-        is_problem(c.post("/v1/jobs", json={"upload_id": str(uuid.uuid4())}), 404, "upload_not_found")
-        is_problem(c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "callback_url": "ftp://x/y"}), 422, "callback_url_refused")
+        is_problem(
+            c.post(
+                "/v1/jobs", json={"upload_id": brain_upload["id"], "options": {"resolution": -1}}
+            ),
+            422,
+            "validation_error",
+        )
+        is_problem(
+            c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "options": {"bogus": 1}}),
+            422,
+            "validation_error",
+        )
+        is_problem(
+            c.post("/v1/jobs", json={"upload_id": str(uuid.uuid4())}), 404, "upload_not_found"
+        )
+        is_problem(
+            c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "callback_url": "ftp://x/y"}),
+            422,
+            "callback_url_refused",
+        )
         is_problem(c.get("/v1/jobs/not-a-uuid"), 422, "validation_error")
         is_problem(c.get("/v1/nothing"), 404, "not_found")
 
 
-def test_tenant_isolation(api: str, tenant_a: dict[str, str], tenant_b: dict[str, str], brain_upload: dict) -> None:
+def test_tenant_isolation(
+    api: str, tenant_a: dict[str, str], tenant_b: dict[str, str], brain_upload: dict
+) -> None:
     with client(api, tenant_a["auth"]) as a, client(api, tenant_b["auth"]) as b:
         job = a.post("/v1/jobs", json={"upload_id": brain_upload["id"]}).json()
         is_problem(b.get(f"/v1/jobs/{job['id']}"), 404, "job_not_found")
         is_problem(b.post(f"/v1/jobs/{job['id']}/cancel"), 404, "job_not_found")
         is_problem(b.get(f"/v1/jobs/{job['id']}/artifacts"), 404, "job_not_found")
-        is_problem(b.post("/v1/jobs", json={"upload_id": brain_upload["id"]}), 404, "upload_not_found")
+        is_problem(
+            b.post("/v1/jobs", json={"upload_id": brain_upload["id"]}), 404, "upload_not_found"
+        )
         assert all(j["id"] != job["id"] for j in b.get("/v1/jobs").json()["items"])
 
 
 def test_list_filters_and_cursor(api: str, tenant_a: dict[str, str], brain_upload: dict) -> None:
     sample = f"LIST-{uuid.uuid4().hex[:6]}"
     with client(api, tenant_a["auth"]) as c:
-        ids = [c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "external_sample_id": sample}).json()["id"] for _ in range(5)]
+        ids = [
+            c.post(
+                "/v1/jobs", json={"upload_id": brain_upload["id"], "external_sample_id": sample}
+            ).json()["id"]
+            for _ in range(5)
+        ]
         seen: list[str] = []
         cursor = None
         while True:
-            params = {"external_sample_id": sample, "limit": 2, **({"cursor": cursor} if cursor else {})}
+            params = {
+                "external_sample_id": sample,
+                "limit": 2,
+                **({"cursor": cursor} if cursor else {}),
+            }
             page = c.get("/v1/jobs", params=params).json()
             seen += [j["id"] for j in page["items"]]
             cursor = page["next_cursor"]
             if not cursor:
                 break
         assert seen == list(reversed(ids))
-        assert c.get("/v1/jobs", params={"external_sample_id": sample, "state": "succeeded"}).json()["items"] == []
+        assert (
+            c.get("/v1/jobs", params={"external_sample_id": sample, "state": "succeeded"}).json()[
+                "items"
+            ]
+            == []
+        )
         first = c.get(f"/v1/jobs/{ids[0]}").json()
-        after = c.get("/v1/jobs", params={"external_sample_id": sample, "created_after": first["created_at"]}).json()
+        after = c.get(
+            "/v1/jobs", params={"external_sample_id": sample, "created_after": first["created_at"]}
+        ).json()
         assert len(after["items"]) == 5
         is_problem(c.get("/v1/jobs", params={"cursor": "garbage"}), 422, "invalid_cursor")
 
 
-def test_cancel_queued_and_results_not_ready(api: str, tenant_a: dict[str, str], brain_upload: dict) -> None:
+def test_cancel_queued_and_results_not_ready(
+    api: str, tenant_a: dict[str, str], brain_upload: dict
+) -> None:
     with client(api, tenant_a["auth"]) as c:
         job = c.post("/v1/jobs", json={"upload_id": brain_upload["id"]}).json()
         is_problem(c.get(f"/v1/jobs/{job['id']}/report"), 409, "job_not_succeeded")

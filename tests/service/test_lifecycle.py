@@ -61,7 +61,14 @@ def check_signature(secret: str, hook: dict[str, Any]) -> None:
 
 
 def test_success_progress_artifacts_webhook(
-    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any, sink: WebhookSink
+    api: str,
+    tenant_a: dict[str, str],
+    tenant: str,
+    up: str,
+    service_env: dict[str, str],
+    relay: Any,
+    worker: Any,
+    sink: WebhookSink,
 ) -> None:
     job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 1.0}, sink.url)
     with client(api, tenant_a["auth"]) as c:
@@ -88,9 +95,18 @@ def test_success_progress_artifacts_webhook(
 
 
 def test_failure_stores_code_and_sends_webhook(
-    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any, sink: WebhookSink
+    api: str,
+    tenant_a: dict[str, str],
+    tenant: str,
+    up: str,
+    service_env: dict[str, str],
+    relay: Any,
+    worker: Any,
+    sink: WebhookSink,
 ) -> None:
-    job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 0.1, "fail_code": "empty_after_qc"}, sink.url)
+    job_id = submit_test_job(
+        service_env, tenant, up, {"sleep_s": 0.1, "fail_code": "empty_after_qc"}, sink.url
+    )
     with client(api, tenant_a["auth"]) as c:
         j = wait_state(c, job_id, {"failed", "succeeded"}, 60)
     assert j["state"] == "failed" and j["error"]["code"] == "empty_after_qc"
@@ -99,7 +115,14 @@ def test_failure_stores_code_and_sends_webhook(
 
 
 def test_cancel_running_job_frees_worker(
-    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any, sink: WebhookSink
+    api: str,
+    tenant_a: dict[str, str],
+    tenant: str,
+    up: str,
+    service_env: dict[str, str],
+    relay: Any,
+    worker: Any,
+    sink: WebhookSink,
 ) -> None:
     slow = submit_test_job(service_env, tenant, up, {"sleep_s": 30}, sink.url)
     with client(api, tenant_a["auth"]) as c:
@@ -111,16 +134,21 @@ def test_cancel_running_job_frees_worker(
         assert time.time() - t0 < 25  # the canceled job did not hold the worker for its 60 s
         j = c.get(f"/v1/jobs/{slow}").json()
         assert j["state"] == "canceled"
-        from tests.service.conftest import settings_from as _s
-
         from core.storage import open_store
+        from tests.service.conftest import settings_from as _s
 
         assert open_store(_s(service_env)).list(f"jobs/{slow}") == []
     assert json.loads(sink.wait(1)[0]["body"])["type"] == "job.canceled"
 
 
 def test_webhook_retried_with_backoff(
-    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any
+    api: str,
+    tenant_a: dict[str, str],
+    tenant: str,
+    up: str,
+    service_env: dict[str, str],
+    relay: Any,
+    worker: Any,
 ) -> None:
     sink = WebhookSink(fail_first=2)
     try:
@@ -133,7 +161,13 @@ def test_webhook_retried_with_backoff(
 
 
 def test_crashed_worker_lease_expires_and_job_is_retried(
-    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str], relay: Any, worker: Any,
+    api: str,
+    tenant_a: dict[str, str],
+    tenant: str,
+    up: str,
+    service_env: dict[str, str],
+    relay: Any,
+    worker: Any,
     tmp_path: Any,
 ) -> None:
     """A worker that dies mid-job: the lease expires, the reconciler sends the job back,
@@ -176,10 +210,16 @@ def _expire(sessions: Any, job_id: uuid.UUID) -> None:
     from core.db.models import Job
 
     with sessions() as s, s.begin():
-        s.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
 
 
-def test_fencing_and_attempts_exhausted(sessions: Any, service_env: dict[str, str], tenant: str, up: str) -> None:
+def test_fencing_and_attempts_exhausted(
+    sessions: Any, service_env: dict[str, str], tenant: str, up: str
+) -> None:
     from core.db.models import Job, OutboxMessage
     from core.jobs import lifecycle, outbox
 
@@ -211,18 +251,34 @@ def test_fencing_and_attempts_exhausted(sessions: Any, service_env: dict[str, st
     with sessions() as s:
         job = s.get(Job, job_id)
         assert job is not None
-        assert job.state == "failed" and job.error_code == "attempts_exhausted" and job.attempts == 2
-        kinds = s.execute(select(OutboxMessage.kind).where(OutboxMessage.job_id == job_id)).scalars().all()
+        assert (
+            job.state == "failed" and job.error_code == "attempts_exhausted" and job.attempts == 2
+        )
+        kinds = (
+            s.execute(select(OutboxMessage.kind).where(OutboxMessage.job_id == job_id))
+            .scalars()
+            .all()
+        )
         assert kinds.count("task") == 2  # submit + one resend
 
 
 def test_callback_url_guard() -> None:
-    for url in ["http://127.0.0.1/x", "http://localhost/x", "http://10.1.2.3/", "http://169.254.169.254/latest",
-                "http://[::1]/", "http://192.168.0.1/", "ftp://example.com/", "http://user:pw@example.com/"]:
+    for url in [
+        "http://127.0.0.1/x",
+        "http://localhost/x",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest",
+        "http://[::1]/",
+        "http://192.168.0.1/",
+        "ftp://example.com/",
+        "http://user:pw@example.com/",
+    ]:
         with pytest.raises(CallbackRefused):
             webhooks.check_callback_url(url, allow_private=False)
     webhooks.check_callback_url("http://127.0.0.1:9/x", allow_private=True)
-    webhooks.check_callback_url("https://93.184.215.14/hook", allow_private=False)  # a public address literal
+    webhooks.check_callback_url(
+        "https://93.184.215.14/hook", allow_private=False
+    )  # a public address literal
 
 
 def test_migrations_match_models(service_env: dict[str, str]) -> None:

@@ -29,7 +29,10 @@ def test_roundtrip_list_delete(store, tmp_path: Path) -> None:  # type: ignore[n
     assert store.size("jobs/j1/attempt-1/missing") is None
     assert b"".join(store.iter_bytes("jobs/j1/attempt-1/a.txt")) == b"alpha"
     out = download_prefix(store, "jobs/j1/attempt-1", tmp_path / "dl")
-    assert sorted(p.relative_to(tmp_path / "dl").as_posix() for p in out) == ["a.txt", "figures/b.png"]
+    assert sorted(p.relative_to(tmp_path / "dl").as_posix() for p in out) == [
+        "a.txt",
+        "figures/b.png",
+    ]
     store.delete_prefix("jobs/j1/attempt-1")
     assert store.list("jobs/j1/attempt-1") == []
     store.ping()

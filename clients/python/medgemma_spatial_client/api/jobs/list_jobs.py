@@ -1,0 +1,306 @@
+import datetime
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.job_page import JobPage
+from ...models.list_jobs_state_type_0 import ListJobsStateType0
+from ...models.problem import Problem
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    state: ListJobsStateType0 | None | Unset = UNSET,
+    external_sample_id: None | str | Unset = UNSET,
+    created_after: datetime.datetime | None | Unset = UNSET,
+    created_before: datetime.datetime | None | Unset = UNSET,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 50,
+
+) -> dict[str, Any]:
+    
+
+    
+
+    params: dict[str, Any] = {}
+
+    json_state: None | str | Unset
+    if isinstance(state, Unset):
+        json_state = UNSET
+    elif isinstance(state, ListJobsStateType0):
+        json_state = state.value
+    else:
+        json_state = state
+    params["state"] = json_state
+
+    json_external_sample_id: None | str | Unset
+    if isinstance(external_sample_id, Unset):
+        json_external_sample_id = UNSET
+    else:
+        json_external_sample_id = external_sample_id
+    params["external_sample_id"] = json_external_sample_id
+
+    json_created_after: None | str | Unset
+    if isinstance(created_after, Unset):
+        json_created_after = UNSET
+    elif isinstance(created_after, datetime.datetime):
+        json_created_after = created_after.isoformat()
+    else:
+        json_created_after = created_after
+    params["created_after"] = json_created_after
+
+    json_created_before: None | str | Unset
+    if isinstance(created_before, Unset):
+        json_created_before = UNSET
+    elif isinstance(created_before, datetime.datetime):
+        json_created_before = created_before.isoformat()
+    else:
+        json_created_before = created_before
+    params["created_before"] = json_created_before
+
+    json_cursor: None | str | Unset
+    if isinstance(cursor, Unset):
+        json_cursor = UNSET
+    else:
+        json_cursor = cursor
+    params["cursor"] = json_cursor
+
+    params["limit"] = limit
+
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/v1/jobs",
+        "params": params,
+    }
+
+
+    return _kwargs
+
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> JobPage | Problem | None:
+    if response.status_code == 200:
+        response_200 = JobPage.from_dict(response.json())
+
+
+
+        return response_200
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+
+
+        return response_401
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+
+
+        return response_422
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[JobPage | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient,
+    state: ListJobsStateType0 | None | Unset = UNSET,
+    external_sample_id: None | str | Unset = UNSET,
+    created_after: datetime.datetime | None | Unset = UNSET,
+    created_before: datetime.datetime | None | Unset = UNSET,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 50,
+
+) -> Response[JobPage | Problem]:
+    """ List Jobs
+
+     Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
+
+    Args:
+        state (ListJobsStateType0 | None | Unset):
+        external_sample_id (None | str | Unset):
+        created_after (datetime.datetime | None | Unset):
+        created_before (datetime.datetime | None | Unset):
+        cursor (None | str | Unset):
+        limit (int | Unset):  Default: 50.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[JobPage | Problem]
+     """
+
+
+    kwargs = _get_kwargs(
+        state=state,
+external_sample_id=external_sample_id,
+created_after=created_after,
+created_before=created_before,
+cursor=cursor,
+limit=limit,
+
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+def sync(
+    *,
+    client: AuthenticatedClient,
+    state: ListJobsStateType0 | None | Unset = UNSET,
+    external_sample_id: None | str | Unset = UNSET,
+    created_after: datetime.datetime | None | Unset = UNSET,
+    created_before: datetime.datetime | None | Unset = UNSET,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 50,
+
+) -> JobPage | Problem | None:
+    """ List Jobs
+
+     Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
+
+    Args:
+        state (ListJobsStateType0 | None | Unset):
+        external_sample_id (None | str | Unset):
+        created_after (datetime.datetime | None | Unset):
+        created_before (datetime.datetime | None | Unset):
+        cursor (None | str | Unset):
+        limit (int | Unset):  Default: 50.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        JobPage | Problem
+     """
+
+
+    return sync_detailed(
+        client=client,
+state=state,
+external_sample_id=external_sample_id,
+created_after=created_after,
+created_before=created_before,
+cursor=cursor,
+limit=limit,
+
+    ).parsed
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient,
+    state: ListJobsStateType0 | None | Unset = UNSET,
+    external_sample_id: None | str | Unset = UNSET,
+    created_after: datetime.datetime | None | Unset = UNSET,
+    created_before: datetime.datetime | None | Unset = UNSET,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 50,
+
+) -> Response[JobPage | Problem]:
+    """ List Jobs
+
+     Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
+
+    Args:
+        state (ListJobsStateType0 | None | Unset):
+        external_sample_id (None | str | Unset):
+        created_after (datetime.datetime | None | Unset):
+        created_before (datetime.datetime | None | Unset):
+        cursor (None | str | Unset):
+        limit (int | Unset):  Default: 50.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[JobPage | Problem]
+     """
+
+
+    kwargs = _get_kwargs(
+        state=state,
+external_sample_id=external_sample_id,
+created_after=created_after,
+created_before=created_before,
+cursor=cursor,
+limit=limit,
+
+    )
+
+    response = await client.get_async_httpx_client().request(
+        **kwargs
+    )
+
+    return _build_response(client=client, response=response)
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient,
+    state: ListJobsStateType0 | None | Unset = UNSET,
+    external_sample_id: None | str | Unset = UNSET,
+    created_after: datetime.datetime | None | Unset = UNSET,
+    created_before: datetime.datetime | None | Unset = UNSET,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 50,
+
+) -> JobPage | Problem | None:
+    """ List Jobs
+
+     Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
+
+    Args:
+        state (ListJobsStateType0 | None | Unset):
+        external_sample_id (None | str | Unset):
+        created_after (datetime.datetime | None | Unset):
+        created_before (datetime.datetime | None | Unset):
+        cursor (None | str | Unset):
+        limit (int | Unset):  Default: 50.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        JobPage | Problem
+     """
+
+
+    return (await asyncio_detailed(
+        client=client,
+state=state,
+external_sample_id=external_sample_id,
+created_after=created_after,
+created_before=created_before,
+cursor=cursor,
+limit=limit,
+
+    )).parsed

@@ -1,0 +1,49 @@
+""" Contains all the data models used in inputs/outputs """
+
+from .artifact_list import ArtifactList
+from .artifact_out import ArtifactOut
+from .get_report_format import GetReportFormat
+from .get_report_response_200 import GetReportResponse200
+from .health import Health
+from .health_checks import HealthChecks
+from .health_status import HealthStatus
+from .job_create import JobCreate
+from .job_error import JobError
+from .job_links import JobLinks
+from .job_options import JobOptions
+from .job_options_backend_type_0 import JobOptionsBackendType0
+from .job_out import JobOut
+from .job_out_options import JobOutOptions
+from .job_out_stage import JobOutStage
+from .job_out_state import JobOutState
+from .job_page import JobPage
+from .list_jobs_state_type_0 import ListJobsStateType0
+from .problem import Problem
+from .problem_errors_type_0_item import ProblemErrorsType0Item
+from .upload_out import UploadOut
+from .upload_out_format import UploadOutFormat
+
+__all__ = (
+    "ArtifactList",
+    "ArtifactOut",
+    "GetReportFormat",
+    "GetReportResponse200",
+    "Health",
+    "HealthChecks",
+    "HealthStatus",
+    "JobCreate",
+    "JobError",
+    "JobLinks",
+    "JobOptions",
+    "JobOptionsBackendType0",
+    "JobOut",
+    "JobOutOptions",
+    "JobOutStage",
+    "JobOutState",
+    "JobPage",
+    "ListJobsStateType0",
+    "Problem",
+    "ProblemErrorsType0Item",
+    "UploadOut",
+    "UploadOutFormat",
+)

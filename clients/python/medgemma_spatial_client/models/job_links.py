@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="JobLinks")
+
+
+
+@_attrs_define
+class JobLinks:
+    """ 
+        Attributes:
+            artifacts (str):
+            cancel (str):
+            report (str):
+            self_ (str):
+     """
+
+    artifacts: str
+    cancel: str
+    report: str
+    self_: str
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        artifacts = self.artifacts
+
+        cancel = self.cancel
+
+        report = self.report
+
+        self_ = self.self_
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "artifacts": artifacts,
+            "cancel": cancel,
+            "report": report,
+            "self": self_,
+        })
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        artifacts = d.pop("artifacts")
+
+        cancel = d.pop("cancel")
+
+        report = d.pop("report")
+
+        self_ = d.pop("self")
+
+        job_links = cls(
+            artifacts=artifacts,
+            cancel=cancel,
+            report=report,
+            self_=self_,
+        )
+
+
+        job_links.additional_properties = d
+        return job_links
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

@@ -1,0 +1,10 @@
+from enum import StrEnum
+
+
+class JobOptionsBackendType0(StrEnum):
+    OPENAI = "openai"
+    TEMPLATE = "template"
+    TRANSFORMERS = "transformers"
+
+    def __str__(self) -> str:
+        return str(self.value)

@@ -1,0 +1,296 @@
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from uuid import UUID
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..models.job_out_stage import JobOutStage
+from ..models.job_out_state import JobOutState
+
+if TYPE_CHECKING:
+  from ..models.job_error import JobError
+  from ..models.job_links import JobLinks
+  from ..models.job_out_options import JobOutOptions
+
+
+
+
+
+T = TypeVar("T", bound="JobOut")
+
+
+
+@_attrs_define
+class JobOut:
+    """ 
+        Attributes:
+            attempts (int):
+            callback_url (None | str):
+            created_at (datetime.datetime):
+            error (JobError | None):
+            external_sample_id (None | str):
+            finished_at (datetime.datetime | None):
+            id (UUID):
+            links (JobLinks):
+            options (JobOutOptions):
+            progress (float):
+            stage (JobOutStage):
+            started_at (datetime.datetime | None):
+            state (JobOutState):
+            updated_at (datetime.datetime):
+            upload_id (UUID):
+     """
+
+    attempts: int
+    callback_url: None | str
+    created_at: datetime.datetime
+    error: JobError | None
+    external_sample_id: None | str
+    finished_at: datetime.datetime | None
+    id: UUID
+    links: JobLinks
+    options: JobOutOptions
+    progress: float
+    stage: JobOutStage
+    started_at: datetime.datetime | None
+    state: JobOutState
+    updated_at: datetime.datetime
+    upload_id: UUID
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models.job_error import JobError  # noqa: PLC0415
+        attempts = self.attempts
+
+        callback_url: None | str
+        callback_url = self.callback_url
+
+        created_at = self.created_at.isoformat()
+
+        error: dict[str, Any] | None
+        if isinstance(self.error, JobError):
+            error = self.error.to_dict()
+        else:
+            error = self.error
+
+        external_sample_id: None | str
+        external_sample_id = self.external_sample_id
+
+        finished_at: None | str
+        if isinstance(self.finished_at, datetime.datetime):
+            finished_at = self.finished_at.isoformat()
+        else:
+            finished_at = self.finished_at
+
+        id = str(self.id)
+
+        links = self.links.to_dict()
+
+        options = self.options.to_dict()
+
+        progress = self.progress
+
+        stage = self.stage.value
+
+        started_at: None | str
+        if isinstance(self.started_at, datetime.datetime):
+            started_at = self.started_at.isoformat()
+        else:
+            started_at = self.started_at
+
+        state = self.state.value
+
+        updated_at = self.updated_at.isoformat()
+
+        upload_id = str(self.upload_id)
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "attempts": attempts,
+            "callback_url": callback_url,
+            "created_at": created_at,
+            "error": error,
+            "external_sample_id": external_sample_id,
+            "finished_at": finished_at,
+            "id": id,
+            "links": links,
+            "options": options,
+            "progress": progress,
+            "stage": stage,
+            "started_at": started_at,
+            "state": state,
+            "updated_at": updated_at,
+            "upload_id": upload_id,
+        })
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.job_error import JobError  # noqa: PLC0415
+        from ..models.job_links import JobLinks  # noqa: PLC0415
+        from ..models.job_out_options import JobOutOptions  # noqa: PLC0415
+        d = dict(src_dict)
+        attempts = d.pop("attempts")
+
+        def _parse_callback_url(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        callback_url = _parse_callback_url(d.pop("callback_url"))
+
+
+        created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
+
+
+
+
+        def _parse_error(data: object) -> JobError | None:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                error_type_0 = JobError.from_dict(data)
+
+
+
+                return error_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(JobError | None, data)
+
+        error = _parse_error(d.pop("error"))
+
+
+        def _parse_external_sample_id(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        external_sample_id = _parse_external_sample_id(d.pop("external_sample_id"))
+
+
+        def _parse_finished_at(data: object) -> datetime.datetime | None:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                finished_at_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return finished_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None, data)
+
+        finished_at = _parse_finished_at(d.pop("finished_at"))
+
+
+        id = UUID(d.pop("id"))
+
+
+
+
+        links = JobLinks.from_dict(d.pop("links"))
+
+
+
+
+        options = JobOutOptions.from_dict(d.pop("options"))
+
+
+
+
+        progress = d.pop("progress")
+
+        stage = JobOutStage(d.pop("stage"))
+
+
+
+
+        def _parse_started_at(data: object) -> datetime.datetime | None:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                started_at_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return started_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None, data)
+
+        started_at = _parse_started_at(d.pop("started_at"))
+
+
+        state = JobOutState(d.pop("state"))
+
+
+
+
+        updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
+
+
+
+
+        upload_id = UUID(d.pop("upload_id"))
+
+
+
+
+        job_out = cls(
+            attempts=attempts,
+            callback_url=callback_url,
+            created_at=created_at,
+            error=error,
+            external_sample_id=external_sample_id,
+            finished_at=finished_at,
+            id=id,
+            links=links,
+            options=options,
+            progress=progress,
+            stage=stage,
+            started_at=started_at,
+            state=state,
+            updated_at=updated_at,
+            upload_id=upload_id,
+        )
+
+
+        job_out.additional_properties = d
+        return job_out
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

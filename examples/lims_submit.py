@@ -1,0 +1,133 @@
+"""What a lab's LIMS does: upload a sample, submit a job, poll with backoff, download the report.
+
+Uses the generated SDK (clients/python). Example:
+
+    MGS_API_KEY=mgs_... python examples/lims_submit.py --base-url http://127.0.0.1:8000 \
+        --sample ../shared/data/visium_10x_v1_subset --external-sample-id LIMS-0001 --out results/
+
+A folder (Space Ranger ``outs/``) is sent as a .tar.gz made on the fly; an .h5ad as is.
+Exit status: 0 succeeded, 1 the job failed or was canceled, 2 a request was refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients" / "python"))
+
+from medgemma_spatial_client import AuthenticatedClient
+from medgemma_spatial_client.api.jobs import create_job, get_job, list_artifacts
+from medgemma_spatial_client.api.uploads import create_upload
+from medgemma_spatial_client.models import JobCreate, JobOptions, JobOut, Problem, UploadOut
+from medgemma_spatial_client.types import File
+
+TERMINAL = {"succeeded", "failed", "canceled"}
+
+
+def refuse(what: str, p: object) -> int:
+    if isinstance(p, Problem):
+        print(f"{what} refused: [{p.code}] {p.detail}", file=sys.stderr)
+    else:
+        print(f"{what} failed: {p!r}", file=sys.stderr)
+    return 2
+
+
+def pack(sample: Path, tmp: Path) -> tuple[Path, str]:
+    if sample.is_dir():
+        out = tmp / f"{sample.name}.tar.gz"
+        with tarfile.open(out, "w:gz") as t:
+            t.add(sample, arcname="outs")
+        return out, out.name
+    return sample, sample.name
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base-url", default=os.environ.get("MGS_BASE_URL", "http://127.0.0.1:8000"))
+    ap.add_argument("--api-key", default=os.environ.get("MGS_API_KEY"))
+    ap.add_argument("--sample", required=True, type=Path)
+    ap.add_argument("--external-sample-id", default=None)
+    ap.add_argument("--callback-url", default=None)
+    ap.add_argument("--backend", default="template")
+    ap.add_argument("--out", type=Path, default=Path("results"))
+    ap.add_argument("--timeout", type=float, default=1800)
+    args = ap.parse_args(argv)
+    if not args.api_key:
+        ap.error("an API key is needed (--api-key or MGS_API_KEY)")
+
+    client = AuthenticatedClient(base_url=args.base_url, token=args.api_key, timeout=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        path, name = pack(args.sample, Path(tmp))
+        with open(path, "rb") as fh:  # streamed from disk
+            up = create_upload.sync(
+                client=client, body=File(payload=fh, file_name=name), filename=name
+            )
+    if not isinstance(up, UploadOut):
+        return refuse("upload", up)
+    print(f"uploaded {name}: {up.size:,} bytes, sha256 {up.sha256}")
+
+    body = JobCreate(
+        upload_id=up.id,
+        external_sample_id=args.external_sample_id,
+        options=JobOptions(backend=args.backend),
+        callback_url=args.callback_url,
+    )
+    # the same key makes a retried submit (after a timeout, say) return the same job
+    job = create_job.sync(client=client, body=body, idempotency_key=str(uuid.uuid4()))
+    if not isinstance(job, JobOut):
+        return refuse("submit", job)
+    print(f"job {job.id} queued")
+
+    delay, deadline, last = 0.5, time.monotonic() + args.timeout, ""
+    while True:
+        job = get_job.sync(job.id, client=client)
+        if not isinstance(job, JobOut):
+            return refuse("poll", job)
+        line = f"{job.state} {job.stage} {job.progress:.0%}"
+        if line != last:
+            print(line)
+            last = line
+        if job.state in TERMINAL:
+            break
+        if time.monotonic() > deadline:
+            print("timed out waiting for the job", file=sys.stderr)
+            return 1
+        time.sleep(delay * random.uniform(0.8, 1.2))
+        delay = min(delay * 1.5, 10.0)
+
+    if job.state != "succeeded":
+        err = job.error
+        print(
+            f"job {job.state}: [{getattr(err, 'code', '')}] {getattr(err, 'detail', '')}",
+            file=sys.stderr,
+        )
+        return 1
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    http = client.get_httpx_client()
+    for fmt, fn in (("json", "report.json"), ("markdown", "report.md"), ("html", "report.html")):
+        with http.stream("GET", f"/v1/jobs/{job.id}/report", params={"format": fmt}) as r:
+            r.raise_for_status()
+            with open(args.out / fn, "wb") as fh:
+                for chunk in r.iter_bytes():
+                    fh.write(chunk)
+    arts = list_artifacts.sync(job.id, client=client)
+    names = (
+        [a.name for a in arts.items] if arts is not None and not isinstance(arts, Problem) else []
+    )
+    (args.out / "artifacts.json").write_text(json.dumps(names, indent=2))
+    print(f"report in {args.out}/report.md; {len(names)} artifacts on the server")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
