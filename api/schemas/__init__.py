@@ -54,7 +54,7 @@ class JobCreate(BaseModel):
 
     upload_id: uuid.UUID
     external_sample_id: str | None = Field(None, max_length=255)
-    options: JobOptions = Field(default_factory=JobOptions)
+    options: JobOptions = Field(default_factory=lambda: JobOptions())
     callback_url: str | None = Field(None, max_length=2048)
 
 

@@ -6,7 +6,19 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Delete, Select, Update, and_, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    Delete,
+    Select,
+    Update,
+    and_,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from core.db.models import (
     TERMINAL_STATES,
@@ -22,7 +34,7 @@ from core.db.models import (
 ANALYSIS_STAGES = (JobStage.VALIDATING.value, JobStage.ANALYZING.value)
 
 
-def tenant_for_key_hash(key_hash: str) -> Select[tuple[str]]:
+def tenant_for_key_hash(key_hash: str) -> Select[Any]:
     return select(ApiKey.tenant_id).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
 
 
@@ -34,15 +46,15 @@ def revoke_key(prefix: str) -> Update:
     )
 
 
-def upload_of_tenant(upload_id: uuid.UUID, tenant_id: str) -> Select[tuple[Upload]]:
+def upload_of_tenant(upload_id: uuid.UUID, tenant_id: str) -> Select[Any]:
     return select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id)
 
 
-def job_of_tenant(job_id: uuid.UUID, tenant_id: str) -> Select[tuple[Job]]:
+def job_of_tenant(job_id: uuid.UUID, tenant_id: str) -> Select[Any]:
     return select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id)
 
 
-def job_by_idempotency_key(tenant_id: str, key: str) -> Select[tuple[Job]]:
+def job_by_idempotency_key(tenant_id: str, key: str) -> Select[Any]:
     return select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
 
 
@@ -55,7 +67,7 @@ def list_jobs(
     created_before: datetime | None,
     cursor: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> Select[tuple[Job]]:
+) -> Select[Any]:
     q = select(Job).where(Job.tenant_id == tenant_id)
     if state:
         q = q.where(Job.state == state)
@@ -119,7 +131,7 @@ def owned_update(job_id: uuid.UUID, attempt: int, **values: Any) -> Update:
     )
 
 
-def expired_leases(limit: int = 100) -> Select[tuple[Job]]:
+def expired_leases(limit: int = 100) -> Select[Any]:
     return (
         select(Job)
         .where(Job.state == JobState.RUNNING.value, Job.lease_expires_at < func.now())
@@ -129,7 +141,7 @@ def expired_leases(limit: int = 100) -> Select[tuple[Job]]:
     )
 
 
-def stale_queued(older_than_s: int, limit: int = 100) -> Select[tuple[Job]]:
+def stale_queued(older_than_s: int, limit: int = 100) -> Select[Any]:
     """Queued jobs untouched for a while with no task message waiting in the outbox."""
     pending = exists().where(
         OutboxMessage.job_id == Job.id,
@@ -149,7 +161,7 @@ def stale_queued(older_than_s: int, limit: int = 100) -> Select[tuple[Job]]:
     )
 
 
-def pending_outbox(kind: str, limit: int = 100) -> Select[tuple[OutboxMessage]]:
+def pending_outbox(kind: str, limit: int = 100) -> Select[Any]:
     return (
         select(OutboxMessage)
         .where(
@@ -164,7 +176,7 @@ def pending_outbox(kind: str, limit: int = 100) -> Select[tuple[OutboxMessage]]:
     )
 
 
-def jobs_by_state() -> Select[tuple[str, int]]:
+def jobs_by_state() -> Any:
     return select(Job.state, func.count()).group_by(Job.state)
 
 
@@ -175,7 +187,7 @@ def stage_durations() -> Select[Any]:
         col = Job.timings[stage.value].as_float()
         rows.append(
             select(
-                func.cast(stage.value, Job.stage.type).label("stage"),
+                literal(stage.value).label("stage"),
                 func.coalesce(func.sum(col), 0.0),
                 func.count(col),
             ).where(Job.state.in_([s.value for s in TERMINAL_STATES]))

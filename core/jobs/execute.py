@@ -135,7 +135,7 @@ def run_analysis_job(
         validation = validate_in_subprocess(sample, settings)
         tracker(JobStage.VALIDATING.value, 1.0)
 
-        from core.runner import AnalyzeOptions, run_analysis_stage
+        from core.runner import AnalyzeOptions, run_analysis_stage  # type: ignore[import-not-found]
 
         out = Path(tmp) / "out"
         out.mkdir()
@@ -183,7 +183,7 @@ def run_report_job(
         download_prefix(store, analysis_prefix, out)
         before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
 
-        from core.report import ReportOptions, write_report
+        from core.report import ReportOptions, write_report  # type: ignore[attr-defined]
 
         r_opts = ReportOptions(
             backend=options.get("backend") or settings.report_backend,

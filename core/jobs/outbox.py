@@ -39,7 +39,7 @@ def phase_of(job: Job) -> str:
     return "report" if job.stage == JobStage.REPORTING.value else "analysis"
 
 
-def add_task(session: Session | Any, job: Job) -> OutboxMessage:
+def add_task(session: Session | Any, job: Job, delay_s: float = 0.0) -> OutboxMessage:
     """Queue the task for the job's current phase (sync or async session: ``add`` only)."""
     name, queue = TASKS[(job.kind, phase_of(job))]
     msg = OutboxMessage(
@@ -47,6 +47,8 @@ def add_task(session: Session | Any, job: Job) -> OutboxMessage:
         job_id=job.id,
         payload={"task": name, "queue": queue, "job_id": str(job.id)},
     )
+    if delay_s:
+        msg.available_at = datetime.now(UTC) + timedelta(seconds=delay_s)
     session.add(msg)
     return msg
 

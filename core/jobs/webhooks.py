@@ -78,7 +78,7 @@ def check_callback_url(url: str, allow_private: bool) -> None:
     except (socket.gaierror, UnicodeError) as e:
         raise CallbackRefused(f"callback_url host {u.hostname!r} does not resolve: {e}") from e
     for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if _forbidden(ip):
             raise CallbackRefused(
                 f"callback_url host {u.hostname!r} resolves to {ip}, a loopback, private or "

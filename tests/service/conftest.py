@@ -144,7 +144,7 @@ class Proc:
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
-        self.fh = open(log, "wb")
+        self.fh = open(log, "wb")  # noqa: SIM115 (closed in stop())
         self.p = subprocess.Popen(args, env=env, cwd=ROOT, stdout=self.fh, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
