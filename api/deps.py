@@ -32,11 +32,12 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 async def current_tenant(
+    request: Request,
     session: Annotated[AsyncSession, Depends(get_session)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     header = f"Bearer {creds.credentials}" if creds else None
-    return await authenticate(session, header)
+    return await authenticate(session, header, request.app.state.settings.auth_cache_s)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,9 +1,16 @@
-"""The outbox relay and reconciler loop (``medgemma-spatial relay``)."""
+"""The outbox relay and reconciler (``medgemma-spatial relay``).
+
+Two loops in one process: one publishes committed task messages to Celery and
+reconciles leases; the other delivers webhooks, so a slow callback endpoint
+never delays job dispatch. Several relays may run: rows are taken with
+``FOR UPDATE SKIP LOCKED``.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from typing import Any
 
@@ -16,36 +23,31 @@ log = logging.getLogger(__name__)
 
 
 def run_relay(settings: Settings, once: bool = False, reconcile_every_s: float = 5.0) -> None:
-    """Publish committed task messages, deliver webhooks, reconcile leases; until SIGTERM."""
+    """Run until SIGTERM/SIGINT (or one pass of each loop with ``once``)."""
     from core.db.session import make_sync_engine, make_sync_sessionmaker
     from worker.celery_app import make_celery
 
-    sessions = make_sync_sessionmaker(make_sync_engine(settings.database_url))
+    sessions = make_sync_sessionmaker(make_sync_engine(settings.database_url, pool_size=3))
     celery = make_celery(settings.broker_url)
-    http = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
-    stop = [False]
+    stop = threading.Event()
 
     def _stop(*_: Any) -> None:
-        stop[0] = True
+        stop.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
 
     def publish(task: str, queue: str, job_id: str, msg_id: str) -> None:
         celery.send_task(task, args=[job_id], queue=queue, task_id=f"{job_id}.{msg_id}")
 
-    def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-        return http.post(url, content=body, headers=headers).status_code
-
-    last_reconcile = 0.0
-    if True:
-        while not stop[0]:
+    def dispatch_loop() -> None:
+        last_reconcile = 0.0
+        while not stop.is_set():
             busy = 0
             try:
                 with sessions() as s, s.begin():
-                    busy += outbox.publish_pending(s, publish)
-                with sessions() as s, s.begin():
-                    busy += outbox.deliver_webhooks(s, post, settings)
+                    busy = outbox.publish_pending(s, publish)
                 if time.monotonic() - last_reconcile >= reconcile_every_s:
                     with sessions() as s, s.begin():
                         counts = outbox.reconcile(s, settings)
@@ -53,10 +55,34 @@ def run_relay(settings: Settings, once: bool = False, reconcile_every_s: float =
                         log.info("reconciled: %s", counts)
                     last_reconcile = time.monotonic()
             except Exception:
-                log.exception("relay loop failed; retrying")
-                time.sleep(1.0)
+                log.exception("dispatch loop failed; retrying")
+                stop.wait(1.0)
             if once:
-                break
+                return
             if not busy:
-                time.sleep(settings.relay_interval_s)
-    http.close()
+                stop.wait(settings.relay_interval_s)
+
+    def webhook_loop() -> None:
+        with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as http:
+
+            def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+                return http.post(url, content=body, headers=headers).status_code
+
+            while not stop.is_set():
+                busy = 0
+                try:
+                    with sessions() as s, s.begin():
+                        busy = outbox.deliver_webhooks(s, post, settings, limit=5)
+                except Exception:
+                    log.exception("webhook loop failed; retrying")
+                    stop.wait(1.0)
+                if once:
+                    return
+                if not busy:
+                    stop.wait(settings.relay_interval_s)
+
+    hooks = threading.Thread(target=webhook_loop, name="webhooks", daemon=True)
+    hooks.start()
+    dispatch_loop()
+    stop.set()
+    hooks.join(settings.webhook_timeout_s + 5)

@@ -121,9 +121,11 @@ async def list_jobs(
     response_model=JobOut,
     responses=problem_responses(401, 404, 422),
 )
-async def get_job(job_id: uuid.UUID, session: SessionDep, tenant: TenantDep) -> JobOut:
+async def get_job(job_id: uuid.UUID, session: SessionDep, tenant: TenantDep) -> Response:
     """State, stage, progress, attempts, timestamps and error of one job."""
-    return job_out(await service.get_job(session, tenant, job_id))
+    job = await service.get_job(session, tenant, job_id)
+    # the hot polling path: serialise once, skip FastAPI's second validation pass
+    return Response(job_out(job).model_dump_json(), media_type="application/json")
 
 
 @router.post(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     """The API's engine (psycopg 3, async)."""
-    return create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=False)
 
 
 def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

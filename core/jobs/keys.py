@@ -6,6 +6,7 @@ import base64
 import hashlib
 import re
 import secrets
+import time
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,14 +52,32 @@ def revoke_key(session: Session, key_or_prefix: str) -> None:
         raise NotFound(f"no active key with prefix {prefix}")
 
 
-async def authenticate(session: AsyncSession, authorization: str | None) -> str:
-    """The tenant of a ``Bearer`` key, or :class:`Unauthorized`."""
+_auth_cache: dict[str, tuple[float, str]] = {}
+
+
+async def authenticate(
+    session: AsyncSession, authorization: str | None, cache_s: float = 0.0
+) -> str:
+    """The tenant of a ``Bearer`` key, or :class:`Unauthorized`.
+
+    With ``cache_s`` > 0 a known key's tenant is remembered that long in this
+    process (a revocation takes effect within ``cache_s``); unknown keys never are.
+    """
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("missing bearer token (Authorization: Bearer <key>)")
-    key = authorization[7:].strip()
-    tenant = (await session.execute(repo.tenant_for_key_hash(hash_key(key)))).scalar_one_or_none()
+    digest = hash_key(authorization[7:].strip())
+    now = time.monotonic()
+    hit = _auth_cache.get(digest)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    tenant = (await session.execute(*repo.tenant_for_key_hash(digest))).scalar_one_or_none()
     if tenant is None:
+        _auth_cache.pop(digest, None)
         raise Unauthorized("unknown or revoked API key")
+    if cache_s > 0:
+        if len(_auth_cache) > 10_000:
+            _auth_cache.clear()
+        _auth_cache[digest] = (now + cache_s, tenant)
     return tenant
 
 

@@ -124,7 +124,7 @@ async def _by_key(session: AsyncSession, tenant_id: str, key: str, digest: str) 
 
 
 async def get_job(session: AsyncSession, tenant_id: str, job_id: uuid.UUID) -> Job:
-    job = (await session.execute(repo.job_of_tenant(job_id, tenant_id))).scalar_one_or_none()
+    job = (await session.execute(*repo.job_of_tenant(job_id, tenant_id))).scalar_one_or_none()
     if job is None:
         raise NotFound(f"job {job_id} not found", code="job_not_found")
     return job

@@ -123,6 +123,7 @@ def service_env(
             "MGS_WEBHOOK_ALLOW_PRIVATE": "true",
             "MGS_ENABLE_TEST_JOBS": "true",
             "MGS_RELAY_INTERVAL_S": "0.2",
+            "MGS_AUTH_CACHE_S": "0",
             "MGS_MEMORY_BUDGET_MB": "2048",
             "AWS_ACCESS_KEY_ID": s3_server["AWS_ACCESS_KEY_ID"],
             "AWS_SECRET_ACCESS_KEY": s3_server["AWS_SECRET_ACCESS_KEY"],
