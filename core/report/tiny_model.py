@@ -77,13 +77,17 @@ def build_tiny_gemma3(out_dir: Path, seed: int = 0, image_size: int = 224,
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    import transformers
     from transformers import (
         Gemma3Config,
         Gemma3ForConditionalGeneration,
-        Gemma3ImageProcessor,
         Gemma3Processor,
         PreTrainedTokenizerFast,
     )
+
+    # The PIL image processor: torchvision is not needed (nor installed beside CPU torch).
+    image_processor_cls = getattr(transformers, "Gemma3ImageProcessorPil", None) or getattr(
+        transformers, "Gemma3ImageProcessor")
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +132,7 @@ def build_tiny_gemma3(out_dir: Path, seed: int = 0, image_size: int = 224,
     model.generation_config.pad_token_id = ids["<pad>"]
     model.generation_config.eos_token_id = [ids["<eos>"], ids["<end_of_turn>"]]
     model.save_pretrained(out_dir)
-    image_processor = Gemma3ImageProcessor(size={"height": image_size, "width": image_size})
+    image_processor = image_processor_cls(size={"height": image_size, "width": image_size})
     processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer,
                                 chat_template=GEMMA3_CHAT_TEMPLATE,
                                 image_seq_length=mm_tokens_per_image)
