@@ -161,7 +161,6 @@ def build(table: Path) -> dict[str, list[str]]:
         specific = os_ - GENERIC_ORGANS
         if len(specific) == 1 and not (os_ & GENERIC_ORGANS - {""}):
             cell_terms |= _cell_terms(t)
-    cell_terms -= organ_words
 
     specific_genes = {
         g: next(iter(os_)) for g, os_ in organs_of_gene.items()
