@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings
+from core.config import Settings, get_settings
 from core.errors import BadOption, InputError, PromptLeakage
 
 PROMPT_FILE = "prompt.txt"
@@ -108,7 +108,7 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
             progress(x)
 
     out_dir = Path(out_dir)
-    settings = settings or Settings()
+    settings = settings or get_settings()
     if options.backend not in BACKENDS:
         raise BadOption(f"unknown report backend {options.backend!r}; "
                         f"choose one of {', '.join(BACKENDS)}")

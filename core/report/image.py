@@ -81,7 +81,7 @@ def _read_png(path: Path) -> np.ndarray:
             if im.mode in ("I;16", "I;16B", "I"):
                 return np.asarray(im, dtype=np.uint16 if im.mode != "I" else np.int32)
             if im.mode not in ("RGB", "RGBA", "L"):
-                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+                return np.asarray(im.convert("RGBA" if "A" in im.getbands() else "RGB"))
             return np.asarray(im)
     except OSError as e:
         raise CorruptFile(f"cannot read image {path.name}: {e}") from e

@@ -87,7 +87,7 @@ def collect_numbers(*docs: Any) -> list[float]:
 
 
 def _decimals(written: str) -> int:
-    core = written.rstrip("% percent").replace(",", "")
+    core = re.sub(r"\s*(%|percent)$", "", written).replace(",", "")
     return len(core.split(".")[1]) if "." in core else 0
 
 

@@ -76,8 +76,8 @@ def build_tiny_gemma3(out_dir: Path, seed: int = 0, image_size: int = 224,
         Image tokens per image: a perfect square whose root divides ``image_size / 14``.
     """
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
         Gemma3Config,
         Gemma3ForConditionalGeneration,
@@ -86,8 +86,7 @@ def build_tiny_gemma3(out_dir: Path, seed: int = 0, image_size: int = 224,
     )
 
     # The PIL image processor: torchvision is not needed (nor installed beside CPU torch).
-    image_processor_cls = getattr(transformers, "Gemma3ImageProcessorPil", None) or getattr(
-        transformers, "Gemma3ImageProcessor")
+    image_processor_cls = getattr(transformers, "Gemma3ImageProcessorPil", None) or transformers.Gemma3ImageProcessor
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +104,10 @@ def build_tiny_gemma3(out_dir: Path, seed: int = 0, image_size: int = 224,
                               "image_token": "<image_soft_token>"},
     )
     tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    ids: dict[str, int] = {}
+    for t in SPECIAL_TOKENS:
+        i = tokenizer.convert_tokens_to_ids(t)
+        ids[t] = i if isinstance(i, int) else int(i[0])
 
     torch.manual_seed(seed)
     config = Gemma3Config(
@@ -124,9 +126,6 @@ def build_tiny_gemma3(out_dir: Path, seed: int = 0, image_size: int = 224,
         boi_token_index=ids["<start_of_image>"],
         eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids["<image_soft_token>"],
-        pad_token_id=ids["<pad>"],
-        bos_token_id=ids["<bos>"],
-        eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]],
     )
     model = Gemma3ForConditionalGeneration(config).eval()
     model.generation_config.pad_token_id = ids["<pad>"]

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from core.config import Settings
+from core.config import Settings, get_settings
 from core.errors import BadOption
 
 BACKENDS = ("template", "transformers", "openai")
@@ -54,7 +54,7 @@ class Backend(Protocol):
 
 def get_backend(name: str, model: str | None = None, settings: Settings | None = None) -> Backend:
     """The backend called ``name``; ``model`` overrides the model id (or served model name)."""
-    settings = settings or Settings()
+    settings = settings or get_settings()
     if name == "template":
         from core.report.backends.template import TemplateBackend
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -74,7 +73,7 @@ class OpenAIBackend:
                 last = f"HTTP {e.code} from {url}: {detail}"
                 if e.code not in RETRY_STATUS:
                     raise ModelUnavailable(f"model server refused the request: {last}") from e
-            except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as e:
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 reason = getattr(e, "reason", e)
                 last = f"cannot reach {url}: {reason}"
             except json.JSONDecodeError as e:

@@ -10,24 +10,24 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 pytest.importorskip("torch", reason="the model extra (torch) is not installed")
 pytest.importorskip("transformers", reason="the model extra (transformers) is not installed")
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch
+from PIL import Image
 
-from core.config import Settings  # noqa: E402
-from core.errors import ModelUnavailable  # noqa: E402
-from core.report import ReportOptions, write_report  # noqa: E402
-from core.report.backends import GenerationRequest  # noqa: E402
-from core.report.backends.hf import TransformersBackend, load_model  # noqa: E402
-from core.report.backends.openai_compat import OpenAIBackend  # noqa: E402
-from core.report.samples import write_output_dir  # noqa: E402
-from core.report.tiny_model import build_tiny_gemma3  # noqa: E402
+from core.config import Settings
+from core.errors import ModelUnavailable
+from core.report import ReportOptions, write_report
+from core.report.backends import GenerationRequest
+from core.report.backends.hf import TransformersBackend, load_model
+from core.report.backends.openai_compat import OpenAIBackend
+from core.report.samples import write_output_dir
+from core.report.tiny_model import build_tiny_gemma3
 
 pytestmark = pytest.mark.model
 MAX_TOKENS = 24
@@ -42,9 +42,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 class _ChatHandler(BaseHTTPRequestHandler):
     """``/v1/chat/completions`` answered by the tiny model; optional scripted failures."""
 
-    model_path = ""
-    fail_first: list[int] = []  # status codes to answer before succeeding
-    requests_seen: list[dict[str, Any]] = []
+    model_path: ClassVar[str] = ""
+    fail_first: ClassVar[list[int]] = []  # status codes to answer before succeeding
+    requests_seen: ClassVar[list[dict[str, Any]]] = []
 
     def log_message(self, *args: Any) -> None:
         pass
