@@ -174,6 +174,21 @@ def allowed_numbers(features: Any) -> set[float]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _own_vocabulary() -> frozenset[str]:
+    """Single words of the prompts' own fixed wording and the lineage names.
+
+    A metadata value equal to one of these (an ``obs`` category "stroma", say) tells the
+    model nothing the prompt's own instructions do not already say.
+    """
+    from core.markers import LINEAGES
+    from core.report import prompts
+
+    fixed = " ".join([prompts._PREAMBLE, *(q for _, _, q in prompts.QUESTIONS),
+                      *(t for _, t in prompts.SECTIONS)])
+    return frozenset(re.findall(r"[a-z/]+", fixed.lower())) | frozenset(LINEAGES)
+
+
 def _identifier_strings(ctx: LeakageContext) -> list[tuple[str, str]]:
     """(string, kind) pairs to look for, longest first; paths add their file name and stem."""
     items: list[tuple[str, str]] = []
@@ -197,6 +212,7 @@ def _identifier_strings(ctx: LeakageContext) -> list[tuple[str, str]]:
         s = s.strip()
         key = s.lower()
         if (len(s) < MIN_METADATA_CHARS or key in seen or key in HARMLESS_METADATA
+                or (kind == "metadata string" and key in _own_vocabulary())
                 or re.fullmatch(r"[\d.,:eE+-]+", s)):
             continue
         seen.add(key)
@@ -282,3 +298,63 @@ def lexicon_fingerprint(lex: Lexicon | None = None) -> dict[str, int]:
     lex = lex or default_lexicon()
     return {"organ_words": len(lex.organ_words), "cell_types": len(lex.cell_types),
             "organ_genes": len(lex.organ_genes)}
+
+
+def _strings_in(value: Any, out: set[str], depth: int = 0, limit: int = 5000) -> None:
+    """Collect the string values of nested metadata, skipping large arrays."""
+    if len(out) >= limit or depth > 8:
+        return
+    if isinstance(value, str):
+        out.add(value)
+    elif isinstance(value, bytes):
+        out.add(value.decode("utf-8", "replace"))
+    elif isinstance(value, Mapping):
+        for v in value.values():  # keys are field names (tissue_type, layout), not data
+            _strings_in(v, out, depth + 1, limit)
+    elif isinstance(value, list | tuple):
+        for v in value[:1000]:
+            _strings_in(v, out, depth + 1, limit)
+    elif hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "OUS":
+        for v in list(value.ravel()[:1000]):
+            _strings_in(v, out, depth + 1, limit)
+
+
+def leakage_context_from_adata(adata: Any, source_paths: Iterable[str] = (),
+                               n_barcodes: int = 50, max_categories: int = 200) -> dict[str, Any]:
+    """The ``leakage_context.json`` document for an AnnData: what the gate must never pass.
+
+    Collects the values of every text or categorical ``obs`` column with at most
+    ``max_categories`` distinct values (``sample``/``library`` columns always), every string
+    and key under ``uns`` (image arrays skipped), the library ids (keys of
+    ``uns['spatial']``), example barcodes and the source paths.
+    """
+    obs = adata.obs
+    metadata: set[str] = set()
+    sample_ids: set[str] = set()
+    for col in obs.columns:
+        s = obs[col]
+        if not (s.dtype == object or str(s.dtype) in ("category", "string")):
+            continue
+        values = s.astype(str).unique()
+        is_id = any(w in str(col).lower() for w in ("sample", "library", "patient", "donor"))
+        if is_id:
+            sample_ids.update(values[:max_categories].tolist())
+        elif len(values) <= max_categories:
+            metadata.update(values.tolist())
+    uns = dict(adata.uns)
+    spatial = uns.get("spatial") or {}
+    library_ids = [str(k) for k in spatial] if isinstance(spatial, Mapping) else []
+    for k, v in uns.items():
+        if k == "spatial" and isinstance(v, Mapping):
+            for lib in v.values():
+                if isinstance(lib, Mapping):
+                    _strings_in({kk: vv for kk, vv in lib.items() if kk != "images"}, metadata)
+        else:
+            _strings_in({k: v}, metadata)
+    return {
+        "metadata_strings": sorted(metadata),
+        "sample_ids": sorted(sample_ids),
+        "library_ids": sorted(library_ids),
+        "barcode_examples": [str(b) for b in list(obs.index[:n_barcodes])],
+        "source_paths": [str(p) for p in source_paths],
+    }

@@ -81,6 +81,15 @@ def test_identifiers_paths_and_metadata_are_refused() -> None:
     assert _cats("visium spots, 1 section", ctx) == set()
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_metadata_equal_to_the_prompts_own_words_does_not_block(strategy: str) -> None:
+    ctx = LeakageContext.from_dict({"metadata_strings": ["stroma", "epithelial", "immune",
+                                                         "tumor", "Block 7 stroma"]})
+    prompt = build_prompt(example_features(), strategy)
+    assert find_leaks(prompt.text, ctx, example_features()) == []
+    assert _cats("Block 7 stroma", ctx) == {"metadata"}
+
+
 def test_raw_counts_outside_the_aggregated_fields_are_refused() -> None:
     features = {"qc": {"units_analysed": 4900}}
     assert _cats("4900 spots", features=features) == set()
