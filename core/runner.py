@@ -137,7 +137,7 @@ def run_analysis_stage(
     figures = _figures(out, res, sample)
     timings["figures"] = round(time.perf_counter() - t2, 3)
     (out / "features.json").write_text(json.dumps(features, indent=2))
-    _write_leakage_context(out / "leakage_context.json", sample, res)
+    _write_leakage_context(out / "leakage_context.json", sample, res, sample_path)
     if options.write_h5ad:
         _write_h5ad(out / "analysis.h5ad", sample, res)
     timings["analysis_total"] = round(time.perf_counter() - t1, 3)
@@ -184,22 +184,13 @@ def _write_spots(path: Path, res: Any) -> None:
     df.to_csv(path, index=False)
 
 
-def _write_leakage_context(path: Path, sample: Any, res: Any) -> None:
+def _write_leakage_context(path: Path, sample: Any, res: Any, sample_path: str | Path) -> None:
     """Strings the report gate must never let into a prompt (ids, names from the input's metadata)."""
-    meta = sorted(sample.metadata_strings)
-    obs = sample.adata.obs
-    sample_ids: set[str] = set()
-    for col in obs.columns:
-        if any(w in col.lower() for w in ("sample", "patient", "donor", "library", "slide", "specimen")):
-            sample_ids.update(str(v) for v in obs[col].astype(str).unique()[:50])
-    uns_spatial = getattr(sample.adata, "uns", {}).get("spatial", {})
-    ctx = {
-        "metadata_strings": meta[:2000],
-        "sample_ids": sorted(sample_ids),
-        "library_ids": sorted(str(k) for k in uns_spatial) if isinstance(uns_spatial, dict) else [],
-        "barcode_examples": [str(b) for b in res.obs_names[:20]],
-        "source_paths": [str(sample.preflight.path)] if sample.preflight else [],
-    }
+    from core.report.leakage import leakage_context_from_adata
+
+    ctx = leakage_context_from_adata(sample.adata, [str(sample_path)])
+    extra = sorted(sample.metadata_strings - set(ctx.get("metadata_strings", [])))
+    ctx["metadata_strings"] = sorted(set(ctx.get("metadata_strings", [])) | set(extra[:2000]))
     path.write_text(json.dumps(ctx, indent=1))
 
 
