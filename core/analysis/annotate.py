@@ -148,7 +148,8 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
         True for Visium spots (several cells per spot): also estimate composition, and call the
         dominant type from it.
     knn_idx
-        Expression-space neighbours (n x k) to pool evidence over; None scores spots alone.
+        Expression-space neighbours (n x k) to pool evidence over (single-cell-scale units only);
+        None scores spots alone.
     strict
         Raise :class:`~core.errors.NoMarkerOverlap` when fewer than two cell types can be scored;
         otherwise return an annotation marked unavailable (every spot ``unassigned``), so that the
@@ -166,7 +167,10 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
             raise NoMarkerOverlap(reason)
         return unassigned(n, reason, skipped)
     types = list(found)
-    pool = pool_matrix(knn_idx, n)
+    # Visium spots already pool ~7 cells each: pooling over expression neighbours blurs their
+    # compositions (measured: lineage accuracy 0.90 unpooled vs 0.77 pooled on our synthetic
+    # Visium), so only single-cell-scale units (HD bins) borrow strength from neighbours.
+    pool = pool_matrix(None if multi_cell else knn_idx, n)
     pool_size = float(pool.sum() / n)
     z, O, D = marker_scores(counts, found, pool)
     # z grows with sqrt(pooled depth): rescale to a single spot's evidence before the softmax
