@@ -1,0 +1,219 @@
+"""Marker-based cell typing with uncertainty, lineage calls and spot composition.
+
+Scores: for each cell type, a Poisson enrichment z-score of its marker UMIs,
+pooled over the spot and its expression-space neighbours (see
+:func:`marker_scores`). Probabilities: a softmax of the per-spot-scaled
+scores; confidence is the top probability (or the top fraction for Visium)
+and entropy is normalised by log(K), so 0 is certain and 1 is uninformative.
+These probabilities rank evidence; they are not calibrated posteriors.
+Visium spots (55 um) hold several cells, so we also estimate each spot's
+composition from its marker shares (see :func:`estimate_composition`) and
+call the dominant type from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from core.errors import NoMarkerOverlap
+from core.markers import LINEAGES, MarkerTable
+
+SOFTMAX_BETA = 1.0  # sharpness of score -> probability (per-spot Poisson z-scores)
+MIN_MARKERS = 2
+
+
+@dataclass
+class Annotation:
+    """Per-spot calls and per-type bookkeeping."""
+
+    cell_types: list[str]  # types scored (enough markers present)
+    lineage_of: dict[str, str]
+    probs: np.ndarray  # n x K
+    cell_type: np.ndarray  # n (str)
+    lineage: np.ndarray  # n (str)
+    confidence: np.ndarray  # n
+    entropy: np.ndarray  # n, normalised to [0, 1]
+    lineage_probs: np.ndarray  # n x L (LINEAGES order)
+    composition: np.ndarray | None  # n x K estimated fractions (Visium), else None
+    markers_used: dict[str, list[str]]
+    skipped_types: dict[str, int] = field(default_factory=dict)
+    available: bool = True
+    unavailable_reason: str | None = None
+
+    @property
+    def lineage_composition(self) -> np.ndarray:
+        """n x L lineage fractions: from the composition where estimated, else the lineage probabilities."""
+        if self.composition is None:
+            return self.lineage_probs
+        L = np.zeros((len(self.cell_types), len(LINEAGES)))
+        for i, t in enumerate(self.cell_types):
+            L[i, LINEAGES.index(self.lineage_of[t])] = 1.0
+        return self.composition @ L
+
+
+def match_markers(gene_names: np.ndarray, table: MarkerTable) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, int]]:
+    """Column indices of each type's markers present in the data (case-insensitive symbols)."""
+    upper = {str(g).upper(): i for i, g in enumerate(gene_names)}
+    found: dict[str, np.ndarray] = {}
+    names: dict[str, list[str]] = {}
+    skipped: dict[str, int] = {}
+    for t, genes in table.genes.items():
+        cols = [upper[g] for g in genes if g in upper]
+        if len(cols) >= MIN_MARKERS:
+            found[t] = np.asarray(cols, dtype=np.int64)
+            names[t] = [str(gene_names[c]) for c in cols]
+        else:
+            skipped[t] = len(cols)
+    return found, names, skipped
+
+
+def pool_matrix(knn_idx: np.ndarray | None, n: int) -> sp.csr_matrix:
+    """Sum over each spot and its expression-space neighbours (I + kNN), as a sparse operator."""
+    if knn_idx is None or knn_idx.size == 0:
+        return sp.eye(n, format="csr")
+    k = knn_idx.shape[1]
+    rows = np.r_[np.repeat(np.arange(n), k), np.arange(n)]
+    cols = np.r_[knn_idx.ravel(), np.arange(n)]
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+
+
+def set_membership(found: dict[str, np.ndarray], n_genes: int) -> sp.csr_matrix:
+    """genes x types indicator of marker sets."""
+    rows, cols = [], []
+    for k, t in enumerate(found):
+        rows.extend(found[t].tolist())
+        cols.extend([k] * len(found[t]))
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_genes, len(found)))
+
+
+def marker_scores(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poisson enrichment z-score of each type's marker UMIs, pooled over expression neighbours.
+
+    For spot i and type t: O = UMIs on t's markers summed over i and its expression-space
+    neighbours, E = pooled depth x the sample-wide share of t's markers; z = (O - E) / sqrt(E).
+    Pooling over the kNN graph (built from all highly variable genes) borrows strength from
+    transcriptionally similar spots, which matters for shallow HD bins (~100-500 UMIs).
+    Returns (z n x K, pooled marker counts n x K, pooled depth n).
+    """
+    M = set_membership(found, counts.shape[1])
+    per_set = np.asarray((counts @ M).todense(), dtype=np.float64)
+    depth = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
+    O = np.asarray(pool @ per_set)
+    D = np.asarray(pool @ depth).ravel()
+    share = per_set.sum(axis=0) / max(depth.sum(), 1.0)
+    E = D[:, None] * share[None, :]
+    z: np.ndarray = (O - E) / np.sqrt(E + 1e-9)
+    return z, O, D
+
+
+def softmax(s: np.ndarray, beta: float) -> np.ndarray:
+    z = beta * (s - s.max(axis=1, keepdims=True))
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+def estimate_composition(O: np.ndarray, D: np.ndarray, baseline_q: float = 0.02) -> np.ndarray:
+    """Per-spot cell-type fractions from pooled marker shares (Visium: several cells per spot).
+
+    share_it = O_it / D_i ~ b_t + f_it * (h_t - b_t): the share of t's markers rises linearly
+    with the fraction of type t in the spot. b_t is the baseline share (a low quantile over
+    spots); the per-type scale 1 / (h_t - b_t) is fitted by non-negative least squares so that
+    fractions sum to one across spots: min_c sum_i (1 - sum_t c_t y_it)^2, c >= 0.
+    """
+    from scipy.optimize import nnls
+
+    share = O / np.maximum(D, 1.0)[:, None]
+    b = np.quantile(share, baseline_q, axis=0)
+    Y = np.maximum(share - b[None, :], 0.0)
+    c, _ = nnls(Y, np.ones(len(Y)))
+    F = Y * c[None, :]
+    tot = F.sum(axis=1, keepdims=True)
+    comp: np.ndarray = np.where(tot > 0, F / np.maximum(tot, 1e-12), 1.0 / F.shape[1])
+    return comp
+
+
+def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, multi_cell: bool,
+             knn_idx: np.ndarray | None = None, strict: bool = False) -> Annotation:
+    """Score every spot for every cell type of ``table`` and call type, lineage, confidence, entropy.
+
+    Parameters
+    ----------
+    counts
+        Raw UMI counts (spots x genes).
+    multi_cell
+        True for Visium spots (several cells per spot): also estimate composition, and call the
+        dominant type from it.
+    knn_idx
+        Expression-space neighbours (n x k) to pool evidence over (single-cell-scale units only);
+        None scores spots alone.
+    strict
+        Raise :class:`~core.errors.NoMarkerOverlap` when fewer than two cell types can be scored;
+        otherwise return an annotation marked unavailable (every spot ``unassigned``), so that the
+        rest of the analysis (QC, clusters, domains, spatial statistics) still runs.
+    """
+    found, names, skipped = match_markers(gene_names, table)
+    n = counts.shape[0]
+    if len(found) < 2:
+        reason = (
+            f"only {len(found)} cell type(s) of the marker table ({table.source}) have {MIN_MARKERS}+ "
+            f"marker genes in this sample; check that genes are named by symbol (not Ensembl id) "
+            f"and that the table's species matches"
+        )
+        if strict:
+            raise NoMarkerOverlap(reason)
+        return unassigned(n, reason, skipped)
+    types = list(found)
+    # Visium spots already pool ~7 cells each: pooling over expression neighbours blurs their
+    # compositions (measured: lineage accuracy 0.90 unpooled vs 0.77 pooled on our synthetic
+    # Visium), so only single-cell-scale units (HD bins) borrow strength from neighbours.
+    pool = pool_matrix(None if multi_cell else knn_idx, n)
+    pool_size = float(pool.sum() / n)
+    z, O, D = marker_scores(counts, found, pool)
+    # z grows with sqrt(pooled depth): rescale to a single spot's evidence before the softmax
+    probs = softmax(z / np.sqrt(pool_size), SOFTMAX_BETA)
+    comp = estimate_composition(O, D) if multi_cell else None
+    basis = comp if comp is not None else probs
+    best = basis.argmax(axis=1)
+    K = len(types)
+    conf = basis.max(axis=1)
+    p = np.clip(basis, 1e-12, 1)
+    ent = -(p * np.log(p)).sum(axis=1) / np.log(K)
+    lin_idx = np.array([LINEAGES.index(table.lineage[t]) for t in types])
+    lp = np.zeros((n, len(LINEAGES)))
+    for k in range(K):
+        lp[:, lin_idx[k]] += probs[:, k]
+    cell_type = np.asarray(types, dtype=object)[best]
+    lineage = np.asarray([table.lineage[t] for t in types], dtype=object)[best]
+    return Annotation(
+        cell_types=types, lineage_of={t: table.lineage[t] for t in types}, probs=probs.astype(np.float32),
+        cell_type=cell_type, lineage=lineage, confidence=conf, entropy=ent, lineage_probs=lp,
+        composition=comp, markers_used=names, skipped_types=skipped,
+    )
+
+
+def unassigned(n: int, reason: str, skipped: dict[str, int]) -> Annotation:
+    """An annotation that could not be made: every spot ``unassigned`` (lineage ``other``)."""
+    lp = np.zeros((n, len(LINEAGES)))
+    lp[:, LINEAGES.index("other")] = 1.0
+    return Annotation(
+        cell_types=["unassigned"], lineage_of={"unassigned": "other"}, probs=np.ones((n, 1), dtype=np.float32),
+        cell_type=np.full(n, "unassigned", dtype=object), lineage=np.full(n, "other", dtype=object),
+        confidence=np.zeros(n), entropy=np.ones(n), lineage_probs=lp, composition=None,
+        markers_used={}, skipped_types=skipped, available=False, unavailable_reason=reason,
+    )
+
+
+def cluster_majority(labels: np.ndarray, calls: np.ndarray) -> dict[str, dict[str, float | str]]:
+    """Per cluster: the majority label and the share of spots agreeing with it."""
+    out: dict[str, dict[str, float | str]] = {}
+    for c in np.unique(labels):
+        m = labels == c
+        vals, cnt = np.unique(calls[m], return_counts=True)
+        j = int(cnt.argmax())
+        out[str(c)] = {"label": str(vals[j]), "agreement": round(float(cnt[j] / m.sum()), 3),
+                       "n": int(m.sum())}
+    return out

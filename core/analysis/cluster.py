@@ -1,0 +1,107 @@
+"""Leiden clustering and marker genes per group.
+
+Markers use Welch's t-test on log-normalised expression computed from sparse
+per-group sums, O(nnz) for all groups at once. The peer's Wilcoxon test ranks
+every gene in every group (82 s of its 164 s on 200,000 bins); for a ranked
+list of markers shown to a human reader the t-test ranks agree closely and
+cost a fraction of a second. Markers never enter a prompt.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import stats
+
+
+def leiden(adj: sp.csr_matrix, resolution: float = 1.0, seed: int = 0, n_iterations: int = 2) -> np.ndarray:
+    """Leiden communities (modularity, igraph's C implementation) of an undirected graph."""
+    import igraph as ig
+
+    n = adj.shape[0]
+    upper = sp.triu(adj, k=1).tocoo()
+    g = ig.Graph(n=n, edges=np.column_stack([upper.row, upper.col]).tolist(), directed=False)
+    # igraph draws from Python's `random` module: seed it explicitly for reproducibility
+    state = random.getstate()
+    random.seed(seed)
+    ig.set_random_number_generator(random)
+    try:
+        part = g.community_leiden(objective_function="modularity", resolution=resolution,
+                                  weights=upper.data.tolist(), n_iterations=n_iterations)
+    finally:
+        random.setstate(state)
+    labels = np.asarray(part.membership, dtype=np.int64)
+    # relabel by size (0 = largest), stable
+    sizes = np.bincount(labels)
+    order = np.argsort(-sizes, kind="stable")
+    remap = np.empty_like(order)
+    remap[order] = np.arange(len(order))
+    return remap[labels]
+
+
+def group_stats(Xlog: sp.csr_matrix, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group sum, sum of squares, number expressing, and group sizes (groups x genes)."""
+    n = Xlog.shape[0]
+    k = int(labels.max()) + 1
+    G = sp.csr_matrix((np.ones(n, dtype=np.float64), (labels, np.arange(n))), shape=(k, n))
+    Xd = Xlog.astype(np.float64)
+    s1 = np.asarray((G @ Xd).todense())
+    s2 = np.asarray((G @ Xd.multiply(Xd)).todense())
+    nz = sp.csr_matrix((np.ones_like(Xlog.data, dtype=np.float64), Xlog.indices, Xlog.indptr), shape=Xlog.shape)
+    cnt = np.asarray((G @ nz).todense())
+    sizes = np.bincount(labels, minlength=k).astype(np.float64)
+    return s1, s2, cnt, sizes
+
+
+def marker_genes(Xlog: sp.csr_matrix, labels: np.ndarray, gene_names: np.ndarray, top: int = 10,
+                 min_logfc: float = 0.25) -> dict[str, list[dict[str, float | str]]]:
+    """Top marker genes per group (one group vs the rest): Welch t, log2 fold change, fractions.
+
+    Returns ``{group: [{gene, t, pval_adj, log2fc, frac_in, frac_out}, ...]}`` with
+    Benjamini-Hochberg adjusted p-values over genes within each group.
+    """
+    s1, s2, cnt, sizes = group_stats(Xlog, labels)
+    tot1, tot2, totc, n = s1.sum(0), s2.sum(0), cnt.sum(0), sizes.sum()
+    out: dict[str, list[dict[str, float | str]]] = {}
+    for gi in range(len(sizes)):
+        n1, n2 = sizes[gi], n - sizes[gi]
+        if n1 < 2 or n2 < 2:
+            out[str(gi)] = []
+            continue
+        m1 = s1[gi] / n1
+        m2 = (tot1 - s1[gi]) / n2
+        v1 = np.maximum(s2[gi] / n1 - m1**2, 0) * n1 / (n1 - 1)
+        v2 = np.maximum((tot2 - s2[gi]) / n2 - m2**2, 0) * n2 / (n2 - 1)
+        se = np.sqrt(v1 / n1 + v2 / n2) + 1e-12
+        t = (m1 - m2) / se
+        dof = (v1 / n1 + v2 / n2) ** 2 / ((v1 / n1) ** 2 / (n1 - 1) + (v2 / n2) ** 2 / (n2 - 1) + 1e-300)
+        p = 2 * stats.t.sf(np.abs(t), np.maximum(dof, 1))
+        padj = bh_fdr(p)
+        lfc = (np.expm1(m1) + 1e-9) / (np.expm1(m2) + 1e-9)
+        lfc = np.log2(lfc)
+        ok = (lfc >= min_logfc) & (t > 0)
+        cand = np.flatnonzero(ok)
+        cand = cand[np.argsort(-t[cand], kind="stable")][:top]
+        out[str(gi)] = [
+            {"gene": str(gene_names[j]), "t": round(float(t[j]), 3), "pval_adj": float(f"{padj[j]:.3g}"),
+             "log2fc": round(float(lfc[j]), 3), "frac_in": round(float(cnt[gi, j] / n1), 3),
+             "frac_out": round(float((totc[j] - cnt[gi, j]) / n2), 3)}
+            for j in cand
+        ]
+    return out
+
+
+def bh_fdr(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values."""
+    p = np.asarray(p, dtype=np.float64)
+    m = len(p)
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(ranked, 1.0)
+    return out

@@ -1,0 +1,200 @@
+"""Spatial domains: clustering of neighbourhood-smoothed expression and composition.
+
+Domains are tissue regions, not expression clusters. On HD bins (one cell per
+bin) expression clusters follow cell types; a region is defined by what
+surrounds a bin. We therefore smooth each spot's expression embedding and
+cell-type probabilities over a radius suited to the layout (a Gaussian on
+the bin grid for Visium HD; Gaussian weights over neighbouring spots for
+Visium and other layouts), cluster the smoothed profiles with k-means, pick
+the number of domains by silhouette on a seeded subsample, and clean
+isolated speckles with a majority vote over the spatial neighbours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+# smoothing radius (Gaussian sigma) in micrometres per layout
+SIGMA_UM = {"visium": 150.0, "visium_hd": 60.0, "generic": 100.0}
+
+
+@dataclass
+class DomainResult:
+    labels: np.ndarray
+    k: int
+    silhouette: dict[int, float]
+    sigma_um: float
+
+
+def grid_indices(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Integer (row, col) of square bins from their coordinates, and the pitch (px)."""
+    tree = cKDTree(xy)
+    d, _ = tree.query(xy[: min(len(xy), 2000)], k=2)
+    pitch = float(np.median(d[:, 1]))
+    origin = xy.min(axis=0)
+    rc = np.rint((xy - origin) / pitch).astype(np.int64)
+    return rc[:, 1], rc[:, 0], pitch
+
+
+def smooth_grid(F: np.ndarray, rows: np.ndarray, cols: np.ndarray, sigma_bins: float) -> np.ndarray:
+    """Gaussian smoothing of per-bin features on the bin grid (mask-normalised; empty bins ignored)."""
+    H, W = int(rows.max()) + 1, int(cols.max()) + 1
+    mask = np.zeros((H, W), dtype=np.float32)
+    mask[rows, cols] = 1.0
+    msm = ndimage.gaussian_filter(mask, sigma_bins, mode="constant", truncate=3.0)
+    out = np.empty(F.shape, dtype=np.float32)
+    grid = np.zeros((H, W), dtype=np.float32)
+    for j in range(F.shape[1]):
+        grid[:] = 0
+        grid[rows, cols] = F[:, j]
+        sm = ndimage.gaussian_filter(grid, sigma_bins, mode="constant", truncate=3.0)
+        out[:, j] = sm[rows, cols] / np.maximum(msm[rows, cols], 1e-6)
+    return out
+
+
+def smooth_graph(F: np.ndarray, xy: np.ndarray, sigma_px: float, max_k: int = 64) -> np.ndarray:
+    """Gaussian-weighted mean of features over spots within 2.5 sigma."""
+    n = len(xy)
+    tree = cKDTree(xy)
+    k = min(max_k, n)
+    dist, idx = tree.query(xy, k=k, distance_upper_bound=2.5 * sigma_px)
+    ok = np.isfinite(dist) & (idx < n)
+    w = np.where(ok, np.exp(-0.5 * (np.where(ok, dist, 0) / sigma_px) ** 2), 0.0)
+    rows = np.repeat(np.arange(n), k).reshape(idx.shape)
+    S = sp.csr_matrix((w[ok], (rows[ok], idx[ok])), shape=(n, n))
+    S = sp.diags(1.0 / np.maximum(np.asarray(S.sum(axis=1)).ravel(), 1e-12)) @ S
+    out: np.ndarray = np.asarray(S @ F, dtype=np.float32)
+    return out
+
+
+def kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3, n_iter: int = 40) -> tuple[np.ndarray, np.ndarray, float]:
+    """k-means++ with Lloyd iterations (float32); best of ``n_init`` seeded starts."""
+    rng = np.random.default_rng(seed)
+    n = len(X)
+    x2 = (X * X).sum(axis=1)
+    best: tuple[np.ndarray, np.ndarray, float] | None = None
+    for _ in range(n_init):
+        C = np.empty((k, X.shape[1]), dtype=X.dtype)
+        C[0] = X[rng.integers(n)]
+        d2 = ((X - C[0]) ** 2).sum(axis=1)
+        for c in range(1, k):
+            p = d2 / d2.sum() if d2.sum() > 0 else None
+            C[c] = X[rng.choice(n, p=p)]
+            d2 = np.minimum(d2, ((X - C[c]) ** 2).sum(axis=1))
+        labels = np.zeros(n, dtype=np.int64)
+        for it in range(n_iter):
+            D = x2[:, None] - 2 * X @ C.T + (C * C).sum(axis=1)[None, :]
+            new = D.argmin(axis=1)
+            if it > 0 and np.array_equal(new, labels):
+                break
+            labels = new
+            for c in range(k):
+                m = labels == c
+                C[c] = X[m].mean(axis=0) if m.any() else X[rng.integers(n)]
+        inertia = float(np.sum(np.min(x2[:, None] - 2 * X @ C.T + (C * C).sum(axis=1)[None, :], axis=1)))
+        if best is None or inertia < best[2]:
+            best = (labels.copy(), C.copy(), inertia)
+    assert best is not None
+    return best
+
+
+def silhouette(X: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette (Euclidean) of a (small) labelled sample."""
+    ks = np.unique(labels)
+    if len(ks) < 2:
+        return -1.0
+    D = np.sqrt(np.maximum((X * X).sum(1)[:, None] - 2 * X @ X.T + (X * X).sum(1)[None, :], 0))
+    a = np.zeros(len(X))
+    b = np.full(len(X), np.inf)
+    for c in ks:
+        m = labels == c
+        cnt = m.sum()
+        mean_d = D[:, m].sum(axis=1) / np.maximum(cnt - m.astype(int) * 1, 1)
+        a = np.where(m, D[:, m].sum(axis=1) / max(cnt - 1, 1), a)
+        b = np.where(m, b, np.minimum(b, D[:, m].mean(axis=1)))
+        del mean_d
+    s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
+    return float(np.mean(s))
+
+
+def majority_filter(labels: np.ndarray, A: sp.csr_matrix, rounds: int = 2) -> np.ndarray:
+    """Replace each label by the most common label among itself and its spatial neighbours."""
+    n = len(labels)
+    K = int(labels.max()) + 1
+    R = (A + sp.eye(n, format="csr")).tocsr()
+    lab = labels
+    for _ in range(rounds):
+        onehot = sp.csr_matrix((np.ones(n), (np.arange(n), lab)), shape=(n, K))
+        votes = (R @ onehot).toarray()
+        votes[np.arange(n), lab] += 0.5  # ties keep the current label
+        lab = votes.argmax(axis=1)
+    return lab
+
+
+def find_domains(
+    pcs: np.ndarray, probs: np.ndarray, xy: np.ndarray, layout: str, A: sp.csr_matrix,
+    px_per_um: float | None, seed: int = 0, k_range: tuple[int, int] = (2, 10),
+    n_domains: int | None = None,
+) -> DomainResult:
+    """Spatial domains from neighbourhood-smoothed PCs and cell-type probabilities.
+
+    Parameters
+    ----------
+    pcs, probs
+        Expression embedding (n x d) and cell-type probabilities (n x K).
+    px_per_um
+        Coordinate pixels per micrometre (None: use the spot pitch as 100 um for Visium,
+        the bin pitch as the bin size for HD).
+    n_domains
+        Fix the number of domains instead of choosing it by silhouette.
+    """
+    n = len(xy)
+    sigma_um = SIGMA_UM.get(layout, SIGMA_UM["generic"])
+    pcs = pcs[:, : min(pcs.shape[1], 20)]
+    scale = np.sqrt((pcs.var(axis=0)).sum()) or 1.0
+    pscale = np.sqrt(probs.var(axis=0).sum()) or 1.0
+    F = np.hstack([pcs / scale, probs / pscale]).astype(np.float32)
+    if layout == "visium_hd":
+        rows, cols, pitch = grid_indices(xy)
+        bin_um = pitch / px_per_um if px_per_um else 8.0
+        Fs = smooth_grid(F, rows, cols, max(1.0, sigma_um / bin_um))
+    else:
+        if px_per_um is None:
+            d, _ = cKDTree(xy).query(xy[: min(n, 2000)], k=2)
+            pitch = float(np.median(d[:, 1]))
+            px_per_um = pitch / 100.0 if layout == "visium" else pitch / 50.0
+        Fs = smooth_graph(F, xy, sigma_um * px_per_um)
+    Fs = Fs - Fs.mean(axis=0)
+    rng = np.random.default_rng(seed)
+    sub = rng.choice(n, size=min(n, 1500), replace=False)
+    sil: dict[int, float] = {}
+    if n_domains is not None:
+        ks = [n_domains]
+    else:
+        ks = list(range(k_range[0], min(k_range[1], max(2, n // 20)) + 1))
+    best_k, best_labels, best_s = ks[0], None, -np.inf
+    fit_idx = rng.choice(n, size=min(n, 5_000), replace=False)
+    for k in ks:
+        labels_fit, C, _ = kmeans(Fs[fit_idx], k, seed)
+        D = (Fs * Fs).sum(1)[:, None] - 2 * Fs @ C.T + (C * C).sum(1)[None, :]
+        labels = D.argmin(axis=1)
+        s = silhouette(Fs[sub], labels[sub]) if len(ks) > 1 else 0.0
+        sil[k] = round(s, 4)
+        if s > best_s + 1e-9:
+            best_k, best_labels, best_s = k, labels, s
+    assert best_labels is not None
+    labels = majority_filter(best_labels, A) if A.nnz else best_labels
+    # relabel by size
+    sizes = np.bincount(labels, minlength=best_k)
+    order = np.argsort(-sizes, kind="stable")
+    remap = np.empty_like(order)
+    remap[order] = np.arange(len(order))
+    labels = remap[labels]
+    present = np.unique(labels)
+    labels = np.searchsorted(present, labels)
+    return DomainResult(labels=labels, k=len(present), silhouette=sil, sigma_um=sigma_um)

@@ -1,0 +1,191 @@
+"""run_analysis(): AnnData in, a typed AnalysisResult out.
+
+QC -> normalise/log1p -> HVGs -> PCA -> kNN -> Leiden -> markers ->
+annotation -> spatial graph -> Moran's I -> neighbourhood enrichment ->
+diversity -> domains. Every randomised step takes ``params.seed``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from core.analysis import annotate as ann
+from core.analysis import cluster as cl
+from core.analysis import domains as dom
+from core.analysis import preprocess as pp
+from core.analysis import qc as qcm
+from core.analysis import spatial as spa
+from core.errors import BadOption
+from core.markers import LINEAGES, MarkerTable, load_default_markers
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class AnalysisParams:
+    """Parameters of one analysis run (all stored in provenance)."""
+
+    resolution: float = 1.0
+    seed: int = 0
+    n_hvg: int = 2000
+    n_pcs: int = 50
+    n_neighbors: int = 15
+    n_perms: int = 100
+    n_domains: int | None = None
+    threads: int = 0
+
+    def validate(self) -> None:
+        if not 0.1 <= self.resolution <= 2.0:
+            raise BadOption(f"--resolution must be between 0.1 and 2.0 (got {self.resolution})")
+        if self.n_domains is not None and not 2 <= self.n_domains <= 30:
+            raise BadOption(f"number of domains must be between 2 and 30 (got {self.n_domains})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class AnalysisResult:
+    """Everything computed; arrays are aligned to the kept spots (``obs_names``)."""
+
+    layout: str
+    params: AnalysisParams
+    obs_names: np.ndarray
+    xy: np.ndarray
+    qc: qcm.QCResult
+    qc_metrics: dict[str, np.ndarray]
+    gene_names: np.ndarray
+    hvg: np.ndarray  # names
+    pca: np.ndarray
+    pca_variance_ratio: np.ndarray
+    clusters: np.ndarray
+    cluster_markers: dict[str, list[dict[str, Any]]]
+    annotation: ann.Annotation
+    cluster_majority: dict[str, dict[str, Any]]
+    domains: dom.DomainResult
+    domain_markers: dict[str, list[dict[str, Any]]]
+    spatial_graph: sp.csr_matrix
+    moran: dict[str, np.ndarray]  # I, z, pval_norm, pval_norm_fdr_bh over `hvg`
+    nhood_celltype: tuple[np.ndarray, list[str]]
+    nhood_lineage: tuple[np.ndarray, list[str]]
+    nhood_cluster: np.ndarray
+    diversity: np.ndarray  # per-spot neighbourhood entropy of cell types
+    xlog: sp.csr_matrix  # log-normalised kept spots x kept genes (for figures / h5ad)
+    counts: sp.csr_matrix
+    px_per_um: float | None
+    timings: dict[str, float] = field(default_factory=dict)
+    marker_source: str = "default"
+
+
+def _encode(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    cats, codes = np.unique(values.astype(str), return_inverse=True)
+    return codes.astype(np.int64), [str(c) for c in cats]
+
+
+def run_analysis(
+    adata: Any,
+    layout: str,
+    params: AnalysisParams | None = None,
+    markers: MarkerTable | None = None,
+    px_per_um: float | None = None,
+    progress: Progress | None = None,
+) -> AnalysisResult:
+    """Run the whole spatial analysis on raw counts.
+
+    Parameters
+    ----------
+    adata
+        AnnData with raw counts in ``X`` (sparse or dense) and ``obsm['spatial']``.
+    layout
+        ``visium``, ``visium_hd`` or ``generic`` (see :func:`core.io.readers.detect_layout`).
+    markers
+        Marker table for annotation (default: the shipped table).
+    px_per_um
+        Coordinate pixels per micrometre, if known (sets the domain smoothing radius).
+    """
+    params = params or AnalysisParams()
+    params.validate()
+    markers = markers or load_default_markers()
+    report = progress or (lambda stage, frac: None)
+    t: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str, frac: float) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        t[name] = round(now - clock, 3)
+        clock = now
+        report("analyzing", frac)
+
+    X = adata.X
+    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else sp.csr_matrix(X, dtype=np.float32)
+    X.sum_duplicates()
+    genes = np.asarray(adata.var_names).astype(str)
+    obs_names = np.asarray(adata.obs_names).astype(str)
+    xy_all = np.asarray(adata.obsm["spatial"], dtype=np.float64)[:, :2]
+
+    metrics = qcm.qc_metrics(X, genes)
+    keep_s, keep_g, qc = qcm.filter_spots_and_genes(X, metrics, layout)
+    X = X[keep_s][:, keep_g] if not keep_g.all() else X[keep_s]
+    X = sp.csr_matrix(X)
+    genes = genes[keep_g]
+    metrics = {k: v[keep_s] for k, v in metrics.items()}
+    xy = xy_all[keep_s]
+    obs_names = obs_names[keep_s]
+    lap("qc", 0.1)
+
+    Xlog = pp.normalize_log1p(X)
+    hvg_idx = pp.highly_variable_genes(Xlog, params.n_hvg)
+    lap("normalize_hvg", 0.2)
+    pcs, evr = pp.pca_sparse(Xlog[:, hvg_idx], params.n_pcs, seed=params.seed)
+    lap("pca", 0.3)
+    n = X.shape[0]
+    knn_idx: np.ndarray | None = None
+    if n >= 3 and pcs.shape[1] >= 1:
+        knn_idx, _ = pp.knn_graph(pcs, min(params.n_neighbors, n - 1), seed=params.seed, threads=params.threads)
+        adj = pp.knn_to_adjacency(knn_idx, n)
+        lap("neighbors", 0.4)
+        clusters = cl.leiden(adj, params.resolution, seed=params.seed)
+    else:
+        clusters = np.zeros(n, dtype=np.int64)
+    lap("leiden", 0.45)
+    cluster_markers = cl.marker_genes(Xlog, clusters, genes)
+    lap("markers", 0.5)
+
+    annotation = ann.annotate(X, genes, markers, multi_cell=(layout == "visium"), knn_idx=knn_idx)
+    majority = ann.cluster_majority(clusters, annotation.cell_type)
+    lap("annotate", 0.6)
+
+    A = spa.spatial_graph(xy, layout)
+    moran = spa.morans_i(Xlog[:, hvg_idx], A)
+    lap("moran", 0.7)
+    ct_codes, ct_names = _encode(annotation.cell_type)
+    lin_codes = np.array([LINEAGES.index(v) for v in annotation.lineage])
+    z_ct, _ = spa.nhood_enrichment(A, ct_codes, params.n_perms, params.seed)
+    z_lin_full, _ = spa.nhood_enrichment(A, lin_codes, params.n_perms, params.seed)
+    present_lin = sorted(set(lin_codes.tolist()))
+    z_lin = z_lin_full[np.ix_(present_lin, present_lin)]
+    z_cl, _ = spa.nhood_enrichment(A, clusters, params.n_perms, params.seed)
+    diversity = spa.neighbourhood_diversity(A, ct_codes, rings=2 if layout != "visium_hd" else 3)
+    lap("nhood_enrichment", 0.8)
+
+    domains = dom.find_domains(pcs, annotation.probs, xy, layout, A, px_per_um, seed=params.seed,
+                               n_domains=params.n_domains)
+    domain_markers = cl.marker_genes(Xlog, domains.labels, genes)
+    lap("domains", 0.9)
+
+    return AnalysisResult(
+        layout=layout, params=params, obs_names=obs_names, xy=xy, qc=qc, qc_metrics=metrics,
+        gene_names=genes, hvg=genes[hvg_idx], pca=pcs, pca_variance_ratio=evr, clusters=clusters,
+        cluster_markers=cluster_markers, annotation=annotation, cluster_majority=majority,
+        domains=domains, domain_markers=domain_markers, spatial_graph=A, moran=moran,
+        nhood_celltype=(z_ct, ct_names), nhood_lineage=(z_lin, [LINEAGES[i] for i in present_lin]),
+        nhood_cluster=z_cl, diversity=diversity, xlog=Xlog, counts=X, px_per_um=px_per_um,
+        timings=t, marker_source=markers.source,
+    )

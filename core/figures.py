@@ -1,0 +1,208 @@
+"""Figures a pathologist looks at, drawn with matplotlib (Agg, no display).
+
+Large samples (Visium HD) are drawn as a raster on the bin grid rather than as
+hundreds of thousands of vector markers, so figures stay small and fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.analysis.pipeline import AnalysisResult
+from core.markers import LINEAGES
+
+SCATTER_MAX = 30_000
+LINEAGE_COLOURS = {
+    "epithelial": "#e6550d", "stromal": "#31a354", "endothelial": "#d62728", "lymphoid": "#3182bd",
+    "myeloid": "#9467bd", "neural/glial": "#8c564b", "other": "#7f7f7f",
+}
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _palette(k: int) -> np.ndarray:
+    plt = _plt()
+    cmap = plt.get_cmap("tab20" if k > 10 else "tab10")
+    return np.array([cmap(i % cmap.N) for i in range(k)])
+
+
+def _draw_layer(ax: Any, xy: np.ndarray, colours: np.ndarray, size_px: float, extent: tuple[float, float, float, float] | None) -> None:
+    """Spots as markers (small samples) or a raster of bins (large ones). xy in image pixels."""
+    n = len(xy)
+    if n <= SCATTER_MAX:
+        fig = ax.figure
+        # marker size in points^2 from the spot diameter in data units
+        x0, x1 = ax.get_xlim()
+        width_px = abs(x1 - x0) or 1.0
+        ax_w_pt = fig.get_size_inches()[0] * ax.get_position().width * 72
+        d_pt = max(0.5, size_px / width_px * ax_w_pt)
+        ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=d_pt**2, linewidths=0, rasterized=True)
+        return
+    x0, x1, y1, y0 = extent if extent else (xy[:, 0].min(), xy[:, 0].max(), xy[:, 1].max(), xy[:, 1].min())
+    res = 900
+    W = int(res)
+    H = max(1, int(res * (y1 - y0) / max(x1 - x0, 1e-9)))
+    ix = np.clip(((xy[:, 0] - x0) / max(x1 - x0, 1e-9) * (W - 1)).astype(int), 0, W - 1)
+    iy = np.clip(((xy[:, 1] - y0) / max(y1 - y0, 1e-9) * (H - 1)).astype(int), 0, H - 1)
+    img = np.zeros((H, W, 4), dtype=np.float32)
+    img[iy, ix] = colours
+    ax.imshow(img, extent=(x0, x1, y1, y0), interpolation="nearest")
+
+
+def _base(ax: Any, image: np.ndarray | None, xy_img: np.ndarray, pad: float) -> tuple[float, float, float, float]:
+    x0, y0 = xy_img.min(axis=0) - pad
+    x1, y1 = xy_img.max(axis=0) + pad
+    if image is not None:
+        ax.imshow(image, alpha=0.55)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)
+    ax.set_axis_off()
+    return (x0, x1, y1, y0)
+
+
+def _to_rgb(image: np.ndarray | None) -> np.ndarray | None:
+    if image is None:
+        return None
+    im = np.asarray(image)
+    if im.dtype.kind == "f":
+        im = np.clip(im * (255.0 if im.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if im.ndim == 2:
+        im = np.stack([im] * 3, axis=-1)
+    if im.shape[-1] == 4:
+        im = im[..., :3]
+    return im.astype(np.uint8)
+
+
+def categorical_map(path: Path, res: AnalysisResult, labels: np.ndarray, names: list[str], title: str,
+                    image: np.ndarray | None, scalef: float, spot_px: float, colours: dict[str, str] | None = None) -> None:
+    plt = _plt()
+    xy = res.xy * scalef
+    fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=110)
+    extent = _base(ax, image, xy, pad=spot_px * scalef * 2)
+    pal = _palette(len(names))
+    if colours:
+        from matplotlib.colors import to_rgba
+
+        pal = np.array([to_rgba(colours.get(nm, "#7f7f7f")) for nm in names])
+    _draw_layer(ax, xy, pal[labels], spot_px * scalef, extent)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=pal[i], label=nm) for i, nm in enumerate(names)]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    ax.set_title(title, fontsize=10)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def continuous_maps(path: Path, res: AnalysisResult, values: list[np.ndarray], titles: list[str],
+                    image: np.ndarray | None, scalef: float, spot_px: float, ncols: int = 3) -> None:
+    plt = _plt()
+    xy = res.xy * scalef
+    nrows = int(np.ceil(len(values) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.8 * nrows), dpi=100, squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for ax, v, t in zip(axes.ravel(), values, titles, strict=False):
+        extent = _base(ax, None, xy, pad=spot_px * scalef * 2)
+        lo, hi = np.nanpercentile(v, [1, 99]) if len(v) else (0, 1)
+        norm = np.clip((v - lo) / max(hi - lo, 1e-12), 0, 1)
+        _draw_layer(ax, xy, cmap(norm), spot_px * scalef, extent)
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
+        fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02)
+        ax.set_title(t, fontsize=9)
+    for ax in axes.ravel()[len(values):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def composition_bars(path: Path, res: AnalysisResult) -> None:
+    plt = _plt()
+    comp = res.annotation.lineage_composition
+    k = res.domains.k
+    M = np.array([comp[res.domains.labels == d].mean(axis=0) for d in range(k)])
+    fig, ax = plt.subplots(figsize=(max(4, 0.7 * k + 2.5), 3.8), dpi=110)
+    bottom = np.zeros(k)
+    for j, lin in enumerate(LINEAGES):
+        if M[:, j].max() < 0.005:
+            continue
+        ax.bar([f"D{d + 1}" for d in range(k)], M[:, j], bottom=bottom, color=LINEAGE_COLOURS[lin], label=lin)
+        bottom += M[:, j]
+    ax.set_ylabel("mean lineage fraction")
+    ax.set_title("Lineage composition per spatial domain", fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def nhood_heatmap(path: Path, z: np.ndarray, names: list[str], title: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(names) + 2, 0.45 * len(names) + 2), dpi=110)
+    lim = float(np.nanmax(np.abs(z))) if z.size else 1.0
+    im = ax.imshow(z, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    fig.colorbar(im, ax=ax, label="enrichment z-score")
+    ax.set_title(title, fontsize=10)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def write_figures(out: Path, res: AnalysisResult, image: np.ndarray | None, scalef: float, spot_px: float | None) -> list[str]:
+    """Write every figure under ``out`` (created); returns their file names."""
+    out.mkdir(parents=True, exist_ok=True)
+    image = _to_rgb(image)
+    if image is None:
+        scalef = 1.0
+    if not spot_px:
+        from scipy.spatial import cKDTree
+
+        d, _ = cKDTree(res.xy).query(res.xy[: min(len(res.xy), 1000)], k=2)
+        spot_px = float(np.median(d[:, 1])) * 0.9
+    names: list[str] = []
+    dom_names = [f"D{d + 1}" for d in range(res.domains.k)]
+    categorical_map(out / "domains.png", res, res.domains.labels, dom_names, "Spatial domains", image, scalef, spot_px)
+    names.append("domains.png")
+    ct_codes = np.unique(res.annotation.cell_type.astype(str), return_inverse=True)
+    categorical_map(out / "cell_types.png", res, ct_codes[1], [str(c) for c in ct_codes[0]],
+                    "Dominant cell type per spot", image, scalef, spot_px)
+    names.append("cell_types.png")
+    lin = np.array([LINEAGES.index(x) for x in res.annotation.lineage])
+    categorical_map(out / "lineages.png", res, lin, list(LINEAGES), "Lineage per spot", image, scalef,
+                    spot_px, colours=LINEAGE_COLOURS)
+    names.append("lineages.png")
+    m = res.qc_metrics
+    continuous_maps(out / "qc_maps.png", res,
+                    [np.log10(m["total_counts"] + 1), m["n_genes"].astype(float), 100 * m["pct_mito"],
+                     res.annotation.confidence],
+                    ["log10 UMIs", "genes detected", "% mitochondrial", "annotation confidence"],
+                    None, scalef, spot_px, ncols=4)
+    names.append("qc_maps.png")
+    composition_bars(out / "composition.png", res)
+    names.append("composition.png")
+    z, ct = res.nhood_celltype
+    nhood_heatmap(out / "nhood_enrichment.png", z, ct, "Neighbourhood enrichment (cell types)")
+    names.append("nhood_enrichment.png")
+    I_vals = np.nan_to_num(res.moran["I"], nan=-np.inf)
+    top = np.argsort(-I_vals)[:6]
+    if len(top):
+        hv_cols = np.searchsorted(res.gene_names, res.hvg) if np.all(res.gene_names[:-1] <= res.gene_names[1:]) else None
+        lookup = {g: i for i, g in enumerate(res.gene_names)}
+        vals = []
+        titles = []
+        for j in top:
+            g = str(res.hvg[j])
+            col = lookup[g] if hv_cols is None else int(hv_cols[j])
+            vals.append(np.asarray(res.xlog[:, col].todense()).ravel())
+            titles.append(f"{g} (Moran's I {res.moran['I'][j]:.2f})")
+        continuous_maps(out / "spatially_variable_genes.png", res, vals, titles, None, scalef, spot_px)
+        names.append("spatially_variable_genes.png")
+    return names

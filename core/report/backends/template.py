@@ -1,0 +1,110 @@
+"""The template writer: a deterministic narrative from the features, no language model.
+
+Labelled as such in the report; used when no model is at hand, never as a silent
+fallback for a model that failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from core.report.backends import Generation, GenerationRequest
+from core.report.prompts import SECTIONS
+
+TEMPLATE_VERSION = "1"
+
+
+def _pct(x: Any) -> str:
+    try:
+        return f"{float(x) * 100:.0f}%"
+    except (TypeError, ValueError):
+        return "an unknown share"
+
+
+def _ranked(comp: Mapping[str, Any]) -> list[tuple[str, float]]:
+    items = [(str(k), float(v)) for k, v in comp.items()
+             if isinstance(v, int | float) and not isinstance(v, bool)]
+    return sorted(items, key=lambda kv: -kv[1])
+
+
+def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> str:
+    """A narrative under the report's section headings, written from ``features`` alone."""
+    unit = str((features.get("platform") or {}).get("unit") or "spot")
+    qc = features.get("qc") or {}
+    comp = _ranked(features.get("lineage_composition") or {})
+    ann = features.get("annotation") or {}
+    domains = [d for d in features.get("domains") or [] if isinstance(d, Mapping)]
+    spatial = features.get("spatial") or {}
+    svg = spatial.get("spatially_variable_genes") or {}
+    out: dict[str, str] = {}
+
+    out["specimen_and_qc"] = (
+        f"{qc.get('units_analysed', 'An unknown number of')} {unit}s passed quality control "
+        f"({_pct(qc.get('fraction_removed_by_qc'))} were removed). The median {unit} detected "
+        f"{qc.get('median_genes_per_unit', 'an unknown number of')} genes, with a median "
+        f"mitochondrial fraction of {_pct(qc.get('median_mito_fraction'))}."
+    )
+    if domains:
+        largest = max(domains, key=lambda d: float(d.get("fraction_of_units") or 0))
+        parts = [f"{d.get('id')} ({_pct(d.get('fraction_of_units'))}, mostly "
+                 f"{d.get('dominant_lineage')})" for d in domains]
+        out["tissue_architecture"] = (
+            f"The section divides into {len(domains)} spatial domains: {'; '.join(parts)}. "
+            f"The largest is {largest.get('id')}."
+        )
+    else:
+        out["tissue_architecture"] = "No spatial domains were computed."
+    if comp:
+        top = ", ".join(f"{k} ({_pct(v)})" for k, v in comp[:3])
+        sparse = [k for k, v in comp if v < 0.02]
+        out["cell_populations"] = (
+            f"The most abundant lineages are {top}. "
+            + (f"Sparse or absent: {', '.join(sparse)}. " if sparse else "")
+            + f"The annotation's median confidence is {ann.get('median_confidence', 'unknown')}, "
+            f"with {_pct(ann.get('fraction_low_confidence'))} of {unit}s of low confidence."
+        )
+    else:
+        out["cell_populations"] = "No lineage composition was computed."
+    coloc = spatial.get("lineage_colocalisation") or []
+    segr = spatial.get("lineage_segregation") or []
+    together = "; ".join(f"{r.get('a')} with {r.get('b')}" for r in coloc[:3]
+                         if isinstance(r, Mapping)) or "no lineage pair"
+    apart = "; ".join(f"{r.get('a')} from {r.get('b')}" for r in segr[:3]
+                      if isinstance(r, Mapping)) or "no lineage pair"
+    out["spatial_organisation"] = (
+        f"Found together more than by chance: {together}. Kept apart: {apart}. "
+        f"{svg.get('n_significant_fdr05', 'An unknown number of')} of "
+        f"{svg.get('n_tested', 'the tested')} genes vary spatially (FDR 0.05)."
+    )
+    out["morphology"] = (
+        "The template writer does not read the image; morphology was not assessed."
+        if has_image else "No H&E image was available; morphology was not assessed."
+    )
+    out["uncertainty"] = (
+        f"Each {unit} can mix several cells, so lineage shares are estimates. This narrative "
+        "was written by a deterministic template from the computed features, without a "
+        "language model, and adds no interpretation beyond them."
+    )
+    out["follow_up"] = (
+        "Review the H&E section directly; confirm the dominant lineages of each domain with "
+        "immunohistochemistry for lineage markers."
+    )
+    return "\n\n".join(f"## {title}\n{out[sid]}" for sid, title in SECTIONS)
+
+
+class TemplateBackend:
+    """Deterministic narrative, written without a language model."""
+
+    name = "template"
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        """Write the template narrative (the prompt is gated but not otherwise used)."""
+        t0 = time.perf_counter()
+        text = write_template_narrative(request.features, has_image=bool(request.images))
+        return Generation(
+            text=text, backend=self.name, model=None, written_by_language_model=False,
+            revision=f"template-v{TEMPLATE_VERSION}", decoding={"deterministic": True},
+            timings={"generate_s": round(time.perf_counter() - t0, 4)},
+        )

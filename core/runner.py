@@ -1,0 +1,305 @@
+"""The analysis stage as one call: read a sample, analyse it, write the artifacts.
+
+Used by the CLI and by the analysis worker alike. The report stage
+(:func:`core.report.write_report`) is a pure function of the directory this
+writes, so a GPU worker can run it later from stored artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import __version__
+from core.config import Settings, get_settings
+from core.errors import MGSError
+
+Progress = Callable[[str, float], None]
+
+ARTIFACTS = ("spots.csv", "features.json", "analysis.json", "he_image.png", "leakage_context.json")
+
+
+@dataclass
+class AnalyzeOptions:
+    """User-facing options of the analysis stage."""
+
+    resolution: float = 1.0
+    seed: int = 0
+    markers: str | None = None  # path to a marker table (PanglaoDB TSV or our format); None = default
+    species: str = "Hs"
+    organs: list[str] | None = None
+    write_h5ad: bool = False
+    bin_size: int | None = None
+    n_domains: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _versions() -> dict[str, str]:
+    out = {"medgemma-spatial": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "pandas", "anndata", "h5py", "igraph", "faiss-cpu", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _jsonable(o.tolist())
+    if isinstance(o, (np.floating, float)):
+        f = float(o)
+        return f if np.isfinite(f) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    return o
+
+
+def px_per_um_of(sample: Any) -> float | None:
+    """Full-resolution pixels per micrometre, from the spot diameter or the bin pitch."""
+    if sample.spot_diameter_px:
+        if sample.layout == "visium":
+            return float(sample.spot_diameter_px) / 55.0
+        if sample.layout == "visium_hd" and sample.bin_size_um:
+            return float(sample.spot_diameter_px) / float(sample.bin_size_um)
+    return None
+
+
+def run_analysis_stage(
+    sample_path: str | Path,
+    out_dir: str | Path,
+    options: AnalyzeOptions | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Read, check and analyse ``sample_path``; write the artifacts into ``out_dir``.
+
+    Returns a summary (``n_spots``, ``layout``, ``timings``, ``files``). Raises an
+    :class:`~core.errors.InputError` subclass on bad input; nothing is written then.
+    """
+    from core.analysis.features import tissue_blind_features
+    from core.analysis.pipeline import AnalysisParams, run_analysis
+    from core.io.readers import read_sample
+    from core.markers import load_markers
+
+    options = options or AnalyzeOptions()
+    settings = settings or get_settings()
+    report = progress or (lambda stage, frac: None)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    report("validating", 0.0)
+    params = AnalysisParams(resolution=options.resolution, seed=options.seed,
+                            n_domains=options.n_domains, threads=settings.threads)
+    params.validate()
+    table = load_markers(options.markers, species=options.species, organs=options.organs)
+    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size)
+    timings["read"] = round(time.perf_counter() - t0, 3)
+    report("validating", 1.0)
+
+    t1 = time.perf_counter()
+    res = run_analysis(sample.adata, sample.layout, params, markers=table,
+                       px_per_um=px_per_um_of(sample), progress=report)
+    timings.update(res.timings)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t2 = time.perf_counter()
+    features = tissue_blind_features(res, image_available=sample.image is not None,
+                                     bin_size_um=sample.bin_size_um)
+    _write_spots(out / "spots.csv", res)
+    image_file = None
+    if sample.image is not None:
+        from core.figures import _to_rgb
+
+        from PIL import Image
+
+        rgb = _to_rgb(sample.image)
+        assert rgb is not None
+        Image.fromarray(rgb).save(out / "he_image.png")
+        image_file = "he_image.png"
+    figures = _figures(out, res, sample)
+    timings["figures"] = round(time.perf_counter() - t2, 3)
+    (out / "features.json").write_text(json.dumps(features, indent=2))
+    _write_leakage_context(out / "leakage_context.json", sample, res, sample_path)
+    if options.write_h5ad:
+        _write_h5ad(out / "analysis.h5ad", sample, res)
+    timings["analysis_total"] = round(time.perf_counter() - t1, 3)
+    timings["total"] = round(time.perf_counter() - t0, 3)
+    analysis = _analysis_json(res, sample, options, table.source, timings, image_file, figures)
+    (out / "analysis.json").write_text(json.dumps(_jsonable(analysis), indent=2))
+    report("analyzing", 1.0)
+    return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
+            "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k}
+
+
+def _figures(out: Path, res: Any, sample: Any) -> list[str]:
+    from core.figures import write_figures
+
+    return write_figures(out / "figures", res, sample.image, sample.image_scalef, sample.spot_diameter_px)
+
+
+def _write_spots(path: Path, res: Any) -> None:
+    import pandas as pd
+
+    a = res.annotation
+    df = pd.DataFrame({
+        "barcode": res.obs_names,
+        "x": np.round(res.xy[:, 0], 2),
+        "y": np.round(res.xy[:, 1], 2),
+        "cluster": res.clusters,
+        "domain": [f"D{d + 1}" for d in res.domains.labels],
+        "cell_type": a.cell_type,
+        "lineage": a.lineage,
+        "confidence": np.round(a.confidence, 4),
+        "entropy": np.round(a.entropy, 4),
+        "total_counts": res.qc_metrics["total_counts"].astype(np.int64),
+        "n_genes": res.qc_metrics["n_genes"],
+        "pct_mito": np.round(res.qc_metrics["pct_mito"], 5),
+        "pct_ribo": np.round(res.qc_metrics["pct_ribo"], 5),
+        "neighbourhood_entropy": np.round(res.diversity, 4),
+    })
+    if a.composition is not None:
+        from core.markers import LINEAGES
+
+        lc = a.lineage_composition
+        for j, lin in enumerate(LINEAGES):
+            df[f"frac_{lin}"] = np.round(lc[:, j], 4)
+    df.to_csv(path, index=False)
+
+
+def _write_leakage_context(path: Path, sample: Any, res: Any, sample_path: str | Path) -> None:
+    """Strings the report gate must never let into a prompt (ids, names from the input's metadata)."""
+    from core.report.leakage import leakage_context_from_adata
+
+    ctx = leakage_context_from_adata(sample.adata, [str(sample_path)])
+    extra = sorted(sample.metadata_strings - set(ctx.get("metadata_strings", [])))
+    ctx["metadata_strings"] = sorted(set(ctx.get("metadata_strings", [])) | set(extra[:2000]))
+    path.write_text(json.dumps(ctx, indent=1))
+
+
+def _write_h5ad(path: Path, sample: Any, res: Any) -> None:
+    import anndata as ad
+    import pandas as pd
+
+    a = res.annotation
+    obs = pd.DataFrame({
+        "cluster": pd.Categorical(res.clusters.astype(str)),
+        "domain": pd.Categorical([f"D{d + 1}" for d in res.domains.labels]),
+        "cell_type": pd.Categorical(a.cell_type.astype(str)),
+        "lineage": pd.Categorical(a.lineage.astype(str)),
+        "confidence": a.confidence.astype(np.float32),
+        "entropy": a.entropy.astype(np.float32),
+        **{k: v for k, v in res.qc_metrics.items()},
+    }, index=pd.Index(res.obs_names))
+    var = pd.DataFrame(index=pd.Index(res.gene_names))
+    var["highly_variable"] = var.index.isin(res.hvg)
+    out = ad.AnnData(X=res.xlog, obs=obs, var=var)
+    out.layers["counts"] = res.counts
+    out.obsm["spatial"] = res.xy
+    out.obsm["X_pca"] = res.pca
+    out.obsm["celltype_probs"] = a.probs
+    out.uns["celltype_names"] = list(a.cell_types)
+    out.obsp["spatial_connectivities"] = res.spatial_graph
+    out.write_h5ad(path)
+
+
+def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source: str,
+                   timings: dict[str, float], image_file: str | None, figures: list[str]) -> dict[str, Any]:
+    a = res.annotation
+    order = np.argsort(-np.nan_to_num(res.moran["I"], nan=-np.inf))
+    moran_top = [
+        {"gene": str(res.hvg[j]), "I": round(float(res.moran["I"][j]), 6), "z": round(float(res.moran["z"][j]), 3),
+         "pval_norm": float(f"{res.moran['pval_norm'][j]:.4g}"),
+         "fdr_bh": float(f"{res.moran['pval_norm_fdr_bh'][j]:.4g}")}
+        for j in order[:100]
+    ]
+    types, cnts = np.unique(a.cell_type.astype(str), return_counts=True)
+    lin, lcnt = np.unique(a.lineage.astype(str), return_counts=True)
+    dom = res.domains
+    domains = []
+    for d in range(dom.k):
+        m = dom.labels == d
+        t_d, c_d = np.unique(a.cell_type[m].astype(str), return_counts=True)
+        domains.append({"id": f"D{d + 1}", "n": int(m.sum()),
+                        "cell_types": {str(t): round(float(c) / m.sum(), 4) for t, c in zip(t_d, c_d, strict=True)},
+                        "markers": res.domain_markers.get(str(d), [])})
+    z_ct, ct_names = res.nhood_celltype
+    z_lin, lin_names = res.nhood_lineage
+    return {
+        "schema": "mgs.analysis/1",
+        "layout": res.layout,
+        "n_spots": len(res.obs_names),
+        "n_genes": len(res.gene_names),
+        "qc": res.qc.as_dict(),
+        "qc_summary": {k: {"median": float(np.median(v)), "p5": float(np.percentile(v, 5)),
+                           "p95": float(np.percentile(v, 95))} for k, v in res.qc_metrics.items()},
+        "hvg": {"n": len(res.hvg)},
+        "pca": {"n_comps": int(res.pca.shape[1]), "variance_ratio": [round(float(v), 5) for v in res.pca_variance_ratio]},
+        "clusters": {
+            "n": int(res.clusters.max() + 1),
+            "sizes": np.bincount(res.clusters).tolist(),
+            "markers": res.cluster_markers,
+            "majority_cell_type": res.cluster_majority,
+        },
+        "annotation": {
+            "marker_table": marker_source,
+            "cell_types_scored": a.cell_types,
+            "types_skipped_few_markers": a.skipped_types,
+            "markers_used": a.markers_used,
+            "cell_type_counts": {str(t): int(c) for t, c in zip(types, cnts, strict=True)},
+            "lineage_counts": {str(t): int(c) for t, c in zip(lin, lcnt, strict=True)},
+            "median_confidence": float(np.median(a.confidence)),
+            "mean_entropy": float(np.mean(a.entropy)),
+            "composition_estimated": a.composition is not None,
+            "available": a.available,
+            "unavailable_reason": a.unavailable_reason,
+        },
+        "domains": {"k": dom.k, "silhouette_by_k": dom.silhouette, "smoothing_sigma_um": dom.sigma_um,
+                    "domains": domains},
+        "spatial": {
+            "graph": {"n_edges": int(res.spatial_graph.nnz // 2),
+                      "mean_degree": float(res.spatial_graph.nnz / max(len(res.obs_names), 1))},
+            "morans_i": {"n_tested": len(res.hvg),
+                         "n_significant_fdr05": int(np.sum(res.moran["pval_norm_fdr_bh"] < 0.05)),
+                         "top": moran_top},
+            "nhood_enrichment_celltype": {"names": ct_names, "z": np.round(z_ct, 3)},
+            "nhood_enrichment_lineage": {"names": lin_names, "z": np.round(z_lin, 3)},
+            "neighbourhood_entropy": {"mean": float(res.diversity.mean()),
+                                      "median": float(np.median(res.diversity))},
+        },
+        "image": {"file": image_file, "scalef": sample.image_scalef if image_file else None,
+                  "spot_diameter_px": sample.spot_diameter_px, "source": sample.image_name},
+        "figures": figures,
+        "provenance": {
+            "input_sha256": sample.sha256,
+            "input_format": sample.source_format,
+            "preflight": sample.preflight.as_dict() if sample.preflight else None,
+            "notes": sample.notes,
+            "parameters": res.params.as_dict(),
+            "options": options.as_dict(),
+            "seed": options.seed,
+            "versions": _versions(),
+            "timings_s": timings,
+            "command": " ".join(sys.argv[:1]),
+        },
+    }
+
+
+__all__ = ["ARTIFACTS", "AnalyzeOptions", "MGSError", "run_analysis_stage"]

@@ -1,0 +1,109 @@
+"""write_report end to end with the template backend, the leakage refusal and failing models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings
+from core.errors import ModelUnavailable, PromptLeakage
+from core.report import ReportOptions, write_report
+from core.report.evaluation import synth_like_context
+from core.report.prompts import SECTIONS, STRATEGIES
+from core.report.samples import example_features, write_output_dir
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_template_report_files_and_provenance(tmp_path: Path, strategy: str) -> None:
+    d = write_output_dir(tmp_path, context=synth_like_context("brain", 1))
+    seen: list[float] = []
+    prov = write_report(d, ReportOptions(prompt_strategy=strategy, tiles=1), progress=seen.append)
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    prompt = (d / "prompt.txt").read_text()
+    assert prov["prompt_sha256"] == hashlib.sha256(prompt.encode()).hexdigest()
+    assert prov["prompt_strategy"] == strategy
+    report = json.loads((d / "report.json").read_text())
+    assert [s["title"] for s in report["sections"]] == [t for _, t in SECTIONS]
+    assert report["provenance"]["prompt_sha256"] == prov["prompt_sha256"]
+    assert report["narrative_source"]["written_by_language_model"] is False
+    assert "without a language model" in report["narrative_source"]["label"]
+    assert "not a diagnosis" in report["disclaimer"]
+    for s in report["sections"]:
+        assert "computed" in s and "narrative" in s
+    pops = report["sections"][2]["computed"]["populations"]
+    assert pops and {"cell_type", "units", "fraction", "mean_confidence"} <= set(pops[0])
+    # The template restates computed numbers only: nothing unverified.
+    assert prov["unverified_numbers"] == 0 and prov["numbers_in_narrative"] > 0
+    assert 0 < prov["parroting"]["score"] <= 1
+    md = (d / "report.md").read_text()
+    assert "not a diagnosis" in md and "## Cell populations" in md
+    html = (d / "report.html").read_text()
+    assert "data:image/png;base64," in html and "src='figures/" not in html
+    assert html.count("<img") == 2  # model input overview + figures/domains.png
+
+
+def test_text_only_when_no_image(tmp_path: Path) -> None:
+    d = write_output_dir(tmp_path, image=None)
+    prov = write_report(d, ReportOptions())
+    assert prov["image"]["available"] is False
+    assert "no H&E image is available" in (d / "prompt.txt").read_text()
+    report = json.loads((d / "report.json").read_text())
+    morph = next(s for s in report["sections"] if s["id"] == "morphology")
+    assert "No H&E image" in morph["narrative"]
+
+
+def test_leaking_features_are_refused_before_any_backend(tmp_path: Path) -> None:
+    f = example_features()
+    f["domains"][0]["id"] = "colon crypts"
+    d = write_output_dir(tmp_path, features=f, context=synth_like_context("colon", 0))
+    # The openai backend points at a closed port: reaching it would raise ModelUnavailable.
+    settings = Settings(openai_base_url=f"http://127.0.0.1:{_free_port()}/v1",
+                        openai_max_retries=0)
+    with pytest.raises(PromptLeakage) as e:
+        write_report(d, ReportOptions(backend="openai"), settings=settings)
+    assert "'colon'" in e.value.detail and "nothing was sent" in e.value.detail
+    findings = json.loads((d / "leakage_findings.json").read_text())["findings"]
+    assert {f["category"] for f in findings} >= {"organ_word", "metadata"}
+    assert not (d / "prompt.txt").exists() and not (d / "report.json").exists()
+
+
+def test_planted_metadata_reaching_the_prompt_is_refused(tmp_path: Path) -> None:
+    ctx = synth_like_context("breast", 2)
+    f = example_features()
+    f["platform"]["unit_description"] = f"spots of {ctx['sample_ids'][0]}"
+    d = write_output_dir(tmp_path, features=f, context=ctx)
+    with pytest.raises(PromptLeakage, match="sample id"):
+        write_report(d, ReportOptions())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_openai_server_fails_clearly(tmp_path: Path) -> None:
+    d = write_output_dir(tmp_path)
+    settings = Settings(openai_base_url=f"http://127.0.0.1:{_free_port()}/v1",
+                        openai_max_retries=1, openai_timeout_s=2)
+    with pytest.raises(ModelUnavailable, match=r"cannot reach .*after 2 attempt"):
+        write_report(d, ReportOptions(backend="openai"), settings=settings)
+    assert not (d / "report.json").exists()  # no silent template fallback
+
+
+def test_missing_transformers_model_fails_clearly(tmp_path: Path) -> None:
+    d = write_output_dir(tmp_path)
+    with pytest.raises(ModelUnavailable):
+        write_report(d, ReportOptions(backend="transformers", model=str(tmp_path / "no-model")))
+    assert not (d / "report.json").exists()
+
+
+def test_missing_features_is_an_input_error(tmp_path: Path) -> None:
+    from core.errors import InputError
+
+    with pytest.raises(InputError, match=r"features\.json"):
+        write_report(tmp_path, ReportOptions())
