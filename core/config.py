@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     validation_memory_mb: int = Field(
         0, description="Address-space limit of the validation subprocess (MiB); 0 = memory_budget_mb + 2048."
     )
+    marker_tables_dir: str | None = Field(
+        None, description="Folder of marker tables a job may name in options.markers (NAME or NAME.tsv)."
+    )
     auth_cache_s: float = Field(
         5.0, description="API processes cache a key's tenant this long (s); a revoked key stops within it."
     )

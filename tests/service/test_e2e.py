@@ -17,9 +17,8 @@ from tests.service.conftest import ROOT, WebhookSink, start_relay, start_worker,
 from tests.service.helpers import VISIUM_DIR, client, spaceranger_targz, upload
 
 try:
-    import core.runner as _runner  # noqa: F401
-
     import core.report as _report
+    import core.runner as _runner  # noqa: F401
 
     HAVE_CORE = hasattr(_report, "write_report")
 except ImportError:

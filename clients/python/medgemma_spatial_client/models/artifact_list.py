@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from typing import cast
 
 if TYPE_CHECKING:
   from ..models.artifact_out import ArtifactOut
@@ -32,6 +36,7 @@ class ArtifactList:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.artifact_out import ArtifactOut # noqa: PLC0415
         items = []
         for items_item_data in self.items:
             items_item = items_item_data.to_dict()
@@ -52,7 +57,7 @@ class ArtifactList:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.artifact_out import ArtifactOut  # noqa: PLC0415
+        from ..models.artifact_out import ArtifactOut # noqa: PLC0415
         d = dict(src_dict)
         items = []
         _items = d.pop("items")

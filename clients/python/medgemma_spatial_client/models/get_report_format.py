@@ -1,6 +1,5 @@
 from enum import StrEnum
 
-
 class GetReportFormat(StrEnum):
     HTML = "html"
     JSON = "json"

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 from ..models.health_status import HealthStatus
 from ..types import UNSET, Unset
+from typing import cast
 
 if TYPE_CHECKING:
   from ..models.health_checks import HealthChecks
@@ -37,6 +40,7 @@ class Health:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.health_checks import HealthChecks # noqa: PLC0415
         status = self.status.value
 
         checks: dict[str, Any] | Unset = UNSET
@@ -58,7 +62,7 @@ class Health:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.health_checks import HealthChecks  # noqa: PLC0415
+        from ..models.health_checks import HealthChecks # noqa: PLC0415
         d = dict(src_dict)
         status = HealthStatus(d.pop("status"))
 

@@ -1,6 +1,5 @@
 from enum import StrEnum
 
-
 class HealthStatus(StrEnum):
     OK = "ok"
     UNAVAILABLE = "unavailable"

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
-from uuid import UUID
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
 
 from attrs import define as _attrs_define
+from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+
+from ..types import UNSET, Unset
+from typing import cast
+from uuid import UUID
 
 if TYPE_CHECKING:
   from ..models.job_options import JobOptions
@@ -39,6 +43,7 @@ class JobCreate:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.job_options import JobOptions # noqa: PLC0415
         upload_id = str(self.upload_id)
 
         callback_url: None | str | Unset
@@ -76,7 +81,7 @@ class JobCreate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.job_options import JobOptions  # noqa: PLC0415
+        from ..models.job_options import JobOptions # noqa: PLC0415
         d = dict(src_dict)
         upload_id = UUID(d.pop("upload_id"))
 

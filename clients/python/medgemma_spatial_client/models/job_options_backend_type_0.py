@@ -1,6 +1,5 @@
 from enum import StrEnum
 
-
 class JobOptionsBackendType0(StrEnum):
     OPENAI = "openai"
     TEMPLATE = "template"

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
-from uuid import UUID
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 from ..models.job_out_stage import JobOutStage
 from ..models.job_out_state import JobOutState
+from typing import cast
+from uuid import UUID
+import datetime
 
 if TYPE_CHECKING:
   from ..models.job_error import JobError
@@ -67,7 +70,9 @@ class JobOut:
 
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.job_error import JobError  # noqa: PLC0415
+        from ..models.job_error import JobError # noqa: PLC0415
+        from ..models.job_links import JobLinks # noqa: PLC0415
+        from ..models.job_out_options import JobOutOptions # noqa: PLC0415
         attempts = self.attempts
 
         callback_url: None | str
@@ -139,9 +144,9 @@ class JobOut:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.job_error import JobError  # noqa: PLC0415
-        from ..models.job_links import JobLinks  # noqa: PLC0415
-        from ..models.job_out_options import JobOutOptions  # noqa: PLC0415
+        from ..models.job_error import JobError # noqa: PLC0415
+        from ..models.job_links import JobLinks # noqa: PLC0415
+        from ..models.job_out_options import JobOutOptions # noqa: PLC0415
         d = dict(src_dict)
         attempts = d.pop("attempts")
 

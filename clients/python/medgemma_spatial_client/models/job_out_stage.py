@@ -1,6 +1,5 @@
 from enum import StrEnum
 
-
 class JobOutStage(StrEnum):
     ANALYZING = "analyzing"
     REPORTING = "reporting"

@@ -1,6 +1,5 @@
 from enum import StrEnum
 
-
 class JobOutState(StrEnum):
     CANCELED = "canceled"
     FAILED = "failed"

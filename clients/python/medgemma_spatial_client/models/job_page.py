@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+
+from ..types import UNSET, Unset
+from typing import cast
 
 if TYPE_CHECKING:
   from ..models.job_out import JobOut
@@ -36,6 +39,7 @@ class JobPage:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.job_out import JobOut # noqa: PLC0415
         items = []
         for items_item_data in self.items:
             items_item = items_item_data.to_dict()
@@ -64,7 +68,7 @@ class JobPage:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.job_out import JobOut  # noqa: PLC0415
+        from ..models.job_out import JobOut # noqa: PLC0415
         d = dict(src_dict)
         items = []
         _items = d.pop("items")

@@ -1,6 +1,5 @@
 from enum import StrEnum
 
-
 class ListJobsStateType0(StrEnum):
     CANCELED = "canceled"
     FAILED = "failed"

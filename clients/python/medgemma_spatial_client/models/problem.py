@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+
+from ..types import UNSET, Unset
+from typing import cast
 
 if TYPE_CHECKING:
   from ..models.problem_errors_type_0_item import ProblemErrorsType0Item
@@ -47,6 +50,7 @@ class Problem:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.problem_errors_type_0_item import ProblemErrorsType0Item # noqa: PLC0415
         code = self.code
 
         detail = self.detail
@@ -97,7 +101,7 @@ class Problem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.problem_errors_type_0_item import ProblemErrorsType0Item  # noqa: PLC0415
+        from ..models.problem_errors_type_0_item import ProblemErrorsType0Item # noqa: PLC0415
         d = dict(src_dict)
         code = d.pop("code")
 

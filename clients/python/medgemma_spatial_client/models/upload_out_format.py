@@ -1,6 +1,5 @@
 from enum import StrEnum
 
-
 class UploadOutFormat(StrEnum):
     H5AD = "h5ad"
     TAR = "tar"

@@ -1,15 +1,19 @@
 from http import HTTPStatus
-from io import BytesIO
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
-from uuid import UUID
 
 import httpx
 
-from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...types import Response, UNSET
+from ... import errors
+
 from ...models.problem import Problem
-from ...types import File, Response
+from ...types import File, FileTypes
+from io import BytesIO
+from typing import cast
+from uuid import UUID
+
 
 
 def _get_kwargs(
