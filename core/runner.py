@@ -126,9 +126,9 @@ def run_analysis_stage(
     _write_spots(out / "spots.csv", res)
     image_file = None
     if sample.image is not None:
-        from PIL import Image
-
         from core.figures import _to_rgb
+
+        from PIL import Image
 
         rgb = _to_rgb(sample.image)
         assert rgb is not None

@@ -102,7 +102,7 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
         "lineage_composition": lineage_fractions(lin_comp) if a.available else {},
         "annotation": {
             "available": a.available,
-            "n_cell_populations": len(np.unique(a.cell_type)),
+            "n_cell_populations": int(len(np.unique(a.cell_type))),
             "median_confidence": _r(np.median(a.confidence)),
             "fraction_low_confidence": _r(np.mean(a.confidence < 0.5)),
             "mean_normalised_entropy": _r(np.mean(a.entropy)),
