@@ -53,7 +53,7 @@ def highly_variable_genes(Xlog: sp.csr_matrix, n_top: int = 2000, n_bins: int = 
         vals = log_disp[m]
         mu, sd = np.nanmean(vals) if np.any(~np.isnan(vals)) else 0.0, np.nanstd(vals, ddof=1) if np.sum(~np.isnan(vals)) > 1 else np.nan
         if np.isnan(sd) or sd == 0:
-            norm[m] = 0.0  # single-gene bins: as scanpy, treat as unremarkable
+            norm[m] = 1.0  # single-gene bins: as scanpy's seurat flavour
         else:
             norm[m] = (vals - mu) / sd
     norm = np.nan_to_num(norm, nan=-np.inf)
