@@ -21,6 +21,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session without a transaction (autocommit), for reads only."""
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
+
+
 def get_store(request: Request) -> ObjectStore:
     store: ObjectStore = request.app.state.store
     return store
@@ -33,7 +39,7 @@ def get_settings_dep(request: Request) -> Settings:
 
 async def current_tenant(
     request: Request,
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: Annotated[AsyncSession, Depends(get_read_session)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     header = f"Bearer {creds.credentials}" if creds else None
@@ -41,6 +47,7 @@ async def current_tenant(
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 TenantDep = Annotated[str, Depends(current_tenant)]

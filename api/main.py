@@ -29,9 +29,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from core.storage import open_store
 
         engine = make_async_engine(settings.database_url)
+        # reads (auth, polling, listing) need no transaction: autocommit saves BEGIN/ROLLBACK
+        read_engine = make_async_engine(settings.database_url, autocommit=True)
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_async_sessionmaker(engine)
+        app.state.read_sessionmaker = make_async_sessionmaker(read_engine)
         app.state.store = open_store(settings)
         app.state.redis = aioredis.from_url(settings.broker_url)
         try:
@@ -39,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.redis.aclose()
             await engine.dispose()
+            await read_engine.dispose()
 
     app = FastAPI(
         title="MedGemma Spatial API",

@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
+from api.deps import ReadSessionDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from api.errors import problem_responses
 from api.schemas import (
     ArtifactList,
@@ -92,7 +92,7 @@ async def create_job(
     "", operation_id="list_jobs", response_model=JobPage, responses=problem_responses(401, 422)
 )
 async def list_jobs(
-    session: SessionDep,
+    session: ReadSessionDep,
     tenant: TenantDep,
     state: JobStateName | None = None,
     external_sample_id: str | None = None,
@@ -121,7 +121,7 @@ async def list_jobs(
     response_model=JobOut,
     responses=problem_responses(401, 404, 422),
 )
-async def get_job(job_id: uuid.UUID, session: SessionDep, tenant: TenantDep) -> Response:
+async def get_job(job_id: uuid.UUID, session: ReadSessionDep, tenant: TenantDep) -> Response:
     """State, stage, progress, attempts, timestamps and error of one job."""
     job = await service.get_job(session, tenant, job_id)
     # the hot polling path: serialise once, skip FastAPI's second validation pass
@@ -166,7 +166,7 @@ def _stream(
 )
 async def get_report(
     job_id: uuid.UUID,
-    session: SessionDep,
+    session: ReadSessionDep,
     store: StoreDep,
     tenant: TenantDep,
     format: Literal["json", "markdown", "html"] = "json",
@@ -184,7 +184,7 @@ async def get_report(
     responses=problem_responses(401, 404, 409, 422),
 )
 async def list_artifacts(
-    job_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep, tenant: TenantDep
+    job_id: uuid.UUID, session: ReadSessionDep, store: StoreDep, tenant: TenantDep
 ) -> ArtifactList:
     """Result files of a succeeded job (spots.csv, features.json, analysis.json, figures, h5ad, report)."""
     job = await service.get_job(session, tenant, job_id)
@@ -211,7 +211,7 @@ async def list_artifacts(
     response_class=StreamingResponse,
 )
 async def get_artifact(
-    job_id: uuid.UUID, name: str, session: SessionDep, store: StoreDep, tenant: TenantDep
+    job_id: uuid.UUID, name: str, session: ReadSessionDep, store: StoreDep, tenant: TenantDep
 ) -> StreamingResponse:
     """One result file, streamed."""
     job = await service.get_job(session, tenant, job_id)

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """The API's engine (psycopg 3, async)."""
-    return create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=False)
+def make_async_engine(url: str, pool_size: int = 10, autocommit: bool = False) -> AsyncEngine:
+    """The API's engine (psycopg 3, async); ``autocommit`` for read-only sessions."""
+    kwargs = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    return create_async_engine(url, pool_size=pool_size, max_overflow=20, **kwargs)
 
 
 def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
