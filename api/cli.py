@@ -77,6 +77,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from worker.celery_app import app
 
     queues = args.queues
+    os.environ["MGS_WORKER_QUEUES"] = queues  # read by worker.resources (model preload)
     concurrency = args.concurrency or (1 if "report" in queues.split(",") else os.cpu_count() or 1)
     argv = [
         "worker",

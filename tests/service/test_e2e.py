@@ -125,3 +125,57 @@ def test_lims_example_script(
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "report.md").read_text().strip()
     assert json.loads((tmp_path / "out" / "report.json").read_text())
+
+
+def _have_model_stack() -> bool:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.model
+@pytest.mark.skipif(
+    not _have_model_stack(), reason="torch/transformers not installed (the model extra)"
+)
+def test_report_worker_with_tiny_gemma3(
+    api: str,
+    tenant_a: dict[str, str],
+    service_env: dict[str, str],
+    tmp_path: Path,
+    tmp_path_factory: Any,
+    workers: Any,
+) -> None:
+    """The report worker on the transformers backend with a tiny random-weight Gemma 3
+    (loaded once, at worker start): the job succeeds through the real model code path."""
+    from core.report.tiny_model import build_tiny_gemma3
+
+    for p in workers:  # only the workers below (transformers backend) may take this job
+        p.stop()
+    model_dir = build_tiny_gemma3(tmp_path_factory.mktemp("tiny-gemma3"))
+    env = {
+        **service_env,
+        "MGS_REPORT_BACKEND": "transformers",
+        "MGS_MODEL_ID": str(model_dir),
+        "MGS_MAX_NEW_TOKENS": "16",
+        "HF_HUB_OFFLINE": "1",
+    }
+    procs = [
+        start_relay(env, tmp_path / "relay.log"),
+        start_worker(env, tmp_path / "analysis.log", "analysis"),
+        start_worker(env, tmp_path / "report.log", "report"),
+    ]
+    try:
+        with client(api, tenant_a["auth"]) as c:
+            up = upload(c, spaceranger_targz(), "visium.tar.gz").json()
+            job = c.post(
+                "/v1/jobs", json={"upload_id": up["id"], "options": {"backend": "transformers"}}
+            ).json()
+            done = wait_state(c, job["id"], {"succeeded", "failed", "canceled"}, timeout=900)
+            assert done["state"] == "succeeded", (done, [p.tail() for p in procs])
+            assert c.get(f"/v1/jobs/{job['id']}/report").status_code == 200
+    finally:
+        for p in procs:
+            p.stop()
