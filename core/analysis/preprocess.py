@@ -7,6 +7,8 @@ centering (the centred matrix is never formed).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -120,6 +122,7 @@ def knn_graph(emb: np.ndarray, k: int = 15, seed: int = 0, exact_below: int = 50
     x = np.ascontiguousarray(emb, dtype=np.float32)
     n, d = x.shape
     kk = min(k + 1, n)
+    index: Any
     if n <= exact_below:
         index = faiss.IndexFlatL2(d)
     else:

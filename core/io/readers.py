@@ -23,7 +23,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.config import Settings, get_settings
-from core.errors import BadCoordinates, CorruptFile, InputError, MissingCoordinates, UnsupportedFormat
+from core.errors import (
+    BadCoordinates,
+    CorruptFile,
+    InputError,
+    MissingCoordinates,
+    UnsupportedFormat,
+)
 from core.io.archive import extract_archive, is_archive
 from core.io.preflight import PreflightReport, preflight_10x_h5, preflight_h5ad
 
