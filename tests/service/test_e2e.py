@@ -161,6 +161,7 @@ def test_report_worker_with_tiny_gemma3(
         "MGS_MODEL_ID": str(model_dir),
         "MGS_MAX_NEW_TOKENS": "16",
         "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
     }
     procs = [
         start_relay(env, tmp_path / "relay.log"),
