@@ -227,7 +227,8 @@ def run_test_sleep_job(
         _guard(tx, store, job_id, attempt, prefix),
         tempfile.TemporaryDirectory(prefix="mgs-job-") as tmp,
     ):
-        steps = 5
+        sleep_s = float(options.get("sleep_s", 0.2))
+        steps = max(5, int(sleep_s / 0.2))  # a step (and an ownership check) every <= 0.2 s
         for stage in (JobStage.VALIDATING.value, JobStage.ANALYZING.value):
             for i in range(steps + 1):
                 tracker(stage, i / steps)
@@ -239,7 +240,7 @@ def run_test_sleep_job(
                     import os
 
                     os._exit(17)
-                time.sleep(float(options.get("sleep_s", 0.2)) / steps)
+                time.sleep(sleep_s / steps)
                 tracker.last_write = (
                     0.0  # every step checks ownership (stage boundary for the test)
                 )

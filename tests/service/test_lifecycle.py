@@ -124,14 +124,13 @@ def test_cancel_running_job_frees_worker(
     worker: Any,
     sink: WebhookSink,
 ) -> None:
-    slow = submit_test_job(service_env, tenant, up, {"sleep_s": 30}, sink.url)
+    slow = submit_test_job(service_env, tenant, up, {"sleep_s": 300}, sink.url)
     with client(api, tenant_a["auth"]) as c:
         wait_state(c, slow, {"running"}, 60)
         assert c.post(f"/v1/jobs/{slow}/cancel").json()["state"] == "canceled"
         quick = submit_test_job(service_env, tenant, up, {"sleep_s": 0.1})
-        t0 = time.time()
         assert wait_state(c, quick, {"succeeded"}, 30)["state"] == "succeeded"
-        assert time.time() - t0 < 25  # the canceled job did not hold the worker for its 60 s
+        # one solo worker: the quick job could only run because the canceled one (600 s) let go
         j = c.get(f"/v1/jobs/{slow}").json()
         assert j["state"] == "canceled"
         from core.storage import open_store
