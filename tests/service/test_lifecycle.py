@@ -193,6 +193,73 @@ def test_crashed_worker_lease_expires_and_job_is_retried(
         w2.stop()
 
 
+def test_reconciler_resends_a_job_the_broker_lost(
+    api: str,
+    tenant_a: dict[str, str],
+    tenant: str,
+    up: str,
+    service_env: dict[str, str],
+    relay: Any,
+    worker: Any,
+    redis_url: str,
+    tmp_path: Any,
+) -> None:
+    """The relay published the job, then Redis lost the message: the reconciler sends it again."""
+    import redis
+    from sqlalchemy import create_engine, text
+
+    worker.stop()  # nobody consumes while the message is lost
+    job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 0.1})
+    engine = create_engine(service_env["MGS_DATABASE_URL"])
+    q = text(
+        "SELECT count(*) FILTER (WHERE sent_at IS NOT NULL), count(*) FROM outbox WHERE job_id = :j AND kind = 'task'"
+    )
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with engine.connect() as conn:
+                sent, total = conn.execute(q, {"j": job_id}).one()
+            if sent == 1:
+                break
+            time.sleep(0.1)
+        assert sent == 1
+        redis.Redis.from_url(redis_url).flushdb()  # the broker loses the message
+        r2 = start_relay(service_env, tmp_path / "relay2.log", MGS_JOB_REQUEUE_AFTER_S="1")
+        w = start_worker(service_env, tmp_path / "w.log")
+        try:
+            with client(api, tenant_a["auth"]) as c:
+                j = wait_state(c, job_id, {"succeeded", "failed"}, 90)
+            assert j["state"] == "succeeded", (j, w.tail(), r2.tail())
+            assert j["attempts"] == 1
+            with engine.connect() as conn:
+                sent, total = conn.execute(q, {"j": job_id}).one()
+            assert total >= 2  # the original message and the re-send
+        finally:
+            w.stop()
+            r2.stop()
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_submits_with_one_idempotency_key(
+    api: str, tenant_a: dict[str, str], up: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = str(uuid.uuid4())
+    body = {"upload_id": up, "external_sample_id": "RACE"}
+
+    def submit(_: int) -> tuple[int, str]:
+        with client(api, tenant_a["auth"]) as c:
+            r = c.post("/v1/jobs", json=body, headers={"Idempotency-Key": key})
+            return r.status_code, r.json().get("id", "")
+
+    with ThreadPoolExecutor(8) as ex:
+        results = list(ex.map(submit, range(8)))
+    assert {s for s, _ in results} == {202}
+    assert len({i for _, i in results}) == 1
+
+
 # ---- use cases in-process against the real database ------------------------------------
 
 
