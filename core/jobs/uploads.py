@@ -35,7 +35,43 @@ SPACERANGER_MARKERS = (
 )
 
 
-def sniff_format(path: Path, max_members: int) -> str:
+_ANNDATA_CHECK = """
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    print("h5ad" if ("obs" in f and "var" in f) else "other")
+"""
+
+
+def _check_anndata_in_subprocess(path: Path) -> str:
+    """Open the HDF5 file in a limited child: a hostile file can't crash the API process."""
+    import resource
+    import subprocess
+    import sys
+
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))
+        resource.setrlimit(resource.RLIMIT_CPU, (20, 25))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _ANNDATA_CHECK, str(path)],
+            capture_output=True,
+            timeout=30,
+            preexec_fn=limits,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise InputError("the HDF5 file could not be checked in time", code="corrupt_file") from e
+    out = proc.stdout.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        raise InputError("damaged HDF5 file (cannot be opened)", code="corrupt_file")
+    if out != "h5ad":
+        raise UnsupportedFormat("an HDF5 file that is not AnnData (.h5ad with obs and var)")
+    return "h5ad"
+
+
+def sniff_format(path: Path, max_members: int, max_bytes: int | None = None) -> str:
     """``h5ad`` | ``tar.gz`` | ``tar`` | ``zip``; refuses everything else.
 
     Cheap structural checks only: an HDF5 file must look like AnnData (``obs``
@@ -45,15 +81,7 @@ def sniff_format(path: Path, max_members: int) -> str:
     with open(path, "rb") as fh:
         head = fh.read(512)
     if head.startswith(HDF5_MAGIC):
-        import h5py
-
-        try:
-            with h5py.File(path, "r") as f:
-                if "obs" in f and "var" in f:
-                    return "h5ad"
-        except OSError as e:
-            raise InputError(f"damaged HDF5 file: {e}", code="corrupt_file") from e
-        raise UnsupportedFormat("an HDF5 file that is not AnnData (.h5ad with obs and var)")
+        return _check_anndata_in_subprocess(path)
     names: list[str] = []
     fmt = ""
     try:
@@ -66,6 +94,11 @@ def sniff_format(path: Path, max_members: int) -> str:
                         f"archive holds {len(infos)} members, over {max_members}",
                         code="unsafe_file",
                     )
+                if max_bytes is not None and sum(i.file_size for i in infos) > max_bytes:
+                    raise InputError(
+                        f"archive unpacks to more than {max_bytes:,} bytes (MGS_MAX_EXTRACT_BYTES)",
+                        code="unsafe_file",
+                    )
                 names = [i.filename for i in infos]
         elif head.startswith(b"\x1f\x8b") or head[257:262] == b"ustar":
             fmt = "tar.gz" if head.startswith(b"\x1f\x8b") else "tar"
@@ -74,6 +107,11 @@ def sniff_format(path: Path, max_members: int) -> str:
                     if i >= max_members:
                         raise InputError(
                             f"archive holds more than {max_members} members", code="unsafe_file"
+                        )
+                    if max_bytes is not None and m.offset_data + m.size > max_bytes:
+                        raise InputError(
+                            f"archive unpacks to more than {max_bytes:,} bytes (MGS_MAX_EXTRACT_BYTES)",
+                            code="unsafe_file",
                         )
                     names.append(m.name)
         else:
@@ -134,7 +172,9 @@ async def receive_upload(
             await anyio.to_thread.run_sync(flush, buf)
         if size == 0:
             raise InputError("empty upload", code="empty_upload")
-        fmt = await anyio.to_thread.run_sync(sniff_format, tmp, settings.max_extract_members)
+        fmt = await anyio.to_thread.run_sync(
+            sniff_format, tmp, settings.max_extract_members, settings.max_extract_bytes
+        )
         upload_id = uuid.uuid4()
         key = f"uploads/{tenant_id}/{upload_id}"
         await anyio.to_thread.run_sync(store.put_file, key, tmp)

@@ -124,6 +124,7 @@ def service_env(
             "MGS_ENABLE_TEST_JOBS": "true",
             "MGS_RELAY_INTERVAL_S": "0.2",
             "MGS_AUTH_CACHE_S": "0",
+            "MGS_MAX_EXTRACT_BYTES": str(20 * 1024 * 1024),
             "MGS_MEMORY_BUDGET_MB": "2048",
             "AWS_ACCESS_KEY_ID": s3_server["AWS_ACCESS_KEY_ID"],
             "AWS_SECRET_ACCESS_KEY": s3_server["AWS_SECRET_ACCESS_KEY"],

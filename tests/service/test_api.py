@@ -108,6 +108,29 @@ def test_upload_refusals(api: str, tenant_a: dict[str, str], service_env: dict[s
         is_problem(r, 413, "upload_too_large")
 
 
+def test_upload_archive_bomb_refused(api: str, tenant_a: dict[str, str]) -> None:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        info = tarfile.TarInfo("outs/filtered_feature_bc_matrix.h5")
+        info.size = 30 * 1024 * 1024  # over MGS_MAX_EXTRACT_BYTES (20 MiB) once unpacked
+        t.addfile(info, io.BytesIO(b"\0" * info.size))
+    assert len(buf.getvalue()) < 1024 * 1024
+    with client(api, tenant_a["auth"]) as c:
+        is_problem(upload(c, buf.getvalue(), "bomb.tar.gz"), 422, "unsafe_file")
+
+
+def test_hostile_hdf5_does_not_take_the_api_down(api: str, tenant_a: dict[str, str]) -> None:
+    data = bytearray(BRAIN_H5AD.read_bytes())
+    data[64:4096] = b"\xff" * (4096 - 64)  # superblock fine, object headers garbage
+    with client(api, tenant_a["auth"]) as c:
+        r = upload(c, bytes(data), "bad.h5ad")
+        assert r.status_code in (415, 422), r.text
+        assert r.json()["code"] in {"corrupt_file", "unsupported_format"}
+        assert c.get("/healthz").status_code == 200
+
+
 def test_submit_get_idempotency(api: str, tenant_a: dict[str, str], brain_upload: dict) -> None:
     body = {
         "upload_id": brain_upload["id"],
