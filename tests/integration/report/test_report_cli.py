@@ -212,3 +212,10 @@ def test_cli_template_backend_without_annotation(sample: Path, tmp_path: Path) -
 def test_cli_eval_leakage_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "leakage"]) == 0
     assert " 0 failed" in capsys.readouterr().out
+
+
+def test_cli_eval_leakage_takes_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "leakage", "--tissue", "colon", "--seed", "3"]) == 0
+    assert "30 prompts, 30 passed, 0 failed" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["analyze", "x.h5ad", "--out", "y", "--tissue", "colon"])  # not an analyze option
