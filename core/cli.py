@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     e = sub.add_parser("eval", help="validation suites")
     esub = e.add_subparsers(dest="suite", required=True)
-    el = esub.add_parser("leakage", help="adversarial validation of the prompt leakage gate", add_help=False)
-    el.add_argument("rest", nargs=argparse.REMAINDER)
+    # its own options (--tissue, --seed, --help) are parsed by core.report.evaluation.main
+    esub.add_parser("leakage", help="adversarial validation of the prompt leakage gate", add_help=False)
     try:
         from api.cli import register  # the service extra
     except ImportError:
@@ -114,7 +114,11 @@ def _analyze(args: Any, sample: Path, progress: ProgressPrinter) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # ``eval`` suites parse their own options (``eval leakage --tissue colon``): pass the
+    # unknown arguments on to them, refuse them anywhere else.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "eval":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "analyze":
             progress = ProgressPrinter(args.quiet)
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval" and args.suite == "leakage":
             from core.report.evaluation import main as eval_leakage
 
-            return eval_leakage(args.rest)
+            return eval_leakage(extra)
         handler = getattr(args, "handler", None)
         if handler is not None:
             return int(handler(args) or 0)

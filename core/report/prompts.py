@@ -119,6 +119,15 @@ def _pairs(rows: Any) -> str:
                      for r in rows[:6] if isinstance(r, Mapping))
 
 
+def annotation_available(features: Mapping[str, Any]) -> bool:
+    """False when the analysis marked its cell-type annotation unavailable.
+
+    ``features.json`` without the ``available`` flag (older output) counts as annotated.
+    """
+    ann = features.get("annotation")
+    return not (isinstance(ann, Mapping) and ann.get("available") is False)
+
+
 def describe_features(features: Mapping[str, Any], n_images: int) -> str:
     """The facts block: every feature a prompt may carry, in plain sentences."""
     platform = features.get("platform") or {}
@@ -141,16 +150,24 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
             f"{_pct(qc.get('fraction_removed_by_qc'))} removed by QC; median "
             f"{_num(qc.get('median_genes_per_unit'))} genes detected per {unit}; median "
             f"mitochondrial read fraction {_pct(qc.get('median_mito_fraction'))}.")
-    comp = features.get("lineage_composition") or {}
-    if comp:
-        lines.append(f"Lineage composition (share of {unit}s): {_composition(comp)}.")
     ann = features.get("annotation") or {}
-    if ann:
+    annotated = annotation_available(features)
+    comp = features.get("lineage_composition") or {}
+    if not annotated:
         lines.append(
-            f"Annotation: {_num(ann.get('n_cell_populations'))} cell populations; median "
-            f"confidence {_num(ann.get('median_confidence'))}; "
-            f"{_pct(ann.get('fraction_low_confidence'))} of {unit}s with low confidence; mean "
-            f"normalised entropy {_num(ann.get('mean_normalised_entropy'))}.")
+            "Annotation: cell-type annotation was unavailable for this sample (too few marker "
+            "genes of the marker table were found), so lineage composition, per-domain "
+            "lineages, annotation confidence and lineage-based spatial statistics were not "
+            "computed; do not infer cell populations from their absence.")
+    else:
+        if comp:
+            lines.append(f"Lineage composition (share of {unit}s): {_composition(comp)}.")
+        if ann:
+            lines.append(
+                f"Annotation: {_num(ann.get('n_cell_populations'))} cell populations; median "
+                f"confidence {_num(ann.get('median_confidence'))}; "
+                f"{_pct(ann.get('fraction_low_confidence'))} of {unit}s with low confidence; "
+                f"mean normalised entropy {_num(ann.get('mean_normalised_entropy'))}.")
     clusters = features.get("clusters") or {}
     if clusters.get("n_clusters") is not None:
         lines.append(f"Unsupervised expression clusters: {_num(clusters.get('n_clusters'))}.")
@@ -161,23 +178,27 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
             if not isinstance(d, Mapping):
                 continue
             adj = ", ".join(str(a) for a in d.get("adjacent_domains") or []) or "none"
-            lines.append(
-                f"- {d.get('id')}: {_pct(d.get('fraction_of_units'))} of {unit}s; dominant "
-                f"lineage {d.get('dominant_lineage')} "
-                f"({_composition(d.get('lineage_composition') or {}, 0.05)}); mean confidence "
-                f"{_num(d.get('mean_confidence'))}; neighbourhood entropy "
-                f"{_num(d.get('mean_neighbourhood_entropy'))}; borders {adj}.")
+            dcomp = d.get("lineage_composition") or {}
+            if annotated and dcomp:
+                lineage = (f"dominant lineage {d.get('dominant_lineage')} "
+                           f"({_composition(dcomp, 0.05)}); mean confidence "
+                           f"{_num(d.get('mean_confidence'))}; neighbourhood entropy "
+                           f"{_num(d.get('mean_neighbourhood_entropy'))}; ")
+            else:
+                lineage = "lineages not annotated; "
+            lines.append(f"- {d.get('id')}: {_pct(d.get('fraction_of_units'))} of {unit}s; "
+                         f"{lineage}borders {adj}.")
     spatial = features.get("spatial") or {}
     het = spatial.get("heterogeneity") or {}
-    if het:
+    if het and annotated:
         lines.append(
             f"Heterogeneity: mean neighbourhood entropy "
             f"{_num(het.get('mean_neighbourhood_entropy'))}; Simpson index "
             f"{_num(het.get('simpson_index'))}.")
-    if "lineage_colocalisation" in spatial:
+    if annotated and "lineage_colocalisation" in spatial:
         lines.append("Lineages found together more than by chance: "
                      f"{_pairs(spatial.get('lineage_colocalisation'))}.")
-    if "lineage_segregation" in spatial:
+    if annotated and "lineage_segregation" in spatial:
         lines.append("Lineages kept apart more than by chance: "
                      f"{_pairs(spatial.get('lineage_segregation'))}.")
     svg = spatial.get("spatially_variable_genes") or {}

@@ -20,7 +20,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from core.report.prompts import QUESTIONS, SECTIONS
+from core.report.prompts import QUESTIONS, SECTIONS, annotation_available
 
 DISCLAIMER = (
     "Research output, not a diagnosis. This report was produced by an automated analysis "
@@ -188,23 +188,32 @@ def qc_summary(spots: list[dict[str, str]]) -> dict[str, Any]:
     return out
 
 
+_LINEAGE_STATS = ("heterogeneity", "lineage_colocalisation", "lineage_segregation")
+
+
 def computed_sections(features: Mapping[str, Any], spots: list[dict[str, str]],
                       image_info: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The computed tables of each section (never written by a model)."""
     spatial = features.get("spatial") or {}
+    annotated = annotation_available(features)
     return {
         "specimen_and_qc": {"platform": features.get("platform") or {},
                             "qc": features.get("qc") or {}, "qc_medians": qc_summary(spots)},
         "tissue_architecture": {"n_clusters": (features.get("clusters") or {}).get("n_clusters"),
                                 "domains": features.get("domains") or []},
-        "cell_populations": {"annotation": features.get("annotation") or {},
-                             "lineage_composition": features.get("lineage_composition") or {},
-                             "populations": cell_population_table(spots)},
-        "spatial_organisation": dict(spatial),
+        "cell_populations": ({"annotation": features.get("annotation") or {},
+                              "lineage_composition": features.get("lineage_composition") or {},
+                              "populations": cell_population_table(spots)} if annotated else
+                             {"annotation": {"available": False},
+                              "note": "cell-type annotation was unavailable (too few marker "
+                                      "genes of the marker table in this sample); no cell "
+                                      "populations or lineage composition were computed"}),
+        "spatial_organisation": dict(spatial) if annotated else {
+            k: v for k, v in spatial.items() if k not in _LINEAGE_STATS},
         "morphology": {"image": dict(image_info)},
         "uncertainty": {
             "fraction_low_confidence": (features.get("annotation") or {}).get(
-                "fraction_low_confidence"),
+                "fraction_low_confidence") if annotated else None,
             "limitations": [
                 "Each measurement unit can hold several cells; cell populations are estimates.",
                 "Annotation depends on the marker table; unlisted cell types are not found.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from core.errors import ModelUnavailable
@@ -36,6 +37,10 @@ def load_model(model_id: str, revision: str | None = None) -> tuple[Any, Any, st
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
+        local = Path(model_id).expanduser()
+        if model_id.startswith(("/", "./", "../", "~")) and not local.is_dir():
+            raise ModelUnavailable(f"cannot load model {model_id!r}: no such local directory "
+                                   "(give a model folder or a Hugging Face model id)")
         torch, transformers = _import()
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -45,8 +50,10 @@ def load_model(model_id: str, revision: str | None = None) -> tuple[Any, Any, st
                 model_id, revision=revision, dtype=dtype
             )
         except (OSError, ValueError, KeyError) as e:
+            reason = " ".join(str(e).split())  # one line: the CLI prints it as one
             raise ModelUnavailable(f"cannot load model {model_id!r}"
-                                   f"{f' at revision {revision}' if revision else ''}: {e}") from e
+                                   f"{f' at revision {revision}' if revision else ''}: "
+                                   f"{reason}") from e
         model.to(device)
         model.eval()
         _CACHE[key] = (processor, model, device, str(dtype).removeprefix("torch."))

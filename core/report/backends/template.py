@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.report.backends import Generation, GenerationRequest
-from core.report.prompts import SECTIONS
+from core.report.prompts import SECTIONS, annotation_available
 
 TEMPLATE_VERSION = "1"
 
@@ -35,6 +35,7 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
     qc = features.get("qc") or {}
     comp = _ranked(features.get("lineage_composition") or {})
     ann = features.get("annotation") or {}
+    annotated = annotation_available(features)
     domains = [d for d in features.get("domains") or [] if isinstance(d, Mapping)]
     spatial = features.get("spatial") or {}
     svg = spatial.get("spatially_variable_genes") or {}
@@ -49,14 +50,22 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
     if domains:
         largest = max(domains, key=lambda d: float(d.get("fraction_of_units") or 0))
         parts = [f"{d.get('id')} ({_pct(d.get('fraction_of_units'))}, mostly "
-                 f"{d.get('dominant_lineage')})" for d in domains]
+                 f"{d.get('dominant_lineage')})" if annotated and d.get("lineage_composition")
+                 else f"{d.get('id')} ({_pct(d.get('fraction_of_units'))})" for d in domains]
         out["tissue_architecture"] = (
             f"The section divides into {len(domains)} spatial domains: {'; '.join(parts)}. "
             f"The largest is {largest.get('id')}."
         )
     else:
         out["tissue_architecture"] = "No spatial domains were computed."
-    if comp:
+    if not annotated:
+        out["cell_populations"] = (
+            "Cell-type annotation was unavailable for this sample: too few genes of the marker "
+            "table were found, so no cell populations, lineage composition or annotation "
+            "confidence were computed. Check that genes are named by symbol and that the "
+            "marker table's species matches."
+        )
+    elif comp:
         top = ", ".join(f"{k} ({_pct(v)})" for k, v in comp[:3])
         sparse = [k for k, v in comp if v < 0.02]
         out["cell_populations"] = (
@@ -73,8 +82,11 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
                          if isinstance(r, Mapping)) or "no lineage pair"
     apart = "; ".join(f"{r.get('a')} from {r.get('b')}" for r in segr[:3]
                       if isinstance(r, Mapping)) or "no lineage pair"
+    lineage_stats = (f"Found together more than by chance: {together}. Kept apart: {apart}. "
+                     if annotated else "Lineage co-localisation was not computed because the "
+                     "annotation was unavailable. ")
     out["spatial_organisation"] = (
-        f"Found together more than by chance: {together}. Kept apart: {apart}. "
+        lineage_stats +
         f"{svg.get('n_significant_fdr05', 'An unknown number of')} of "
         f"{svg.get('n_tested', 'the tested')} genes vary spatially (FDR 0.05)."
     )

@@ -1,23 +1,18 @@
 """The model path with a tiny random-weight Gemma 3 (no download): transformers and an
-OpenAI-compatible server on loopback that serves that model's real generation."""
+OpenAI-compatible server on loopback that serves that model's real generation
+(fixtures in conftest.py)."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 pytest.importorskip("torch", reason="the model extra (torch) is not installed")
 pytest.importorskip("transformers", reason="the model extra (transformers) is not installed")
 
-import torch
 from PIL import Image
 
 from core.config import Settings
@@ -27,75 +22,9 @@ from core.report.backends import GenerationRequest
 from core.report.backends.hf import TransformersBackend, load_model
 from core.report.backends.openai_compat import OpenAIBackend
 from core.report.samples import write_output_dir
-from core.report.tiny_model import build_tiny_gemma3
 
 pytestmark = pytest.mark.model
 MAX_TOKENS = 24
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.set_num_threads(1)
-    return str(build_tiny_gemma3(tmp_path_factory.mktemp("tiny-gemma3")))
-
-
-class _ChatHandler(BaseHTTPRequestHandler):
-    """``/v1/chat/completions`` answered by the tiny model; optional scripted failures."""
-
-    model_path: ClassVar[str] = ""
-    fail_first: ClassVar[list[int]] = []  # status codes to answer before succeeding
-    requests_seen: ClassVar[list[dict[str, Any]]] = []
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests_seen.append(body)
-        if self.path != "/v1/chat/completions":
-            self._send(404, {"error": "not found"})
-            return
-        if type(self).fail_first:
-            self._send(type(self).fail_first.pop(0), {"error": "scripted failure"})
-            return
-        images, text = [], ""
-        for part in body["messages"][0]["content"]:
-            if part["type"] == "image_url":
-                b64 = part["image_url"]["url"].split(",", 1)[1]
-                images.append(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
-            elif part["type"] == "text":
-                text += part["text"]
-        gen = TransformersBackend(self.model_path).generate(
-            GenerationRequest(text, images, {}, int(body["max_tokens"])))
-        self._send(200, {
-            "id": "chatcmpl-test", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "length",
-                         "message": {"role": "assistant", "content": gen.text}}],
-            "usage": {"prompt_tokens": gen.extra["input_tokens"],
-                      "completion_tokens": gen.extra["output_tokens"]},
-        })
-
-
-@pytest.fixture
-def server(tiny_model: str) -> Iterator[tuple[str, type[_ChatHandler]]]:
-    handler = type("Handler", (_ChatHandler,), {"model_path": tiny_model, "fail_first": [],
-                                                "requests_seen": []})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", handler
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_transformers_backend_writes_the_report(tiny_model: str, tmp_path: Path) -> None:
