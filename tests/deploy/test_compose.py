@@ -1,0 +1,182 @@
+"""docker-compose.yml, Dockerfile.api, Dockerfile.worker and .env.example, checked without a
+Docker engine: the structure the deployment depends on (what `docker compose config` would
+not catch as well: healthchecks, the GPU reservation, Redis persistence, the one-shot
+services, every variable documented). `docker compose config` itself runs when the client
+has the compose plugin."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILES = {"Dockerfile.api": ["build", "runtime"],
+               "Dockerfile.worker": ["analysis-build", "analysis", "report-build", "report"]}
+PROJECT_SERVICES = {"migrate", "api", "relay", "worker-analysis", "worker-report",
+                    "worker-report-vllm"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    svc: dict[str, Any] = compose["services"]
+    return svc
+
+
+def test_the_services_the_issue_names(services: dict[str, Any]) -> None:
+    assert {"postgres", "redis", "minio", "minio-init", "migrate", "api", "relay",
+            "worker-analysis", "worker-report", "flower", "vllm"} <= set(services)
+
+
+def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
+    for name, svc in services.items():
+        hc = svc.get("healthcheck")
+        assert hc and hc.get("test") and not hc.get("disable"), name
+        assert hc["test"][0] in ("CMD", "CMD-SHELL"), name
+
+
+def test_project_healthchecks_name_known_kinds(services: dict[str, Any]) -> None:
+    from scripts import healthcheck
+
+    for name in PROJECT_SERVICES:
+        test = services[name]["healthcheck"]["test"]
+        assert test[1:4] == ["python", "-m", "scripts.healthcheck"], name
+        kind = test[4]
+        assert hasattr(healthcheck, f"check_{kind}"), (name, kind)
+        if kind == "worker":
+            assert test[5] in services[name]["command"], name
+
+
+def test_gpu_reserved_for_the_report_worker_and_vllm(services: dict[str, Any]) -> None:
+    for name in ("worker-report", "vllm"):
+        devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", [])
+                   for d in devices), name
+    for name in ("worker-analysis", "api", "worker-report-vllm"):
+        assert "deploy" not in services[name] or "resources" not in services[name]["deploy"]
+
+
+def test_report_worker_model_cache_and_token(compose: dict[str, Any],
+                                             services: dict[str, Any]) -> None:
+    rep = services["worker-report"]
+    assert "models:/models" in rep["volumes"]
+    assert rep["environment"]["HF_HOME"] == "/models"
+    assert rep["environment"]["HF_TOKEN"] == "${HF_TOKEN:-}"  # from .env, never a value here
+    assert "models" in compose["volumes"]
+    assert rep["build"]["target"] == "report"
+    assert services["worker-analysis"]["build"]["target"] == "analysis"
+
+
+def test_redis_is_durable(services: dict[str, Any]) -> None:
+    cmd = services["redis"]["command"]
+    assert cmd[cmd.index("--appendonly") + 1] == "yes"
+    assert cmd[cmd.index("--maxmemory-policy") + 1] == "noeviction"
+    assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
+
+
+def test_bucket_created_and_migrations_run_before_the_service(services: dict[str, Any]) -> None:
+    assert "mc mb" in " ".join(services["minio-init"]["command"])
+    assert services["migrate"]["command"] == ["medgemma-spatial", "db", "upgrade"]
+    for name in ("api", "relay", "worker-analysis", "worker-report", "worker-report-vllm"):
+        deps = services[name]["depends_on"]
+        assert deps["migrate"]["condition"] == "service_completed_successfully", name
+        assert deps["minio-init"]["condition"] == "service_completed_successfully", name
+
+
+def test_vllm_profile_points_the_report_worker_at_it(services: dict[str, Any]) -> None:
+    assert services["vllm"]["profiles"] == ["vllm"]
+    w = services["worker-report-vllm"]
+    assert w["profiles"] == ["vllm"]
+    assert w["environment"]["MGS_REPORT_BACKEND"] == "openai"
+    assert w["environment"]["MGS_OPENAI_BASE_URL"] == "http://vllm:8000/v1"
+    assert "--dtype" in services["vllm"]["command"]
+
+
+def _variables(text: str) -> set[str]:
+    return set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}", text))
+
+
+def test_every_compose_variable_is_in_env_example() -> None:
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    missing = _variables(COMPOSE.read_text()) - documented
+    assert not missing, f".env.example lacks {sorted(missing)}"
+
+
+def test_no_secret_values_in_the_files() -> None:
+    env = ENV_EXAMPLE.read_text()
+    for var in ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "HF_TOKEN", "FLOWER_BASIC_AUTH"):
+        assert re.search(rf"^{var}=$", env, re.M), f"{var} must be empty in .env.example"
+        assert f"${{{var}:?" in COMPOSE.read_text() or f"${{{var}:-}}" in COMPOSE.read_text(), var
+    for name in DOCKERFILES:
+        text = (ROOT / name).read_text()
+        assert not re.search(r"(?i)^\s*(ENV|ARG)\s+\S*(PASSWORD|SECRET|TOKEN|API_KEY)", text, re.M)
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_multistage_pinned_nonroot_healthcheck(name: str) -> None:
+    text = (ROOT / name).read_text()
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.M)
+    assert stages == DOCKERFILES[name]
+    for arg, image in re.findall(r"^ARG\s+(\w+_IMAGE)=(\S+)", text, re.M):
+        _repo, _, tag = image.partition(":")
+        assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), (arg, image)
+    # each final stage (the ones images are made of) runs as a named non-root user with a healthcheck
+    finals = [s for s in DOCKERFILES[name] if not s.endswith("build")]
+    for stage in finals:
+        body = text.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+        assert re.search(r"^USER\s+(?!root|0\b)\S+", body, re.M), (name, stage)
+        assert re.search(r"^HEALTHCHECK\s", body, re.M), (name, stage)
+
+
+def test_dockerfiles_install_what_ci_installs() -> None:
+    """Each image installs its extras' pins from pyproject (scripts/image_requirements.py)
+    and then the project itself with `pip install --no-deps -e .`, as CI's editable install."""
+    from scripts.image_requirements import requirements
+
+    api = (ROOT / "Dockerfile.api").read_text()
+    worker = (ROOT / "Dockerfile.worker").read_text()
+    assert "image_requirements.py api" in api
+    assert "image_requirements.py analysis" in worker and "image_requirements.py report" in worker
+    for text in (api, worker):
+        assert "pip install --no-deps -e ." in text
+    names = {re.split(r"[\[<>=!~ ]", r, maxsplit=1)[0].lower() for r in requirements("api")}
+    assert not names & {"torch", "transformers", "scipy", "anndata", "matplotlib", "faiss-cpu",
+                        "igraph", "pandas", "pyarrow"}
+    assert "torch" not in " ".join(requirements("analysis"))
+    assert any(r.startswith("torch") for r in requirements("report"))
+
+
+def _compose_client() -> list[str] | None:
+    if shutil.which("docker"):
+        r = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if r.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+@pytest.mark.skipif(_compose_client() is None, reason="no `docker compose` client here")
+def test_docker_compose_config(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(ENV_EXAMPLE.read_text().replace("PASSWORD=\n", "PASSWORD=x\n")
+                   .replace("FLOWER_BASIC_AUTH=\n", "FLOWER_BASIC_AUTH=a:b\n"))
+    client = _compose_client()
+    assert client
+    for profile in ([], ["--profile", "vllm"]):
+        r = subprocess.run([*client, "-f", str(COMPOSE), "--env-file", str(env), *profile,
+                            "config", "--quiet"], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
