@@ -294,27 +294,34 @@ function isRowList(v) {
 
 function fmtValue(v) {
   if (v === null || v === undefined) return "–";
+  if (typeof v === "string") return v;
   if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Math.round(v * 10000) / 10000);
   if (typeof v === "boolean") return v ? "yes" : "no";
   if (Array.isArray(v) && v.every((x) => typeof x !== "object" || x === null)) return v.map(fmtValue).join(", ");
   return null;
 }
 
-function computedNode(value) {
+function computedNode(value, nested) {
   // a computed value as tables: objects as key/value rows, lists of objects as tables
+  if (Array.isArray(value) && value.some((x) => typeof x === "string" && x.length > 40)) {
+    return el("ul", {}, ...value.map((v) => el("li", {}, computedNode(v, true))));
+  }
   const scalar = fmtValue(value);
   if (scalar !== null) return document.createTextNode(scalar);
   if (isRowList(value)) {
     const cols = [...new Set(value.flatMap((r) => Object.keys(r)))];
     return el("table", {},
       el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", { text: c })))),
-      el("tbody", {}, ...value.map((r) => el("tr", {}, ...cols.map((c) => el("td", {}, computedNode(r[c])))))));
+      el("tbody", {}, ...value.map((r) => el("tr", {}, ...cols.map((c) => el("td", {}, computedNode(r[c], true)))))));
   }
-  if (Array.isArray(value)) return el("ul", {}, ...value.map((v) => el("li", {}, computedNode(v))));
+  if (Array.isArray(value)) return el("ul", {}, ...value.map((v) => el("li", {}, computedNode(v, true))));
   const entries = Object.entries(value);
-  if (entries.length === 0) return el("span", { class: "hint", text: "nothing computed for this section" });
+  if (entries.length === 0) {
+    return nested ? document.createTextNode("–")
+      : el("span", { class: "hint", text: "nothing computed for this section" });
+  }
   return el("table", {}, el("tbody", {},
-    ...entries.map(([k, v]) => el("tr", {}, el("th", { text: k.replaceAll("_", " ") }), el("td", {}, computedNode(v))))));
+    ...entries.map(([k, v]) => el("tr", {}, el("th", { text: k.replaceAll("_", " ") }), el("td", {}, computedNode(v, true))))));
 }
 
 async function fetchBlobUrl(id, name) {
@@ -371,13 +378,17 @@ async function showReport(id) {
     " ", el("span", { class: "hint", text: fmtBytes(a.size) }))));
   $("artifacts").hidden = false;
 
-  // figures are fetched with the Bearer header and shown through blob: URLs
-  for (const name of report.figures || []) {
+  // figures are fetched with the Bearer header and shown through blob: URLs; first the
+  // H&E as the model saw it, when the report stage stored it
+  const shown = (report.figures || []).slice();
+  if (artifacts.items.some((a) => a.name === "he_model_input.png")) shown.unshift("he_model_input.png");
+  for (const name of shown) {
     const img = el("img", { alt: name });
-    figures.append(el("figure", {}, img, el("figcaption", { text: name.replace(/^figures\//, "") })));
+    const caption = name === "he_model_input.png" ? "H&E as sent to the model" : name.replace(/^figures\//, "");
+    figures.append(el("figure", {}, img, el("figcaption", { text: caption })));
     try { img.src = await fetchBlobUrl(id, name); } catch (err) { img.alt = name + " (" + err.message + ")"; }
   }
-  figures.dataset.loaded = String((report.figures || []).length);
+  figures.dataset.loaded = String(shown.length);
 }
 
 async function download(id, name) {

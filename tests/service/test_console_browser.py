@@ -75,6 +75,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
                  "--disable-sync", "--no-first-run", "--disable-quic",
                  f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,2000"):
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = webdriver.ChromeService(executable_path=CHROMEDRIVER,
                                       log_output=str(tmp_path / "chromedriver.log"))
     try:
@@ -91,7 +92,21 @@ def _wait(driver: Any, timeout: float = 30) -> Any:
 
 
 def _text(driver: Any, css: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
+    # read in one script call: the live list replaces its rows every poll (no stale elements)
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", css)
+    assert text is not None, f"nothing matches {css}"
+    return str(text).strip()
+
+
+def _page_state(driver: Any) -> str:
+    """What the page said, for an assertion message: its error lines and the browser console."""
+    errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".error") if e.text]
+    try:
+        console = [f"{m['level']}: {m['message']}" for m in driver.get_log("browser")]
+    except WebDriverException:
+        console = []
+    return f"page errors: {errors}; console: {console[-20:]}"
 
 
 def _screenshot(driver: Any, path: Path) -> Path:
@@ -178,9 +193,13 @@ def test_upload_watch_and_open_the_report(
 
     # the job page: summary, report sections, figures, downloads
     browser.find_element(By.CSS_SELECTOR, f"{row} a").click()
-    _wait(browser, 60).until(lambda d: d.find_element(By.ID, "report").is_displayed())
+    try:
+        _wait(browser, 60).until(lambda d: d.find_element(By.ID, "report").is_displayed())
+    except Exception:
+        _screenshot(browser, tmp_path / "console-job-failed.png")
+        raise AssertionError(_page_state(browser)) from None
     assert browser.current_url.endswith(f"#/jobs/{job_id}")
-    assert _text(browser, "[data-field=state]") == "succeeded"
+    assert _text(browser, "#job-summary [data-field=state]") == "succeeded"
     assert "not a diagnosis" in _text(browser, "#report .disclaimer")
     sections = browser.find_elements(By.CSS_SELECTOR, "#report .report-section")
     ids = [s.get_attribute("data-section") for s in sections]
@@ -206,12 +225,14 @@ def test_upload_watch_and_open_the_report(
                      "analysis.json"):
         assert expected in names, names
     assert any(n.startswith("figures/") and n.endswith(".png") for n in names), names
-    # a download goes through the same authenticated fetch as the figures
-    size = browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        f"fetchBlobUrl('{job_id}', 'spots.csv').then(u => fetch(u)).then(r => r.text())"
-        ".then(t => done(t.split('\\n')[0]), e => done('error: ' + e));")
-    assert size.startswith("barcode,"), size
+    # a download: the button fetches with the Bearer header and saves through a blob: URL
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior",
+                            {"behavior": "allow", "downloadPath": str(downloads)})
+    browser.find_element(By.CSS_SELECTOR, "#artifact-list button[data-artifact='spots.csv']").click()
+    _wait(browser, 30).until(lambda d: (downloads / "spots.csv").is_file())
+    assert (downloads / "spots.csv").read_text().startswith("barcode,")
 
     shot = _screenshot(browser, tmp_path / "console-report.png")
     assert shot.stat().st_size > 20_000
