@@ -85,6 +85,11 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: JobError | None
+    provenance: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the job ran with: validation summary, analysis versions and parameters, "
+        "report backend, model id and prompt hash (filled in as stages finish).",
+    )
     links: JobLinks
 
 
