@@ -75,7 +75,10 @@ class JobOut(BaseModel):
     state: JobStateName
     stage: JobStageName
     progress: float = Field(ge=0, le=1)
-    attempts: int
+    attempts: int = Field(
+        description="Worker claims so far, all stages together (a clean run ends at 2: analysis, "
+        "report); each claim writes under jobs/{id}/attempt-{n}/."
+    )
     external_sample_id: str | None
     upload_id: uuid.UUID
     options: dict[str, Any]

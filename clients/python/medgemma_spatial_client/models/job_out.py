@@ -33,7 +33,8 @@ T = TypeVar("T", bound="JobOut")
 class JobOut:
     """ 
         Attributes:
-            attempts (int):
+            attempts (int): Worker claims so far, all stages together (a clean run ends at 2: analysis, report); each claim
+                writes under jobs/{id}/attempt-{n}/.
             callback_url (None | str):
             created_at (datetime.datetime):
             error (JobError | None):
