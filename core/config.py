@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     )
     max_extract_members: int = Field(10_000, description="Most files an archive may hold.")
     default_seed: int = Field(0, description="Seed for every randomised step when none is given.")
-    threads: int = Field(0, description="BLAS / kNN threads; 0 = all cores.")
+    threads: int = Field(0, description="kNN threads; 0 = all cores.")
+    blas_threads: int = Field(1, description="Dense BLAS threads in the analysis (0 = library default).")
 
     # --- report -------------------------------------------------------------------
     report_backend: str = Field(

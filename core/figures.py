@@ -15,6 +15,7 @@ from core.analysis.pipeline import AnalysisResult
 from core.markers import LINEAGES
 
 SCATTER_MAX = 30_000
+SAVE = {"dpi": 90, "pil_kwargs": {"compress_level": 1}}  # fast PNG encoding; sizes fixed, no tight bbox
 LINEAGE_COLOURS = {
     "epithelial": "#e6550d", "stromal": "#31a354", "endothelial": "#d62728", "lymphoid": "#3182bd",
     "myeloid": "#9467bd", "neural/glial": "#8c564b", "other": "#7f7f7f",
@@ -87,7 +88,8 @@ def categorical_map(path: Path, res: AnalysisResult, labels: np.ndarray, names: 
                     image: np.ndarray | None, scalef: float, spot_px: float, colours: dict[str, str] | None = None) -> None:
     plt = _plt()
     xy = res.xy * scalef
-    fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.5, 6.5))
+    fig.subplots_adjust(left=0.01, right=0.72, top=0.94, bottom=0.01)
     extent = _base(ax, image, xy, pad=spot_px * scalef * 2)
     pal = _palette(len(names))
     if colours:
@@ -96,9 +98,9 @@ def categorical_map(path: Path, res: AnalysisResult, labels: np.ndarray, names: 
         pal = np.array([to_rgba(colours.get(nm, "#7f7f7f")) for nm in names])
     _draw_layer(ax, xy, pal[labels], spot_px * scalef, extent)
     handles = [plt.Line2D([], [], marker="o", ls="", color=pal[i], label=nm) for i, nm in enumerate(names)]
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     ax.set_title(title, fontsize=10)
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, **SAVE)
     plt.close(fig)
 
 
@@ -107,7 +109,8 @@ def continuous_maps(path: Path, res: AnalysisResult, values: list[np.ndarray], t
     plt = _plt()
     xy = res.xy * scalef
     nrows = int(np.ceil(len(values) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.8 * nrows), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.8 * nrows), squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.97, top=0.93, bottom=0.02, wspace=0.15, hspace=0.2)
     cmap = plt.get_cmap("viridis")
     for ax, v, t in zip(axes.ravel(), values, titles, strict=False):
         extent = _base(ax, None, xy, pad=spot_px * scalef * 2)
@@ -119,8 +122,7 @@ def continuous_maps(path: Path, res: AnalysisResult, values: list[np.ndarray], t
         ax.set_title(t, fontsize=9)
     for ax in axes.ravel()[len(values):]:
         ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, **SAVE)
     plt.close(fig)
 
 
@@ -129,7 +131,8 @@ def composition_bars(path: Path, res: AnalysisResult) -> None:
     comp = res.annotation.lineage_composition
     k = res.domains.k
     M = np.array([comp[res.domains.labels == d].mean(axis=0) for d in range(k)])
-    fig, ax = plt.subplots(figsize=(max(4, 0.7 * k + 2.5), 3.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(max(4, 0.7 * k + 2.5) + 1.6, 3.8))
+    fig.subplots_adjust(left=0.12, right=0.72, top=0.9, bottom=0.1)
     bottom = np.zeros(k)
     for j, lin in enumerate(LINEAGES):
         if M[:, j].max() < 0.005:
@@ -138,21 +141,22 @@ def composition_bars(path: Path, res: AnalysisResult) -> None:
         bottom += M[:, j]
     ax.set_ylabel("mean lineage fraction")
     ax.set_title("Lineage composition per spatial domain", fontsize=10)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.savefig(path, bbox_inches="tight")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.savefig(path, **SAVE)
     plt.close(fig)
 
 
 def nhood_heatmap(path: Path, z: np.ndarray, names: list[str], title: str) -> None:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(names) + 2, 0.45 * len(names) + 2), dpi=110)
+    fig, ax = plt.subplots(figsize=(0.45 * len(names) + 4.5, 0.45 * len(names) + 3.2))
+    fig.subplots_adjust(left=0.3, right=0.95, top=0.92, bottom=0.3)
     lim = float(np.nanmax(np.abs(z))) if z.size else 1.0
     im = ax.imshow(z, cmap="RdBu_r", vmin=-lim, vmax=lim)
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
     fig.colorbar(im, ax=ax, label="enrichment z-score")
     ax.set_title(title, fontsize=10)
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, **SAVE)
     plt.close(fig)
 
 

@@ -105,7 +105,8 @@ def run_analysis_stage(
     t0 = time.perf_counter()
     report("validating", 0.0)
     params = AnalysisParams(resolution=options.resolution, seed=options.seed,
-                            n_domains=options.n_domains, threads=settings.threads)
+                            n_domains=options.n_domains, threads=settings.threads,
+                            blas_threads=settings.blas_threads)
     params.validate()
     table = load_markers(options.markers, species=options.species, organs=options.organs)
     sample = read_sample(sample_path, settings, bin_size_um=options.bin_size)

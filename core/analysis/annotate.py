@@ -1,14 +1,19 @@
 """Marker-based cell typing with uncertainty, lineage calls and spot composition.
 
-Scores: for each cell type, a Poisson enrichment z-score of its marker UMIs,
-pooled over the spot and its expression-space neighbours (see
-:func:`marker_scores`). Probabilities: a softmax of the per-spot-scaled
-scores; confidence is the top probability (or the top fraction for Visium)
-and entropy is normalised by log(K), so 0 is certain and 1 is uninformative.
-These probabilities rank evidence; they are not calibrated posteriors.
-Visium spots (55 um) hold several cells, so we also estimate each spot's
-composition from its marker shares (see :func:`estimate_composition`) and
-call the dominant type from it.
+Scores: for each cell type, the mean over its marker genes of a Poisson
+enrichment z-score, pooled over the spot and its expression-space neighbours
+for single-cell-scale units (see :func:`marker_scores`). Probabilities: a
+softmax of the per-spot-scaled scores, refined for HD bins by label spreading
+on the expression kNN graph (:func:`label_spreading`); confidence is the top
+probability (the top fraction for Visium) and entropy is normalised by log(K),
+so 0 is certain and 1 is uninformative. These probabilities rank evidence;
+they are not calibrated posteriors. Visium spots (55 um) hold several cells,
+so we estimate each spot's composition from its marker shares (see
+:func:`estimate_composition`) and call the dominant type from it.
+
+Measured on synth.py samples (README): lineage accuracy 0.91 on 50,000 HD bins
+and 0.82 on 5,000 Visium spots with the shipped table; the two constants here
+(softmax sharpness 2, spreading weight 0.95) were chosen on that HD sample.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import scipy.sparse as sp
 from core.errors import NoMarkerOverlap
 from core.markers import LINEAGES, MarkerTable
 
-SOFTMAX_BETA = 1.0  # sharpness of score -> probability (per-spot Poisson z-scores)
+SOFTMAX_BETA = 2.0  # sharpness of score -> probability (per-spot-scaled marker z-scores)
 MIN_MARKERS = 2
 
 
@@ -89,24 +94,67 @@ def set_membership(found: dict[str, np.ndarray], n_genes: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_genes, len(found)))
 
 
-def marker_scores(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Poisson enrichment z-score of each type's marker UMIs, pooled over expression neighbours.
+def marker_scores(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.csr_matrix,
+                  chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-type score: the mean over its markers of each marker's Poisson enrichment z-score.
 
-    For spot i and type t: obs_counts = UMIs on t's markers summed over i and its expression-space
-    neighbours, E = pooled depth x the sample-wide share of t's markers; z = (obs_counts - E) / sqrt(E).
-    Pooling over the kNN graph (built from all highly variable genes) borrows strength from
-    transcriptionally similar spots, which matters for shallow HD bins (~100-500 UMIs).
-    Returns (z n x K, pooled marker counts n x K, pooled depth n).
+    For spot i and marker gene g: O = UMIs of g summed over i and its expression-space
+    neighbours (``pool``), E = pooled depth x g's sample-wide share; z_g = (O - E) / sqrt(E).
+    A type's score is the mean z over its markers, so it needs *broad* support from its marker
+    set: one strongly expressed marker shared with another population does not carry the
+    call. Pooling over the kNN graph (built from all highly variable genes) borrows strength
+    from transcriptionally similar spots, which matters for shallow HD bins (~100-500 UMIs).
+    Rows are processed in chunks so memory stays O(chunk x markers).
+
+    Returns (scores n x K, pooled marker-set counts n x K, pooled depth n).
     """
-    M = set_membership(found, counts.shape[1])
-    per_set = np.asarray((counts @ M).todense(), dtype=np.float64)
+    types = list(found)
+    cols = np.unique(np.concatenate([found[t] for t in types]))
+    pos = {int(c): i for i, c in enumerate(cols)}
+    K, G = len(types), len(cols)
+    Wmean = np.zeros((G, K))
+    Wsum = np.zeros((G, K))
+    for k, t in enumerate(types):
+        for c in found[t]:
+            Wmean[pos[int(c)], k] += 1.0 / len(found[t])
+            Wsum[pos[int(c)], k] = 1.0
+    Xm = counts[:, cols].tocsr().astype(np.float64)
     depth = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
-    obs_counts = np.asarray(pool @ per_set)
+    share = np.asarray(Xm.sum(axis=0)).ravel() / max(depth.sum(), 1.0)
+    n = counts.shape[0]
+    scores = np.empty((n, K))
+    sets = np.empty((n, K))
     D = np.asarray(pool @ depth).ravel()
-    share = per_set.sum(axis=0) / max(depth.sum(), 1.0)
-    E = D[:, None] * share[None, :]
-    z: np.ndarray = (obs_counts - E) / np.sqrt(E + 1e-9)
-    return z, obs_counts, D
+    for s0 in range(0, n, chunk):
+        s1 = min(n, s0 + chunk)
+        O = np.asarray((pool[s0:s1] @ Xm).todense())  # noqa: E741
+        E = D[s0:s1, None] * share[None, :]
+        z = (O - E) / np.sqrt(E + 1e-9)
+        scores[s0:s1] = z @ Wmean
+        sets[s0:s1] = O @ Wsum
+    return scores, sets, D
+
+
+def label_spreading(knn_idx: np.ndarray, P0: np.ndarray, alpha: float = 0.95, n_iter: int = 30) -> np.ndarray:
+    """Label spreading on the expression kNN graph (Zhou et al. 2004): P <- a S P + (1 - a) P0.
+
+    S is the symmetrically normalised kNN adjacency. Marker evidence from a spot's
+    transcriptional neighbours, which differ from it mostly in noise, refines its call; this
+    propagates information carried by every highly variable gene, not only the table's markers.
+    """
+    from core.analysis.preprocess import knn_to_adjacency
+
+    n = P0.shape[0]
+    A = knn_to_adjacency(knn_idx, n)
+    d = np.asarray(A.sum(axis=1)).ravel()
+    inv = 1.0 / np.sqrt(np.maximum(d, 1e-12))
+    S = (sp.diags(inv) @ A @ sp.diags(inv)).tocsr()
+    P = P0.copy()
+    for _ in range(n_iter):
+        P = alpha * (S @ P) + (1 - alpha) * P0
+    P = np.maximum(P, 0)
+    out: np.ndarray = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-12)
+    return out
 
 
 def softmax(s: np.ndarray, beta: float) -> np.ndarray:
@@ -175,6 +223,8 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
     z, obs_counts, D = marker_scores(counts, found, pool)
     # z grows with sqrt(pooled depth): rescale to a single spot's evidence before the softmax
     probs = softmax(z / np.sqrt(pool_size), SOFTMAX_BETA)
+    if not multi_cell and knn_idx is not None and knn_idx.size:
+        probs = label_spreading(knn_idx, probs)
     comp = estimate_composition(obs_counts, D) if multi_cell else None
     basis = comp if comp is not None else probs
     best = basis.argmax(axis=1)
