@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--log-level", default="info")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(handler=cmd_serve)
 
     p = subparsers.add_parser("worker", help="run a Celery worker")
     p.add_argument(
@@ -33,29 +33,29 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--with-relay", action="store_true", help="also run the outbox relay in this process group"
     )
-    p.set_defaults(func=cmd_worker)
+    p.set_defaults(handler=cmd_worker)
 
     p = subparsers.add_parser("relay", help="run the outbox relay and reconciler")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
-    p.set_defaults(func=cmd_relay)
+    p.set_defaults(handler=cmd_relay)
 
     db = subparsers.add_parser("db", help="database migrations")
     dbs = db.add_subparsers(dest="db_command", required=True)
     p = dbs.add_parser("upgrade", help="apply Alembic migrations")
     p.add_argument("revision", nargs="?", default="head")
-    p.set_defaults(func=cmd_db_upgrade)
+    p.set_defaults(handler=cmd_db_upgrade)
     p = dbs.add_parser("downgrade", help="revert Alembic migrations")
     p.add_argument("revision")
-    p.set_defaults(func=cmd_db_downgrade)
+    p.set_defaults(handler=cmd_db_downgrade)
 
     keys = subparsers.add_parser("keys", help="API keys")
     ks = keys.add_subparsers(dest="keys_command", required=True)
     p = ks.add_parser("create", help="create a key for a tenant (printed once)")
     p.add_argument("--tenant", required=True)
-    p.set_defaults(func=cmd_keys_create)
+    p.set_defaults(handler=cmd_keys_create)
     p = ks.add_parser("revoke", help="revoke a key (the key itself or its 8-hex prefix)")
     p.add_argument("key")
-    p.set_defaults(func=cmd_keys_revoke)
+    p.set_defaults(handler=cmd_keys_revoke)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -96,7 +96,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.with_relay:
         import subprocess
 
-        relay = subprocess.Popen([sys.executable, "-m", "api.cli", "relay"])
+        relay = subprocess.Popen([sys.executable, "-m", "core.cli", "relay"])
     try:
         app.worker_main(argv)
     finally:
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        return int(args.handler(args))
     except MGSError as e:
         print(f"error [{e.code}]: {e.detail}", file=sys.stderr)
         return 2 if e.http_status < 500 else 1

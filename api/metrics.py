@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 QUEUES = ("analysis", "report")
@@ -53,13 +53,8 @@ async def render(app_state: Any) -> bytes:
 
     out = generate_latest(app_state.metrics_registry)
     jobs = GaugeMetricFamily("mgs_jobs", "Jobs by state", labels=["state"])
-    stage_sum = CounterMetricFamily(
-        "mgs_stage_duration_seconds_sum",
-        "Total seconds spent per stage (finished jobs)",
-        labels=["stage"],
-    )
-    stage_count = CounterMetricFamily(
-        "mgs_stage_duration_seconds_count", "Finished jobs that ran each stage", labels=["stage"]
+    stages = SummaryMetricFamily(
+        "mgs_stage_duration_seconds", "Seconds spent per stage by finished jobs", labels=["stage"]
     )
     depth = GaugeMetricFamily(
         "mgs_queue_depth", "Messages waiting in each broker queue", labels=["queue"]
@@ -69,8 +64,7 @@ async def render(app_state: Any) -> bytes:
         for st in ("queued", "running", "succeeded", "failed", "canceled"):
             jobs.add_metric([st], counts.get(st, 0))
         for stage, total, n in (await s.execute(repo.stage_durations())).all():
-            stage_sum.add_metric([stage], float(total))
-            stage_count.add_metric([stage], float(n))
+            stages.add_metric([stage], count_value=int(n), sum_value=float(total))
     for q in QUEUES:
         try:
             depth.add_metric([q], await app_state.redis.llen(q))
@@ -80,7 +74,7 @@ async def render(app_state: Any) -> bytes:
 
     class _Static:
         def collect(self) -> list[Any]:
-            return [jobs, stage_sum, stage_count, depth]
+            return [jobs, stages, depth]
 
     reg.register(_Static())  # type: ignore[arg-type]
     return out + generate_latest(reg)

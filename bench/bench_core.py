@@ -66,7 +66,9 @@ def ensure_peer(venv: Path) -> Path:
     if not py.exists():
         print(f"building the peer venv in {venv} ...", file=sys.stderr)
         subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
-        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "-r", str(SHARED / "requirements-peer.txt")])
+        subprocess.check_call(
+            [str(py), "-m", "pip", "install", "-q", "-r", str(SHARED / "requirements-peer.txt")]
+        )
     return py
 
 
@@ -80,7 +82,9 @@ def accuracy(out_dir: Path, truth_csv: Path) -> dict[str, float]:
     truth = pd.read_csv(truth_csv).set_index("barcode").loc[spots.index]
     true_lin = np.array([lineage_of(t) for t in truth["dominant_type"]])
     return {
-        "cell_type_accuracy": round(float(np.mean(spots["cell_type"].to_numpy() == truth["dominant_type"].to_numpy())), 3),
+        "cell_type_accuracy": round(
+            float(np.mean(spots["cell_type"].to_numpy() == truth["dominant_type"].to_numpy())), 3
+        ),
         "lineage_accuracy": round(float(np.mean(spots["lineage"].to_numpy() == true_lin)), 3),
         "domain_ari": round(ari(truth["domain"].to_numpy(), spots["domain"].to_numpy()), 3),
         "n_domains": int(spots["domain"].nunique()),
@@ -118,7 +122,11 @@ def moran_check(peer_py: Path, h5ad: Path, work: Path) -> dict[str, float]:
     peer = json.loads(res.read_text())
     dI = np.abs(np.asarray(peer["I"]) - ours["I"])
     dp = np.abs(np.asarray(peer["pval_norm"]) - ours["pval_norm"])
-    return {"n_genes": int(hv.sum()), "max_abs_diff_I": float(np.nanmax(dI)), "max_abs_diff_pval": float(np.nanmax(dp))}
+    return {
+        "n_genes": int(hv.sum()),
+        "max_abs_diff_I": float(np.nanmax(dI)),
+        "max_abs_diff_pval": float(np.nanmax(dp)),
+    }
 
 
 def main() -> None:
@@ -139,18 +147,53 @@ def main() -> None:
     sample, truth = a.work / f"{tag}.h5ad", a.work / f"{tag}_truth.csv"
     if not sample.exists():
         print(f"making {sample} with synth.py ...", file=sys.stderr)
-        subprocess.check_call([sys.executable, str(SHARED / "synth.py"), "--layout", a.layout, "--spots", str(a.spots),
-                               "--genes", str(a.genes), "--seed", str(a.seed), "--out", str(sample), "--truth", str(truth)])
-    ours_cmd = [sys.executable, "-m", "core.cli", "analyze", str(sample), "--out", str(a.work / f"{tag}_ours"), "--quiet"]
+        subprocess.check_call(
+            [
+                sys.executable,
+                str(SHARED / "synth.py"),
+                "--layout",
+                a.layout,
+                "--spots",
+                str(a.spots),
+                "--genes",
+                str(a.genes),
+                "--seed",
+                str(a.seed),
+                "--out",
+                str(sample),
+                "--truth",
+                str(truth),
+            ]
+        )
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "core.cli",
+        "analyze",
+        str(sample),
+        "--out",
+        str(a.work / f"{tag}_ours"),
+        "--quiet",
+    ]
     peer_py = None if a.skip_peer else ensure_peer(a.peer_venv)
-    peer_cmd = [str(peer_py), str(SHARED / "peer_pipeline.py"), str(sample), "--labels", str(a.work / f"{tag}_peer_labels.csv")] if peer_py else []
+    peer_cmd = (
+        [
+            str(peer_py),
+            str(SHARED / "peer_pipeline.py"),
+            str(sample),
+            "--labels",
+            str(a.work / f"{tag}_peer_labels.csv"),
+        ]
+        if peer_py
+        else []
+    )
     if peer_py:
         print("warming up the peer (numba compilation) ...", file=sys.stderr)
         run_measured(peer_cmd)
     results: dict[str, list[tuple[float, float]]] = {"ours": [], "peer": []}
     peer_stages: list[dict[str, float]] = []
     for r in range(a.repeats):
-        for who in (["peer", "ours"] if r % 2 == 0 else ["ours", "peer"]):
+        for who in ["peer", "ours"] if r % 2 == 0 else ["ours", "peer"]:
             if who == "peer" and not peer_py:
                 continue
             wall, rss, out = run_measured(peer_cmd if who == "peer" else ours_cmd)
@@ -161,8 +204,10 @@ def main() -> None:
     summary: dict[str, object] = {"sample": tag, "repeats": a.repeats}
     for who, vals in results.items():
         if vals:
-            summary[who] = {"median_wall_s": round(statistics.median(v[0] for v in vals), 2),
-                            "peak_rss_mib": round(max(v[1] for v in vals))}
+            summary[who] = {
+                "median_wall_s": round(statistics.median(v[0] for v in vals), 2),
+                "peak_rss_mib": round(max(v[1] for v in vals)),
+            }
     if results["peer"]:
         o, p = summary["ours"], summary["peer"]  # type: ignore[index]
         summary["ratio_wall"] = round(o["median_wall_s"] / p["median_wall_s"], 3)  # type: ignore[index]
@@ -178,12 +223,28 @@ def main() -> None:
 
             pl = pd.read_csv(lab, index_col=0)
             t = pd.read_csv(truth).set_index("barcode").loc[pl.index]
-            summary["peer_clusters_ari_vs_domains"] = round(ari(t["domain"].to_numpy(), pl["clusters"].to_numpy()), 3)
-            summary["peer_clusters_ari_vs_types"] = round(ari(t["dominant_type"].to_numpy(), pl["clusters"].to_numpy()), 3)
+            summary["peer_clusters_ari_vs_domains"] = round(
+                ari(t["domain"].to_numpy(), pl["clusters"].to_numpy()), 3
+            )
+            summary["peer_clusters_ari_vs_types"] = round(
+                ari(t["dominant_type"].to_numpy(), pl["clusters"].to_numpy()), 3
+            )
     if peer_py and not a.skip_moran:
         h5 = a.work / f"{tag}_moran"
-        subprocess.check_call([sys.executable, "-m", "core.cli", "analyze", str(sample), "--out", str(h5),
-                               "--write-h5ad", "--no-report", "--quiet"])
+        subprocess.check_call(
+            [
+                sys.executable,
+                "-m",
+                "core.cli",
+                "analyze",
+                str(sample),
+                "--out",
+                str(h5),
+                "--write-h5ad",
+                "--no-report",
+                "--quiet",
+            ]
+        )
         summary["moran_vs_squidpy"] = moran_check(peer_py, h5 / "analysis.h5ad", a.work)
     (a.work / f"{tag}_summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

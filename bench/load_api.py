@@ -151,14 +151,14 @@ def start_stack(
         "PYTHONPATH": str(ROOT),
     }
     subprocess.run(
-        [sys.executable, "-m", "api.cli", "db", "upgrade"],
+        [sys.executable, "-m", "core.cli", "db", "upgrade"],
         env=env,
         check=True,
         cwd=ROOT,
         capture_output=True,
     )
     out = subprocess.run(
-        [sys.executable, "-m", "api.cli", "keys", "create", "--tenant", "bench"],
+        [sys.executable, "-m", "core.cli", "keys", "create", "--tenant", "bench"],
         env=env,
         check=True,
         cwd=ROOT,
@@ -173,7 +173,7 @@ def start_stack(
         [
             sys.executable,
             "-m",
-            "api.cli",
+            "core.cli",
             "serve",
             "--port",
             str(port),

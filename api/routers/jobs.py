@@ -51,6 +51,7 @@ def job_out(job: Job) -> JobOut:
         started_at=job.started_at,
         finished_at=job.finished_at,
         error=error,
+        provenance=job.summary or {},
         links=JobLinks(
             self=base,
             report=f"{base}/report",

@@ -75,7 +75,10 @@ class JobOut(BaseModel):
     state: JobStateName
     stage: JobStageName
     progress: float = Field(ge=0, le=1)
-    attempts: int
+    attempts: int = Field(
+        description="Worker claims so far, all stages together (a clean run ends at 2: analysis, "
+        "report); each claim writes under jobs/{id}/attempt-{n}/."
+    )
     external_sample_id: str | None
     upload_id: uuid.UUID
     options: dict[str, Any]
@@ -85,6 +88,11 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: JobError | None
+    provenance: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the job ran with: validation summary, analysis versions and parameters, "
+        "report backend, model id and prompt hash (filled in as stages finish).",
+    )
     links: JobLinks
 
 

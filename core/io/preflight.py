@@ -19,6 +19,7 @@ from core.errors import (
     BadCoordinates,
     CorruptFile,
     ImageTooLarge,
+    InputError,
     MissingCoordinates,
     MissingCounts,
     OverMemoryBudget,
@@ -222,6 +223,30 @@ def _check_image(name: str, shape: tuple[int, ...], max_pixels: int) -> None:
         )
 
 
+def _guard(fn: Any) -> Any:
+    """Turn any low-level failure while reading a damaged file into ``CorruptFile``.
+
+    h5py raises OSError, KeyError, ValueError, TypeError... on damaged blocks or odd
+    structures; a user must see one precise error, and a worker must not crash.
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError,
+                OverflowError, MemoryError, UnicodeDecodeError) as e:
+            name = Path(args[0]).name if args else "file"
+            raise CorruptFile(f"{name} is damaged or not a valid file of its kind: "
+                              f"{type(e).__name__}: {str(e)[:200]}") from e
+
+    return wrapper
+
+
+@_guard
 def preflight_h5ad(path: str | Path, budget_mb: float, max_image_pixels: int) -> PreflightReport:
     """Check an AnnData ``.h5ad`` before it is loaded.
 
@@ -281,6 +306,7 @@ def preflight_h5ad(path: str | Path, budget_mb: float, max_image_pixels: int) ->
         return PreflightReport(str(path), "h5ad", n_obs, n_vars, counts.nnz, counts.location, est, images)
 
 
+@_guard
 def preflight_10x_h5(path: str | Path, budget_mb: float) -> PreflightReport:
     """Check a 10x ``filtered_feature_bc_matrix.h5`` (features x barcodes, CSC)."""
     path = Path(path)

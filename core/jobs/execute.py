@@ -171,6 +171,7 @@ def run_report_job(
         if job is None:
             return "skipped"
         attempt, options, timings = job.attempts, dict(job.options), dict(job.timings)
+        summary = dict(job.summary)
         analysis_prefix = job.analysis_prefix
         assert analysis_prefix
     prefix = f"jobs/{job_id}/attempt-{attempt}"
@@ -191,7 +192,9 @@ def run_report_job(
             prompt_strategy=options.get("prompt_strategy") or "anti_parroting",
             max_new_tokens=settings.max_new_tokens,
         )
-        write_report(out, r_opts, settings, progress=lambda f: tracker(JobStage.REPORTING.value, f))
+        provenance = write_report(
+            out, r_opts, settings, progress=lambda f: tracker(JobStage.REPORTING.value, f)
+        )
         tracker.check()
         report_dir = Path(tmp) / "report"
         for p in out.rglob("*"):
@@ -201,7 +204,14 @@ def run_report_job(
                 p.replace(dest)
         upload_dir(store, report_dir, prefix)
         with tx() as s:
-            lifecycle.succeed(s, job_id, attempt, timings=tracker.close(), report_prefix=prefix)
+            lifecycle.succeed(
+                s,
+                job_id,
+                attempt,
+                timings=tracker.close(),
+                report_prefix=prefix,
+                summary={**summary, "report": _jsonable(provenance)},
+            )
         return "succeeded"
     return "stopped"
 

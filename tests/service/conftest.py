@@ -168,7 +168,7 @@ def start_api(env: dict[str, str], log: Path) -> tuple[Proc, str]:
 
     port = free_port()
     proc = Proc(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--log-level", "warning"],
         env,
         log,
     )
@@ -194,7 +194,7 @@ def start_worker(
     args = [
         sys.executable,
         "-m",
-        "api.cli",
+        "core.cli",
         "worker",
         "--queues",
         queues,
@@ -207,7 +207,7 @@ def start_worker(
 
 
 def start_relay(env: dict[str, str], log: Path, **overrides: str) -> Proc:
-    return Proc([sys.executable, "-m", "api.cli", "relay"], {**env, **overrides}, log)
+    return Proc([sys.executable, "-m", "core.cli", "relay"], {**env, **overrides}, log)
 
 
 @pytest.fixture(scope="session")
@@ -220,7 +220,7 @@ def api(service_env: dict[str, str], tmp_path_factory: Any) -> Iterator[str]:
 def make_key(env: dict[str, str], tenant: str) -> tuple[str, str]:
     """(api key, webhook secret) through the real CLI."""
     out = subprocess.run(
-        [sys.executable, "-m", "api.cli", "keys", "create", "--tenant", tenant],
+        [sys.executable, "-m", "core.cli", "keys", "create", "--tenant", tenant],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -58,7 +58,7 @@ def test_auth_missing_unknown_revoked(api: str, service_env: dict[str, str]) -> 
     with client(api, f"Bearer {key}") as c:
         assert c.get("/v1/jobs").status_code == 200
         subprocess.run(
-            [sys.executable, "-m", "api.cli", "keys", "revoke", key],
+            [sys.executable, "-m", "core.cli", "keys", "revoke", key],
             env=service_env,
             cwd=ROOT,
             check=True,
@@ -258,3 +258,19 @@ def test_openapi_has_operation_ids_and_error_schemas(api: str) -> None:
             for status, resp in op["responses"].items():
                 if status.startswith(("4", "5")) and path.startswith("/v1"):
                     assert "application/problem+json" in resp["content"], (method, path, status)
+
+
+def test_service_commands_on_the_main_entry_point() -> None:
+    """`medgemma-spatial serve|worker|relay|db|keys` are reachable through core.cli."""
+    out = subprocess.run(
+        [sys.executable, "-m", "core.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for cmd in ("serve", "worker", "relay", "db", "keys"):
+        assert cmd in out
+    r = subprocess.run(
+        [sys.executable, "-m", "core.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--host" in r.stdout and "--port" in r.stdout

@@ -90,6 +90,11 @@ def test_visium_end_to_end(
         assert any(n.startswith("figures/") and n.endswith(".png") for n in names)
         spots = c.get(f"/v1/jobs/{job['id']}/artifacts/spots.csv")
         assert spots.status_code == 200 and spots.text.count("\n") > 10
+        prov = done["provenance"]
+        assert prov["validation"]["n_obs"] > 0 and prov["report"] and prov["analysis"]
+        metrics = c.get("/metrics").text
+        assert 'mgs_stage_duration_seconds_count{stage="analyzing"}' in metrics
+        assert 'mgs_jobs{state="succeeded"}' in metrics
     hooks = sink.wait(1, timeout=60)
     ev = json.loads(hooks[0]["body"])
     assert ev["type"] == "job.succeeded" and ev["data"]["id"] == job["id"]

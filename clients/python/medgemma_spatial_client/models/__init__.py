@@ -14,6 +14,7 @@ from .job_options import JobOptions
 from .job_options_backend_type_0 import JobOptionsBackendType0
 from .job_out import JobOut
 from .job_out_options import JobOutOptions
+from .job_out_provenance import JobOutProvenance
 from .job_out_stage import JobOutStage
 from .job_out_state import JobOutState
 from .job_page import JobPage
@@ -38,6 +39,7 @@ __all__ = (
     "JobOptionsBackendType0",
     "JobOut",
     "JobOutOptions",
+    "JobOutProvenance",
     "JobOutStage",
     "JobOutState",
     "JobPage",

@@ -10,6 +10,7 @@ from ..types import UNSET, Unset
 
 from ..models.job_out_stage import JobOutStage
 from ..models.job_out_state import JobOutState
+from ..types import UNSET, Unset
 from typing import cast
 from uuid import UUID
 import datetime
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
   from ..models.job_error import JobError
   from ..models.job_links import JobLinks
   from ..models.job_out_options import JobOutOptions
+  from ..models.job_out_provenance import JobOutProvenance
 
 
 
@@ -31,7 +33,8 @@ T = TypeVar("T", bound="JobOut")
 class JobOut:
     """ 
         Attributes:
-            attempts (int):
+            attempts (int): Worker claims so far, all stages together (a clean run ends at 2: analysis, report); each claim
+                writes under jobs/{id}/attempt-{n}/.
             callback_url (None | str):
             created_at (datetime.datetime):
             error (JobError | None):
@@ -46,6 +49,8 @@ class JobOut:
             state (JobOutState):
             updated_at (datetime.datetime):
             upload_id (UUID):
+            provenance (JobOutProvenance | Unset): What the job ran with: validation summary, analysis versions and
+                parameters, report backend, model id and prompt hash (filled in as stages finish).
      """
 
     attempts: int
@@ -63,6 +68,7 @@ class JobOut:
     state: JobOutState
     updated_at: datetime.datetime
     upload_id: UUID
+    provenance: JobOutProvenance | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -73,6 +79,7 @@ class JobOut:
         from ..models.job_error import JobError # noqa: PLC0415
         from ..models.job_links import JobLinks # noqa: PLC0415
         from ..models.job_out_options import JobOutOptions # noqa: PLC0415
+        from ..models.job_out_provenance import JobOutProvenance # noqa: PLC0415
         attempts = self.attempts
 
         callback_url: None | str
@@ -117,6 +124,10 @@ class JobOut:
 
         upload_id = str(self.upload_id)
 
+        provenance: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.provenance, Unset):
+            provenance = self.provenance.to_dict()
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -137,6 +148,8 @@ class JobOut:
             "updated_at": updated_at,
             "upload_id": upload_id,
         })
+        if provenance is not UNSET:
+            field_dict["provenance"] = provenance
 
         return field_dict
 
@@ -147,6 +160,7 @@ class JobOut:
         from ..models.job_error import JobError # noqa: PLC0415
         from ..models.job_links import JobLinks # noqa: PLC0415
         from ..models.job_out_options import JobOutOptions # noqa: PLC0415
+        from ..models.job_out_provenance import JobOutProvenance # noqa: PLC0415
         d = dict(src_dict)
         attempts = d.pop("attempts")
 
@@ -262,6 +276,16 @@ class JobOut:
 
 
 
+        _provenance = d.pop("provenance", UNSET)
+        provenance: JobOutProvenance | Unset
+        if isinstance(_provenance,  Unset):
+            provenance = UNSET
+        else:
+            provenance = JobOutProvenance.from_dict(_provenance)
+
+
+
+
         job_out = cls(
             attempts=attempts,
             callback_url=callback_url,
@@ -278,6 +302,7 @@ class JobOut:
             state=state,
             updated_at=updated_at,
             upload_id=upload_id,
+            provenance=provenance,
         )
 
 
