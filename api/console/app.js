@@ -154,8 +154,9 @@ async function submitSample(ev) {
   try {
     const up = await uploadFile(file, (loaded, total) => {
       bar.value = Math.round((100 * loaded) / total);
-      $("upload-text").textContent =
-        "uploading " + file.name + ": " + fmtBytes(loaded) + " of " + fmtBytes(total);
+      $("upload-text").textContent = loaded < total
+        ? "uploading " + file.name + ": " + fmtBytes(loaded) + " of " + fmtBytes(total)
+        : "uploaded " + fmtBytes(total) + "; the server is checking the file…";
     });
     bar.value = 100;
     $("upload-text").textContent = "uploaded (" + fmtBytes(up.size) + "), submitting…";

@@ -5,7 +5,7 @@ apart from the narrative, figures through blob: URLs, downloads). Screenshots go
 test's tmp dir.
 
 The API runs as in its slim image: the scientific stack and torch are made unimportable
-in its process (tests/deploy/test_api_image.py's blocker). Workers and relay are the real
+in its process (tests/deploy/api_image.py). Workers and relay are the real
 processes the e2e tests start; the report is written by the template backend.
 
 Skips when chromium/chromedriver or selenium are missing (CI: apt-get install -y chromium
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.test_api_image import blocker_dir
+from tests.deploy.api_image import blocker_dir
 from tests.service.conftest import ROOT, start_api, start_relay, start_worker
 from tests.service.helpers import VISIUM_DIR, spaceranger_targz
 
