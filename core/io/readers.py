@@ -179,7 +179,11 @@ def _read_h5ad(path: Path, settings: Settings) -> Sample:
         imgs = entry.get("images", {}) or {}
         for name in ("hires", "lowres"):
             if name in imgs:
-                sample.image = np.asarray(imgs[name])
+                img = np.asarray(imgs[name])
+                if is_blank(img):
+                    sample.notes.append(f"the {name} image is blank (a single colour); not used")
+                    continue
+                sample.image = img
                 sample.image_name = name
                 sample.image_scalef = float(sf.get(f"tissue_{name}_scalef", 1.0))
                 break
@@ -192,6 +196,17 @@ def _read_h5ad(path: Path, settings: Settings) -> Sample:
         m = HD_BIN_RE.match(str(b.obs_names[0]))
         sample.bin_size_um = float(m.group(1)) if m else None
     return sample
+
+
+def is_blank(image: np.ndarray) -> bool:
+    """True for an image whose colour channels hold a single value (a placeholder, not an H&E)."""
+    im = np.asarray(image)
+    if im.size == 0:
+        return True
+    rgb = im[..., :3] if im.ndim == 3 else im
+    step = max(1, rgb.shape[0] // 256)
+    sub = rgb[::step, ::step]
+    return bool(np.ptp(sub) == 0)
 
 
 def detect_layout(obs_names: Any, obs: Any, xy: np.ndarray) -> str:
@@ -354,7 +369,11 @@ def _read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None) -
     for name in ("hires", "lowres"):
         p = spatial / f"tissue_{name}_image.png"
         if p.is_file():
-            sample.image = _load_png(p, settings.max_image_pixels)
+            img = _load_png(p, settings.max_image_pixels)
+            if is_blank(img):
+                sample.notes.append(f"tissue_{name}_image.png is blank (a single colour); not used")
+                continue
+            sample.image = img
             sample.image_name = name
             sample.image_scalef = float(sf.get(f"tissue_{name}_scalef", 1.0))
             break

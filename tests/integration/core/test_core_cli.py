@@ -102,6 +102,9 @@ def test_real_spaceranger_subset(shared_data: Path, tmp_path: Path) -> None:
     assert main(["analyze", str(src), "--out", str(out), "--quiet"]) == 0
     analysis = json.loads((out / "analysis.json").read_text())
     assert analysis["n_spots"] == 100 and analysis["image"]["file"] == "he_image.png"
+    # the subset's hires PNG is a blank placeholder: the real lowres H&E is used, and said
+    assert analysis["image"]["source"] == "lowres"
+    assert any("blank" in n for n in analysis["provenance"]["notes"])
     # 100 genes named by Ensembl id: no marker overlap, said plainly rather than guessed
     assert analysis["annotation"]["available"] is False
     assert "Ensembl" in analysis["annotation"]["unavailable_reason"]
