@@ -88,6 +88,39 @@ def _encode(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), [str(c) for c in cats]
 
 
+def subset_csr(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
+               chunk_rows: int = 65_536) -> sp.csr_matrix:
+    """``X[keep_rows][:, keep_cols]`` in one pass, without the intermediate row-subset copy.
+
+    Rows are processed in chunks; the output is sized exactly by a counting pass first.
+    """
+    rows = np.flatnonzero(keep_rows)
+    if keep_cols.all():
+        out: sp.csr_matrix = X[rows] if len(rows) < X.shape[0] else X.copy()
+        return out
+    remap = np.full(X.shape[1], -1, dtype=np.int64)
+    remap[keep_cols] = np.arange(int(keep_cols.sum()))
+    lens = np.zeros(len(rows), dtype=np.int64)
+    for c0 in range(0, len(rows), chunk_rows):
+        sub = X[rows[c0:c0 + chunk_rows]]
+        cs = np.zeros(sub.nnz + 1, dtype=np.int64)
+        np.cumsum(keep_cols[sub.indices], out=cs[1:])
+        lens[c0:c0 + chunk_rows] = cs[sub.indptr[1:]] - cs[sub.indptr[:-1]]
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    nnz = int(indptr[-1])
+    idx_dtype = np.int32 if max(nnz, X.shape[1]) < 2**31 else np.int64
+    indices = np.empty(nnz, dtype=idx_dtype)
+    data = np.empty(nnz, dtype=X.dtype)
+    for c0 in range(0, len(rows), chunk_rows):
+        sub = X[rows[c0:c0 + chunk_rows]]
+        kept = keep_cols[sub.indices]
+        a, b = int(indptr[c0]), int(indptr[min(c0 + chunk_rows, len(rows))])
+        indices[a:b] = remap[sub.indices[kept]]
+        data[a:b] = sub.data[kept]
+    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), int(keep_cols.sum())))
+
+
 def run_analysis(
     adata: Any,
     layout: str,
@@ -132,8 +165,7 @@ def run_analysis(
 
     metrics = qcm.qc_metrics(X, genes)
     keep_s, keep_g, qc = qcm.filter_spots_and_genes(X, metrics, layout)
-    X = X[keep_s][:, keep_g] if not keep_g.all() else X[keep_s]
-    X = sp.csr_matrix(X)
+    X = subset_csr(X, keep_s, keep_g)
     genes = genes[keep_g]
     metrics = {k: v[keep_s] for k, v in metrics.items()}
     xy = xy_all[keep_s]

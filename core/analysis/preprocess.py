@@ -20,11 +20,16 @@ def normalize_log1p(X: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
     return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
 
 
-def gene_mean_var(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """Per-gene mean and (population) variance of a sparse matrix, O(nnz)."""
+def gene_mean_var(X: sp.csr_matrix, chunk_nnz: int = 8_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene mean and (population) variance of a sparse matrix, O(nnz), in bounded chunks."""
     n = X.shape[0]
-    s1 = np.bincount(X.indices, weights=X.data, minlength=X.shape[1])
-    s2 = np.bincount(X.indices, weights=X.data.astype(np.float64) ** 2, minlength=X.shape[1])
+    s1 = np.zeros(X.shape[1])
+    s2 = np.zeros(X.shape[1])
+    for a in range(0, X.nnz, chunk_nnz):
+        idx = X.indices[a:a + chunk_nnz]
+        v = X.data[a:a + chunk_nnz].astype(np.float64)
+        s1 += np.bincount(idx, weights=v, minlength=X.shape[1])
+        s2 += np.bincount(idx, weights=v * v, minlength=X.shape[1])
     mean = s1 / n
     var = np.maximum(s2 / n - mean**2, 0.0)
     return mean, var

@@ -15,6 +15,7 @@ in row groups.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -198,7 +199,7 @@ def hd_folder_from_h5ad(h5ad: Path, out: Path, factor: int = 4, seed: int = 0, b
         ds_p[0] = 0
         r_sorted = rows[order]
         starts = np.searchsorted(r_sorted, np.arange(r_sorted.min(), r_sorted.max() + band_rows, band_rows))
-        for s, e in zip(starts[:-1], starts[1:], strict=True):
+        for s, e in itertools.pairwise(starts):
             if e <= s:
                 continue
             idx = order[s:e]
