@@ -30,7 +30,7 @@ class ProgressPrinter:
     def __call__(self, stage: str, frac: float) -> None:
         if self.quiet:
             return
-        pct = int(round(100 * max(0.0, min(1.0, frac))))
+        pct = round(100 * max(0.0, min(1.0, frac)))
         key = (stage, pct // 10 if not self.tty else pct)
         if key == self.last:
             return

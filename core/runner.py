@@ -7,6 +7,7 @@ writes, so a GPU worker can run it later from stored artifacts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import sys
@@ -48,10 +49,8 @@ class AnalyzeOptions:
 def _versions() -> dict[str, str]:
     out = {"medgemma-spatial": __version__, "python": platform.python_version()}
     for pkg in ("numpy", "scipy", "pandas", "anndata", "h5py", "igraph", "faiss-cpu", "matplotlib"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -126,9 +125,9 @@ def run_analysis_stage(
     _write_spots(out / "spots.csv", res)
     image_file = None
     if sample.image is not None:
-        from core.figures import _to_rgb
-
         from PIL import Image
+
+        from core.figures import _to_rgb
 
         rgb = _to_rgb(sample.image)
         assert rgb is not None

@@ -92,8 +92,8 @@ def set_membership(found: dict[str, np.ndarray], n_genes: int) -> sp.csr_matrix:
 def marker_scores(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poisson enrichment z-score of each type's marker UMIs, pooled over expression neighbours.
 
-    For spot i and type t: O = UMIs on t's markers summed over i and its expression-space
-    neighbours, E = pooled depth x the sample-wide share of t's markers; z = (O - E) / sqrt(E).
+    For spot i and type t: obs_counts = UMIs on t's markers summed over i and its expression-space
+    neighbours, E = pooled depth x the sample-wide share of t's markers; z = (obs_counts - E) / sqrt(E).
     Pooling over the kNN graph (built from all highly variable genes) borrows strength from
     transcriptionally similar spots, which matters for shallow HD bins (~100-500 UMIs).
     Returns (z n x K, pooled marker counts n x K, pooled depth n).
@@ -101,12 +101,12 @@ def marker_scores(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.
     M = set_membership(found, counts.shape[1])
     per_set = np.asarray((counts @ M).todense(), dtype=np.float64)
     depth = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
-    O = np.asarray(pool @ per_set)
+    obs_counts = np.asarray(pool @ per_set)
     D = np.asarray(pool @ depth).ravel()
     share = per_set.sum(axis=0) / max(depth.sum(), 1.0)
     E = D[:, None] * share[None, :]
-    z: np.ndarray = (O - E) / np.sqrt(E + 1e-9)
-    return z, O, D
+    z: np.ndarray = (obs_counts - E) / np.sqrt(E + 1e-9)
+    return z, obs_counts, D
 
 
 def softmax(s: np.ndarray, beta: float) -> np.ndarray:
@@ -116,7 +116,7 @@ def softmax(s: np.ndarray, beta: float) -> np.ndarray:
     return out
 
 
-def estimate_composition(O: np.ndarray, D: np.ndarray, baseline_q: float = 0.02) -> np.ndarray:
+def estimate_composition(obs_counts: np.ndarray, D: np.ndarray, baseline_q: float = 0.02) -> np.ndarray:
     """Per-spot cell-type fractions from pooled marker shares (Visium: several cells per spot).
 
     share_it = O_it / D_i ~ b_t + f_it * (h_t - b_t): the share of t's markers rises linearly
@@ -126,7 +126,7 @@ def estimate_composition(O: np.ndarray, D: np.ndarray, baseline_q: float = 0.02)
     """
     from scipy.optimize import nnls
 
-    share = O / np.maximum(D, 1.0)[:, None]
+    share = obs_counts / np.maximum(D, 1.0)[:, None]
     b = np.quantile(share, baseline_q, axis=0)
     Y = np.maximum(share - b[None, :], 0.0)
     c, _ = nnls(Y, np.ones(len(Y)))
@@ -148,7 +148,8 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
         True for Visium spots (several cells per spot): also estimate composition, and call the
         dominant type from it.
     knn_idx
-        Expression-space neighbours (n x k) to pool evidence over; None scores spots alone.
+        Expression-space neighbours (n x k) to pool evidence over (single-cell-scale units only);
+        None scores spots alone.
     strict
         Raise :class:`~core.errors.NoMarkerOverlap` when fewer than two cell types can be scored;
         otherwise return an annotation marked unavailable (every spot ``unassigned``), so that the
@@ -166,12 +167,15 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
             raise NoMarkerOverlap(reason)
         return unassigned(n, reason, skipped)
     types = list(found)
-    pool = pool_matrix(knn_idx, n)
+    # Visium spots already pool ~7 cells each: pooling over expression neighbours blurs their
+    # compositions (measured: lineage accuracy 0.90 unpooled vs 0.77 pooled on our synthetic
+    # Visium), so only single-cell-scale units (HD bins) borrow strength from neighbours.
+    pool = pool_matrix(None if multi_cell else knn_idx, n)
     pool_size = float(pool.sum() / n)
-    z, O, D = marker_scores(counts, found, pool)
+    z, obs_counts, D = marker_scores(counts, found, pool)
     # z grows with sqrt(pooled depth): rescale to a single spot's evidence before the softmax
     probs = softmax(z / np.sqrt(pool_size), SOFTMAX_BETA)
-    comp = estimate_composition(O, D) if multi_cell else None
+    comp = estimate_composition(obs_counts, D) if multi_cell else None
     basis = comp if comp is not None else probs
     best = basis.argmax(axis=1)
     K = len(types)

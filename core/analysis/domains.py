@@ -180,7 +180,7 @@ def find_domains(
     best_k, best_labels, best_s = ks[0], None, -np.inf
     fit_idx = rng.choice(n, size=min(n, 5_000), replace=False)
     for k in ks:
-        labels_fit, C, _ = kmeans(Fs[fit_idx], k, seed)
+        _labels_fit, C, _ = kmeans(Fs[fit_idx], k, seed)
         D = (Fs * Fs).sum(1)[:, None] - 2 * Fs @ C.T + (C * C).sum(1)[None, :]
         labels = D.argmin(axis=1)
         s = silhouette(Fs[sub], labels[sub]) if len(ks) > 1 else 0.0

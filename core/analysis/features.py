@@ -23,7 +23,7 @@ UNIT_DESCRIPTION = {
 }
 
 
-def _r(x: float, nd: int = 2) -> float:
+def _r(x: Any, nd: int = 2) -> float:
     return float(round(float(x), nd))
 
 
@@ -32,7 +32,7 @@ def _sig(x: float, digits: int = 2) -> int:
     if x <= 0:
         return 0
     mag = int(np.floor(np.log10(x))) - digits + 1
-    return int(round(x / 10**mag) * 10**mag) if mag > 0 else int(round(x))
+    return int(round(x / 10**mag) * 10**mag) if mag > 0 else round(x)
 
 
 def lineage_fractions(comp: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
@@ -77,12 +77,12 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
             "adjacent_domains": adjacent,
         })
     z_lin, names = res.nhood_lineage
-    pairs = []
+    pairs: list[tuple[float, str, str]] = []
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
-            pairs.append({"a": names[i], "b": names[j], "z": _r(z_lin[i, j], 1)})
-    coloc = sorted([p for p in pairs if p["z"] > 2], key=lambda p: -p["z"])[:5]
-    segr = sorted([p for p in pairs if p["z"] < -2], key=lambda p: p["z"])[:5]
+            pairs.append((_r(z_lin[i, j], 1), names[i], names[j]))
+    coloc = [{"a": a_, "b": b_, "z": z_} for z_, a_, b_ in sorted([p for p in pairs if p[0] > 2], key=lambda p: -p[0])[:5]]
+    segr = [{"a": a_, "b": b_, "z": z_} for z_, a_, b_ in sorted([p for p in pairs if p[0] < -2], key=lambda p: p[0])[:5]]
     fdr = res.moran["pval_norm_fdr_bh"]
     I_vals = res.moran["I"]
     finite = np.isfinite(I_vals)
@@ -102,7 +102,7 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
         "lineage_composition": lineage_fractions(lin_comp) if a.available else {},
         "annotation": {
             "available": a.available,
-            "n_cell_populations": int(len(np.unique(a.cell_type))),
+            "n_cell_populations": len(np.unique(a.cell_type)),
             "median_confidence": _r(np.median(a.confidence)),
             "fraction_low_confidence": _r(np.mean(a.confidence < 0.5)),
             "mean_normalised_entropy": _r(np.mean(a.entropy)),
@@ -111,7 +111,7 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
         "domains": domains,
         "spatial": {
             "heterogeneity": {
-                "mean_neighbourhood_entropy": _r(res.diversity.mean()),
+                "mean_neighbourhood_entropy": _r(float(res.diversity.mean())),
                 "simpson_index": _r(simpson_index(lin_codes)),
             },
             "lineage_colocalisation": coloc if a.available else [],

@@ -157,7 +157,7 @@ def run_analysis(
         report("analyzing", frac)
 
     X = adata.X
-    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else sp.csr_matrix(X, dtype=np.float32)
+    X = sp.csr_matrix(X, dtype=np.float32)
     X.sum_duplicates()
     genes = np.asarray(adata.var_names).astype(str)
     obs_names = np.asarray(adata.obs_names).astype(str)

@@ -7,6 +7,8 @@ centering (the centred matrix is never formed).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -58,7 +60,7 @@ def highly_variable_genes(Xlog: sp.csr_matrix, n_top: int = 2000, n_bins: int = 
         vals = log_disp[m]
         mu, sd = np.nanmean(vals) if np.any(~np.isnan(vals)) else 0.0, np.nanstd(vals, ddof=1) if np.sum(~np.isnan(vals)) > 1 else np.nan
         if np.isnan(sd) or sd == 0:
-            norm[m] = 0.0  # single-gene bins: as scanpy, treat as unremarkable
+            norm[m] = 1.0  # single-gene bins: as scanpy's seurat flavour
         else:
             norm[m] = (vals - mu) / sd
     norm = np.nan_to_num(norm, nan=-np.inf)
@@ -125,6 +127,7 @@ def knn_graph(emb: np.ndarray, k: int = 15, seed: int = 0, exact_below: int = 50
     x = np.ascontiguousarray(emb, dtype=np.float32)
     n, d = x.shape
     kk = min(k + 1, n)
+    index: Any
     if n <= exact_below:
         index = faiss.IndexFlatL2(d)
     else:

@@ -87,11 +87,11 @@ def extract_archive(path: str | Path, target: str | Path, max_bytes: int, max_me
                         dest.mkdir(parents=True, exist_ok=True)
                         continue
                     dest.parent.mkdir(parents=True, exist_ok=True)
-                    src = t.extractfile(m)
-                    if src is None:
+                    member = t.extractfile(m)
+                    if member is None:
                         continue
-                    with src:
-                        _copy_bounded(src, dest, written, max_bytes)
+                    with member:
+                        _copy_bounded(member, dest, written, max_bytes)
         else:
             raise UnsupportedFormat(f"{path.name} is neither a zip nor a tar archive")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:

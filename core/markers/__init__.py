@@ -9,6 +9,7 @@ the analysis for a prompt.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -48,7 +49,8 @@ def lineage_of(cell_type: str, germ_layer: str | None = None) -> str:
     """Lineage of a cell-type name (keyword match; germ layer as fallback)."""
     name = cell_type.lower()
     for lineage, words in _LINEAGE_KEYWORDS:
-        if any(w in name for w in words):
+        # keywords match at a word start ("t cells" must not match "goblet cells")
+        if any(re.search(r"(?<![a-z])" + re.escape(w), name) for w in words):
             return lineage
     if germ_layer and germ_layer.lower() == "endoderm":
         return "epithelial"

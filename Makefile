@@ -1,0 +1,30 @@
+# Two commands for a newcomer:  make demo   (set up + run the demo)   and   make test
+PY ?= python3.11
+VENV ?= .venv
+EXTRAS ?= service,model,dev
+
+.PHONY: venv demo test lint bench services
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/medgemma-spatial demo --out demo-out
+
+services:
+	bash .ci/services.sh
+
+test: venv services
+	$(VENV)/bin/python -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check core api worker tests bench
+	$(VENV)/bin/mypy
+
+bench: venv
+	$(VENV)/bin/python bench/bench_core.py --layout visium --spots 5000 --repeats 3

@@ -1,0 +1,119 @@
+"""The ``analyze`` CLI: the output contract, exit codes, and the real samples in ../shared/data."""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.cli import main
+from core.synth import write_sample
+
+SPOT_COLUMNS = ["barcode", "x", "y", "cluster", "domain", "cell_type", "lineage", "confidence", "entropy",
+                "total_counts", "n_genes", "pct_mito", "pct_ribo"]
+FIGURES = {"domains.png", "cell_types.png", "lineages.png", "qc_maps.png", "composition.png",
+           "nhood_enrichment.png", "spatially_variable_genes.png"}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("cli") / "s.h5ad"
+    write_sample(p, layout="visium", n_spots=600, n_genes=1500, seed=3, tissue="breast")
+    return p
+
+
+@pytest.fixture(scope="module")
+def result(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "out"
+    assert main(["analyze", str(sample), "--out", str(out), "--write-h5ad", "--quiet"]) == 0
+    return out
+
+
+def test_output_contract(result: Path) -> None:
+    spots = pd.read_csv(result / "spots.csv")
+    assert list(spots.columns[: len(SPOT_COLUMNS)]) == SPOT_COLUMNS
+    assert len(spots) > 500 and spots["confidence"].between(0, 1).all() and spots["entropy"].between(0, 1).all()
+    assert {p.name for p in (result / "figures").iterdir()} >= FIGURES
+    for name in ("features.json", "analysis.json", "report.md", "report.html", "report.json", "analysis.h5ad"):
+        assert (result / name).is_file(), name
+    analysis = json.loads((result / "analysis.json").read_text())
+    prov = analysis["provenance"]
+    assert prov["seed"] == 0 and len(prov["input_sha256"]) == 64
+    assert {"numpy", "anndata", "medgemma-spatial"} <= set(prov["versions"])
+    assert {"qc", "pca", "leiden", "moran", "domains", "figures"} <= set(prov["timings_s"])
+    assert analysis["spatial"]["morans_i"]["n_tested"] > 100
+    html = (result / "report.html").read_text()
+    assert "data:image/png;base64," in html and "not a diagnosis" in html.lower()
+
+
+def test_features_are_tissue_blind(result: Path, sample: Path) -> None:
+    text = (result / "features.json").read_text()
+    spots = pd.read_csv(result / "spots.csv")
+    analysis = json.loads((result / "analysis.json").read_text())
+    genes = {g for d in analysis["clusters"]["markers"].values() for g in (m["gene"] for m in d)}
+    assert genes and not any(re.search(rf"\b{re.escape(g)}\b", text) for g in genes)
+    for forbidden in ["breast", "BREAST", "PATIENT", sample.name, str(sample.parent), spots["barcode"][0]]:
+        assert forbidden not in text
+    for cell_type in set(spots["cell_type"]):
+        assert cell_type not in text
+    features = json.loads(text)
+    assert set(features["lineage_composition"]) <= {"epithelial", "stromal", "endothelial", "lymphoid",
+                                                    "myeloid", "neural/glial", "other"}
+
+
+def test_bad_input_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(tmp_path / "missing.h5ad"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: not_found:")
+    bad = tmp_path / "bad.h5ad"
+    bad.write_text("nope")
+    assert main(["analyze", str(bad), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "unsupported_format" in capsys.readouterr().err
+
+
+def test_bad_resolution(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(sample), "--out", str(tmp_path / "o"), "--resolution", "5", "--quiet"]) == 2
+    assert "invalid_option" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written on bad input
+
+
+def test_progress_display_and_quiet(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(sample), "--out", str(tmp_path / "o"), "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert "analyzing" in err and "100%" in err
+    assert main(["analyze", str(sample), "--out", str(tmp_path / "q"), "--no-report", "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert cap.err == "" and cap.out == ""
+
+
+def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--spots", "400", "--quiet"]) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert (tmp_path / "result" / "report.html").is_file()
+
+
+def test_real_spaceranger_subset(shared_data: Path, tmp_path: Path) -> None:
+    src = shared_data / "visium_10x_v1_subset"
+    out = tmp_path / "real"
+    assert main(["analyze", str(src), "--out", str(out), "--quiet"]) == 0
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert analysis["n_spots"] == 100 and analysis["image"]["file"] == "he_image.png"
+    # 100 genes named by Ensembl id: no marker overlap, said plainly rather than guessed
+    assert analysis["annotation"]["available"] is False
+    assert "Ensembl" in analysis["annotation"]["unavailable_reason"]
+    # the same folder as a .tar.gz, as a LIMS uploads it
+    tgz = tmp_path / "outs.tar.gz"
+    with tarfile.open(tgz, "w:gz") as t:
+        t.add(src, arcname="outs")
+    assert main(["analyze", str(tgz), "--out", str(tmp_path / "real2"), "--no-report", "--quiet"]) == 0
+
+
+def test_real_log_normalised_h5ad_is_refused(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["analyze", str(shared_data / "visium_mouse_brain_subset.h5ad"), "--out", str(tmp_path / "o"), "--quiet"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: missing_counts:") and "log-normalised" in err
