@@ -114,7 +114,7 @@ def run_analysis_stage(
 
     t1 = time.perf_counter()
     res = run_analysis(sample.adata, sample.layout, params, markers=table,
-                       px_per_um=px_per_um_of(sample), progress=report)
+                       px_per_um=px_per_um_of(sample), progress=report, release_input=True)
     timings.update(res.timings)
 
     out = Path(out_dir)

@@ -128,6 +128,7 @@ def run_analysis(
     markers: MarkerTable | None = None,
     px_per_um: float | None = None,
     progress: Progress | None = None,
+    release_input: bool = False,
 ) -> AnalysisResult:
     """Run the whole spatial analysis on raw counts.
 
@@ -141,6 +142,9 @@ def run_analysis(
         Marker table for annotation (default: the shipped table).
     px_per_um
         Coordinate pixels per micrometre, if known (sets the domain smoothing radius).
+    release_input
+        Set ``adata.X`` to None once the QC-filtered counts are made, so that the input matrix is
+        not held alongside them (the runner passes True: it needs only obs and uns afterwards).
     """
     params = params or AnalysisParams()
     params.validate()
@@ -165,7 +169,12 @@ def run_analysis(
 
     metrics = qcm.qc_metrics(X, genes)
     keep_s, keep_g, qc = qcm.filter_spots_and_genes(X, metrics, layout)
-    X = subset_csr(X, keep_s, keep_g)
+    if release_input and keep_s.all() and keep_g.all():
+        pass  # nothing filtered: keep the input's arrays, the input lets go of them below
+    else:
+        X = subset_csr(X, keep_s, keep_g)
+    if release_input:
+        adata.X = None
     genes = genes[keep_g]
     metrics = {k: v[keep_s] for k, v in metrics.items()}
     xy = xy_all[keep_s]
@@ -175,7 +184,8 @@ def run_analysis(
     Xlog = pp.normalize_log1p(X)
     hvg_idx = pp.highly_variable_genes(Xlog, params.n_hvg)
     lap("normalize_hvg", 0.2)
-    pcs, evr = pp.pca_sparse(Xlog[:, hvg_idx], params.n_pcs, seed=params.seed)
+    Xhvg = Xlog[:, hvg_idx]  # for PCA and Moran's I
+    pcs, evr = pp.pca_sparse(Xhvg, params.n_pcs, seed=params.seed)
     lap("pca", 0.3)
     n = X.shape[0]
     knn_idx: np.ndarray | None = None
@@ -195,7 +205,8 @@ def run_analysis(
     lap("annotate", 0.6)
 
     A = spa.spatial_graph(xy, layout)
-    moran = spa.morans_i(Xlog[:, hvg_idx], A)
+    moran = spa.morans_i(Xhvg, A)
+    del Xhvg
     lap("moran", 0.7)
     ct_codes, ct_names = _encode(annotation.cell_type)
     lin_codes = np.array([LINEAGES.index(v) for v in annotation.lineage])

@@ -22,14 +22,19 @@ def normalize_log1p(X: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
     return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
 
 
-def gene_mean_var(X: sp.csr_matrix, chunk_nnz: int = 8_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-gene mean and (population) variance of a sparse matrix, O(nnz), in bounded chunks."""
+def gene_mean_var(X: sp.csr_matrix, chunk_nnz: int = 8_000_000,
+                  expm1: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene mean and (population) variance of a sparse matrix, O(nnz), in bounded chunks.
+
+    ``expm1``: of ``expm1(X)`` (for log1p data), computed chunk by chunk, never as a whole copy.
+    """
     n = X.shape[0]
     s1 = np.zeros(X.shape[1])
     s2 = np.zeros(X.shape[1])
     for a in range(0, X.nnz, chunk_nnz):
         idx = X.indices[a:a + chunk_nnz]
-        v = X.data[a:a + chunk_nnz].astype(np.float64)
+        v = X.data[a:a + chunk_nnz]
+        v = (np.expm1(v) if expm1 else v).astype(np.float64)
         s1 += np.bincount(idx, weights=v, minlength=X.shape[1])
         s2 += np.bincount(idx, weights=v * v, minlength=X.shape[1])
     mean = s1 / n
@@ -42,8 +47,7 @@ def highly_variable_genes(Xlog: sp.csr_matrix, n_top: int = 2000, n_bins: int = 
 
     Returns the column indices of the selected genes, sorted.
     """
-    expm = sp.csr_matrix((np.expm1(Xlog.data), Xlog.indices, Xlog.indptr), shape=Xlog.shape)
-    mean, var = gene_mean_var(expm)
+    mean, var = gene_mean_var(Xlog, expm1=True)
     var = var * Xlog.shape[0] / max(Xlog.shape[0] - 1, 1)
     mean[mean == 0] = 1e-12
     disp = var / mean
