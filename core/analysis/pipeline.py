@@ -121,6 +121,41 @@ def subset_csr(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
     return sp.csr_matrix((data, indices, indptr), shape=(len(rows), int(keep_cols.sum())))
 
 
+def subset_csr_inplace(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
+                       chunk_rows: int = 65_536) -> sp.csr_matrix:
+    """``X[keep_rows][:, keep_cols]`` written over X's own arrays (X is destroyed).
+
+    Kept values move forward chunk by chunk (the write position never passes the read
+    position), so no second copy of the matrix is ever made. The result views the first
+    ``nnz`` values of X's buffers.
+    """
+    n = X.shape[0]
+    if keep_rows.all() and keep_cols.all():
+        return X
+    remap = np.full(X.shape[1], -1, dtype=np.int64)
+    remap[keep_cols] = np.arange(int(keep_cols.sum()))
+    indptr, indices, data = X.indptr, X.indices, X.data
+    lens = np.zeros(n, dtype=np.int64)
+    w = 0
+    for c0 in range(0, n, chunk_rows):
+        c1 = min(c0 + chunk_rows, n)
+        a, b = int(indptr[c0]), int(indptr[c1])
+        row_len = np.diff(indptr[c0:c1 + 1])
+        keep = keep_cols[indices[a:b]] & np.repeat(keep_rows[c0:c1], row_len)
+        new_idx = remap[indices[a:b][keep]]
+        new_dat = data[a:b][keep]
+        row_of = np.repeat(np.arange(c1 - c0), row_len)[keep]
+        lens[c0:c1] = np.bincount(row_of, minlength=c1 - c0)
+        k = len(new_idx)
+        indices[w:w + k] = new_idx
+        data[w:w + k] = new_dat
+        w += k
+    lens = lens[keep_rows]
+    new_ptr = np.zeros(len(lens) + 1, dtype=indptr.dtype)
+    np.cumsum(lens, out=new_ptr[1:])
+    return sp.csr_matrix((data[:w], indices[:w], new_ptr), shape=(len(lens), int(keep_cols.sum())))
+
+
 def run_analysis(
     adata: Any,
     layout: str,
@@ -169,12 +204,11 @@ def run_analysis(
 
     metrics = qcm.qc_metrics(X, genes)
     keep_s, keep_g, qc = qcm.filter_spots_and_genes(X, metrics, layout)
-    if release_input and keep_s.all() and keep_g.all():
-        pass  # nothing filtered: keep the input's arrays, the input lets go of them below
+    if release_input and X.data.flags.writeable and X.indices.flags.writeable:
+        adata.X = None  # the caller lets go of the input: filter its arrays in place, no copy
+        X = subset_csr_inplace(X, keep_s, keep_g)
     else:
         X = subset_csr(X, keep_s, keep_g)
-    if release_input:
-        adata.X = None
     genes = genes[keep_g]
     metrics = {k: v[keep_s] for k, v in metrics.items()}
     xy = xy_all[keep_s]

@@ -90,7 +90,7 @@ def _orthonormal(M: np.ndarray, householder_below: int = 50_000) -> np.ndarray:
     try:
         for _ in range(2):
             R = cholesky(Q.T @ Q, lower=False, check_finite=False)
-            Q = solve_triangular(R, Q.T, trans="T", lower=False, check_finite=False).T
+            Q = Q @ solve_triangular(R, np.eye(R.shape[0]), lower=False, check_finite=False)
     except LinAlgError:
         Q, _ = np.linalg.qr(M)
     return np.ascontiguousarray(Q)

@@ -152,7 +152,13 @@ def _read_h5ad(path: Path, settings: Settings) -> Sample:
         a = ad.AnnData(X=X, obs=a.obs, var=a.raw.var, obsm=a.obsm, uns=a.uns)
     else:
         X = a.X
-    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else X.tocsr().astype(np.float32)
+    if not sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float32)
+    else:
+        X = X.tocsr()
+        if X.dtype != np.float32:  # new values, shared index arrays: no second copy of the indices
+            X = sp.csr_matrix((X.data.astype(np.float32), X.indices, X.indptr), shape=X.shape)
+    a.X = None  # the input's own matrices (e.g. int32 counts) are not needed any more
     uns = dict(a.uns)
     meta: set[str] = set()
     _collect_strings(uns, meta)
