@@ -98,7 +98,9 @@ def marker_scores(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.
     transcriptionally similar spots, which matters for shallow HD bins (~100-500 UMIs).
     Returns (z n x K, pooled marker counts n x K, pooled depth n).
     """
-    M = set_membership(found, counts.shape[1])
+    # M in the counts' dtype: a float64 M would make scipy upcast a float64 copy of all counts.
+    # Sums of integer UMIs stay exact in float32 below 2**24.
+    M = set_membership(found, counts.shape[1]).astype(counts.dtype if counts.dtype == np.float32 else np.float64)
     per_set = np.asarray((counts @ M).todense(), dtype=np.float64)
     depth = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
     obs_counts = np.asarray(pool @ per_set)

@@ -13,12 +13,18 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def normalize_log1p(X: sp.csr_matrix, target_sum: float = 1e4) -> sp.csr_matrix:
+def normalize_log1p(X: sp.csr_matrix, target_sum: float = 1e4, chunk_rows: int = 65_536) -> sp.csr_matrix:
     """log1p(counts / total * target_sum), as a new CSR sharing X's index arrays."""
     total = np.asarray(X.sum(axis=1)).ravel()
     scale = np.where(total > 0, target_sum / np.maximum(total, 1e-12), 0.0).astype(np.float32)
-    rows = np.repeat(scale, np.diff(X.indptr))
-    data = np.log1p(X.data * rows, dtype=np.float32)
+    data = np.empty(X.nnz, dtype=np.float32)
+    # in row chunks: no nnz-sized temporaries besides the output
+    for r0 in range(0, X.shape[0], chunk_rows):
+        r1 = min(r0 + chunk_rows, X.shape[0])
+        a, b = int(X.indptr[r0]), int(X.indptr[r1])
+        out = data[a:b]
+        np.multiply(X.data[a:b], np.repeat(scale[r0:r1], np.diff(X.indptr[r0:r1 + 1])), out=out)
+        np.log1p(out, out=out)
     return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
 
 
@@ -111,8 +117,10 @@ def pca_sparse(X: sp.csr_matrix, n_comps: int = 50, seed: int = 0, n_iter: int =
     mu = np.asarray(Xd.mean(axis=0)).ravel()
     ones = np.ones(n)
 
-    def A(M: np.ndarray) -> np.ndarray:  # (X - 1 mu^T) M
-        return Xd @ M - np.outer(ones, mu @ M)
+    def A(M: np.ndarray) -> np.ndarray:  # (X - 1 mu^T) M, without an n x ell outer product
+        out: np.ndarray = np.asarray(Xd @ M)
+        out -= (mu @ M)[None, :]
+        return out
 
     def At(M: np.ndarray) -> np.ndarray:  # (X - 1 mu^T)^T M
         return Xd.T @ M - np.outer(mu, ones @ M)
