@@ -218,7 +218,9 @@ def run_analysis(
     Xlog = pp.normalize_log1p(X)
     hvg_idx = pp.highly_variable_genes(Xlog, params.n_hvg)
     lap("normalize_hvg", 0.2)
-    Xhvg = Xlog[:, hvg_idx]  # for PCA and Moran's I
+    hvg_mask = np.zeros(Xlog.shape[1], dtype=bool)
+    hvg_mask[hvg_idx] = True  # hvg_idx is sorted: the same matrix as Xlog[:, hvg_idx]
+    Xhvg = subset_csr(Xlog, np.ones(Xlog.shape[0], dtype=bool), hvg_mask)  # for PCA and Moran's I
     pcs, evr = pp.pca_sparse(Xhvg, params.n_pcs, seed=params.seed)
     lap("pca", 0.3)
     n = X.shape[0]

@@ -85,21 +85,24 @@ def _orthonormal(M: np.ndarray, householder_below: int = 50_000) -> np.ndarray:
     Householder QR up to ``householder_below`` rows. Above, CholeskyQR2 (two rounds of
     Gram matrix -> Cholesky -> triangular solve; Yamamoto et al. 2015): the same subspace from
     two small BLAS-3 products, where LAPACK's QR of a 650,000 x 60 matrix took seconds per call.
-    Falls back to Householder if the Gram matrix is not positive definite.
+    Falls back to Householder if the Gram matrix is not positive definite. Above the threshold
+    ``M`` is overwritten (in row blocks, so that no second n x ell matrix is made).
     """
     if M.shape[0] <= householder_below:
         Q, _ = np.linalg.qr(M)
         return Q
     from scipy.linalg import LinAlgError, cholesky, solve_triangular
 
-    Q = M
+    Q = np.ascontiguousarray(M)
     try:
         for _ in range(2):
             R = cholesky(Q.T @ Q, lower=False, check_finite=False)
-            Q = Q @ solve_triangular(R, np.eye(R.shape[0]), lower=False, check_finite=False)
+            Rinv = solve_triangular(R, np.eye(R.shape[0]), lower=False, check_finite=False)
+            for a in range(0, Q.shape[0], 65_536):
+                Q[a:a + 65_536] = Q[a:a + 65_536] @ Rinv
     except LinAlgError:
-        Q, _ = np.linalg.qr(M)
-    return np.ascontiguousarray(Q)
+        Q, _ = np.linalg.qr(Q)
+    return Q
 
 
 def pca_sparse(X: sp.csr_matrix, n_comps: int = 50, seed: int = 0, n_iter: int = 5,
@@ -129,15 +132,19 @@ def pca_sparse(X: sp.csr_matrix, n_comps: int = 50, seed: int = 0, n_iter: int =
     Q = _orthonormal(A(rng.standard_normal((g, ell))))
     for _ in range(n_iter):
         Z, _ = np.linalg.qr(At(Q))
+        del Q  # one n x ell matrix at a time
         Q = _orthonormal(A(Z))
     B = At(Q).T  # ell x g
     Ub, s, _Vt = np.linalg.svd(B, full_matrices=False)
     U = Q @ Ub[:, :k]
+    del Q
     s = s[:k]
     # deterministic signs (largest |loading| positive), as sklearn's svd_flip
     signs = np.sign(U[np.abs(U).argmax(axis=0), np.arange(k)])
     signs[signs == 0] = 1
-    scores = U * s * signs
+    U *= s  # in place: the same values as U * s * signs
+    U *= signs
+    scores = U
     total_var = float(np.sum(np.asarray(Xd.multiply(Xd).sum(axis=0)).ravel() - n * mu**2))
     evr = (s**2) / total_var if total_var > 0 else np.zeros(k)
     return scores.astype(np.float32), evr
