@@ -236,10 +236,16 @@ def _fine_positions(positions: Path, order: np.ndarray, bcs: np.ndarray, n: int)
     pcol = np.zeros(n, dtype=np.float64)
     for i in range(pf.num_row_groups):
         t = pf.read_row_group(i, columns=POSITION_COLS)
-        b = np.asarray(t.column("barcode").to_pylist(), dtype=bcs.dtype if bcs.dtype.kind == "S" else "S")
+        b = np.asarray([v.encode() if isinstance(v, str) else b"" for v in t.column("barcode").to_pylist()],
+                       dtype="S")
+        if b.dtype.itemsize > bcs.dtype.itemsize:  # longer names cannot match: never truncate them
+            fits = np.char.str_len(b) <= bcs.dtype.itemsize
+            b = np.where(fits, b, b"").astype(bcs.dtype)
+        else:
+            fits = np.ones(len(b), dtype=bool)
         pos = np.searchsorted(bcs, b)
         pos_c = np.minimum(pos, len(bcs) - 1)
-        hit = bcs[pos_c] == b
+        hit = (bcs[pos_c] == b) & fits
         if not hit.any():
             continue
         j = order[pos_c[hit]]
