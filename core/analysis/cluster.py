@@ -24,18 +24,20 @@ def leiden(adj: sp.csr_matrix, resolution: float = 1.0, seed: int = 0, n_iterati
     upper = sp.triu(adj, k=1).tocoo()
     # edges in chunks of tuples: a list of all edges as Python objects costs ~130 bytes per edge
     g = ig.Graph(n=n, directed=False)
-    step = 1_000_000
+    step = 250_000
     for a in range(0, upper.nnz, step):
         g.add_edges(list(zip(upper.row[a:a + step].tolist(), upper.col[a:a + step].tolist(), strict=True)))
     # unit weights are igraph's default: passing None gives identical partitions without a list of floats
     unit = bool(upper.nnz == 0 or np.all(upper.data == 1.0))
+    weights = None if unit else upper.data.tolist()
+    del upper
     # igraph draws from Python's `random` module: seed it explicitly for reproducibility
     state = random.getstate()
     random.seed(seed)
     ig.set_random_number_generator(random)
     try:
         part = g.community_leiden(objective_function="modularity", resolution=resolution,
-                                  weights=None if unit else upper.data.tolist(), n_iterations=n_iterations)
+                                  weights=weights, n_iterations=n_iterations)
     finally:
         random.setstate(state)
     labels = np.asarray(part.membership, dtype=np.int64)

@@ -140,7 +140,13 @@ def pca_sparse(X: sp.csr_matrix, n_comps: int = 50, seed: int = 0, n_iter: int =
     del Q
     s = s[:k]
     # deterministic signs (largest |loading| positive), as sklearn's svd_flip
-    signs = np.sign(U[np.abs(U).argmax(axis=0), np.arange(k)])
+    # row of the largest |U| per column, as np.abs(U).argmax(axis=0) (first one on ties), without
+    # an n x k temporary
+    cols = np.arange(k)
+    i_max, i_min = U.argmax(axis=0), U.argmin(axis=0)
+    a_max, a_min = np.abs(U[i_max, cols]), np.abs(U[i_min, cols])
+    pick = np.where(a_max > a_min, i_max, np.where(a_min > a_max, i_min, np.minimum(i_max, i_min)))
+    signs = np.sign(U[pick, cols])
     signs[signs == 0] = 1
     U *= s  # in place: the same values as U * s * signs
     U *= signs
