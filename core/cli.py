@@ -102,6 +102,10 @@ def _analyze(args: Any, sample: Path, progress: ProgressPrinter) -> dict[str, An
                           species=args.species, organs=args.organs, write_h5ad=args.write_h5ad,
                           bin_size=args.bin_size, n_domains=args.n_domains)
     summary = run_analysis_stage(sample, args.out, opts, settings, progress)
+    if not args.quiet:
+        progress.done()
+        for note in summary.get("notes", []):
+            print(f"note: {note}", file=sys.stderr, flush=True)
     if not args.no_report:
         from core.report import ReportOptions, write_report
 

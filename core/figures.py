@@ -200,13 +200,10 @@ def write_figures(out: Path, res: AnalysisResult, image: np.ndarray | None, scal
     if len(top):
         hv_cols = np.searchsorted(res.gene_names, res.hvg) if np.all(res.gene_names[:-1] <= res.gene_names[1:]) else None
         lookup = {g: i for i, g in enumerate(res.gene_names)}
-        vals = []
-        titles = []
-        for j in top:
-            g = str(res.hvg[j])
-            col = lookup[g] if hv_cols is None else int(hv_cols[j])
-            vals.append(np.asarray(res.xlog[:, col].todense()).ravel())
-            titles.append(f"{g} (Moran's I {res.moran['I'][j]:.2f})")
+        cols = [lookup[str(res.hvg[j])] if hv_cols is None else int(hv_cols[j]) for j in top]
+        sub = res.xlog[:, cols].toarray()  # one pass over the matrix for all the genes shown
+        vals = [sub[:, i] for i in range(len(cols))]
+        titles = [f"{res.hvg[j]} (Moran's I {res.moran['I'][j]:.2f})" for j in top]
         continuous_maps(out / "spatially_variable_genes.png", res, vals, titles, None, scalef, spot_px)
         names.append("spatially_variable_genes.png")
     return names

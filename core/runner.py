@@ -115,7 +115,7 @@ def run_analysis_stage(
 
     t1 = time.perf_counter()
     res = run_analysis(sample.adata, sample.layout, params, markers=table,
-                       px_per_um=px_per_um_of(sample), progress=report)
+                       px_per_um=px_per_um_of(sample), progress=report, release_input=True)
     timings.update(res.timings)
 
     out = Path(out_dir)
@@ -146,7 +146,8 @@ def run_analysis_stage(
     (out / "analysis.json").write_text(json.dumps(_jsonable(analysis), indent=2))
     report("analyzing", 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
-            "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k}
+            "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k,
+            "bin_size_um": sample.bin_size_um, "notes": list(sample.notes)}
 
 
 def _figures(out: Path, res: Any, sample: Any) -> list[str]:
@@ -292,6 +293,7 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
             "input_format": sample.source_format,
             "preflight": sample.preflight.as_dict() if sample.preflight else None,
             "notes": sample.notes,
+            "bin_size": getattr(sample, "bin_choice", None),
             "parameters": res.params.as_dict(),
             "options": options.as_dict(),
             "seed": options.seed,

@@ -22,14 +22,22 @@ def leiden(adj: sp.csr_matrix, resolution: float = 1.0, seed: int = 0, n_iterati
 
     n = adj.shape[0]
     upper = sp.triu(adj, k=1).tocoo()
-    g = ig.Graph(n=n, edges=np.column_stack([upper.row, upper.col]).tolist(), directed=False)
+    # edges in chunks of tuples: a list of all edges as Python objects costs ~130 bytes per edge
+    g = ig.Graph(n=n, directed=False)
+    step = 250_000
+    for a in range(0, upper.nnz, step):
+        g.add_edges(list(zip(upper.row[a:a + step].tolist(), upper.col[a:a + step].tolist(), strict=True)))
+    # unit weights are igraph's default: passing None gives identical partitions without a list of floats
+    unit = bool(upper.nnz == 0 or np.all(upper.data == 1.0))
+    weights = None if unit else upper.data.tolist()
+    del upper
     # igraph draws from Python's `random` module: seed it explicitly for reproducibility
     state = random.getstate()
     random.seed(seed)
     ig.set_random_number_generator(random)
     try:
         part = g.community_leiden(objective_function="modularity", resolution=resolution,
-                                  weights=upper.data.tolist(), n_iterations=n_iterations)
+                                  weights=weights, n_iterations=n_iterations)
     finally:
         random.setstate(state)
     labels = np.asarray(part.membership, dtype=np.int64)
@@ -41,18 +49,34 @@ def leiden(adj: sp.csr_matrix, resolution: float = 1.0, seed: int = 0, n_iterati
     return remap[labels]
 
 
-def group_stats(Xlog: sp.csr_matrix, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-group sum, sum of squares, number expressing, and group sizes (groups x genes)."""
-    n = Xlog.shape[0]
+def group_stats(Xlog: sp.csr_matrix, labels: np.ndarray,
+                chunk_nnz: int = 4_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group sum, sum of squares, number expressing, and group sizes (groups x genes).
+
+    One pass over the non-zeros in row chunks (``np.bincount`` on group x gene keys, float64
+    accumulation), so that memory beyond the groups x genes results stays bounded by the chunk.
+    """
+    n, g = Xlog.shape
+    labels = np.asarray(labels, dtype=np.int64)
     k = int(labels.max()) + 1
-    G = sp.csr_matrix((np.ones(n, dtype=np.float64), (labels, np.arange(n))), shape=(k, n))
-    Xd = Xlog.astype(np.float64)
-    s1 = np.asarray((G @ Xd).todense())
-    s2 = np.asarray((G @ Xd.multiply(Xd)).todense())
-    nz = sp.csr_matrix((np.ones_like(Xlog.data, dtype=np.float64), Xlog.indices, Xlog.indptr), shape=Xlog.shape)
-    cnt = np.asarray((G @ nz).todense())
+    s1 = np.zeros(k * g)
+    s2 = np.zeros(k * g)
+    cnt = np.zeros(k * g)
+    indptr = Xlog.indptr
+    r0 = 0
+    while r0 < n:
+        r1 = int(np.searchsorted(indptr, indptr[r0] + chunk_nnz, side="right")) - 1
+        r1 = min(max(r1, r0 + 1), n)
+        a, b = int(indptr[r0]), int(indptr[r1])
+        if b > a:
+            key = np.repeat(labels[r0:r1] * g, np.diff(indptr[r0:r1 + 1])) + Xlog.indices[a:b]
+            v = Xlog.data[a:b].astype(np.float64)
+            s1 += np.bincount(key, weights=v, minlength=k * g)
+            s2 += np.bincount(key, weights=v * v, minlength=k * g)
+            cnt += np.bincount(key, minlength=k * g)
+        r0 = r1
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
-    return s1, s2, cnt, sizes
+    return s1.reshape(k, g), s2.reshape(k, g), cnt.reshape(k, g), sizes
 
 
 def marker_genes(Xlog: sp.csr_matrix, labels: np.ndarray, gene_names: np.ndarray, top: int = 10,

@@ -91,6 +91,74 @@ def _encode(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), [str(c) for c in cats]
 
 
+def subset_csr(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
+               chunk_rows: int = 65_536) -> sp.csr_matrix:
+    """``X[keep_rows][:, keep_cols]`` in one pass, without the intermediate row-subset copy.
+
+    Rows are processed in chunks; the output is sized exactly by a counting pass first.
+    """
+    rows = np.flatnonzero(keep_rows)
+    if keep_cols.all():
+        out: sp.csr_matrix = X[rows] if len(rows) < X.shape[0] else X.copy()
+        return out
+    remap = np.full(X.shape[1], -1, dtype=np.int64)
+    remap[keep_cols] = np.arange(int(keep_cols.sum()))
+    lens = np.zeros(len(rows), dtype=np.int64)
+    for c0 in range(0, len(rows), chunk_rows):
+        sub = X[rows[c0:c0 + chunk_rows]]
+        cs = np.zeros(sub.nnz + 1, dtype=np.int64)
+        np.cumsum(keep_cols[sub.indices], out=cs[1:])
+        lens[c0:c0 + chunk_rows] = cs[sub.indptr[1:]] - cs[sub.indptr[:-1]]
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    nnz = int(indptr[-1])
+    idx_dtype = np.int32 if max(nnz, X.shape[1]) < 2**31 else np.int64
+    indices = np.empty(nnz, dtype=idx_dtype)
+    data = np.empty(nnz, dtype=X.dtype)
+    for c0 in range(0, len(rows), chunk_rows):
+        sub = X[rows[c0:c0 + chunk_rows]]
+        kept = keep_cols[sub.indices]
+        a, b = int(indptr[c0]), int(indptr[min(c0 + chunk_rows, len(rows))])
+        indices[a:b] = remap[sub.indices[kept]]
+        data[a:b] = sub.data[kept]
+    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), int(keep_cols.sum())))
+
+
+def subset_csr_inplace(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
+                       chunk_rows: int = 65_536) -> sp.csr_matrix:
+    """``X[keep_rows][:, keep_cols]`` written over X's own arrays (X is destroyed).
+
+    Kept values move forward chunk by chunk (the write position never passes the read
+    position), so no second copy of the matrix is ever made. The result views the first
+    ``nnz`` values of X's buffers.
+    """
+    n = X.shape[0]
+    if keep_rows.all() and keep_cols.all():
+        return X
+    remap = np.full(X.shape[1], -1, dtype=np.int64)
+    remap[keep_cols] = np.arange(int(keep_cols.sum()))
+    indptr, indices, data = X.indptr, X.indices, X.data
+    lens = np.zeros(n, dtype=np.int64)
+    w = 0
+    for c0 in range(0, n, chunk_rows):
+        c1 = min(c0 + chunk_rows, n)
+        a, b = int(indptr[c0]), int(indptr[c1])
+        row_len = np.diff(indptr[c0:c1 + 1])
+        keep = keep_cols[indices[a:b]] & np.repeat(keep_rows[c0:c1], row_len)
+        new_idx = remap[indices[a:b][keep]]
+        new_dat = data[a:b][keep]
+        row_of = np.repeat(np.arange(c1 - c0), row_len)[keep]
+        lens[c0:c1] = np.bincount(row_of, minlength=c1 - c0)
+        k = len(new_idx)
+        indices[w:w + k] = new_idx
+        data[w:w + k] = new_dat
+        w += k
+    lens = lens[keep_rows]
+    new_ptr = np.zeros(len(lens) + 1, dtype=indptr.dtype)
+    np.cumsum(lens, out=new_ptr[1:])
+    return sp.csr_matrix((data[:w], indices[:w], new_ptr), shape=(len(lens), int(keep_cols.sum())))
+
+
 def run_analysis(
     adata: Any,
     layout: str,
@@ -98,6 +166,7 @@ def run_analysis(
     markers: MarkerTable | None = None,
     px_per_um: float | None = None,
     progress: Progress | None = None,
+    release_input: bool = False,
 ) -> AnalysisResult:
     """Run the whole spatial analysis on raw counts.
 
@@ -111,6 +180,9 @@ def run_analysis(
         Marker table for annotation (default: the shipped table).
     px_per_um
         Coordinate pixels per micrometre, if known (sets the domain smoothing radius).
+    release_input
+        Set ``adata.X`` to None once the QC-filtered counts are made, so that the input matrix is
+        not held alongside them (the runner passes True: it needs only obs and uns afterwards).
     """
     params = params or AnalysisParams()
     params.validate()
@@ -118,11 +190,11 @@ def run_analysis(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=params.blas_threads if params.blas_threads > 0 else None, user_api="blas"):
-        return _run(adata, layout, params, markers, px_per_um, progress)
+        return _run(adata, layout, params, markers, px_per_um, progress, release_input)
 
 
 def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, px_per_um: float | None,
-         progress: Progress | None) -> AnalysisResult:
+         progress: Progress | None, release_input: bool) -> AnalysisResult:
     report = progress or (lambda stage, frac: None)
     t: dict[str, float] = {}
     clock = time.perf_counter()
@@ -143,8 +215,11 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
 
     metrics = qcm.qc_metrics(X, genes)
     keep_s, keep_g, qc = qcm.filter_spots_and_genes(X, metrics, layout)
-    X = X[keep_s][:, keep_g] if not keep_g.all() else X[keep_s]
-    X = sp.csr_matrix(X)
+    if release_input and X.data.flags.writeable and X.indices.flags.writeable:
+        adata.X = None  # the caller lets go of the input: filter its arrays in place, no copy
+        X = subset_csr_inplace(X, keep_s, keep_g)
+    else:
+        X = subset_csr(X, keep_s, keep_g)
     genes = genes[keep_g]
     metrics = {k: v[keep_s] for k, v in metrics.items()}
     xy = xy_all[keep_s]
@@ -154,7 +229,10 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     Xlog = pp.normalize_log1p(X)
     hvg_idx = pp.highly_variable_genes(Xlog, params.n_hvg)
     lap("normalize_hvg", 0.2)
-    pcs, evr = pp.pca_sparse(Xlog[:, hvg_idx], params.n_pcs, seed=params.seed)
+    hvg_mask = np.zeros(Xlog.shape[1], dtype=bool)
+    hvg_mask[hvg_idx] = True  # hvg_idx is sorted: the same matrix as Xlog[:, hvg_idx]
+    Xhvg = subset_csr(Xlog, np.ones(Xlog.shape[0], dtype=bool), hvg_mask)  # for PCA and Moran's I
+    pcs, evr = pp.pca_sparse(Xhvg, params.n_pcs, seed=params.seed)
     lap("pca", 0.3)
     n = X.shape[0]
     knn_idx: np.ndarray | None = None
@@ -174,7 +252,8 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     lap("annotate", 0.6)
 
     A = spa.spatial_graph(xy, layout)
-    moran = spa.morans_i(Xlog[:, hvg_idx], A)
+    moran = spa.morans_i(Xhvg, A)
+    del Xhvg
     lap("moran", 0.7)
     ct_codes, ct_names = _encode(annotation.cell_type)
     lin_codes = np.array([LINEAGES.index(v) for v in annotation.lineage])

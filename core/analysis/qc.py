@@ -59,6 +59,17 @@ def qc_metrics(X: sp.csr_matrix, gene_names: np.ndarray) -> dict[str, np.ndarray
     return {"total_counts": total, "n_genes": n_genes, "pct_mito": pct_mito, "pct_ribo": pct_ribo}
 
 
+def _detected_in(X: sp.csr_matrix, rows: np.ndarray, chunk_rows: int = 65_536) -> np.ndarray:
+    """Per gene, the number of ``rows`` (a mask) where it is non-zero; no row-subset copy."""
+    out = np.zeros(X.shape[1], dtype=np.int64)
+    for c0 in range(0, X.shape[0], chunk_rows):
+        c1 = min(c0 + chunk_rows, X.shape[0])
+        a, b = int(X.indptr[c0]), int(X.indptr[c1])
+        m = np.repeat(rows[c0:c1], np.diff(X.indptr[c0:c1 + 1]))
+        out += np.bincount(X.indices[a:b][m], minlength=X.shape[1])
+    return out
+
+
 def filter_spots_and_genes(
     X: sp.csr_matrix, metrics: dict[str, np.ndarray], layout: str
 ) -> tuple[np.ndarray, np.ndarray, QCResult]:
@@ -98,7 +109,7 @@ def filter_spots_and_genes(
             f"max {mito_cut:.0%} mitochondrial): the sample holds no usable spots"
         )
     min_spots = max(3, int(np.ceil(0.0005 * n_keep))) if n_keep >= 100 else 1
-    detected = np.bincount(X[keep_spots].indices, minlength=g)
+    detected = _detected_in(X, keep_spots)
     keep_genes = detected >= min_spots
     if not keep_genes.any():
         raise EmptyAfterQC("no genes left after QC: no gene is detected in enough spots")

@@ -52,7 +52,8 @@ def row_normalize(A: sp.csr_matrix) -> sp.csr_matrix:
     return W.tocsr()
 
 
-def morans_i(X: sp.csr_matrix | np.ndarray, A: sp.csr_matrix, two_tailed: bool = False) -> dict[str, np.ndarray]:
+def morans_i(X: sp.csr_matrix | np.ndarray, A: sp.csr_matrix, two_tailed: bool = False,
+             chunk_rows: int = 100_000) -> dict[str, np.ndarray]:
     """Moran's I of every column of ``X`` on graph ``A`` (row-normalised here), as squidpy.
 
     Returns arrays ``I``, ``z``, ``pval_norm``, ``pval_norm_fdr_bh`` and the scalar ``var_norm``.
@@ -64,8 +65,13 @@ def morans_i(X: sp.csr_matrix | np.ndarray, A: sp.csr_matrix, two_tailed: bool =
     mean = np.asarray(Xs.mean(axis=0)).ravel()
     colsum_w = np.asarray(W.sum(axis=0)).ravel()  # c = W^T 1
     rowsum_w = np.asarray(W.sum(axis=1)).ravel()
-    WX = W @ Xs
-    xWx = np.asarray(Xs.multiply(WX).sum(axis=0)).ravel()
+    # x'Wx per column, in row chunks: W @ X has ~degree x nnz(X) values, never held whole
+    xWx = np.zeros(Xs.shape[1])
+    for r0 in range(0, n, chunk_rows):
+        r1 = min(r0 + chunk_rows, n)
+        WXc = W[r0:r1] @ Xs
+        xWx += np.asarray(Xs[r0:r1].multiply(WXc).sum(axis=0)).ravel()
+        del WXc
     cx = np.asarray(Xs.T @ colsum_w).ravel()  # c^T x
     rx = np.asarray(Xs.T @ rowsum_w).ravel()  # x^T W 1
     # z'Wz = x'Wx - mu c'x - mu x'W1 + mu^2 1'W1

@@ -11,7 +11,6 @@ Every path goes through :mod:`core.io.preflight` first.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import tempfile
@@ -58,6 +57,7 @@ class Sample:
     preflight: PreflightReport | None = None
     metadata_strings: set[str] = field(default_factory=set)  # for the leakage gate
     notes: list[str] = field(default_factory=list)
+    bin_choice: dict[str, Any] | None = None  # Visium HD: bin size picked and per-size estimates
 
 
 def sha256_path(path: Path) -> str:
@@ -152,7 +152,13 @@ def _read_h5ad(path: Path, settings: Settings) -> Sample:
         a = ad.AnnData(X=X, obs=a.obs, var=a.raw.var, obsm=a.obsm, uns=a.uns)
     else:
         X = a.X
-    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else X.tocsr().astype(np.float32)
+    if not sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float32)
+    else:
+        X = X.tocsr()
+        if X.dtype != np.float32:  # new values, shared index arrays: no second copy of the indices
+            X = sp.csr_matrix((X.data.astype(np.float32), X.indices, X.indptr), shape=X.shape)
+    a.X = None  # the input's own matrices (e.g. int32 counts) are not needed any more
     uns = dict(a.uns)
     meta: set[str] = set()
     _collect_strings(uns, meta)
@@ -316,23 +322,18 @@ def _read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None) -
     hd_root = root / "binned_outputs" if (root / "binned_outputs").is_dir() else None
     if hd_root is None and root.name == "binned_outputs":
         hd_root = root
+    choice = None
     if hd_root is not None:
-        avail = sorted(int(m.group(1)) for d in hd_root.iterdir()
-                       if (m := re.match(r"square_(\d{3})um$", d.name)) and d.is_dir())
-        if not avail:
-            raise UnsupportedFormat(f"{hd_root} holds no square_XXXum bin folders")
-        if bin_size_um is not None:
-            if bin_size_um not in avail:
-                raise InputError(
-                    f"bin size {bin_size_um} um is not in this sample (has {avail}); "
-                    f"aggregation from 2 um bins is not available yet",
-                    code="invalid_option",
-                )
-            pick = bin_size_um
-        else:
-            pick = 8 if 8 in avail else (16 if 16 in avail else avail[-1])
-        root = hd_root / f"square_{pick:03d}um"
-        layout, bin_um = "visium_hd", float(pick)
+        from core.io.hd import choose_bin_size
+
+        choice = choose_bin_size(hd_root, settings.memory_budget_mb, bin_size_um)
+        if choice.source_um != choice.bin_size_um:
+            return _read_hd_aggregated(path, hd_root, choice, settings)
+        root = hd_root / f"square_{choice.bin_size_um:03d}um"
+        layout, bin_um = "visium_hd", float(choice.bin_size_um)
+    elif bin_size_um is not None:
+        raise InputError(f"--bin-size applies to Visium HD samples only; {path.name} has no binned_outputs/",
+                         code="invalid_option")
     h5 = root / "filtered_feature_bc_matrix.h5"
     if not h5.is_file():
         raise UnsupportedFormat(f"{path} is a folder without filtered_feature_bc_matrix.h5 (not Space Ranger outs/)")
@@ -357,15 +358,24 @@ def _read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None) -
     sample = Sample(adata=a, layout=layout, source_format="spaceranger",
                     sha256=sha256_path(path if path.is_dir() else root), preflight=report,
                     bin_size_um=bin_um)
+    if choice is not None:
+        sample.bin_choice = choice.as_dict()
+        sample.notes.append(choice.reason)
     if dropped:
         sample.notes.append(f"{dropped} barcodes without a tissue position were dropped")
-    sf_path = spatial / "scalefactors_json.json"
-    sf: dict[str, Any] = {}
-    if sf_path.is_file():
-        try:
-            sf = json.loads(sf_path.read_text())
-        except json.JSONDecodeError as e:
-            raise CorruptFile(f"scalefactors_json.json is not valid JSON: {e}") from e
+    _attach_image(sample, spatial, settings)
+    if layout == "visium":
+        sample.layout = detect_layout(a.obs_names, a.obs, xy)
+        if sample.layout == "generic":
+            sample.layout = "visium"  # Space Ranger without HD bins is Visium by construction
+    return sample
+
+
+def _attach_image(sample: Sample, spatial: Path, settings: Settings) -> dict[str, Any]:
+    """H&E (hires, else lowres) and spot diameter from a ``spatial/`` folder; returns the scalefactors."""
+    from core.io.hd import read_scalefactors
+
+    sf = read_scalefactors(spatial)
     for name in ("hires", "lowres"):
         p = spatial / f"tissue_{name}_image.png"
         if p.is_file():
@@ -379,8 +389,50 @@ def _read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None) -
             break
     if "spot_diameter_fullres" in sf:
         sample.spot_diameter_px = float(sf["spot_diameter_fullres"])
-    if layout == "visium":
-        sample.layout = detect_layout(a.obs_names, a.obs, xy)
-        if sample.layout == "generic":
-            sample.layout = "visium"  # Space Ranger without HD bins is Visium by construction
+    return sf
+
+
+def _read_hd_aggregated(path: Path, hd_root: Path, choice: Any, settings: Settings) -> Sample:
+    """Visium HD bins summed from a finer bin folder, streamed (see :func:`core.io.hd.aggregate_bins`)."""
+    import anndata as ad
+    import pandas as pd
+
+    from core.io.hd import aggregate_bins
+
+    fine_dir = hd_root / f"square_{choice.source_um:03d}um"
+    # validate the fine matrix (links, shape, indptr, indices, integer counts) without a budget:
+    # it is never loaded whole; the budget applies to the aggregated bins (checked in choose_bin_size)
+    fine = preflight_10x_h5(fine_dir / "filtered_feature_bc_matrix.h5", float("inf"))
+    agg = aggregate_bins(fine_dir, choice.bin_size_um)
+    var = pd.DataFrame({"gene_ids": agg.gene_ids}, index=pd.Index(agg.gene_names))
+    obs = pd.DataFrame({"in_tissue": np.ones(len(agg.barcodes), dtype=np.int64),
+                        "array_row": agg.array_row, "array_col": agg.array_col,
+                        "n_fine_bins": agg.n_children}, index=pd.Index(agg.barcodes))
+    a = ad.AnnData(X=agg.X, obs=obs, var=var)
+    if agg.feature_types is not None:
+        keep = np.array([t == "Gene Expression" for t in agg.feature_types])
+        if keep.any() and not keep.all():
+            a = a[:, keep].copy()
+    a.var_names_make_unique()
+    a.obsm["spatial"] = np.stack([agg.pxl_col, agg.pxl_row], 1)
+    opt = next(o for o in choice.options if o.bin_size_um == choice.bin_size_um)
+    report = PreflightReport(
+        path=str(fine_dir / "filtered_feature_bc_matrix.h5"), kind="10x_h5", n_obs=a.n_obs, n_vars=a.n_vars,
+        nnz=int(a.X.nnz), counts_location="matrix", estimated_memory_mb=round(opt.estimated_memory_mb, 1),
+        warnings=[f"aggregated from {fine.n_obs:,} {choice.source_um} um bins ({fine.nnz:,} non-zeros), "
+                  f"streamed from the h5"],
+    )
+    sample = Sample(adata=a, layout="visium_hd", source_format="spaceranger",
+                    sha256=sha256_path(path), preflight=report, bin_size_um=float(choice.bin_size_um))
+    sample.bin_choice = choice.as_dict()
+    sample.notes.append(choice.reason)
+    if agg.n_fine_unplaced:
+        sample.notes.append(f"{agg.n_fine_unplaced} {choice.source_um} um barcodes without a tissue position "
+                            f"were dropped")
+    sf = _attach_image(sample, fine_dir / "spatial", settings)
+    factor = choice.bin_size_um // choice.source_um
+    if sf.get("microns_per_pixel"):
+        sample.spot_diameter_px = float(choice.bin_size_um) / float(sf["microns_per_pixel"])
+    elif sample.spot_diameter_px:
+        sample.spot_diameter_px *= factor
     return sample
