@@ -140,11 +140,17 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--skip-moran", action="store_true")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the peer's warm-up run (numba cache already built)")
+    ap.add_argument("--sample", type=Path, help="use this synth.py .h5ad instead of making one")
+    ap.add_argument("--truth", type=Path, help="its --truth CSV")
     a = ap.parse_args()
 
     a.work.mkdir(parents=True, exist_ok=True)
     tag = f"{a.layout}_{a.spots}x{a.genes}_s{a.seed}"
     sample, truth = a.work / f"{tag}.h5ad", a.work / f"{tag}_truth.csv"
+    if a.sample:
+        sample, truth = a.sample, a.truth or Path(str(a.sample) + ".missing")
+        tag = sample.stem
     if not sample.exists():
         print(f"making {sample} with synth.py ...", file=sys.stderr)
         subprocess.check_call(
@@ -187,7 +193,7 @@ def main() -> None:
         if peer_py
         else []
     )
-    if peer_py:
+    if peer_py and not a.no_warmup:
         print("warming up the peer (numba compilation) ...", file=sys.stderr)
         run_measured(peer_cmd)
     results: dict[str, list[tuple[float, float]]] = {"ours": [], "peer": []}
