@@ -180,7 +180,7 @@ def test_worker_kills(
         nonlocal solo
         if time.time() < next_kill[0]:
             return
-        next_kill[0] = time.time() + rng.uniform(2.0, 4.0)
+        next_kill[0] = time.time() + rng.uniform(4.0, 7.0)
         kids = children(prefork.p.pid)
         if rng.random() < 0.5 and kids:
             os.kill(rng.choice(kids), signal.SIGKILL)
