@@ -412,16 +412,20 @@ def test_poison_input(
     over_memory_budget after one attempt; a normal sample on the same worker succeeds
     and the worker keeps serving."""
     cap = {"MGS_ANALYSIS_MEMORY_MB": ANALYSIS_CAP_MB, "MGS_MAX_UPLOAD_BYTES": str(512 * 2**20),
-           "MGS_MEMORY_BUDGET_MB": "16384"}  # validation lets it through; the analysis cap trips
+           "MGS_MEMORY_BUDGET_MB": "16384",  # validation lets it through; the analysis cap trips
+           "MGS_JOB_LEASE_S": "60"}  # validation (not heartbeated) of a 100 MB file outlasts 4 s
     fleet.relay(**cap)
     w = fleet.worker("w0", **cap)
     rep = Proc([sys.executable, "-m", "core.cli", "worker", "--queues", "report", "--pool", "solo",
                 "--loglevel", "info"], {**env, **cap}, fleet.logs / "report.log")
     fleet.procs.append(rep)
-    with client(api, tenant_a["auth"]) as c:
+    from tests.service.conftest import start_api
+
+    big_api, base = start_api({**env, **cap}, fleet.logs / "api.log")  # a larger upload limit
+    fleet.procs.append(big_api)
+    with client(base, tenant_a["auth"]) as c:
         r = upload(c, poison_h5ad.read_bytes(), "poison.h5ad")
-        if r.status_code != 201:  # the API's own upload limit (service_env) is smaller
-            pytest.skip(f"upload refused: {r.status_code} {r.text[:200]}")
+        assert r.status_code == 201, r.text
         bad = submit_spatial(c, r.json()["id"])
         good = submit_spatial(c, up)
     rows = wait_terminal(db, [bad, good], timeout=400)
