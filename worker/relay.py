@@ -22,7 +22,9 @@ from core.jobs import outbox
 log = logging.getLogger(__name__)
 
 
-def run_relay(settings: Settings, once: bool = False, reconcile_every_s: float | None = None) -> None:
+def run_relay(
+    settings: Settings, once: bool = False, reconcile_every_s: float | None = None
+) -> None:
     """Run until SIGTERM/SIGINT (or one pass of each loop with ``once``)."""
     from core.db.session import make_sync_engine, make_sync_sessionmaker
     from worker.celery_app import make_celery

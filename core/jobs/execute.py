@@ -66,7 +66,9 @@ class Tracker:
 
     def __call__(self, stage: str | None, fraction: float | None) -> None:
         if STOPPING.is_set():
-            raise WorkerStopping(f"worker stopping; job {self.job_id} attempt {self.attempt} handed back")
+            raise WorkerStopping(
+                f"worker stopping; job {self.job_id} attempt {self.attempt} handed back"
+            )
         if stage is None or fraction is None:  # no news: heartbeat at most once a second
             if self.stage is None:
                 return

@@ -82,8 +82,12 @@ def analyse_in_subprocess(
     memory_mb = settings.analysis_memory_mb
     work = out.parent
     progress_file = work / "progress.jsonl"
-    spec = {"sample": str(sample), "out": str(out), "options": asdict(options),
-            "progress": str(progress_file)}
+    spec = {
+        "sample": str(sample),
+        "out": str(out),
+        "options": asdict(options),
+        "progress": str(progress_file),
+    }
     env = {**os.environ, "OMP_NUM_THREADS": str(settings.blas_threads or 1)}
 
     def limits() -> None:
@@ -93,7 +97,10 @@ def analyse_in_subprocess(
     with open(work / "analysis.out", "wb") as so, open(work / "analysis.err", "wb") as se:
         proc = subprocess.Popen(
             [sys.executable, "-m", "core.jobs.sandbox", "--analyse", json.dumps(spec)],
-            stdout=so, stderr=se, preexec_fn=limits, env=env,
+            stdout=so,
+            stderr=se,
+            preexec_fn=limits,
+            env=env,
         )
         try:
             seen = 0
@@ -116,7 +123,9 @@ def analyse_in_subprocess(
         raise RuntimeError(f"the analysis process exited with {proc.returncode}: {tail}")
     result = json.loads(lines[-1])
     if not result.get("ok"):
-        raise InputError(result.get("detail", "analysis failed"), code=result.get("code", "invalid_input"))
+        raise InputError(
+            result.get("detail", "analysis failed"), code=result.get("code", "invalid_input")
+        )
     return dict(result["summary"])
 
 
@@ -152,8 +161,15 @@ def _analyse_main(spec_json: str) -> None:
     except MGSError as e:
         print(json.dumps({"ok": False, "code": e.code, "detail": e.detail}))
     except MemoryError:
-        print(json.dumps({"ok": False, "code": "over_memory_budget",
-                          "detail": "the analysis ran out of memory (MGS_ANALYSIS_MEMORY_MB)"}))
+        print(
+            json.dumps(
+                {
+                    "ok": False,
+                    "code": "over_memory_budget",
+                    "detail": "the analysis ran out of memory (MGS_ANALYSIS_MEMORY_MB)",
+                }
+            )
+        )
 
 
 def _main(path: str) -> None:

@@ -23,7 +23,9 @@ import pytest
 pytest.importorskip("fastapi", reason="the service extra is not installed")
 pytest.importorskip("celery", reason="the service extra is not installed")
 
-from tests.service.conftest import (  # noqa: E402,F401  (fixtures re-used as they are)
+import contextlib
+
+from tests.service.conftest import (  # noqa: F401  (fixtures re-used as they are)
     api,
     free_port,
     pg_url,
@@ -80,8 +82,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.p = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir)],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -123,14 +138,10 @@ def redis_url(own_redis: RedisServer) -> str:
 
 def kill_tree(p: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:
     for c in children(p.pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(c, sig)
-        except ProcessLookupError:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         p.send_signal(sig)
-    except ProcessLookupError:
-        pass
 
 
 def children(pid: int) -> list[int]:

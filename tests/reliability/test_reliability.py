@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.reliability.conftest import RedisServer, children, kill_tree
-from tests.service.conftest import ROOT, Proc, WebhookSink, start_relay, start_worker
+from tests.service.conftest import ROOT, Proc, WebhookSink, start_relay
 from tests.service.helpers import client, submit_test_job, tenant_of, upload
 
 # service settings every test of this file shares (short leases so a killed attempt is
@@ -80,8 +80,20 @@ class Fleet:
         self.env, self.logs, self.procs = env, logs, []  # type: ignore[var-annotated]
 
     def worker(self, name: str, pool: str = "solo", concurrency: int = 1, **over: str) -> Proc:
-        args = [sys.executable, "-m", "core.cli", "worker", "--queues", "analysis",
-                "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "info"]
+        args = [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "worker",
+            "--queues",
+            "analysis",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "info",
+        ]
         p = Proc(args, {**self.env, **over}, self.logs / f"{name}-{len(self.procs)}.log")
         self.procs.append(p)
         return p
@@ -95,7 +107,7 @@ class Fleet:
         for p in self.procs:
             try:
                 p.stop()
-            except Exception:  # noqa: BLE001 (stop the others whatever happens)
+            except Exception:
                 kill_tree(p.p)
 
     def tails(self) -> str:
@@ -152,7 +164,9 @@ def states(rows: dict[str, Any]) -> dict[str, int]:
 
 def record(name: str, **figures: Any) -> None:
     """Append this test's figures to reliability-results.jsonl (for the README table)."""
-    path = Path(os.environ.get("MGS_RELIABILITY_RESULTS", ROOT / "var" / "reliability-results.jsonl"))
+    path = Path(
+        os.environ.get("MGS_RELIABILITY_RESULTS", ROOT / "var" / "reliability-results.jsonl")
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fh.write(json.dumps({"test": name, "time": time.time(), **figures}, default=str) + "\n")
@@ -162,7 +176,12 @@ def record(name: str, **figures: Any) -> None:
 
 
 def test_worker_kills(
-    env: dict[str, str], db: Any, tenant: str, up: str, fleet: Fleet, sink: WebhookSink,
+    env: dict[str, str],
+    db: Any,
+    tenant: str,
+    up: str,
+    fleet: Fleet,
+    sink: WebhookSink,
     long_run: bool,
 ) -> None:
     """SIGKILL a random worker process every few seconds while jobs run: every job
@@ -196,9 +215,16 @@ def test_worker_kills(
     elapsed = time.time() - t0
     commits = committed_results(db, ids)
     attempts = [r["attempts"] for r in rows.values()]
-    record("worker_kills", jobs=n, kills=kills, states=states(rows), max_attempts=max(attempts),
-           retried=sum(a > 1 for a in attempts), double_commits=sum(v > 1 for v in commits.values()),
-           seconds=round(elapsed, 1))
+    record(
+        "worker_kills",
+        jobs=n,
+        kills=kills,
+        states=states(rows),
+        max_attempts=max(attempts),
+        retried=sum(a > 1 for a in attempts),
+        double_commits=sum(v > 1 for v in commits.values()),
+        seconds=round(elapsed, 1),
+    )
     assert states(rows) == {"succeeded": n}, (states(rows), fleet.tails())
     assert sum(kills.values()) >= 3
     assert all(v == 1 for v in commits.values()), commits
@@ -221,7 +247,12 @@ def received(procs: list[Proc], task_id_prefix: str) -> int:
 
 
 def test_redelivery_while_running(
-    env: dict[str, str], db: Any, tenant: str, up: str, fleet: Fleet, sink: WebhookSink,
+    env: dict[str, str],
+    db: Any,
+    tenant: str,
+    up: str,
+    fleet: Fleet,
+    sink: WebhookSink,
     long_run: bool,
 ) -> None:
     """Visibility timeout 2 s, jobs that run ~12 s: Redis hands each task to a second
@@ -234,8 +265,14 @@ def test_redelivery_while_running(
     rows = wait_terminal(db, ids, timeout=180)
     commits = committed_results(db, ids)
     deliveries = {i: received(ws, i) for i in ids}
-    record("redelivery", jobs=n, states=states(rows), deliveries=deliveries,
-           attempts=[r["attempts"] for r in rows.values()], commits=list(commits.values()))
+    record(
+        "redelivery",
+        jobs=n,
+        states=states(rows),
+        deliveries=deliveries,
+        attempts=[r["attempts"] for r in rows.values()],
+        commits=list(commits.values()),
+    )
     assert states(rows) == {"succeeded": n}, (states(rows), fleet.tails())
     assert all(d >= 2 for d in deliveries.values()), (deliveries, fleet.tails())  # it happened
     assert all(v == 1 for v in commits.values()), commits
@@ -246,7 +283,12 @@ def test_redelivery_while_running(
 
 
 def test_broker_loss(
-    env: dict[str, str], db: Any, tenant: str, up: str, fleet: Fleet, own_redis: RedisServer,
+    env: dict[str, str],
+    db: Any,
+    tenant: str,
+    up: str,
+    fleet: Fleet,
+    own_redis: RedisServer,
     long_run: bool,
 ) -> None:
     """FLUSHALL and restart Redis (no persistence) with jobs queued and running: the
@@ -266,8 +308,13 @@ def test_broker_loss(
     own_redis.flushall_and_restart(down_s=2.0)
     t0 = time.time()
     rows = wait_terminal(db, ids, timeout=240)
-    record("broker_loss", jobs=n, at_loss=at_loss, states=states(rows),
-           recovery_s=round(time.time() - t0, 1))
+    record(
+        "broker_loss",
+        jobs=n,
+        at_loss=at_loss,
+        states=states(rows),
+        recovery_s=round(time.time() - t0, 1),
+    )
     assert at_loss.get("running", 0) >= 1 and at_loss.get("queued", 0) >= 1, at_loss
     assert states(rows) == {"succeeded": n}, (states(rows), fleet.tails())
 
@@ -296,31 +343,51 @@ with sessions() as s, s.begin():
 
 
 def test_crash_between_commit_and_publish(
-    env: dict[str, str], db: Any, tenant: str, up: str, fleet: Fleet, long_run: bool,
+    env: dict[str, str],
+    db: Any,
+    tenant: str,
+    up: str,
+    fleet: Fleet,
+    long_run: bool,
 ) -> None:
     """A relay killed before / after publishing, before its commit: no job stays queued
     longer than the reconciler's period, a re-sent duplicate runs nothing twice."""
     n = 20 if long_run else 6
     ids = [submit_test_job(env, tenant, up, {"sleep_s": 0.2}) for _ in range(n)]  # committed
     for mode in ("before", "after"):
-        r = subprocess.run([sys.executable, "-c", CRASHING_RELAY, mode], env=env, cwd=ROOT,
-                           capture_output=True, timeout=120, check=False)
+        r = subprocess.run(
+            [sys.executable, "-c", CRASHING_RELAY, mode],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         assert r.returncode == 3, r.stderr.decode()[-2000:]
     with db.connect() as c:  # the crashed transactions rolled back: every message still due
-        pending = c.execute(text(
-            "SELECT count(*) FROM outbox WHERE kind='task' AND sent_at IS NULL "
-            "AND job_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids}).scalar()
+        pending = c.execute(
+            text(
+                "SELECT count(*) FROM outbox WHERE kind='task' AND sent_at IS NULL "
+                "AND job_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": ids},
+        ).scalar()
     assert pending == n
     t_start = time.time()
     fleet.relay()
     fleet.worker("w0")
     rows = wait_terminal(db, ids, timeout=120)
     period = float(FAST["MGS_JOB_REQUEUE_AFTER_S"]) + float(FAST["MGS_RECONCILE_INTERVAL_S"])
-    waits = [(r["started_at"].timestamp() - t_start) if r["started_at"] else None
-             for r in rows.values()]
-    record("commit_publish_crash", jobs=n, states=states(rows),
-           attempts=sorted({r["attempts"] for r in rows.values()}),
-           max_queued_after_relay_s=round(max(w or 1e9 for w in waits), 1))
+    waits = [
+        (r["started_at"].timestamp() - t_start) if r["started_at"] else None for r in rows.values()
+    ]
+    record(
+        "commit_publish_crash",
+        jobs=n,
+        states=states(rows),
+        attempts=sorted({r["attempts"] for r in rows.values()}),
+        max_queued_after_relay_s=round(max(w or 1e9 for w in waits), 1),
+    )
     assert states(rows) == {"succeeded": n}, (states(rows), fleet.tails())
     assert all(r["attempts"] == 1 for r in rows.values())  # the duplicate was skipped
     # each job is claimed within the reconciler's period once a relay runs (+ start-up slack
@@ -331,7 +398,11 @@ def test_crash_between_commit_and_publish(
 
 
 def test_no_task_for_rolled_back_job(
-    env: dict[str, str], db: Any, tenant: str, up: str, fleet: Fleet,
+    env: dict[str, str],
+    db: Any,
+    tenant: str,
+    up: str,
+    fleet: Fleet,
 ) -> None:
     """A submit whose transaction rolls back leaves no message; a task published for a job
     that does not exist (publish before commit, then rollback) runs nothing."""
@@ -347,9 +418,14 @@ def test_no_task_for_rolled_back_job(
         try:
             async with make_async_sessionmaker(engine)() as s:
                 job, _ = await service.submit_job(
-                    s, settings_from(env), tenant,
-                    service.SubmitRequest(uuid.UUID(up), "rb", {"sleep_s": 0.1}, None,
-                                          JobKind.TEST_SLEEP.value), None)
+                    s,
+                    settings_from(env),
+                    tenant,
+                    service.SubmitRequest(
+                        uuid.UUID(up), "rb", {"sleep_s": 0.1}, None, JobKind.TEST_SLEEP.value
+                    ),
+                    None,
+                )
                 jid = str(job.id)
                 await s.rollback()
                 return jid
@@ -361,7 +437,8 @@ def test_no_task_for_rolled_back_job(
     from worker.celery_app import make_celery
 
     make_celery(env["MGS_BROKER_URL"]).send_task(
-        "mgs.test_sleep", args=[phantom], queue="analysis", task_id=f"{phantom}.0")
+        "mgs.test_sleep", args=[phantom], queue="analysis", task_id=f"{phantom}.0"
+    )
     fleet.relay()
     w = fleet.worker("w0")
     ok = submit_test_job(env, tenant, up, {"sleep_s": 0.1})
@@ -369,8 +446,15 @@ def test_no_task_for_rolled_back_job(
     assert rows[ok]["state"] == "succeeded", fleet.tails()  # the worker kept serving
     with db.connect() as c:
         for jid in (ghost, phantom):
-            assert c.execute(text("SELECT count(*) FROM jobs WHERE id = :j"), {"j": jid}).scalar() == 0
-            assert c.execute(text("SELECT count(*) FROM outbox WHERE job_id = :j"), {"j": jid}).scalar() == 0
+            assert (
+                c.execute(text("SELECT count(*) FROM jobs WHERE id = :j"), {"j": jid}).scalar() == 0
+            )
+            assert (
+                c.execute(
+                    text("SELECT count(*) FROM outbox WHERE job_id = :j"), {"j": jid}
+                ).scalar()
+                == 0
+            )
     from core.storage import open_store
     from tests.service.conftest import settings_from as _s
 
@@ -398,26 +482,55 @@ ANALYSIS_CAP_MB = os.environ.get("MGS_TEST_ANALYSIS_MEMORY_MB", "1600")
 
 
 def submit_spatial(c: Any, upload_id: str) -> str:
-    r = c.post("/v1/jobs", json={"upload_id": upload_id, "external_sample_id": "poison-test",
-                                 "options": {"backend": "template"}})
+    r = c.post(
+        "/v1/jobs",
+        json={
+            "upload_id": upload_id,
+            "external_sample_id": "poison-test",
+            "options": {"backend": "template"},
+        },
+    )
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
 
 
 def test_poison_input(
-    env: dict[str, str], db: Any, api: str, tenant_a: dict[str, str], up: str,
-    poison_h5ad: Path, fleet: Fleet, tenant: str,
+    env: dict[str, str],
+    db: Any,
+    api: str,
+    tenant_a: dict[str, str],
+    up: str,
+    poison_h5ad: Path,
+    fleet: Fleet,
+    tenant: str,
 ) -> None:
     """A sample that drives the real analysis over its memory limit fails with
     over_memory_budget after one attempt; a normal sample on the same worker succeeds
     and the worker keeps serving."""
-    cap = {"MGS_ANALYSIS_MEMORY_MB": ANALYSIS_CAP_MB, "MGS_MAX_UPLOAD_BYTES": str(512 * 2**20),
-           "MGS_MEMORY_BUDGET_MB": "16384",  # validation lets it through; the analysis cap trips
-           "MGS_JOB_LEASE_S": "60"}  # validation (not heartbeated) of a 100 MB file outlasts 4 s
+    cap = {
+        "MGS_ANALYSIS_MEMORY_MB": ANALYSIS_CAP_MB,
+        "MGS_MAX_UPLOAD_BYTES": str(512 * 2**20),
+        "MGS_MEMORY_BUDGET_MB": "16384",  # validation lets it through; the analysis cap trips
+        "MGS_JOB_LEASE_S": "60",
+    }  # validation (not heartbeated) of a 100 MB file outlasts 4 s
     fleet.relay(**cap)
     w = fleet.worker("w0", **cap)
-    rep = Proc([sys.executable, "-m", "core.cli", "worker", "--queues", "report", "--pool", "solo",
-                "--loglevel", "info"], {**env, **cap}, fleet.logs / "report.log")
+    rep = Proc(
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "worker",
+            "--queues",
+            "report",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "info",
+        ],
+        {**env, **cap},
+        fleet.logs / "report.log",
+    )
     fleet.procs.append(rep)
     from tests.service.conftest import start_api
 
@@ -431,9 +544,15 @@ def test_poison_input(
     rows = wait_terminal(db, [bad, good], timeout=400)
     after = submit_test_job(env, tenant, up, {"sleep_s": 0.1})
     rows.update(wait_terminal(db, [after], timeout=60))
-    record("poison_input", cap_mb=ANALYSIS_CAP_MB, spots=POISON_SPOTS, genes=POISON_GENES,
-           bad=(rows[bad]["state"], rows[bad]["error_code"], rows[bad]["attempts"]),
-           good=rows[good]["state"], after=rows[after]["state"])
+    record(
+        "poison_input",
+        cap_mb=ANALYSIS_CAP_MB,
+        spots=POISON_SPOTS,
+        genes=POISON_GENES,
+        bad=(rows[bad]["state"], rows[bad]["error_code"], rows[bad]["attempts"]),
+        good=rows[good]["state"],
+        after=rows[after]["state"],
+    )
     assert rows[bad]["state"] == "failed", (rows[bad], fleet.tails())
     assert rows[bad]["error_code"] == "over_memory_budget", rows[bad]
     assert rows[bad]["attempts"] <= 1
@@ -446,7 +565,12 @@ def test_poison_input(
 
 
 def test_graceful_shutdown(
-    env: dict[str, str], db: Any, tenant: str, up: str, fleet: Fleet, sink: WebhookSink,
+    env: dict[str, str],
+    db: Any,
+    tenant: str,
+    up: str,
+    fleet: Fleet,
+    sink: WebhookSink,
 ) -> None:
     """SIGTERM a worker mid-job: it hands the job back and exits; the job completes on
     another worker, without waiting for the lease and without using up an attempt."""
@@ -470,11 +594,17 @@ def test_graceful_shutdown(
     from tests.service.conftest import settings_from
 
     r = rows[jid]
-    done_by = json.loads(b"".join(
-        open_store(settings_from(env)).iter_bytes(f"{r['report_prefix']}/sleep.json")))
-    record("graceful_shutdown", state=r["state"], attempts=r["attempts"],
-           stage_attempts=r["stage_attempts"], exit_code=victim.p.returncode,
-           completed_elsewhere=done_by["worker"].endswith(f":{other.p.pid}"))
+    done_by = json.loads(
+        b"".join(open_store(settings_from(env)).iter_bytes(f"{r['report_prefix']}/sleep.json"))
+    )
+    record(
+        "graceful_shutdown",
+        state=r["state"],
+        attempts=r["attempts"],
+        stage_attempts=r["stage_attempts"],
+        exit_code=victim.p.returncode,
+        completed_elsewhere=done_by["worker"].endswith(f":{other.p.pid}"),
+    )
     assert r["state"] == "succeeded", (r, fleet.tails())
     assert done_by["worker"].endswith(f":{other.p.pid}")
     assert r["attempts"] == 2 and r["stage_attempts"] == 1  # the hand-back cost no attempt
