@@ -73,10 +73,21 @@ class Settings(BaseSettings):
     job_requeue_after_s: int = Field(
         120, description="A queued job nobody claimed for this long is sent to the broker again (s)."
     )
+    broker_visibility_timeout_s: int = Field(
+        3600,
+        description="Redis redelivers an unacknowledged task after this long (s); a duplicate is skipped by the claim.",
+    )
+    reconcile_interval_s: float = Field(
+        5.0, description="How often the relay looks for expired leases and lost queued jobs (s)."
+    )
     relay_interval_s: float = Field(0.5, description="How often the outbox relay polls Postgres (s).")
     validation_timeout_s: int = Field(300, description="Time limit of the validation subprocess (s).")
     validation_memory_mb: int = Field(
         0, description="Address-space limit of the validation subprocess (MiB); 0 = memory_budget_mb + 2048."
+    )
+    analysis_memory_mb: int = Field(
+        0,
+        description="Address-space limit of the analysis subprocess (MiB); 0 = analyse in the worker process, unlimited.",
     )
     marker_tables_dir: str | None = Field(
         None, description="Folder of marker tables a job may name in options.markers (NAME or NAME.tsv)."

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_shutting_down
 
 from core.config import get_settings
 
 
-def make_celery(broker_url: str) -> Celery:
+def make_celery(broker_url: str, visibility_timeout_s: int | None = None) -> Celery:
     app = Celery("medgemma_spatial", broker=broker_url, include=["worker.tasks"])
     app.conf.update(
         task_acks_late=True,  # a task lost with its worker is delivered again
@@ -24,7 +24,9 @@ def make_celery(broker_url: str) -> Celery:
             "mgs.report": {"queue": "report"},
         },
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout_s or get_settings().broker_visibility_timeout_s
+        },
         worker_hijack_root_logger=False,
         task_serializer="json",
         accept_content=["json"],
@@ -50,3 +52,12 @@ def _init_solo(sender: Any = None, **_: Any) -> None:
         from worker import resources
 
         resources.init()
+
+
+@worker_shutting_down.connect
+def _stopping(**_: Any) -> None:
+    # solo/threads pools: the running job sees this at its next progress step and is
+    # handed back (prefork children do not see it; they finish or hit the lease)
+    from core.jobs.execute import STOPPING
+
+    STOPPING.set()

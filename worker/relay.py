@@ -22,13 +22,17 @@ from core.jobs import outbox
 log = logging.getLogger(__name__)
 
 
-def run_relay(settings: Settings, once: bool = False, reconcile_every_s: float = 5.0) -> None:
+def run_relay(
+    settings: Settings, once: bool = False, reconcile_every_s: float | None = None
+) -> None:
     """Run until SIGTERM/SIGINT (or one pass of each loop with ``once``)."""
     from core.db.session import make_sync_engine, make_sync_sessionmaker
     from worker.celery_app import make_celery
 
     sessions = make_sync_sessionmaker(make_sync_engine(settings.database_url, pool_size=3))
-    celery = make_celery(settings.broker_url)
+    celery = make_celery(settings.broker_url, settings.broker_visibility_timeout_s)
+    if reconcile_every_s is None:
+        reconcile_every_s = settings.reconcile_interval_s
     stop = threading.Event()
 
     def _stop(*_: Any) -> None:

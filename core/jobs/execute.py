@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from core.db.models import JobStage
 from core.errors import MGSError
 from core.jobs import lifecycle
 from core.jobs.errors import LeaseLost
-from core.jobs.sandbox import validate_in_subprocess
+from core.jobs.sandbox import analyse_in_subprocess, validate_in_subprocess
 from core.storage import ObjectStore, download_prefix, upload_dir
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,14 @@ STAGE_SPAN = {
 REPORT_FILES = ("prompt.txt", "report.json", "report.md", "report.html")
 UPLOAD_SUFFIX = {"h5ad": ".h5ad", "tar.gz": ".tar.gz", "tar": ".tar", "zip": ".zip"}
 
+# Set by the worker on a warm shutdown (SIGTERM): running jobs are handed back at their
+# next progress step so another worker takes them at once, not after the lease expires.
+STOPPING = threading.Event()
+
+
+class WorkerStopping(Exception):
+    """This worker is shutting down; the job goes back to the queue without using an attempt."""
+
 
 class Tracker:
     """The ``progress(stage, fraction)`` callback: heartbeat, fencing check, stage timings."""
@@ -51,10 +60,20 @@ class Tracker:
         self.tx, self.settings, self.job_id, self.attempt = tx, settings, job_id, attempt
         self.timings = dict(timings)
         self.stage: str | None = None
+        self.fraction = 0.0
         self.stage_t0 = time.monotonic()
         self.last_write = 0.0
 
-    def __call__(self, stage: str, fraction: float) -> None:
+    def __call__(self, stage: str | None, fraction: float | None) -> None:
+        if STOPPING.is_set():
+            raise WorkerStopping(
+                f"worker stopping; job {self.job_id} attempt {self.attempt} handed back"
+            )
+        if stage is None or fraction is None:  # no news: heartbeat at most once a second
+            if self.stage is None:
+                return
+            stage, fraction = self.stage, self.fraction
+        self.fraction = fraction
         now = time.monotonic()
         changed = stage != self.stage
         if changed:
@@ -95,6 +114,11 @@ def _guard(
     """Turn failures into job states: input errors fail the job, others retry it."""
     try:
         yield
+    except WorkerStopping:
+        log.info("job %s attempt %s handed back: the worker is stopping", job_id, attempt)
+        store.delete_prefix(prefix)
+        with tx() as s:
+            lifecycle.hand_back(s, job_id, attempt)
     except LeaseLost:
         log.info(
             "job %s attempt %s lost its lease (canceled or expired); stopping", job_id, attempt
@@ -146,7 +170,10 @@ def run_analysis_job(
             species=str(options.get("species") or "Hs"),
             write_h5ad=True,
         )
-        summary = run_analysis_stage(sample, out, a_opts, settings, progress=tracker)
+        if settings.analysis_memory_mb:
+            summary = analyse_in_subprocess(sample, out, a_opts, settings, tracker)
+        else:
+            summary = run_analysis_stage(sample, out, a_opts, settings, progress=tracker)
         tracker.check()
         upload_dir(store, out, prefix)
         with tx() as s:

@@ -171,6 +171,23 @@ def release(session: Session, job_id: uuid.UUID, attempt: int, detail: str) -> J
     return job
 
 
+def hand_back(session: Session, job_id: uuid.UUID, attempt: int) -> Job | None:
+    """A stopping worker returns the job: queued again at once, the claim not counted
+    against ``max_attempts`` (the fencing token ``attempts`` still moves on)."""
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    if job is None or job.attempts != attempt or job.state != JobState.RUNNING.value:
+        return None
+    job.state = JobState.QUEUED.value
+    if job.stage != JobStage.REPORTING.value:
+        job.stage = JobStage.VALIDATING.value
+    job.stage_attempts = max(0, job.stage_attempts - 1)
+    job.lease_owner = None
+    job.lease_expires_at = None
+    job.updated_at = datetime.now(UTC)
+    outbox.add_task(session, job)
+    return job
+
+
 def _terminal(session: Session, job: Job, state: JobState, code: str, detail: str) -> None:
     job.state = state.value
     job.error_code = code

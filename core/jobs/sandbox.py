@@ -66,6 +66,112 @@ def validate_in_subprocess(path: Path, settings: Settings) -> dict[str, Any]:
     return dict(out["summary"])
 
 
+def analyse_in_subprocess(
+    sample: Path, out: Path, options: Any, settings: Settings, progress: Any
+) -> dict[str, Any]:
+    """Run :func:`core.runner.run_analysis_stage` in a child limited to
+    ``settings.analysis_memory_mb`` of address space; a sample that needs more fails the job
+    with ``over_memory_budget`` instead of taking the worker down (the OOM killer) and
+    being retried until its attempts run out. ``progress(stage, fraction)`` is called in
+    this process (heartbeat and ownership check); if it raises, the child is killed.
+    """
+    import os
+    import time
+    from dataclasses import asdict
+
+    memory_mb = settings.analysis_memory_mb
+    work = out.parent
+    progress_file = work / "progress.jsonl"
+    spec = {
+        "sample": str(sample),
+        "out": str(out),
+        "options": asdict(options),
+        "progress": str(progress_file),
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": str(settings.blas_threads or 1)}
+
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    with open(work / "analysis.out", "wb") as so, open(work / "analysis.err", "wb") as se:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.jobs.sandbox", "--analyse", json.dumps(spec)],
+            stdout=so,
+            stderr=se,
+            preexec_fn=limits,
+            env=env,
+        )
+        try:
+            seen = 0
+            while proc.poll() is None:
+                time.sleep(0.5)
+                seen = _relay_progress(progress_file, seen, progress)
+            _relay_progress(progress_file, seen, progress)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    lines = (work / "analysis.out").read_text(errors="replace").strip().splitlines()
+    tail = (work / "analysis.err").read_text(errors="replace")[-800:]
+    if proc.returncode != 0 or not lines:
+        if "MemoryError" in tail or proc.returncode in (-9, 137):
+            raise InputError(
+                f"the analysis needed more than {memory_mb} MiB (MGS_ANALYSIS_MEMORY_MB); refused",
+                code="over_memory_budget",
+            )
+        raise RuntimeError(f"the analysis process exited with {proc.returncode}: {tail}")
+    result = json.loads(lines[-1])
+    if not result.get("ok"):
+        raise InputError(
+            result.get("detail", "analysis failed"), code=result.get("code", "invalid_input")
+        )
+    return dict(result["summary"])
+
+
+def _relay_progress(path: Path, seen: int, progress: Any) -> int:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        lines = []
+    complete = [ln for ln in lines if ln.endswith("}")]
+    if len(complete) > seen:
+        stage, frac = json.loads(complete[-1])["p"]
+        progress(stage, frac)
+    else:
+        progress(None, None)  # no news: still renew the lease and check ownership
+    return max(seen, len(complete))
+
+
+def _analyse_main(spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    try:
+        from core.config import get_settings
+        from core.runner import AnalyzeOptions, run_analysis_stage
+
+        fh = open(spec["progress"], "a", buffering=1)  # noqa: SIM115 (lives as long as the child)
+
+        def progress(stage: str, frac: float) -> None:
+            fh.write(json.dumps({"p": [stage, frac]}) + "\n")
+
+        summary = run_analysis_stage(
+            spec["sample"], spec["out"], AnalyzeOptions(**spec["options"]), get_settings(), progress
+        )
+        print(json.dumps({"ok": True, "summary": summary}, default=str))
+    except MGSError as e:
+        print(json.dumps({"ok": False, "code": e.code, "detail": e.detail}))
+    except MemoryError:
+        print(
+            json.dumps(
+                {
+                    "ok": False,
+                    "code": "over_memory_budget",
+                    "detail": "the analysis ran out of memory (MGS_ANALYSIS_MEMORY_MB)",
+                }
+            )
+        )
+
+
 def _main(path: str) -> None:
     try:
         from core.config import get_settings
@@ -92,4 +198,7 @@ def _main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1])
+    if sys.argv[1] == "--analyse":
+        _analyse_main(sys.argv[2])
+    else:
+        _main(sys.argv[1])
