@@ -66,7 +66,7 @@ def job_out(job: Job) -> JobOut:
     operation_id="create_job",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(401, 429, 404, 409, 422),
 )
 async def create_job(
     body: JobCreate,
@@ -90,7 +90,7 @@ async def create_job(
 
 
 @router.get(
-    "", operation_id="list_jobs", response_model=JobPage, responses=problem_responses(401, 422)
+    "", operation_id="list_jobs", response_model=JobPage, responses=problem_responses(401, 429, 422)
 )
 async def list_jobs(
     session: ReadSessionDep,
@@ -120,7 +120,7 @@ async def list_jobs(
     "/{job_id}",
     operation_id="get_job",
     response_model=JobOut,
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(401, 429, 404, 422),
 )
 async def get_job(job_id: uuid.UUID, session: ReadSessionDep, tenant: TenantDep) -> Response:
     """State, stage, progress, attempts, timestamps and error of one job."""
@@ -133,7 +133,7 @@ async def get_job(job_id: uuid.UUID, session: ReadSessionDep, tenant: TenantDep)
     "/{job_id}/cancel",
     operation_id="cancel_job",
     response_model=JobOut,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(401, 429, 404, 409, 422),
 )
 async def cancel_job(job_id: uuid.UUID, session: SessionDep, tenant: TenantDep) -> JobOut:
     """Cancel a queued or running job (a worker stops at its next stage boundary)."""
@@ -161,7 +161,7 @@ def _stream(
                 "text/html": {"schema": {"type": "string"}},
             },
         },
-        **problem_responses(401, 404, 409, 422),
+        **problem_responses(401, 429, 404, 409, 422),
     },
     response_class=StreamingResponse,
 )
@@ -182,7 +182,7 @@ async def get_report(
     "/{job_id}/artifacts",
     operation_id="list_artifacts",
     response_model=ArtifactList,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(401, 429, 404, 409, 422),
 )
 async def list_artifacts(
     job_id: uuid.UUID, session: ReadSessionDep, store: StoreDep, tenant: TenantDep
@@ -207,7 +207,7 @@ async def list_artifacts(
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
             },
         },
-        **problem_responses(401, 404, 409, 422),
+        **problem_responses(401, 429, 404, 409, 422),
     },
     response_class=StreamingResponse,
 )
