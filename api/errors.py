@@ -74,6 +74,20 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match in (Match.FULL, Match.PARTIAL):
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(MGSError)
     async def mgs_error(request: Request, exc: MGSError) -> JSONResponse:
@@ -97,8 +111,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            return problem(
+                405,
+                "method_not_allowed",
+                str(exc.detail),
+                headers={"Allow": _allowed_methods(request)},
+            )
         return problem(
-            exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail)
+            exc.status_code,
+            HTTP_CODES.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=dict(exc.headers) if exc.headers else None,  # e.g. Allow on 405
         )
 
     @app.exception_handler(Exception)
