@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.config import Settings
 from api.ratelimit import check_rate
+from core.config import Settings
 from core.jobs.keys import authenticate, hash_key
 from core.storage import ObjectStore
 

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def pytest_addoption(parser: Any) -> None:
-    try:
+    try:  # noqa: SIM105  (the other conftest may have registered it)
         parser.addoption(
             "--long",
             action="store_true",

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-import re
-
 from fastapi import APIRouter, Header, Query, Response, status
-from pydantic import BeforeValidator
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from api.deps import ReadSessionDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from api.errors import problem_responses

@@ -10,7 +10,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the service extra is not installed")
 
-from tests.service.conftest import (  # noqa: E402,F401  (fixtures re-exported)
+import contextlib
+
+from tests.service.conftest import (  # noqa: F401  (fixtures re-exported)
     _reachable,
     api,
     pg_url,
@@ -24,10 +26,8 @@ from tests.service.conftest import (  # noqa: E402,F401  (fixtures re-exported)
 
 
 def pytest_addoption(parser: Any) -> None:
-    try:
+    with contextlib.suppress(ValueError):
         parser.addoption("--long", action="store_true", default=False, help="bigger counts")
-    except ValueError:
-        pass
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:

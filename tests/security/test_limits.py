@@ -4,7 +4,7 @@ Retry-After), against live API processes with strict settings."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 import socket
 import time
@@ -50,10 +50,8 @@ def _key(env: dict[str, str]) -> str:
 def _disk_use(d: Path) -> int:
     total = 0
     for p in d.rglob("*"):
-        try:
+        with contextlib.suppress(OSError):
             total += p.stat().st_size
-        except OSError:
-            pass
     return total
 
 
