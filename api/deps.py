@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.ratelimit import check_rate
 from core.config import Settings
-from core.jobs.keys import authenticate
+from core.jobs.keys import authenticate, hash_key
 from core.storage import ObjectStore
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer mgs_...`")
@@ -43,7 +44,11 @@ async def current_tenant(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     header = f"Bearer {creds.credentials}" if creds else None
-    return await authenticate(session, header, request.app.state.settings.auth_cache_s)
+    settings: Settings = request.app.state.settings
+    tenant = await authenticate(session, header, settings.auth_cache_s)
+    assert creds is not None  # authenticate refused a missing key
+    await check_rate(request.app.state.redis, hash_key(creds.credentials), settings.rate_limit_per_minute)
+    return tenant
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

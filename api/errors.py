@@ -23,6 +23,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "upload_timeout",
     409: "conflict",
     413: "upload_too_large",
     415: "unsupported_format",
@@ -33,7 +34,9 @@ HTTP_CODES = {
 }
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {
         "type": PROBLEM_BASE + code,
         "title": HTTPStatus(status).phrase,
@@ -42,7 +45,9 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
         "code": code,
         **{k: v for k, v in extra.items() if v is not None},
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
@@ -50,16 +55,37 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the error statuses an operation can answer."""
-    return {
-        s: {
+    out: dict[int | str, dict[str, Any]] = {}
+    for s in statuses:
+        out[s] = {
             "model": Problem,
             "description": HTTPStatus(s).phrase,
             "content": {
                 "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
             },
         }
-        for s in statuses
-    }
+        if s == 429:
+            out[s]["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before trying again.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
+    return out
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match in (Match.FULL, Match.PARTIAL):
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 def install(app: FastAPI) -> None:
@@ -67,7 +93,9 @@ def install(app: FastAPI) -> None:
     async def mgs_error(request: Request, exc: MGSError) -> JSONResponse:
         if exc.http_status >= 500:
             log.error("%s: %s", exc.code, exc.detail)
-        return problem(exc.http_status, exc.code, exc.detail)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return problem(exc.http_status, exc.code, exc.detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -83,8 +111,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            return problem(
+                405,
+                "method_not_allowed",
+                str(exc.detail),
+                headers={"Allow": _allowed_methods(request)},
+            )
         return problem(
-            exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail)
+            exc.status_code,
+            HTTP_CODES.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=dict(exc.headers) if exc.headers else None,  # e.g. Allow on 405
         )
 
     @app.exception_handler(Exception)

@@ -148,6 +148,8 @@ def start_stack(
         "MGS_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
         "MGS_STORAGE_URL": f"file://{tmp}/store",
         "MGS_MAX_UPLOAD_BYTES": str(1 << 40),
+        "MGS_RATE_LIMIT_PER_MINUTE": "0",  # the load test measures the service, not the limiter
+        "MGS_MAX_CONCURRENT_JOBS_PER_TENANT": "0",
         "PYTHONPATH": str(ROOT),
     }
     subprocess.run(

@@ -95,6 +95,19 @@ class Settings(BaseSettings):
     auth_cache_s: float = Field(
         5.0, description="API processes cache a key's tenant this long (s); a revoked key stops within it."
     )
+    rate_limit_per_minute: int = Field(
+        1200,
+        description="Requests one API key may make per minute (token bucket in Redis, shared by all "
+        "API processes; bursts up to this many); 0 = no limit. Over it: 429 with Retry-After.",
+    )
+    max_concurrent_jobs_per_tenant: int = Field(
+        50,
+        description="Queued plus running jobs one tenant may have; a submit over it gets 429 with "
+        "Retry-After. 0 = no limit.",
+    )
+    upload_idle_timeout_s: float = Field(
+        30.0, description="An upload whose body sends nothing for this long is cut off with 408 (s)."
+    )
     enable_test_jobs: bool = Field(
         False, description="Allow the test-only 'sleep' job kind (lifecycle tests only; never in production)."
     )

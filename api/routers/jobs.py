@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from api.deps import ReadSessionDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from api.errors import problem_responses
@@ -26,6 +28,27 @@ from core.db.models import Job
 from core.jobs import service
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _canonical_uuid(v: object) -> object:
+    """Only the hyphenated form the schema declares (not 32 bare hex digits, braces, urn:)."""
+    if isinstance(v, str) and not _UUID_RE.match(v):
+        raise ValueError("must be a UUID in its hyphenated form")
+    return v
+
+
+def _iso_datetime(v: object) -> object:
+    """An RFC 3339 date-time as the schema declares, not a bare number read as a Unix time."""
+    if isinstance(v, str) and not _ISO_RE.match(v):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
+    return v
+
+
+JobId = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid)]
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 REPORT_TYPES = {
     "json": "application/json",
     "markdown": "text/markdown; charset=utf-8",
@@ -66,7 +89,7 @@ def job_out(job: Job) -> JobOut:
     operation_id="create_job",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(400, 401, 429, 404, 409, 422),
 )
 async def create_job(
     body: JobCreate,
@@ -90,15 +113,15 @@ async def create_job(
 
 
 @router.get(
-    "", operation_id="list_jobs", response_model=JobPage, responses=problem_responses(401, 422)
+    "", operation_id="list_jobs", response_model=JobPage, responses=problem_responses(401, 429, 422)
 )
 async def list_jobs(
     session: ReadSessionDep,
     tenant: TenantDep,
     state: JobStateName | None = None,
     external_sample_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: IsoDatetime | None = None,
+    created_before: IsoDatetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
@@ -120,9 +143,9 @@ async def list_jobs(
     "/{job_id}",
     operation_id="get_job",
     response_model=JobOut,
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(401, 429, 404, 422),
 )
-async def get_job(job_id: uuid.UUID, session: ReadSessionDep, tenant: TenantDep) -> Response:
+async def get_job(job_id: JobId, session: ReadSessionDep, tenant: TenantDep) -> Response:
     """State, stage, progress, attempts, timestamps and error of one job."""
     job = await service.get_job(session, tenant, job_id)
     # the hot polling path: serialise once, skip FastAPI's second validation pass
@@ -133,9 +156,9 @@ async def get_job(job_id: uuid.UUID, session: ReadSessionDep, tenant: TenantDep)
     "/{job_id}/cancel",
     operation_id="cancel_job",
     response_model=JobOut,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(401, 429, 404, 409, 422),
 )
-async def cancel_job(job_id: uuid.UUID, session: SessionDep, tenant: TenantDep) -> JobOut:
+async def cancel_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobOut:
     """Cancel a queued or running job (a worker stops at its next stage boundary)."""
     job = await service.cancel_job(session, tenant, job_id)
     await session.commit()
@@ -161,12 +184,12 @@ def _stream(
                 "text/html": {"schema": {"type": "string"}},
             },
         },
-        **problem_responses(401, 404, 409, 422),
+        **problem_responses(401, 429, 404, 409, 422),
     },
     response_class=StreamingResponse,
 )
 async def get_report(
-    job_id: uuid.UUID,
+    job_id: JobId,
     session: ReadSessionDep,
     store: StoreDep,
     tenant: TenantDep,
@@ -182,10 +205,10 @@ async def get_report(
     "/{job_id}/artifacts",
     operation_id="list_artifacts",
     response_model=ArtifactList,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(401, 429, 404, 409, 422),
 )
 async def list_artifacts(
-    job_id: uuid.UUID, session: ReadSessionDep, store: StoreDep, tenant: TenantDep
+    job_id: JobId, session: ReadSessionDep, store: StoreDep, tenant: TenantDep
 ) -> ArtifactList:
     """Result files of a succeeded job (spots.csv, features.json, analysis.json, figures, h5ad, report)."""
     job = await service.get_job(session, tenant, job_id)
@@ -207,12 +230,12 @@ async def list_artifacts(
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
             },
         },
-        **problem_responses(401, 404, 409, 422),
+        **problem_responses(401, 429, 404, 409, 422),
     },
     response_class=StreamingResponse,
 )
 async def get_artifact(
-    job_id: uuid.UUID, name: str, session: ReadSessionDep, store: StoreDep, tenant: TenantDep
+    job_id: JobId, name: str, session: ReadSessionDep, store: StoreDep, tenant: TenantDep
 ) -> StreamingResponse:
     """One result file, streamed."""
     job = await service.get_job(session, tenant, job_id)

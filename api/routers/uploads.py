@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import anyio
 from fastapi import APIRouter, Query, Request, status
 
 from api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from api.errors import problem_responses
 from api.schemas import UploadOut
+from core.jobs.errors import UploadTimeout
 from core.jobs.uploads import receive_upload
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+
+async def _with_idle_timeout(chunks: AsyncIterator[bytes], idle_s: float) -> AsyncIterator[bytes]:
+    """The body's chunks; a body that sends nothing for ``idle_s`` seconds is cut off (408)."""
+    it = chunks.__aiter__()
+    while True:
+        try:
+            with anyio.fail_after(idle_s):
+                chunk = await it.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError as e:
+            raise UploadTimeout(
+                f"the upload body stalled for {idle_s:g} s (MGS_UPLOAD_IDLE_TIMEOUT_S)"
+            ) from e
+        yield chunk
 
 
 @router.post(
@@ -17,7 +37,7 @@ router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
     operation_id="create_upload",
     status_code=status.HTTP_201_CREATED,
     response_model=UploadOut,
-    responses=problem_responses(401, 413, 415, 422),
+    responses=problem_responses(401, 408, 413, 415, 422, 429),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -46,7 +66,7 @@ async def create_upload(
         settings,
         tenant,
         filename,
-        request.stream(),
+        _with_idle_timeout(request.stream(), settings.upload_idle_timeout_s),
         int(length) if length and length.isdigit() else None,
     )
     await session.commit()

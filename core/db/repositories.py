@@ -65,6 +65,19 @@ def job_of_tenant(job_id: uuid.UUID, tenant_id: str) -> tuple[Select[Any], dict[
     return JOB_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}
 
 
+def active_jobs_of_tenant(tenant_id: str) -> Select[Any]:
+    """How many jobs of the tenant are queued or running."""
+    return select(func.count()).where(
+        Job.tenant_id == tenant_id,
+        Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+    )
+
+
+def lock_tenant_submits(tenant_id: str) -> Any:
+    """A transaction-scoped advisory lock: one tenant's submits count their active jobs in turn."""
+    return select(func.pg_advisory_xact_lock(func.hashtext(literal("submit:" + tenant_id))))
+
+
 def job_by_idempotency_key(tenant_id: str, key: str) -> Select[Any]:
     return select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
 

@@ -39,3 +39,19 @@ class LeaseLost(MGSError):
 
 class AttemptsExhausted(MGSError):
     code = "attempts_exhausted"
+
+
+class TooManyRequests(MGSError):
+    """A rate or concurrency limit; ``retry_after`` (s) goes to the ``Retry-After`` header."""
+
+    code = "too_many_requests"
+    http_status = 429
+
+    def __init__(self, detail: str, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = max(1, int(retry_after))
+
+
+class UploadTimeout(MGSError):
+    code = "upload_timeout"
+    http_status = 408

@@ -19,7 +19,7 @@ from core.db import repositories as repo
 from core.db.models import TERMINAL_STATES, Job, JobKind, JobState
 from core.errors import BadOption
 from core.jobs import outbox, webhooks
-from core.jobs.errors import Conflict, NotFound
+from core.jobs.errors import Conflict, NotFound, TooManyRequests
 from core.storage import ObjectStore
 
 REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
@@ -68,6 +68,17 @@ async def submit_job(
             return existing, False
     if req.kind == JobKind.TEST_SLEEP.value and not settings.enable_test_jobs:
         raise BadOption("unknown job kind")
+    if settings.max_concurrent_jobs_per_tenant > 0:
+        await session.execute(repo.lock_tenant_submits(tenant_id))
+        active = (await session.execute(repo.active_jobs_of_tenant(tenant_id))).scalar_one()
+        if active >= settings.max_concurrent_jobs_per_tenant:
+            raise TooManyRequests(
+                f"{active} jobs of this tenant are queued or running, the limit is "
+                f"{settings.max_concurrent_jobs_per_tenant} (MGS_MAX_CONCURRENT_JOBS_PER_TENANT); "
+                "submit again when one has finished",
+                retry_after=30,
+                code="too_many_jobs",
+            )
     upload = (
         await session.execute(repo.upload_of_tenant(req.upload_id, tenant_id))
     ).scalar_one_or_none()

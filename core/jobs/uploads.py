@@ -10,6 +10,7 @@ import hashlib
 import os
 import tarfile
 import tempfile
+import unicodedata
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
@@ -131,6 +132,15 @@ def sniff_format(path: Path, max_members: int, max_bytes: int | None = None) -> 
     )
 
 
+def display_name(filename: str | None) -> str:
+    """The client's file name for display only: NFC, no control/format/bidi characters, no
+    directories. It never reaches a storage key (keys are ``uploads/{tenant}/{uuid}``)."""
+    name = unicodedata.normalize("NFC", filename or "")
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
+    name = PurePosixPath(name.replace("\\", "/")).name.strip()
+    return (name if name not in ("", ".", "..") else "upload")[:255]
+
+
 async def receive_upload(
     session: AsyncSession,
     store: ObjectStore,
@@ -183,7 +193,7 @@ async def receive_upload(
     upload = Upload(
         id=upload_id,
         tenant_id=tenant_id,
-        filename=(filename or "upload")[:255],
+        filename=display_name(filename),
         format=fmt,
         size=size,
         sha256=digest.hexdigest(),
