@@ -100,6 +100,10 @@ def run_analysis_stage(
 
     options = options or AnalyzeOptions()
     settings = settings or get_settings()
+    cap = getattr(settings, "analysis_memory_mb", 0)
+    if cap and cap < settings.memory_budget_mb:
+        # the analysis worker's memory limit is the budget the preflight checks against
+        settings = settings.model_copy(update={"memory_budget_mb": cap})
     report = progress or (lambda stage, frac: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

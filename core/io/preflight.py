@@ -208,7 +208,8 @@ def _check_budget(n_obs: int, n_vars: int, nnz: int, budget_mb: float, what: str
         raise OverMemoryBudget(
             f"{what}: {n_obs:,} spots x {n_vars:,} genes ({nnz:,} non-zeros) needs about "
             f"{est:,.0f} MiB, over the memory budget of {budget_mb:,.0f} MiB; raise "
-            f"MGS_MEMORY_BUDGET_MB, or for Visium HD analyse a coarser bin size"
+            f"MGS_MEMORY_BUDGET_MB (and MGS_ANALYSIS_MEMORY_MB on an analysis worker), or for Visium HD "
+            f"analyse a coarser bin size"
         )
     return est
 

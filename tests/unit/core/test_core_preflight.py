@@ -165,3 +165,11 @@ def test_read_sample_layouts(good: Path, tmp_path: Path) -> None:
     make_sample(layout="hd", n_spots=400, n_genes=300, seed=1).adata.write_h5ad(hd)  # type: ignore[attr-defined]
     s2 = read_sample(hd, Settings())
     assert s2.layout == "visium_hd" and s2.bin_size_um == 8.0
+
+
+def test_worker_memory_cap_is_the_preflight_budget(good: Path, tmp_path: Path) -> None:
+    from core.runner import run_analysis_stage
+
+    with pytest.raises(errors.OverMemoryBudget, match="memory budget of 100 MiB"):
+        run_analysis_stage(good, tmp_path / "o", settings=Settings(analysis_memory_mb=100))
+    assert not (tmp_path / "o").exists()
