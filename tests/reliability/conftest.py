@@ -37,9 +37,10 @@ from tests.service.conftest import (  # noqa: F401  (fixtures re-used as they ar
 
 
 def pytest_addoption(parser: Any) -> None:
-    parser.addoption(
-        "--long", action="store_true", default=False, help="reliability suite: bigger counts"
-    )
+    import contextlib
+
+    with contextlib.suppress(ValueError):  # tests/conftest.py registers it for every folder
+        parser.addoption("--long", action="store_true", default=False, help="bigger counts")
 
 
 def _reachable(port: int) -> bool:
