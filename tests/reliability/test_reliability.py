@@ -262,7 +262,9 @@ def test_redelivery_while_running(
     short = {"MGS_BROKER_VISIBILITY_TIMEOUT_S": "2"}
     fleet.relay(**short)
     ws = [fleet.worker(f"w{i}", **short) for i in range(n + 1)]
-    ids = [submit_test_job(env, tenant, up, {"sleep_s": 6.0}, sink.url) for _ in range(n)]
+    # ~12 s jobs: long enough for kombu to restore the unacked task to the idle worker even on an
+    # idle machine (6 s was sometimes finished before the restore ran)
+    ids = [submit_test_job(env, tenant, up, {"sleep_s": 12.0}, sink.url) for _ in range(n)]
     rows = wait_terminal(db, ids, timeout=180)
     commits = committed_results(db, ids)
     deliveries = {i: received(ws, i) for i in ids}
