@@ -201,7 +201,7 @@ def write_figures(out: Path, res: AnalysisResult, image: np.ndarray | None, scal
         hv_cols = np.searchsorted(res.gene_names, res.hvg) if np.all(res.gene_names[:-1] <= res.gene_names[1:]) else None
         lookup = {g: i for i, g in enumerate(res.gene_names)}
         cols = [lookup[str(res.hvg[j])] if hv_cols is None else int(hv_cols[j]) for j in top]
-        sub = res.xlog[:, cols].toarray()  # one pass over the matrix for all the genes shown
+        sub = res.xlog.columns(cols)  # one pass over the counts for all the genes shown
         vals = [sub[:, i] for i in range(len(cols))]
         titles = [f"{res.hvg[j]} (Moran's I {res.moran['I'][j]:.2f})" for j in top]
         continuous_maps(out / "spatially_variable_genes.png", res, vals, titles, None, scalef, spot_px)

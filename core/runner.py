@@ -215,7 +215,7 @@ def _write_h5ad(path: Path, sample: Any, res: Any) -> None:
     }, index=pd.Index(res.obs_names))
     var = pd.DataFrame(index=pd.Index(res.gene_names))
     var["highly_variable"] = var.index.isin(res.hvg)
-    out = ad.AnnData(X=res.xlog, obs=obs, var=var)
+    out = ad.AnnData(X=res.xlog.materialize(), obs=obs, var=var)
     out.layers["counts"] = res.counts
     out.obsm["spatial"] = res.xy
     out.obsm["X_pca"] = res.pca

@@ -1,7 +1,7 @@
 """run_analysis(): AnnData in, a typed AnalysisResult out.
 
-QC -> normalise/log1p -> HVGs -> PCA -> kNN -> Leiden -> markers ->
-annotation -> spatial graph -> Moran's I -> neighbourhood enrichment ->
+QC -> normalise/log1p -> HVGs -> PCA -> spatial graph -> Moran's I -> kNN -> Leiden ->
+markers -> annotation -> neighbourhood enrichment ->
 diversity -> domains. Every randomised step takes ``params.seed``.
 """
 
@@ -79,7 +79,7 @@ class AnalysisResult:
     nhood_lineage: tuple[np.ndarray, list[str]]
     nhood_cluster: np.ndarray
     diversity: np.ndarray  # per-spot neighbourhood entropy of cell types
-    xlog: sp.csr_matrix  # log-normalised kept spots x kept genes (for figures / h5ad)
+    xlog: pp.LogNormalized  # log-normalised kept spots x kept genes, on demand (figures / h5ad)
     counts: sp.csr_matrix
     px_per_um: float | None
     timings: dict[str, float] = field(default_factory=dict)
@@ -232,29 +232,33 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     hvg_mask = np.zeros(Xlog.shape[1], dtype=bool)
     hvg_mask[hvg_idx] = True  # hvg_idx is sorted: the same matrix as Xlog[:, hvg_idx]
     Xhvg = subset_csr(Xlog, np.ones(Xlog.shape[0], dtype=bool), hvg_mask)  # for PCA and Moran's I
+    # From here on the log-normalised values are made on demand from the counts (bit-identical):
+    # holding them costs 4 bytes per non-zero through clustering and annotation, the peak.
+    del Xlog
+    lognorm = pp.LogNormalized(X)
     pcs, evr = pp.pca_sparse(Xhvg, params.n_pcs, seed=params.seed)
     lap("pca", 0.3)
+    # Moran's I now, so that the HVG matrix is not held through clustering and annotation
+    A = spa.spatial_graph(xy, layout)
+    moran = spa.morans_i(Xhvg, A)
+    del Xhvg
+    lap("moran", 0.35)
     n = X.shape[0]
     knn_idx: np.ndarray | None = None
     if n >= 3 and pcs.shape[1] >= 1:
         knn_idx, _ = pp.knn_graph(pcs, min(params.n_neighbors, n - 1), seed=params.seed, threads=params.threads)
-        adj = pp.knn_to_adjacency(knn_idx, n)
         lap("neighbors", 0.4)
-        clusters = cl.leiden(adj, params.resolution, seed=params.seed)
+        clusters = cl.leiden_knn(knn_idx, params.resolution, seed=params.seed)
     else:
         clusters = np.zeros(n, dtype=np.int64)
     lap("leiden", 0.45)
-    cluster_markers = cl.marker_genes(Xlog, clusters, genes)
+    cluster_markers = cl.marker_genes(lognorm, clusters, genes)
     lap("markers", 0.5)
 
     annotation = ann.annotate(X, genes, markers, multi_cell=(layout == "visium"), knn_idx=knn_idx)
     majority = ann.cluster_majority(clusters, annotation.cell_type)
     lap("annotate", 0.6)
 
-    A = spa.spatial_graph(xy, layout)
-    moran = spa.morans_i(Xhvg, A)
-    del Xhvg
-    lap("moran", 0.7)
     ct_codes, ct_names = _encode(annotation.cell_type)
     lin_codes = np.array([LINEAGES.index(v) for v in annotation.lineage])
     z_ct, _ = spa.nhood_enrichment(A, ct_codes, params.n_perms, params.seed)
@@ -267,7 +271,7 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
 
     domains = dom.find_domains(pcs, annotation.probs, xy, layout, A, px_per_um, seed=params.seed,
                                n_domains=params.n_domains)
-    domain_markers = cl.marker_genes(Xlog, domains.labels, genes)
+    domain_markers = cl.marker_genes(lognorm, domains.labels, genes)
     lap("domains", 0.9)
 
     return AnalysisResult(
@@ -276,6 +280,6 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
         cluster_markers=cluster_markers, annotation=annotation, cluster_majority=majority,
         domains=domains, domain_markers=domain_markers, spatial_graph=A, moran=moran,
         nhood_celltype=(z_ct, ct_names), nhood_lineage=(z_lin, [LINEAGES[i] for i in present_lin]),
-        nhood_cluster=z_cl, diversity=diversity, xlog=Xlog, counts=X, px_per_um=px_per_um,
+        nhood_cluster=z_cl, diversity=diversity, xlog=lognorm, counts=X, px_per_um=px_per_um,
         timings=t, marker_source=markers.source,
     )

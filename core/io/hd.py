@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from core.arrays import unique_int, unique_int_inverse
 from core.errors import (
     BadCoordinates,
     BadOption,
@@ -129,8 +130,8 @@ def count_parents(positions: Path, factor: int) -> int:
         m = t.column("in_tissue").to_numpy() > 0
         r = t.column("array_row").to_numpy()[m].astype(np.int64) // factor
         c = t.column("array_col").to_numpy()[m].astype(np.int64) // factor
-        keys.append(np.unique(r * (1 << 20) + c))
-    return len(np.unique(np.concatenate(keys))) if keys else 0
+        keys.append(unique_int(r * (1 << 20) + c))
+    return len(unique_int(np.concatenate(keys))) if keys else 0
 
 
 def bin_options(hd_root: Path, settings_budget_mb: float) -> list[BinOption]:
@@ -310,7 +311,7 @@ def aggregate_bins(fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUN
         # parent of every fine bin; -1 for bins without a position (their counts are dropped)
         key = np.where(placed, (row.astype(np.int64) // factor) * (1 << 20) + col.astype(np.int64) // factor, -1)
         del row, col
-        ukeys, parent = np.unique(key[placed], return_inverse=True)
+        ukeys, parent = unique_int_inverse(key[placed])
         parent_of = np.full(n_bc, -1, dtype=np.int64)
         parent_of[placed] = parent
         del key, parent

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from core.arrays import unique_int_inverse
+
 MICRONS_PER_PIXEL = 0.2737
 
 
@@ -157,7 +159,7 @@ def split_to_fine(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, factor: 
     del bin_i, child
     key = fr * (1 << 24) + fc
     del fr, fc
-    ukey, fine = np.unique(key, return_inverse=True)
+    ukey, fine = unique_int_inverse(key)
     del key
     F = sp.csr_matrix((np.ones(len(fine), dtype=np.int32), (fine, gene)), shape=(len(ukey), X.shape[1]))
     F.sum_duplicates()

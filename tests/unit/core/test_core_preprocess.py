@@ -75,6 +75,52 @@ def test_leiden_is_seeded_and_finds_blocks() -> None:
         assert len(np.unique(truth[a == c])) == 1
 
 
+def test_lognormalized_is_bit_identical_to_normalize_log1p() -> None:
+    X = _counts(500, 80, 3)
+    X[7] = 0  # an empty row
+    X.eliminate_zeros()
+    ref = pp.normalize_log1p(X)
+    lz = pp.LogNormalized(X)
+    assert np.array_equal(lz.row_values(0, X.shape[0]), ref.data)
+    assert np.array_equal(lz.row_values(100, 250), ref[100:250].data)
+    assert np.array_equal(lz.columns([3, 0, 41]), ref[:, [3, 0, 41]].toarray())
+    m = lz.materialize()
+    assert np.array_equal(m.data, ref.data) and np.array_equal(m.indices, ref.indices)
+    labels = np.arange(X.shape[0]) % 4
+    for a, b in zip(cl.group_stats(lz, labels, chunk_nnz=333), cl.group_stats(ref, labels), strict=True):
+        assert np.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_knn_edges_equal_the_upper_triangle_of_the_adjacency_and_leiden_agrees() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(400, 6)).astype(np.float32)
+    idx, _ = pp.knn_graph(x, 7)
+    idx[3, 0] = 3  # a self-loop entry is dropped, as by knn_to_adjacency
+    A = pp.knn_to_adjacency(idx, len(x))
+    up = sp.triu(A, k=1).tocoo()
+    r, c = cl.knn_edges(idx)
+    assert np.array_equal(up.row, r) and np.array_equal(up.col, c)
+    assert np.array_equal(cl.leiden(A, 1.0, seed=2), cl.leiden_knn(idx, 1.0, seed=2))
+
+
+def test_label_spreading_matches_the_dense_iteration() -> None:
+    from core.analysis.annotate import label_spreading
+
+    rng = np.random.default_rng(9)
+    n, K = 300, 4
+    idx, _ = pp.knn_graph(rng.normal(size=(n, 5)).astype(np.float32), 6)
+    P0 = rng.dirichlet(np.ones(K), size=n)
+    A = pp.knn_to_adjacency(idx, n).toarray().astype(np.float64)
+    S = A / np.sqrt(np.outer(A.sum(1), A.sum(1)))
+    P = P0.copy()
+    for _ in range(30):
+        P = 0.95 * S @ P + 0.05 * P0
+    P /= P.sum(1, keepdims=True)
+    got = label_spreading(idx, P0)
+    assert got.shape == (n, K)
+    assert np.abs(got - P).max() < 1e-5
+
+
 def test_marker_genes_ranks_the_planted_gene_first() -> None:
     X = _counts(300, 50, 6).toarray()
     labels = np.repeat([0, 1, 2], 100)
