@@ -95,7 +95,7 @@ def set_membership(found: dict[str, np.ndarray], n_genes: int) -> sp.csr_matrix:
 
 
 def marker_scores(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.csr_matrix,
-                  chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  chunk: int = 16_384) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-type score: the mean over its markers of each marker's Poisson enrichment z-score.
 
     For spot i and marker gene g: O = UMIs of g summed over i and its expression-space
@@ -104,7 +104,8 @@ def marker_scores(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.
     set: one strongly expressed marker shared with another population does not carry the
     call. Pooling over the kNN graph (built from all highly variable genes) borrows strength
     from transcriptionally similar spots, which matters for shallow HD bins (~100-500 UMIs).
-    Rows are processed in chunks so memory stays O(chunk x markers).
+    Rows are processed in chunks so memory stays O(chunk x markers) (16,384 rows: three dense
+    chunk x markers float64 arrays of ~25 MB each; 100,000 rows cost ~0.5 GB at the peak).
 
     Returns (scores n x K, pooled marker-set counts n x K, pooled depth n).
     """
