@@ -29,6 +29,18 @@ Progress = Callable[[str, float], None]
 ARTIFACTS = ("spots.csv", "features.json", "analysis.json", "he_image.png", "leakage_context.json")
 
 
+def analysis_budget(settings: Settings) -> Settings:
+    """Settings whose ``memory_budget_mb`` is the analysis worker's memory limit where that is lower.
+
+    The analysis worker's limit (``MGS_ANALYSIS_MEMORY_MB``) is the budget the preflight checks
+    against and the budget Visium HD's bin-size choice fits; the validation step uses the same.
+    """
+    cap = getattr(settings, "analysis_memory_mb", 0)
+    if cap and cap < settings.memory_budget_mb:
+        return settings.model_copy(update={"memory_budget_mb": cap})
+    return settings
+
+
 @dataclass
 class AnalyzeOptions:
     """User-facing options of the analysis stage."""
@@ -100,10 +112,7 @@ def run_analysis_stage(
 
     options = options or AnalyzeOptions()
     settings = settings or get_settings()
-    cap = getattr(settings, "analysis_memory_mb", 0)
-    if cap and cap < settings.memory_budget_mb:
-        # the analysis worker's memory limit is the budget the preflight checks against
-        settings = settings.model_copy(update={"memory_budget_mb": cap})
+    settings = analysis_budget(settings)
     report = progress or (lambda stage, frac: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -103,9 +103,12 @@ def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um:
 def _find_sample_root(root: Path) -> Path:
     """Inside an extracted archive: the single .h5ad, or the folder that holds Space Ranger output."""
     h5ads = [p for p in root.rglob("*.h5ad") if p.is_file()]
-    for p in sorted(root.rglob("*"), key=lambda q: len(q.parts)):
+    # the archive's top level counts too (a Visium HD archive made inside outs/ holds binned_outputs/
+    # at the top); a bin folder (binned_outputs/square_002um) stands for its Space Ranger HD root, so
+    # that the bin size is chosen for the budget rather than taken as the first folder found
+    for p in [root, *sorted(root.rglob("*"), key=lambda q: len(q.parts))]:
         if p.is_dir() and ((p / "filtered_feature_bc_matrix.h5").is_file() or (p / "binned_outputs").is_dir()):
-            return p
+            return p.parent.parent if p.parent.name == "binned_outputs" else p
     if len(h5ads) == 1:
         return h5ads[0]
     if len(h5ads) > 1:

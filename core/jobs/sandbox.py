@@ -31,7 +31,11 @@ def validate_in_subprocess(path: Path, settings: Settings) -> dict[str, Any]:
     """Read and check ``path`` in a limited child; returns its summary or raises an InputError."""
     memory_mb = settings.validation_memory_mb or settings.memory_budget_mb + 2048
     timeout = settings.validation_timeout_s
-    env_overrides = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    from core.runner import analysis_budget
+
+    env_overrides = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                     # the child checks against the analysis budget of *these* settings
+                     "MGS_MEMORY_BUDGET_MB": str(analysis_budget(settings).memory_budget_mb)}
     import os
 
     try:
@@ -176,8 +180,11 @@ def _main(path: str) -> None:
     try:
         from core.config import get_settings
         from core.io.readers import read_sample
+        from core.runner import analysis_budget
 
-        sample = read_sample(path, get_settings())
+        # the same budget as the analysis (its worker's memory limit), so that a Visium HD
+        # sample is validated at the bin size the analysis will pick
+        sample = read_sample(path, analysis_budget(get_settings()))
         summary = {
             "n_obs": int(sample.adata.n_obs),
             "n_vars": int(sample.adata.n_vars),
@@ -185,6 +192,7 @@ def _main(path: str) -> None:
             "source_format": sample.source_format,
             "sha256": sample.sha256,
             "has_image": sample.image is not None,
+            "bin_size_um": sample.bin_size_um,
         }
         print(json.dumps({"ok": True, "summary": summary}))
     except MGSError as e:

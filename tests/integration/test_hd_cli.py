@@ -75,3 +75,29 @@ def test_hd_analyze_picks_finest_fitting_bin_size(hd_pair: tuple[Path, Path], tm
         assert fits == {2: False, 8: True, 16: True}
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("top", ["binned_outputs", "outs"])
+def test_hd_archive_is_read_at_the_bin_size_the_budget_allows(hd_pair: tuple[Path, Path], tmp_path: Path,
+                                                             top: str) -> None:
+    """A .tar of a 2 um HD folder (from inside outs/, or of outs/ itself), as uploaded to the service:
+    the HD root is found (not the first folder holding an h5) and the validation step, run under the
+    analysis worker's memory limit, reads it at the finest bin size that fits."""
+    import tarfile
+
+    from core.io.hd import bin_options
+    from core.jobs.sandbox import validate_in_subprocess
+
+    _, outs = hd_pair
+    opts = {o.bin_size_um: o for o in bin_options(outs / "binned_outputs", 1e9)}
+    cap = int((opts[2].estimated_memory_mb + opts[8].estimated_memory_mb) / 2)
+    tar = tmp_path / "hd.tar"
+    with tarfile.open(tar, "w") as t:
+        if top == "outs":
+            t.add(outs, arcname="outs")
+        else:
+            t.add(outs / "binned_outputs", arcname="binned_outputs")
+    s = read_sample(tar, Settings(memory_budget_mb=cap))
+    assert s.bin_size_um == 8 and s.adata.n_obs > 1000
+    summary = validate_in_subprocess(tar, Settings(memory_budget_mb=8192, analysis_memory_mb=cap))
+    assert summary["bin_size_um"] == 8 and summary["n_obs"] == s.adata.n_obs
