@@ -67,6 +67,10 @@ def morans_i(X: sp.csr_matrix | np.ndarray, A: sp.csr_matrix, two_tailed: bool =
     rowsum_w = np.asarray(W.sum(axis=1)).ravel()
     # x'Wx per column, in row chunks: W @ X has ~degree x nnz(X) values, never held whole
     xWx = np.zeros(Xs.shape[1])
+    # W @ X of a chunk is nearly dense for dense-ish data (Visium: 6 neighbours x ~1,000 genes per
+    # spot): bound the chunk by its dense size (~4 M values), not only by rows (40,000 Visium spots
+    # x 2,000 genes peaked at 2.6 GB with 100,000-row chunks)
+    chunk_rows = max(1, min(chunk_rows, 4_000_000 // max(1, Xs.shape[1])))
     for r0 in range(0, n, chunk_rows):
         r1 = min(r0 + chunk_rows, n)
         WXc = W[r0:r1] @ Xs

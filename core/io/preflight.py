@@ -72,12 +72,13 @@ def estimate_memory_mb(n_obs: int, n_vars: int, nnz: int) -> float:
 
     Counts (CSR float32 + int32 indices, 8 bytes per non-zero) are held once; the normalised
     values (4 bytes per non-zero) exist only while the highly variable genes are chosen and
-    subset (afterwards they are made on demand), plus per-spot dense work (50 PCs, 15-NN graph,
-    neighbour graph, scores) and per-gene statistics. Calibrated on synthetic samples (bench/):
-    at 650,000 HD bins x 18,000 genes (129 M non-zeros) it says 3.5 GB against 2.7 GB measured;
-    deliberately conservative, since the analysis worker's limit is on address space.
+    subset, and PCA and Moran's I take float64 copies of the HVG matrix; plus per-spot dense
+    work (50 PCs, 15-NN graph, neighbour graph, scores) and per-gene statistics. Calibrated on
+    synthetic samples (bench/): at 650,000 HD bins x 18,000 genes (129 M non-zeros) it says
+    4.1 GB against 2.6-2.7 GB measured; dense Visium-like samples (a third of all values
+    non-zero) come closer to it. Deliberately conservative.
     """
-    sparse_bytes = nnz * 8 * 1.6
+    sparse_bytes = nnz * 8 * 2.2
     per_obs = n_obs * (50 * 4 * 3 + 15 * 12 * 4 + 40 * 8 + 1024)
     per_var = n_vars * 200
     return (sparse_bytes + per_obs + per_var) / 2**20 + 250.0
