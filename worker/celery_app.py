@@ -10,6 +10,22 @@ from celery.signals import worker_init, worker_process_init, worker_shutting_dow
 from core.config import get_settings
 
 
+def transport_options(visibility_timeout_s: int) -> dict[str, int]:
+    """Redis transport options: the visibility timeout and how often unacked tasks are swept back.
+
+    kombu's event loop calls its restore sweep every ``unacked_restore_interval`` s (default 10)
+    but scans Redis only on every ``unacked_restore_throttle``-th call (default 10), so a task
+    whose worker died came back up to ~100 s after its visibility timeout, at a phase that
+    depended on when the worker started. Scanning on every call, at most every 10 s (every
+    half visibility timeout when that is shorter), bounds the delay; each scan is one ZRANGE.
+    """
+    return {
+        "visibility_timeout": visibility_timeout_s,
+        "unacked_restore_interval": max(1, min(10, visibility_timeout_s // 2)),
+        "unacked_restore_throttle": 1,
+    }
+
+
 def make_celery(broker_url: str, visibility_timeout_s: int | None = None) -> Celery:
     app = Celery("medgemma_spatial", broker=broker_url, include=["worker.tasks"])
     app.conf.update(
@@ -24,9 +40,7 @@ def make_celery(broker_url: str, visibility_timeout_s: int | None = None) -> Cel
             "mgs.report": {"queue": "report"},
         },
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "visibility_timeout": visibility_timeout_s or get_settings().broker_visibility_timeout_s
-        },
+        broker_transport_options=transport_options(visibility_timeout_s or get_settings().broker_visibility_timeout_s),
         worker_hijack_root_logger=False,
         task_serializer="json",
         accept_content=["json"],
