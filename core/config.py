@@ -117,3 +117,15 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (read once)."""
     return Settings()
+
+
+def analysis_budget(settings: Settings) -> Settings:
+    """Settings whose ``memory_budget_mb`` is the analysis worker's memory limit where that is lower.
+
+    The analysis worker's limit (``MGS_ANALYSIS_MEMORY_MB``) is the budget the preflight checks
+    against and the budget Visium HD's bin-size choice fits; the validation step uses the same.
+    """
+    cap = settings.analysis_memory_mb
+    if cap and cap < settings.memory_budget_mb:
+        return settings.model_copy(update={"memory_budget_mb": cap})
+    return settings

@@ -21,24 +21,12 @@ from typing import Any
 import numpy as np
 
 from core import __version__
-from core.config import Settings, get_settings
+from core.config import Settings, analysis_budget, get_settings
 from core.errors import MGSError
 
 Progress = Callable[[str, float], None]
 
 ARTIFACTS = ("spots.csv", "features.json", "analysis.json", "he_image.png", "leakage_context.json")
-
-
-def analysis_budget(settings: Settings) -> Settings:
-    """Settings whose ``memory_budget_mb`` is the analysis worker's memory limit where that is lower.
-
-    The analysis worker's limit (``MGS_ANALYSIS_MEMORY_MB``) is the budget the preflight checks
-    against and the budget Visium HD's bin-size choice fits; the validation step uses the same.
-    """
-    cap = getattr(settings, "analysis_memory_mb", 0)
-    if cap and cap < settings.memory_budget_mb:
-        return settings.model_copy(update={"memory_budget_mb": cap})
-    return settings
 
 
 @dataclass

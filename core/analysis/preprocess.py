@@ -15,17 +15,7 @@ import scipy.sparse as sp
 
 def normalize_log1p(X: sp.csr_matrix, target_sum: float = 1e4, chunk_rows: int = 65_536) -> sp.csr_matrix:
     """log1p(counts / total * target_sum), as a new CSR sharing X's index arrays."""
-    total = np.asarray(X.sum(axis=1)).ravel()
-    scale = np.where(total > 0, target_sum / np.maximum(total, 1e-12), 0.0).astype(np.float32)
-    data = np.empty(X.nnz, dtype=np.float32)
-    # in row chunks: no nnz-sized temporaries besides the output
-    for r0 in range(0, X.shape[0], chunk_rows):
-        r1 = min(r0 + chunk_rows, X.shape[0])
-        a, b = int(X.indptr[r0]), int(X.indptr[r1])
-        out = data[a:b]
-        np.multiply(X.data[a:b], np.repeat(scale[r0:r1], np.diff(X.indptr[r0:r1 + 1])), out=out)
-        np.log1p(out, out=out)
-    return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
+    return LogNormalized(X, target_sum).materialize(chunk_rows)
 
 
 class LogNormalized:
@@ -60,9 +50,15 @@ class LogNormalized:
         np.log1p(out, out=out)
         return out
 
-    def materialize(self) -> sp.csr_matrix:
-        """The whole matrix, as :func:`normalize_log1p` returns it."""
-        return normalize_log1p(self.counts)
+    def materialize(self, chunk_rows: int = 65_536) -> sp.csr_matrix:
+        """The whole matrix, as a new CSR sharing the counts' index arrays (in row chunks: no
+        nnz-sized temporaries besides the output)."""
+        X = self.counts
+        data = np.empty(X.nnz, dtype=np.float32)
+        for r0 in range(0, X.shape[0], chunk_rows):
+            r1 = min(r0 + chunk_rows, X.shape[0])
+            data[int(X.indptr[r0]):int(X.indptr[r1])] = self.row_values(r0, r1)
+        return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
 
 
 def gene_mean_var(X: sp.csr_matrix, chunk_nnz: int = 8_000_000,

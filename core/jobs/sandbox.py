@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings
+from core.config import Settings, analysis_budget
 from core.errors import InputError, MGSError
 
 
@@ -31,12 +31,12 @@ def validate_in_subprocess(path: Path, settings: Settings) -> dict[str, Any]:
     """Read and check ``path`` in a limited child; returns its summary or raises an InputError."""
     memory_mb = settings.validation_memory_mb or settings.memory_budget_mb + 2048
     timeout = settings.validation_timeout_s
-    from core.runner import analysis_budget
+    import os
 
     env_overrides = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                     # the child checks against the analysis budget of *these* settings
+                     # the child checks against the analysis budget (the analysis worker's memory
+                     # limit), so that a Visium HD sample is validated at the bin size the analysis picks
                      "MGS_MEMORY_BUDGET_MB": str(analysis_budget(settings).memory_budget_mb)}
-    import os
 
     try:
         proc = subprocess.run(
@@ -180,11 +180,8 @@ def _main(path: str) -> None:
     try:
         from core.config import get_settings
         from core.io.readers import read_sample
-        from core.runner import analysis_budget
 
-        # the same budget as the analysis (its worker's memory limit), so that a Visium HD
-        # sample is validated at the bin size the analysis will pick
-        sample = read_sample(path, analysis_budget(get_settings()))
+        sample = read_sample(path, get_settings())
         summary = {
             "n_obs": int(sample.adata.n_obs),
             "n_vars": int(sample.adata.n_vars),
