@@ -274,7 +274,7 @@ def aggregate_bins(fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUN
         Matrix values read per chunk; memory beyond the output grows with it and with the
         band of parent rows still open.
     """
-    import h5py
+    from core.io.hdf5_safety import open_checked
 
     m = BIN_DIR_RE.match(fine_dir.name)
     if not m:
@@ -285,7 +285,7 @@ def aggregate_bins(fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUN
     factor = target_um // fine_um
     h5 = fine_dir / "filtered_feature_bc_matrix.h5"
     positions = positions_file(fine_dir / "spatial")
-    with h5py.File(h5, "r") as f:
+    with open_checked(h5) as f:
         g = f["matrix"]
         n_feat, n_bc = (int(v) for v in g["shape"][:])
         bcs = np.asarray(g["barcodes"][:])

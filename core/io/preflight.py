@@ -1,7 +1,8 @@
 """Checks made with h5py before anything is loaded.
 
-A hostile or broken file must be refused here, cheaply and precisely: no
-external links or virtual datasets, declared shapes that agree with the data
+A hostile or broken file must be refused here, cheaply and precisely: nothing
+that reads outside the file (external links, virtual datasets, external storage,
+plugin filters: :mod:`core.io.hdf5_safety`), declared shapes that agree with the data
 actually stored, monotone ``indptr``, indices within range, finite spatial
 coordinates, images within a pixel cap, and a memory estimate under budget.
 Nothing here reads more than O(n_obs) values plus bounded chunks of the matrix.
@@ -26,6 +27,7 @@ from core.errors import (
     UnsafeFile,
     UnsupportedFormat,
 )
+from core.io.hdf5_safety import check_hdf5_tree, harden_hdf5
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _CHUNK = 4_000_000  # values read per chunk when scanning indices / data
@@ -91,6 +93,7 @@ def _open(path: Path) -> Any:
         raise UnsupportedFormat(f"{path.name}: no such file")
     if not is_hdf5(path):
         raise UnsupportedFormat(f"{path.name} is not an HDF5 file (AnnData .h5ad or 10x .h5 expected)")
+    harden_hdf5()
     try:
         return h5py.File(path, "r")
     except OSError as e:
@@ -98,37 +101,8 @@ def _open(path: Path) -> Any:
 
 
 def _check_links(f: Any) -> None:
-    """Refuse external links, soft links leaving the file and virtual datasets."""
-    import h5py
-
-    bad: list[str] = []
-
-    def walk(group: Any, prefix: str, depth: int) -> None:
-        if depth > 32:
-            bad.append(f"{prefix} (nesting deeper than 32)")
-            return
-        for name in group:
-            link = group.get(name, getlink=True)
-            p = f"{prefix}/{name}"
-            if isinstance(link, h5py.ExternalLink):
-                bad.append(f"{p} is an external link to {link.filename}")
-                continue
-            if isinstance(link, h5py.SoftLink):
-                bad.append(f"{p} is a soft link")
-                continue
-            try:
-                obj = group[name]
-            except (KeyError, OSError) as e:
-                raise CorruptFile(f"cannot read {p}: {e}") from e
-            if isinstance(obj, h5py.Dataset):
-                if obj.is_virtual:
-                    bad.append(f"{p} is a virtual dataset")
-            elif isinstance(obj, h5py.Group):
-                walk(obj, p, depth + 1)
-
-    walk(f, "", 0)
-    if bad:
-        raise UnsafeFile("refused: " + "; ".join(bad[:5]))
+    """Refuse everything that makes HDF5 read outside the file (see :mod:`core.io.hdf5_safety`)."""
+    check_hdf5_tree(f)
 
 
 def _attr_str(obj: Any, key: str) -> str | None:

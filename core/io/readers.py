@@ -249,11 +249,11 @@ def detect_layout(obs_names: Any, obs: Any, xy: np.ndarray) -> str:
 def read_10x_h5(path: Path, settings: Settings) -> tuple[Any, PreflightReport]:
     """A 10x ``filtered_feature_bc_matrix.h5`` as AnnData (barcodes x genes, Gene Expression only)."""
     import anndata as ad
-    import h5py
+    from core.io.hdf5_safety import open_checked
     import pandas as pd
 
     report = preflight_10x_h5(path, settings.memory_budget_mb)
-    with h5py.File(path, "r") as f:
+    with open_checked(path) as f:
         g = f["matrix"]
         n_feat, n_bc = (int(v) for v in g["shape"][:])
         X = sp.csr_matrix(

@@ -36,13 +36,6 @@ SPACERANGER_MARKERS = (
 )
 
 
-_ANNDATA_CHECK = """
-import sys, h5py
-with h5py.File(sys.argv[1], "r") as f:
-    print("h5ad" if ("obs" in f and "var" in f) else "other")
-"""
-
-
 def _check_anndata_in_subprocess(path: Path) -> str:
     """Open the HDF5 file in a limited child: a hostile file can't crash the API process."""
     import resource
@@ -56,7 +49,7 @@ def _check_anndata_in_subprocess(path: Path) -> str:
 
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _ANNDATA_CHECK, str(path)],
+            [sys.executable, "-m", "core.io.hdf5_safety", str(path)],
             capture_output=True,
             timeout=30,
             preexec_fn=limits,
@@ -67,6 +60,12 @@ def _check_anndata_in_subprocess(path: Path) -> str:
     out = proc.stdout.decode(errors="replace").strip()
     if proc.returncode != 0:
         raise InputError("damaged HDF5 file (cannot be opened)", code="corrupt_file")
+    if out == "unsafe":
+        raise InputError(
+            "refused: the HDF5 file refers to data outside itself (external links or storage, "
+            "virtual datasets, soft links or plugin filters)",
+            code="unsafe_file",
+        )
     if out != "h5ad":
         raise UnsupportedFormat("an HDF5 file that is not AnnData (.h5ad with obs and var)")
     return "h5ad"

@@ -44,6 +44,22 @@ def _external(f: h5py.File) -> None:
     f["uns/evil"] = h5py.ExternalLink("/etc/passwd", "/")
 
 
+def _external_storage(f: h5py.File) -> None:
+    # issue 18 HIGH: uns/x's bytes would be read from the worker's /etc/passwd
+    f["uns"].create_dataset("x", (40,), "S64", external=[("/etc/passwd", 0, h5py.h5f.UNLIMITED)])
+
+
+def _external_environ(f: h5py.File) -> None:
+    f["obs"].create_dataset("env", (300,), "S64", external=[("/proc/self/environ", 0, h5py.h5f.UNLIMITED)])
+
+
+def _plugin_filter(f: h5py.File) -> None:
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((10,))
+    dcpl.set_filter(32008, h5py.h5z.FLAG_OPTIONAL, ())
+    h5py.h5d.create(f["uns"].id, b"plugged", h5py.h5t.NATIVE_INT32, h5py.h5s.create_simple((10,)), dcpl=dcpl)
+
+
 def _virtual(f: h5py.File) -> None:
     layout = h5py.VirtualLayout(shape=(10,), dtype="i8")
     layout[:] = h5py.VirtualSource("/etc/hostname", "d", shape=(10,))
@@ -195,6 +211,9 @@ CORPUS: dict[str, tuple[Callable[[Path], bytes], set[str]]] = {
     "hdf5_not_anndata": (_not_anndata, {"unsupported_format"}),
     "external_link": (_edit(_external), {"unsafe_file"}),
     "virtual_dataset": (_edit(_virtual), {"unsafe_file"}),
+    "external_storage_passwd": (_edit(_external_storage), {"unsafe_file"}),
+    "external_storage_environ": (_edit(_external_environ), {"unsafe_file"}),
+    "plugin_filter": (_edit(_plugin_filter), {"unsafe_file"}),
     "declared_shape_1e9x1e6": (_edit(_shape), {"corrupt_file"}),
     "indptr_not_monotone": (_edit(_indptr), {"corrupt_file"}),
     "indices_out_of_range": (_edit(_indices), {"corrupt_file"}),
@@ -280,6 +299,8 @@ def test_bad_file(name: str, outcomes: dict[str, dict[str, Any]]) -> None:
         assert got["state"] == "failed", got
         assert got["code"] in expected, got
     assert got["detail"] and len(got["detail"]) > 10, got
+    # nothing read from the worker's disk comes back, whatever the outcome
+    assert "root:" not in str(got) and "MGS_DATABASE_URL" not in str(got), got
 
 
 def test_api_and_workers_stay_up(
