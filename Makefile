@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 EXTRAS ?= service,model,dev
 
-.PHONY: venv demo test lint bench services
+.PHONY: venv demo test test-fast lint bench services
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,9 @@ services:
 
 test: venv services
 	$(VENV)/bin/python -m pytest -q
+
+test-fast: venv
+	$(VENV)/bin/python -m pytest -q tests/unit
 
 lint: venv
 	$(VENV)/bin/ruff check core api worker tests bench

@@ -24,7 +24,6 @@ from core.errors import (
     MissingCoordinates,
     MissingCounts,
     OverMemoryBudget,
-    UnsafeFile,
     UnsupportedFormat,
 )
 from core.io.hdf5_safety import check_hdf5_tree, harden_hdf5

@@ -249,8 +249,9 @@ def detect_layout(obs_names: Any, obs: Any, xy: np.ndarray) -> str:
 def read_10x_h5(path: Path, settings: Settings) -> tuple[Any, PreflightReport]:
     """A 10x ``filtered_feature_bc_matrix.h5`` as AnnData (barcodes x genes, Gene Expression only)."""
     import anndata as ad
-    from core.io.hdf5_safety import open_checked
     import pandas as pd
+
+    from core.io.hdf5_safety import open_checked
 
     report = preflight_10x_h5(path, settings.memory_budget_mb)
     with open_checked(path) as f:
