@@ -1,0 +1,112 @@
+"""One definition of every user-facing option, shared by the CLI, the API and the workers.
+
+The bounds and allowed values live here once. The CLI builds :class:`AnalysisOptions` and
+:class:`ReportOptions` from its arguments, the API validates a job's ``options`` with
+:class:`JobOptions` (so it answers 422 for anything a worker would refuse), and a worker
+rebuilds the same models from the stored job options. A value out of bounds raises
+:class:`~core.errors.BadOption` (``invalid_option``) with one sentence saying what is allowed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from core.errors import BadOption
+
+
+class Layout(StrEnum):
+    """How the measured units are laid out on the slide."""
+
+    VISIUM = "visium"
+    VISIUM_HD = "visium_hd"
+    GENERIC = "generic"
+
+
+class ReportBackend(StrEnum):
+    """Who writes the report's narrative."""
+
+    TEMPLATE = "template"
+    TRANSFORMERS = "transformers"
+    OPENAI = "openai"
+
+
+class PromptStrategy(StrEnum):
+    """How the tissue-blind prompt asks for the narrative (see :mod:`core.report.prompts`)."""
+
+    GUIDED_QUESTIONS = "guided_questions"
+    CREATE_REPORT = "create_report"
+    ANTI_PARROTING = "anti_parroting"
+
+
+RESOLUTION_RANGE = (0.1, 2.0)
+N_DOMAINS_RANGE = (2, 30)
+MAX_NEW_TOKENS_RANGE = (16, 8192)
+MAX_TILES = 8
+BIN_SIZES = (2, 8, 16)
+
+_Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+    @classmethod
+    def parse(cls, values: dict[str, Any] | None = None, **kw: Any) -> Any:
+        """Build from a mapping, turning a validation failure into :class:`BadOption`."""
+        try:
+            return cls.model_validate({**(values or {}), **kw})
+        except ValidationError as e:
+            raise BadOption(describe_validation_error(e)) from e
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class AnalysisOptions(_Options):
+    """Options of the analysis stage."""
+
+    resolution: float = Field(1.0, ge=RESOLUTION_RANGE[0], le=RESOLUTION_RANGE[1],
+                              description="Leiden resolution, 0.1 to 2.0.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of every randomised step.")
+    markers: _Text | None = Field(None, description="Marker table: a path (CLI) or a name the server knows.")
+    species: Literal["Hs", "Mm"] = Field("Hs", description="Species rows of a PanglaoDB table to keep.")
+    organs: list[_Text] | None = Field(None, max_length=50,
+                                       description="Organs of a PanglaoDB table to keep (None: all).")
+    write_h5ad: bool = Field(False, description="Also write the annotated AnnData.")
+    bin_size: Literal[2, 8, 16] | None = Field(None, description="Visium HD bin size to analyse (um).")
+    n_domains: int | None = Field(None, ge=N_DOMAINS_RANGE[0], le=N_DOMAINS_RANGE[1],
+                                  description="Fix the number of spatial domains (None: chosen automatically).")
+
+
+class ReportOptions(_Options):
+    """Options of the report stage."""
+
+    backend: ReportBackend = Field(ReportBackend.TEMPLATE, description="Who writes the narrative.")
+    model: _Text | None = Field(None, description="Model id or local path (transformers), model name (openai).")
+    prompt_strategy: PromptStrategy = Field(PromptStrategy.ANTI_PARROTING, description="Prompt strategy.")
+    max_new_tokens: int = Field(1024, ge=MAX_NEW_TOKENS_RANGE[0], le=MAX_NEW_TOKENS_RANGE[1],
+                                description="Most tokens the model may write.")
+    tiles: int = Field(0, ge=0, le=MAX_TILES, description="Extra high-magnification H&E tiles for the model.")
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    """One sentence per failing field, without echoing the rejected value."""
+    parts = []
+    for err in e.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "options"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid option: " + "; ".join(parts[:5])
+
+
+__all__ = [
+    "BIN_SIZES",
+    "AnalysisOptions",
+    "Layout",
+    "PromptStrategy",
+    "ReportBackend",
+    "ReportOptions",
+    "describe_validation_error",
+]
