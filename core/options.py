@@ -51,7 +51,7 @@ _Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r
 
 
 class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True, validate_default=True)
 
     @classmethod
     def parse(cls, values: dict[str, Any] | None = None, **kw: Any) -> Any:
