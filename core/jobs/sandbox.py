@@ -81,7 +81,6 @@ def analyse_in_subprocess(
     """
     import os
     import time
-    from dataclasses import asdict
 
     memory_mb = settings.analysis_memory_mb
     work = out.parent
@@ -89,7 +88,7 @@ def analyse_in_subprocess(
     spec = {
         "sample": str(sample),
         "out": str(out),
-        "options": asdict(options),
+        "options": options.as_dict(),
         "progress": str(progress_file),
     }
     env = {**os.environ, "OMP_NUM_THREADS": str(settings.blas_threads or 1)}
@@ -151,7 +150,8 @@ def _analyse_main(spec_json: str) -> None:
     spec = json.loads(spec_json)
     try:
         from core.config import get_settings
-        from core.runner import AnalyzeOptions, run_analysis_stage
+        from core.options import AnalysisOptions
+        from core.runner import run_analysis_stage
 
         fh = open(spec["progress"], "a", buffering=1)  # noqa: SIM115 (lives as long as the child)
 
@@ -159,7 +159,7 @@ def _analyse_main(spec_json: str) -> None:
             fh.write(json.dumps({"p": [stage, frac]}) + "\n")
 
         summary = run_analysis_stage(
-            spec["sample"], spec["out"], AnalyzeOptions(**spec["options"]), get_settings(), progress
+            spec["sample"], spec["out"], AnalysisOptions.parse(spec["options"]), get_settings(), progress
         )
         print(json.dumps({"ok": True, "summary": summary}, default=str))
     except MGSError as e:
