@@ -44,7 +44,17 @@ class JobOptions(BaseModel):
         None, max_length=200, description="Marker table name (default: shipped table)."
     )
     backend: Literal["template", "transformers", "openai"] | None = Field(
-        None, description="Who writes the narrative (default: the server's MGS_REPORT_BACKEND)."
+        None,
+        description="Who writes the narrative (default: the server's MGS_REPORT_BACKEND); "
+        "only backends in the server's MGS_REPORT_BACKENDS_ALLOWED (422 backend_not_allowed).",
+    )
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f]*$",
+        description="Model id (transformers) or served model name (openai); default: the server's. "
+        "Only models in the server's MGS_REPORT_MODELS_ALLOWED (422 model_not_allowed).",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
 

@@ -26,8 +26,10 @@ class JobOptions:
     """ 
         Attributes:
             backend (JobOptionsBackendType0 | None | Unset): Who writes the narrative (default: the server's
-                MGS_REPORT_BACKEND).
+                MGS_REPORT_BACKEND); only backends in the server's MGS_REPORT_BACKENDS_ALLOWED (422 backend_not_allowed).
             markers (None | str | Unset): Marker table name (default: shipped table).
+            model (None | str | Unset): Model id (transformers) or served model name (openai); default: the server's. Only
+                models in the server's MGS_REPORT_MODELS_ALLOWED (422 model_not_allowed).
             prompt_strategy (str | Unset):  Default: 'anti_parroting'.
             resolution (float | Unset): Leiden resolution. Default: 1.0.
             seed (int | Unset):  Default: 0.
@@ -35,6 +37,7 @@ class JobOptions:
 
     backend: JobOptionsBackendType0 | None | Unset = UNSET
     markers: None | str | Unset = UNSET
+    model: None | str | Unset = UNSET
     prompt_strategy: str | Unset = 'anti_parroting'
     resolution: float | Unset = 1.0
     seed: int | Unset = 0
@@ -58,6 +61,12 @@ class JobOptions:
         else:
             markers = self.markers
 
+        model: None | str | Unset
+        if isinstance(self.model, Unset):
+            model = UNSET
+        else:
+            model = self.model
+
         prompt_strategy = self.prompt_strategy
 
         resolution = self.resolution
@@ -73,6 +82,8 @@ class JobOptions:
             field_dict["backend"] = backend
         if markers is not UNSET:
             field_dict["markers"] = markers
+        if model is not UNSET:
+            field_dict["model"] = model
         if prompt_strategy is not UNSET:
             field_dict["prompt_strategy"] = prompt_strategy
         if resolution is not UNSET:
@@ -117,6 +128,16 @@ class JobOptions:
         markers = _parse_markers(d.pop("markers", UNSET))
 
 
+        def _parse_model(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        model = _parse_model(d.pop("model", UNSET))
+
+
         prompt_strategy = d.pop("prompt_strategy", UNSET)
 
         resolution = d.pop("resolution", UNSET)
@@ -126,6 +147,7 @@ class JobOptions:
         job_options = cls(
             backend=backend,
             markers=markers,
+            model=model,
             prompt_strategy=prompt_strategy,
             resolution=resolution,
             seed=seed,
