@@ -95,7 +95,7 @@ class ReportOptions(_Options):
 
 
 _JOB_ANALYSIS_FIELDS = ("resolution", "seed", "markers", "species", "organs", "n_domains")
-_JOB_REPORT_FIELDS = ("prompt_strategy", "tiles")
+_JOB_REPORT_FIELDS = ("prompt_strategy", "tiles", "model")
 # typed as Any, as ``Field(...)`` is: a FieldInfo given as a field's default is that field
 _A: dict[str, Any] = dict(AnalysisOptions.model_fields)
 _R: dict[str, Any] = dict(ReportOptions.model_fields)
@@ -118,7 +118,14 @@ class JobOptions(_Options):
     prompt_strategy: PromptStrategy = _R["prompt_strategy"]
     tiles: int = _R["tiles"]
     backend: ReportBackend | None = Field(
-        None, description="Who writes the narrative (default: the server's MGS_REPORT_BACKEND)."
+        None,
+        description="Who writes the narrative (default: the server's MGS_REPORT_BACKEND); "
+        "only backends in the server's MGS_REPORT_BACKENDS_ALLOWED (422 backend_not_allowed).",
+    )
+    model: _Text | None = Field(
+        None,
+        description="Model id (transformers) or served model name (openai); default: the server's. "
+        "Only models in the server's MGS_REPORT_MODELS_ALLOWED (422 model_not_allowed).",
     )
 
     def analysis(self, **overrides: Any) -> AnalysisOptions:

@@ -75,8 +75,11 @@ def run_analysis_stage(
     options: AnalyzeOptions | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    unpack_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Read, check and analyse ``sample_path``; write the artifacts into ``out_dir``.
+
+    ``unpack_dir``: where an archive was (or is to be) unpacked, shared with the validation step.
 
     Returns a summary (``n_spots``, ``layout``, ``timings``, ``files``). Raises an
     :class:`~core.errors.InputError` subclass on bad input; nothing is written then.
@@ -98,7 +101,7 @@ def run_analysis_stage(
                             blas_threads=settings.blas_threads)
     params.validate()
     table = load_markers(options.markers, species=options.species, organs=options.organs)
-    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size)
+    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size, unpack_dir=unpack_dir)
     timings["read"] = round(time.perf_counter() - t0, 3)
     report("validating", 1.0)
 

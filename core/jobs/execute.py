@@ -156,7 +156,10 @@ def run_analysis_job(
         tracker(JobStage.VALIDATING.value, 0.0)
         sample = Path(tmp) / f"sample{UPLOAD_SUFFIX[upload_fmt]}"
         store.get_file(upload_key, sample)
-        validation = validate_in_subprocess(sample, settings)
+        # an archive is unpacked once, by the sandboxed validation, into unpacked/; the analysis
+        # reads the same folder (only the members the readers need were extracted)
+        unpacked = Path(tmp) / "unpacked"
+        validation = validate_in_subprocess(sample, settings, unpack_dir=unpacked)
         tracker(JobStage.VALIDATING.value, 1.0)
 
         from core.markers import marker_table_path
@@ -171,9 +174,13 @@ def run_analysis_job(
             write_h5ad=True,
         )
         if settings.analysis_memory_mb:
-            summary = analyse_in_subprocess(sample, out, a_opts, settings, tracker)
+            summary = analyse_in_subprocess(
+                sample, out, a_opts, settings, tracker, unpack_dir=unpacked
+            )
         else:
-            summary = run_analysis_stage(sample, out, a_opts, settings, progress=tracker)
+            summary = run_analysis_stage(
+                sample, out, a_opts, settings, progress=tracker, unpack_dir=unpacked
+            )
         tracker.check()
         upload_dir(store, out, prefix)
         with tx() as s:
@@ -212,9 +219,11 @@ def run_report_job(
         download_prefix(store, analysis_prefix, out)
         before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
 
+        from core.jobs.service import check_report_choice
         from core.options import JobOptions
         from core.report import write_report
 
+        check_report_choice(options, settings)  # the allowlist may have narrowed since submit
         r_opts = JobOptions.parse(options).report(
             settings.report_backend, max_new_tokens=settings.max_new_tokens
         )

@@ -32,8 +32,11 @@ class JobOptions:
     422 for anything a worker would refuse. ``markers`` names a table the server has.
 
         Attributes:
-            backend (None | ReportBackend | Unset): Who writes the narrative (default: the server's MGS_REPORT_BACKEND).
+            backend (None | ReportBackend | Unset): Who writes the narrative (default: the server's MGS_REPORT_BACKEND);
+                only backends in the server's MGS_REPORT_BACKENDS_ALLOWED (422 backend_not_allowed).
             markers (None | str | Unset): Marker table: a path (CLI) or a name the server knows.
+            model (None | str | Unset): Model id (transformers) or served model name (openai); default: the server's. Only
+                models in the server's MGS_REPORT_MODELS_ALLOWED (422 model_not_allowed).
             n_domains (int | None | Unset): Fix the number of spatial domains (None: chosen automatically).
             organs (list[str] | None | Unset): Organs of a PanglaoDB table to keep (None: all).
             prompt_strategy (PromptStrategy | Unset): How the tissue-blind prompt asks for the narrative (see
@@ -46,6 +49,7 @@ class JobOptions:
 
     backend: None | ReportBackend | Unset = UNSET
     markers: None | str | Unset = UNSET
+    model: None | str | Unset = UNSET
     n_domains: int | None | Unset = UNSET
     organs: list[str] | None | Unset = UNSET
     prompt_strategy: PromptStrategy | Unset = UNSET
@@ -72,6 +76,12 @@ class JobOptions:
             markers = UNSET
         else:
             markers = self.markers
+
+        model: None | str | Unset
+        if isinstance(self.model, Unset):
+            model = UNSET
+        else:
+            model = self.model
 
         n_domains: int | None | Unset
         if isinstance(self.n_domains, Unset):
@@ -114,6 +124,8 @@ class JobOptions:
             field_dict["backend"] = backend
         if markers is not UNSET:
             field_dict["markers"] = markers
+        if model is not UNSET:
+            field_dict["model"] = model
         if n_domains is not UNSET:
             field_dict["n_domains"] = n_domains
         if organs is not UNSET:
@@ -164,6 +176,16 @@ class JobOptions:
             return cast(None | str | Unset, data)
 
         markers = _parse_markers(d.pop("markers", UNSET))
+
+
+        def _parse_model(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        model = _parse_model(d.pop("model", UNSET))
 
 
         def _parse_n_domains(data: object) -> int | None | Unset:
@@ -223,6 +245,7 @@ class JobOptions:
         job_options = cls(
             backend=backend,
             markers=markers,
+            model=model,
             n_domains=n_domains,
             organs=organs,
             prompt_strategy=prompt_strategy,
