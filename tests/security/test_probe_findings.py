@@ -469,8 +469,14 @@ def test_job_errors_carry_no_traceback_or_path(
     api: str, service_env: dict[str, str], tenant_a: dict[str, str], tmp_path_factory: Any
 ) -> None:
     h5 = (VISIUM_DIR / "filtered_feature_bc_matrix.h5").read_bytes()
+    sample = [
+        (f"outs/{p.relative_to(VISIUM_DIR).as_posix()}", p.read_bytes())
+        for p in sorted(VISIUM_DIR.rglob("*"))
+        if p.is_file()
+    ]
     cases = {
-        "nested": _zip([("outs/a", b"x"), ("outs/a/b", b"y")]),
+        # a file, then a member below it as if it were a folder: unpacking once crashed
+        "nested": _zip([*sample, ("outs/a", b"x"), ("outs/a/b", b"y")]),
         "no_spatial": _zip([("outs/filtered_feature_bc_matrix.h5", h5)]),
     }
     logs = tmp_path_factory.mktemp("probe-worker")
@@ -481,6 +487,9 @@ def test_job_errors_carry_no_traceback_or_path(
         with client(api, tenant_a["auth"]) as c:
             for name, data in cases.items():
                 r = upload(c, data, f"{name}.zip")
+                if r.status_code == 422:  # refused at upload (the member list is checked)
+                    assert not SERVER_PATH.search(r.json()["detail"]), r.text
+                    continue
                 assert r.status_code == 201, r.text
                 j = c.post("/v1/jobs", json={"upload_id": r.json()["id"]})
                 assert j.status_code == 202, j.text
@@ -495,9 +504,10 @@ def test_job_errors_carry_no_traceback_or_path(
                 assert not SERVER_PATH.search(detail), (name, detail)
                 assert "\n" not in detail.strip(), (name, detail)
                 assert len(detail) <= 500, (name, detail)
-            no_spatial = c.get(f"/v1/jobs/{jobs['no_spatial']}").json()["error"]
-            assert no_spatial["code"] == "missing_coordinates"
-            assert "outs" in no_spatial["detail"]  # the path inside the sample stays
+            if "no_spatial" in jobs:
+                no_spatial = c.get(f"/v1/jobs/{jobs['no_spatial']}").json()["error"]
+                assert no_spatial["code"] == "missing_coordinates"
+                assert "outs" in no_spatial["detail"]  # the path inside the sample stays
         time.sleep(1)
         log = worker.tail(200_000)
         for job_id in jobs.values():  # the full detail is logged on the server
