@@ -60,7 +60,9 @@ def _problem_messages(status: int, code: str, detail: str) -> list[Message]:
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                # a slow client is dropped at once; a large body is drained (for a bounded
+                # time, by the protocol) so that the client reads the 413, not a reset
+                *([(b"connection", b"close")] if status == 408 else []),
             ],
         },
         {"type": "http.response.body", "body": body, "more_body": False},
@@ -290,7 +292,11 @@ if HttpToolsProtocol is not None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.header_timeout_s = get_settings().header_timeout_s
+            # how long an unread body may take to drain after an early answer
+            self.linger_s = 2 * max(self.header_timeout_s, 5.0)
             self._header_timer: Any = None
+            self._drain_timer: Any = None
+            self._draining: Any = None
 
         def _arm_header_timer(self) -> None:
             self._disarm_header_timer()
@@ -334,6 +340,9 @@ if HttpToolsProtocol is not None:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_header_timer()
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
+                self._drain_timer = None
             super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
@@ -349,10 +358,33 @@ if HttpToolsProtocol is not None:
             cycle = self.cycle
             super().on_response_complete()
             if cycle is not None and cycle.more_body and not self.transport.is_closing():
-                # answered before the body was read (401, 413, 408 ...): do not let the
-                # client keep the connection by trickling the rest of it
-                self.transport.close()
+                # answered before the body was read (401, 413, 408 ...): the rest of the body
+                # is read and dropped (closing now would reset the connection and the client
+                # could lose the answer), but for a bounded time, then the connection closes:
+                # a client cannot keep it by trickling the rest (and the answer said close)
+                self._draining = cycle
+                self._drain_timer = self.loop.call_later(self.linger_s, self._close_now)
 
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            if self._draining is not None and self.cycle is self._draining:
+                # the dropped body is all in: the connection may serve the next request
+                self._draining = None
+                if self._drain_timer is not None:
+                    self._drain_timer.cancel()
+                    self._drain_timer = None
+                self._unset_keepalive_if_required()
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+
+        def _close_now(self) -> None:
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
+                self._drain_timer = None
+            self._draining = None
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
 
 
 def http_protocol() -> Any:

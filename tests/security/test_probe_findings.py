@@ -418,6 +418,21 @@ def test_body_over_the_deadline_is_cut_off(probe: dict[str, Any]) -> None:
     assert b"body_timeout" in data
 
 
+def test_trickle_after_an_early_answer_is_cut_off(probe: dict[str, Any]) -> None:
+    """401 before the body is read: the rest is read and dropped for a bounded time only."""
+    host, port = _hostport(probe["base"])
+    head = (
+        f"POST /v1/uploads HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Length: 100\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(head)
+        finished = _trickle(s, [b"x"] * 99, 0.5)  # 50 s of body, a byte every 0.5 s
+        data, closed = _read_until_closed(s, 10)
+    assert data.startswith(b"HTTP/1.1 401"), data[:200]
+    assert not finished and closed, "a client kept its connection by trickling an unread body"
+
+
 def test_a_steady_upload_is_not_cut_off(probe: dict[str, Any]) -> None:
     data = BRAIN_H5AD.read_bytes()
     with client(probe["base"], probe["auth"]) as c:
