@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.limits import http_protocol
+    from core.config import get_settings
+
     uvicorn.run(
         "api.main:create_app",
         factory=True,
@@ -69,6 +72,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=args.log_level,
         proxy_headers=True,
+        http=http_protocol(),  # httptools + a header timeout (MGS_HEADER_TIMEOUT_S)
+        # an idle kept-alive connection is closed after this long (no shorter than uvicorn's 5 s)
+        timeout_keep_alive=max(1, min(5, int(get_settings().header_timeout_s))),
     )
     return 0
 

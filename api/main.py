@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from api import errors
+from api.limits import BodyLimits, SecurityHeaders
 from api.metrics import HttpMetrics
 from api.routers import console, health, jobs, uploads
 from api.schemas import Problem
@@ -55,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
+    # outermost last: metrics see every answer, security headers go on the limits' 408/413 too
+    app.add_middleware(BodyLimits, settings=settings)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(HttpMetrics, registry=registry)
     errors.install(app)
     app.include_router(uploads.router)

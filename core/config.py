@@ -129,6 +129,32 @@ class Settings(BaseSettings):
     upload_idle_timeout_s: float = Field(
         30.0, description="An upload whose body sends nothing for this long is cut off with 408 (s)."
     )
+    header_timeout_s: float = Field(
+        15.0,
+        description="A connection must send a request's complete headers within this long of its "
+        "opening (or of the request's first byte on a kept-alive connection), else it is closed (s).",
+    )
+    body_min_rate_bytes_s: int = Field(
+        4096,
+        description="After the grace period a request body must have arrived at least this fast on "
+        "average (bytes/s); a slower one is cut off with 408 body_too_slow. 0 = no minimum.",
+    )
+    body_rate_grace_s: float = Field(
+        10.0, description="Seconds a request body may take before the minimum rate applies."
+    )
+    body_timeout_s: float = Field(
+        3600.0,
+        description="Longest time to receive one request body, uploads included (s); over it: 408 "
+        "body_timeout. 0 = no deadline.",
+    )
+    max_json_bytes: int = Field(
+        1024 * 1024,
+        description="Largest request body outside uploads (JSON), bytes; over it: 413 body_too_large.",
+    )
+    metrics_token: str = Field(
+        "",
+        description="When set, GET /metrics needs 'Authorization: Bearer <this token>'; empty = open.",
+    )
     enable_test_jobs: bool = Field(
         False, description="Allow the test-only 'sleep' job kind (lifecycle tests only; never in production)."
     )

@@ -23,6 +23,7 @@ from api.schemas import (
     JobOut,
     JobPage,
     JobStateName,
+    NoNulStr,
 )
 from core.db.models import Job
 from core.jobs import service
@@ -119,10 +120,10 @@ async def list_jobs(
     session: ReadSessionDep,
     tenant: TenantDep,
     state: JobStateName | None = None,
-    external_sample_id: str | None = None,
+    external_sample_id: Annotated[NoNulStr | None, Query()] = None,
     created_after: IsoDatetime | None = None,
     created_before: IsoDatetime | None = None,
-    cursor: str | None = None,
+    cursor: Annotated[NoNulStr | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
     """Jobs, newest first, filtered; follow ``next_cursor`` for the next page."""

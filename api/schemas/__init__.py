@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from core.options import JobOptions
+
+
+def no_nul(v: str | None) -> str | None:
+    """Refuse NUL characters: Postgres cannot store them in text or JSON (it would be a 500)."""
+    if isinstance(v, str) and "\x00" in v:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return v
+
+
+NoNulStr = Annotated[str, AfterValidator(no_nul)]
 
 JobStateName = Literal["queued", "running", "succeeded", "failed", "canceled"]
 JobStageName = Literal["validating", "analyzing", "reporting"]
@@ -41,9 +51,9 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     upload_id: uuid.UUID
-    external_sample_id: str | None = Field(None, max_length=255)
+    external_sample_id: NoNulStr | None = Field(None, max_length=255)
     options: JobOptions = Field(default_factory=lambda: JobOptions())
-    callback_url: str | None = Field(None, max_length=2048)
+    callback_url: NoNulStr | None = Field(None, max_length=2048)
 
 
 class JobError(BaseModel):

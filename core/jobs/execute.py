@@ -132,7 +132,10 @@ def _guard(
         log.exception("job %s attempt %s failed unexpectedly", job_id, attempt)
         store.delete_prefix(prefix)
         with tx() as s:
-            lifecycle.release(s, job_id, attempt, f"{type(e).__name__}: {e}")
+            # the message may name servers, paths or SQL: logged above, the job keeps the type
+            lifecycle.release(
+                s, job_id, attempt, f"an internal error ({type(e).__name__}) stopped this attempt"
+            )
 
 
 def run_analysis_job(

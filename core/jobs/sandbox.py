@@ -8,6 +8,7 @@ Run as ``python -m core.jobs.sandbox PATH``: prints one JSON line.
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -16,6 +17,16 @@ from typing import Any
 
 from core.config import Settings, analysis_budget
 from core.errors import InputError, MGSError
+
+log = logging.getLogger(__name__)
+
+
+def _error_name(stderr_tail: str) -> str:
+    """The exception class a crashed child's traceback ends with (never its message or paths)."""
+    import re
+
+    names = re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))\b", stderr_tail, re.M)
+    return names[-1].rsplit(".", 1)[-1] if names else "an error"
 
 
 def _limits(memory_mb: int, cpu_s: int) -> Any:
@@ -67,8 +78,10 @@ def validate_in_subprocess(
                 f"validating the sample needed more than {memory_mb} MiB; refused",
                 code="over_memory_budget",
             )
+        log.warning("validator exited with %s on %s: %s", proc.returncode, path.name, tail)
         raise InputError(
-            f"the sample could not be read (validator exited with {proc.returncode}): {tail}",
+            f"the sample could not be read: the validator stopped with {_error_name(tail)} "
+            f"(exit code {proc.returncode})",
             code="validation_crashed",
         )
     out = json.loads(lines[-1])

@@ -253,14 +253,21 @@ async def artifact_key(store: ObjectStore, job: Job, name: str) -> str:
     """The storage key of result file ``name`` (report files win over analysis files)."""
     _finished(job)
     parts = name.split("/")
-    if not name or any(p in ("", ".", "..") for p in parts) or "\\" in name:
-        raise NotFound(f"artifact {name!r} not found", code="artifact_not_found")
+    if (
+        not name
+        or any(p in ("", ".", "..") for p in parts)
+        or "\\" in name
+        or "\x00" in name
+        or len(name.encode()) > 1000  # object keys are at most 1024 bytes with the prefix
+        or any(len(p.encode()) > 255 for p in parts)  # no file system takes a longer name
+    ):
+        raise NotFound(f"artifact {name[:100]!r} not found", code="artifact_not_found")
     for prefix in (job.report_prefix, job.analysis_prefix):
         if prefix:
             key = f"{prefix.rstrip('/')}/{name}"
             if await anyio.to_thread.run_sync(store.size, key) is not None:
                 return key
-    raise NotFound(f"artifact {name!r} not found", code="artifact_not_found")
+    raise NotFound(f"artifact {name[:100]!r} not found", code="artifact_not_found")
 
 
 async def report_key(store: ObjectStore, job: Job, fmt: str) -> str:
