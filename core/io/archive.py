@@ -300,10 +300,10 @@ def extract_plan(path: str | Path, plan: ArchivePlan, target: str | Path) -> Pat
             with tarfile.open(path, "r:*") as t:
                 for m in t:
                     if m.name in wanted and m.isfile() and not m.issparse():
-                        src = t.extractfile(m)
-                        if src is not None:
-                            with src:
-                                _copy_bounded(src, dest_of(wanted[m.name]), written, bound)
+                        member = t.extractfile(m)
+                        if member is not None:
+                            with member:
+                                _copy_bounded(member, dest_of(wanted[m.name]), written, bound)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib_error()) as e:
         shutil.rmtree(target, ignore_errors=True)
         raise InputError(f"damaged archive: {type(e).__name__}: {e}", code="corrupt_file") from e

@@ -93,7 +93,6 @@ def analyse_in_subprocess(
     """
     import os
     import time
-    from dataclasses import asdict
 
     memory_mb = settings.analysis_memory_mb
     work = out.parent
@@ -101,7 +100,7 @@ def analyse_in_subprocess(
     spec = {
         "sample": str(sample),
         "out": str(out),
-        "options": asdict(options),
+        "options": options.as_dict(),
         "progress": str(progress_file),
         "unpack_dir": str(unpack_dir) if unpack_dir is not None else None,
     }
@@ -164,7 +163,8 @@ def _analyse_main(spec_json: str) -> None:
     spec = json.loads(spec_json)
     try:
         from core.config import get_settings
-        from core.runner import AnalyzeOptions, run_analysis_stage
+        from core.options import AnalysisOptions
+        from core.runner import run_analysis_stage
 
         fh = open(spec["progress"], "a", buffering=1)  # noqa: SIM115 (lives as long as the child)
 
@@ -174,7 +174,7 @@ def _analyse_main(spec_json: str) -> None:
         summary = run_analysis_stage(
             spec["sample"],
             spec["out"],
-            AnalyzeOptions(**spec["options"]),
+            AnalysisOptions.parse(spec["options"]),
             get_settings(),
             progress,
             unpack_dir=spec.get("unpack_dir"),

@@ -20,6 +20,7 @@ from core.db.models import TERMINAL_STATES, Job, JobKind, JobState
 from core.errors import BadOption
 from core.jobs import outbox, webhooks
 from core.jobs.errors import Conflict, NotFound, TooManyRequests
+from core.markers import marker_table_path
 from core.storage import ObjectStore
 
 REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
@@ -85,6 +86,10 @@ async def submit_job(
     ).scalar_one_or_none()
     if upload is None:
         raise NotFound(f"upload {req.upload_id} not found", code="upload_not_found")
+    if req.kind == JobKind.SPATIAL.value:
+        # what a worker would refuse is refused here: the options' bounds (the request model)
+        # and a marker table this server has
+        marker_table_path(req.options.get("markers"), settings.marker_tables_dir)
     if req.callback_url:
         await anyio.to_thread.run_sync(
             webhooks.check_callback_url, req.callback_url, settings.webhook_allow_private
