@@ -281,6 +281,7 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
             "marker_table": marker_source,
             "cell_types_scored": a.cell_types,
             "types_skipped_few_markers": a.skipped_types,
+            "types_merged_into": a.merged_types,
             "markers_used": a.markers_used,
             "cell_type_counts": {str(t): int(c) for t, c in zip(types, cnts, strict=True)},
             "lineage_counts": {str(t): int(c) for t, c in zip(lin, lcnt, strict=True)},

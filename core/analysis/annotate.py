@@ -49,6 +49,7 @@ class Annotation:
     unavailable_reason: str | None = None
     top_type: np.ndarray | None = None  # n: best-supported type, also where the call is "unassigned"
     calib_feature: np.ndarray | None = None  # n: the calibration feature x (see CALIBRATION)
+    merged_types: dict[str, str] = field(default_factory=dict)  # subtype -> the broader type it merged into
 
     @property
     def lineage_composition(self) -> np.ndarray:
@@ -174,8 +175,14 @@ def coherent_markers(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: 
 
     A table lists markers from many tissues and studies; in a given sample some are not expressed,
     or are expressed by another population. For marker g of type t we correlate, across spots, g's
-    share of the (pooled) counts with the share of t's other markers, and keep g when the correlation
-    is significantly positive (> 3 / sqrt(n), a 3-sigma bound under no association). A type left
+    share of the (pooled) counts with the specificity-weighted share of t's other markers
+    (:func:`specificity_weights`), and keep g when the correlation is significantly positive
+    (> 3 / sqrt(n), a 3-sigma bound under no association). Weighting the reference by specificity
+    makes the type's own markers define it: genes a table also lists under an abundant other type
+    (B-cell genes among PanglaoDB's macrophage markers) would otherwise outweigh them. A gene that
+    several types list goes to the one whose other markers it follows best (the highest
+    correlation; among near-equal ones, the type with the most markers), so near-duplicate types
+    (B cells, B cells naive) do not split one population. A type left
     with fewer than :data:`MIN_MARKERS` coherent markers is not present as a population here and is
     not scored (``dropped``: type -> coherent markers left). At most ``max_rows`` evenly spaced spots
     are used (the estimate needs thousands, not all).
@@ -185,8 +192,9 @@ def coherent_markers(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: 
     pos = {int(c): i for i, c in enumerate(cols)}
     G, K = len(cols), len(types)
     M = np.zeros((G, K))
+    spec = specificity_weights(found)
     for k, t in enumerate(types):
-        M[[pos[int(c)] for c in found[t]], k] = 1.0
+        M[[pos[int(c)] for c in found[t]], k] = spec[t]
     n = counts.shape[0]
     rows = np.arange(n) if n <= max_rows else np.linspace(0, n - 1, max_rows).astype(np.int64)
     Xm = counts[:, cols].tocsr().astype(np.float64)
@@ -207,24 +215,78 @@ def coherent_markers(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: 
         sxy += S.T @ Y
     m = float(len(rows))
     bound = 3.0 / np.sqrt(m)
+    # R[g, u]: correlation of marker g with the weighted share of type u's other markers
+    # (Y_u - M[g, u] x_g), for every type u, from the accumulators
+    sy_ = sy[None, :] - M * sx[:, None]
+    syy_ = syy[None, :] - 2 * M * sxy + M * M * sxx[:, None]
+    sxy_ = sxy - M * sxx[:, None]
+    cov = sxy_ / m - (sx[:, None] / m) * (sy_ / m)
+    vx = np.maximum(sxx / m - (sx / m) ** 2, 0)[:, None]
+    vy = np.maximum(syy_ / m - (sy_ / m) ** 2, 0)
+    R = cov / np.sqrt(np.maximum(vx * vy, 1e-300))
+    # a gene several types list goes to the one whose other markers it follows best; among those it
+    # follows equally well (within 2 / sqrt(n), twice a correlation's standard error), to the type
+    # with the most markers in the data (the broader type: B cells over B cells naive)
+    Rl = np.where(M > 0, R, -np.inf)
+    near = Rl >= Rl.max(axis=1, keepdims=True) - 2.0 / np.sqrt(m)
+    size = np.array([len(found[t]) for t in types], dtype=np.float64)
+    owner = np.where(near, size[None, :] + 1e-6 * Rl.clip(-1, 1), -np.inf).argmax(axis=1)
     kept: dict[str, np.ndarray] = {}
     dropped: dict[str, int] = {}
     for k, t in enumerate(types):
         gi = np.array([pos[int(c)] for c in found[t]])
-        # y' = set share without g: sums from the accumulators
-        sy_ = sy[k] - sx[gi]
-        syy_ = syy[k] - 2 * sxy[gi, k] + sxx[gi]
-        sxy_ = sxy[gi, k] - sxx[gi]
-        cov = sxy_ / m - (sx[gi] / m) * (sy_ / m)
-        vx = np.maximum(sxx[gi] / m - (sx[gi] / m) ** 2, 0)
-        vy = np.maximum(syy_ / m - (sy_ / m) ** 2, 0)
-        r_ = cov / np.sqrt(np.maximum(vx * vy, 1e-300))
-        ok = r_ > bound
+        ok = (R[gi, k] > bound) & (owner[gi] == k)
         if ok.sum() >= MIN_MARKERS:
             kept[t] = found[t][ok]
         else:
             dropped[t] = int(ok.sum())
     return kept, dropped
+
+
+def merge_duplicate_types(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.csr_matrix,
+                          lineage: dict[str, str], table_size: dict[str, int], max_rows: int = 20_000,
+                          min_r: float = 0.9) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Merge types of one lineage whose coherent marker sets mark the same population here.
+
+    Broad tables list a type and its subtypes (B cells, B cells naive, B cells memory) with
+    overlapping markers; where the sample does not separate them (their set shares correlate above
+    ``min_r`` across spots), the calls stay at the broader type (the one the table lists more
+    markers for), which takes the union of their coherent markers. Returns (sets, merged -> kept).
+    """
+    types = list(found)
+    n = counts.shape[0]
+    rows = np.arange(n) if n <= max_rows else np.linspace(0, n - 1, max_rows).astype(np.int64)
+    cols = np.unique(np.concatenate([found[t] for t in types]))
+    pos = {int(c): i for i, c in enumerate(cols)}
+    M = np.zeros((len(cols), len(types)))
+    for k, t in enumerate(types):
+        M[[pos[int(c)] for c in found[t]], k] = 1.0
+    P = pool[rows]
+    D = np.asarray(P @ np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)).ravel()
+    Y = np.asarray((P @ counts[:, cols].tocsr().astype(np.float64)) @ M) / np.maximum(D, 1.0)[:, None]
+    sd = Y.std(axis=0)
+    C = np.corrcoef(np.where(sd > 0, Y, np.random.default_rng(0).normal(size=Y.shape)), rowvar=False)
+    into: dict[str, str] = {}
+
+    def root(t: str) -> str:
+        while t in into:
+            t = into[t]
+        return t
+
+    iu = np.triu_indices(len(types), 1)
+    for i, j in sorted(zip(*iu, strict=True), key=lambda ij: -C[ij]):
+        if C[i, j] < min_r:
+            break
+        a, b = root(types[i]), root(types[j])
+        if a == b or lineage[a] != lineage[b]:
+            continue
+        keep, drop = (a, b) if (table_size[a], a) >= (table_size[b], b) else (b, a)
+        into[drop] = keep
+    out = {t: c for t, c in found.items() if t not in into}
+    for t in into:
+        k = root(t)
+        out[k] = np.union1d(out[k], found[t])
+    return out, {t: root(t) for t in into}
 
 
 def set_llr(counts: sp.csr_matrix, found: dict[str, np.ndarray], weights: dict[str, np.ndarray],
@@ -314,8 +376,12 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
     pool = pool_matrix(None if multi_cell else knn_idx, n)
     pool_size = float(pool.sum() / n)
     incoherent: dict[str, int] = {}
+    merged: dict[str, str] = {}
     if len(found) >= 2:
         found, incoherent = coherent_markers(counts, found, pool)
+        if len(found) >= 2:
+            found, merged = merge_duplicate_types(counts, found, pool, table.lineage,
+                                                  {t: len(table.genes[t]) for t in found})
         names = {t: [str(gene_names[c]) for c in found[t]] for t in found}
     if len(found) < 2:
         reason = (
@@ -387,6 +453,7 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
         cell_types=types, lineage_of={t: table.lineage[t] for t in types}, probs=probs.astype(np.float32),
         cell_type=cell_type, lineage=lineage, confidence=conf, entropy=ent, lineage_probs=lp,
         composition=comp, markers_used=names, skipped_types=skipped, top_type=top_type, calib_feature=x,
+        merged_types=merged,
     )
 
 
