@@ -81,3 +81,14 @@ def test_unassigned_where_no_set_is_enriched() -> None:
     call = a.cell_type.astype(str)
     assert np.mean(call[labels == "none"] == "unassigned") > 0.7
     assert np.mean(call[labels != "none"] == "unassigned") < 0.05
+
+
+def test_types_marking_one_population_merge_into_the_broader_one() -> None:
+    labels = np.array(["A"] * 300 + ["B"] * 300)
+    X = _counts(labels, seed=3)
+    found = {"Macrophages": np.array([0, 1]), "Macrophages M2": np.array([2, 3]), "Fibroblasts": np.array([4, 5])}
+    lineage = {"Macrophages": "myeloid", "Macrophages M2": "myeloid", "Fibroblasts": "stromal"}
+    out, merged = ann.merge_duplicate_types(X, found, sp.eye(X.shape[0], format="csr"), lineage,
+                                            {"Macrophages": 40, "Macrophages M2": 10, "Fibroblasts": 30})
+    assert merged == {"Macrophages M2": "Macrophages"}
+    assert set(out["Macrophages"].tolist()) == {0, 1, 2, 3} and "Fibroblasts" in out
