@@ -334,7 +334,7 @@ def set_llr(counts: sp.csr_matrix, found: dict[str, np.ndarray], weights: dict[s
 # (CALIB_FEATURE_DOC). Fitted by `python bench/accuracy.py --tier full --seeds 0-2 --fit-calibration`
 # on the synth.py samples of seeds 0-2 (all three marker tables pooled), never on the report seeds.
 CALIB_FEATURE_DOC = "x = log(p_top / p_runner_up) of the call"
-CALIBRATION = {"hd": (3.525, -0.100), "visium": (3.543, 0.375)}
+CALIBRATION = {"hd": (3.107, 0.054), "visium": (8.103, 0.522)}
 # A spot is "unassigned" when no type's marker set is enriched (best pooled LLR below this, in
 # nats: the data favour enrichment by less than e^1 to 1) - no type stands out.
 MIN_LLR = 1.0
