@@ -213,6 +213,23 @@ def _write_h5ad(path: Path, sample: Any, res: Any) -> None:
     out.write_h5ad(path)
 
 
+def _confidence_meaning(layout: str) -> str:
+    """One sentence on what a spot's confidence means (for analysis.json and the report)."""
+    unit = "spot" if layout == "visium" else "bin"
+    what = "dominant cell type" if layout == "visium" else "cell type"
+    return (f"A {unit}'s confidence is the estimated probability that its {what} call is right: "
+            f"of calls at confidence 0.8, about 80% were right on the synthetic accuracy sweep "
+            f"(docs/accuracy.md).")
+
+
+def _calibration(layout: str) -> dict[str, Any]:
+    from core.analysis.annotate import CALIB_FEATURE_DOC, CALIBRATION
+
+    a, b = CALIBRATION["visium" if layout == "visium" else "hd"]
+    return {"method": "Platt scaling", "feature": CALIB_FEATURE_DOC, "a": a, "b": b,
+            "fitted_on": "synth.py samples, seeds 0-2 (bench/accuracy.py --fit-calibration)"}
+
+
 def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source: str,
                    timings: dict[str, float], image_file: str | None, figures: list[str]) -> dict[str, Any]:
     a = res.annotation
@@ -255,10 +272,14 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
             "marker_table": marker_source,
             "cell_types_scored": a.cell_types,
             "types_skipped_few_markers": a.skipped_types,
+            "types_merged_into": a.merged_types,
             "markers_used": a.markers_used,
             "cell_type_counts": {str(t): int(c) for t, c in zip(types, cnts, strict=True)},
             "lineage_counts": {str(t): int(c) for t, c in zip(lin, lcnt, strict=True)},
             "median_confidence": float(np.median(a.confidence)),
+            "confidence_meaning": _confidence_meaning(res.layout),
+            "calibration": _calibration(res.layout),
+            "n_unassigned": int(np.sum(a.cell_type.astype(str) == "unassigned")),
             "mean_entropy": float(np.mean(a.entropy)),
             "composition_estimated": a.composition is not None,
             "available": a.available,
