@@ -52,6 +52,11 @@ def register(subparsers: Any) -> None:
     ks = keys.add_subparsers(dest="keys_command", required=True)
     p = ks.add_parser("create", help="create a key for a tenant (printed once)")
     p.add_argument("--tenant", required=True)
+    p.add_argument(
+        "--role",
+        default="submitter",
+        help="submitter (upload, submit, read; the default) or reviewer (also sign reports)",
+    )
     p.set_defaults(handler=cmd_keys_create)
     p = ks.add_parser("revoke", help="revoke a key (the key itself or its 8-hex prefix)")
     p.add_argument("key")
@@ -147,10 +152,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from core.jobs.keys import create_key
 
     with _sessions()() as s, s.begin():
-        key, tenant = create_key(s, args.tenant)
+        key, tenant = create_key(s, args.tenant, args.role)
         secret = tenant.webhook_secret
     print(f"api_key: {key}")
     print(f"tenant: {args.tenant}")
+    print(f"role: {args.role}")
     print(f"webhook_secret: {secret}")
     print("Store the key now: it is not shown again.", file=sys.stderr)
     return 0

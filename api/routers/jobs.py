@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator
 
-from api.deps import ReadSessionDep, SessionDep, SettingsDep, StoreDep, TenantDep
+from api.deps import CallerDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from api.errors import problem_responses
 from api.schemas import (
     ArtifactList,
@@ -23,9 +23,13 @@ from api.schemas import (
     JobOut,
     JobPage,
     JobStateName,
+    ReportHistory,
+    SignoffCreate,
+    SignoffOut,
 )
 from core.db.models import Job
-from core.jobs import service
+from core.jobs import reports, service, signoff
+from core.report.signoff import Signoff, report_status
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -49,11 +53,7 @@ def _iso_datetime(v: object) -> object:
 
 JobId = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid)]
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
-REPORT_TYPES = {
-    "json": "application/json",
-    "markdown": "text/markdown; charset=utf-8",
-    "html": "text/html; charset=utf-8",
-}
+ReportFormat = Literal["json", "markdown", "html", "fhir", "hl7"]
 
 
 def job_out(job: Job) -> JobOut:
@@ -177,28 +177,83 @@ def _stream(
     operation_id="get_report",
     responses={
         200: {
-            "description": "The report (JSON by default).",
+            "description": "The report (JSON by default), its sign-off status in the header.",
             "content": {
                 "application/json": {"schema": {"type": "object"}},
                 "text/markdown": {"schema": {"type": "string"}},
                 "text/html": {"schema": {"type": "string"}},
+                "application/fhir+json": {"schema": {"type": "object"}},
+                "x-application/hl7-v2+er7": {"schema": {"type": "string"}},
             },
         },
         **problem_responses(401, 429, 404, 409, 422),
     },
-    response_class=StreamingResponse,
+    response_class=Response,
 )
 async def get_report(
     job_id: JobId,
     session: ReadSessionDep,
     store: StoreDep,
+    settings: SettingsDep,
     tenant: TenantDep,
-    format: Literal["json", "markdown", "html"] = "json",
-) -> StreamingResponse:
-    """The report of a succeeded job: JSON, or ``?format=markdown`` / ``html``."""
+    format: ReportFormat = "json",
+) -> Response:
+    """The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
+    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
+    status (preliminary, final, amended)."""
     job = await service.get_job(session, tenant, job_id)
-    key = await service.report_key(store, job, format)
-    return _stream(store, key, REPORT_TYPES[format])
+    body = await reports.render(session, store, settings, job, format)
+    return Response(body, media_type=reports.MEDIA_TYPES[format])
+
+
+def _history_out(job_id: uuid.UUID, history: list[Signoff]) -> ReportHistory:
+    return ReportHistory(
+        job_id=job_id,
+        report_status=report_status(history).value,
+        signoffs=[SignoffOut.model_validate(s.as_dict()) for s in history],
+    )
+
+
+@router.post(
+    "/{job_id}/report/sign",
+    operation_id="sign_report",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReportHistory,
+    responses=problem_responses(401, 403, 429, 404, 409, 422),
+)
+async def sign_report(
+    job_id: JobId, body: SignoffCreate, session: SessionDep, store: StoreDep, caller: CallerDep
+) -> ReportHistory:
+    """Sign the report (reviewer keys only): ``final`` once, then ``amended`` with a comment
+    (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires."""
+    await signoff.sign_report(
+        session,
+        store,
+        caller,
+        job_id,
+        reviewer=body.reviewer,
+        status=body.status,
+        comment=body.comment,
+    )
+    job = await service.get_job(session, caller.tenant_id, job_id)
+    history = await signoff.history(session, job)
+    await session.commit()
+    return _history_out(job_id, history)
+
+
+@router.get(
+    "/{job_id}/report/history",
+    operation_id="get_report_history",
+    response_model=ReportHistory,
+    responses=problem_responses(401, 429, 404, 422),
+)
+async def get_report_history(
+    job_id: JobId, session: ReadSessionDep, tenant: TenantDep
+) -> ReportHistory:
+    """The report's status and its sign-offs, oldest first (reviewer, key id, time, status,
+    comment, sha256 of the signed report.json)."""
+    job = await service.get_job(session, tenant, job_id)
+    return _history_out(job_id, await signoff.history(session, job))
 
 
 @router.get(

@@ -15,6 +15,11 @@ class Unauthorized(MGSError):
     http_status = 401
 
 
+class Forbidden(MGSError):
+    code = "forbidden"
+    http_status = 403
+
+
 class Conflict(MGSError):
     code = "conflict"
     http_status = 409

@@ -21,6 +21,12 @@ from .job_page import JobPage
 from .list_jobs_state_type_0 import ListJobsStateType0
 from .problem import Problem
 from .problem_errors_type_0_item import ProblemErrorsType0Item
+from .report_history import ReportHistory
+from .report_history_report_status import ReportHistoryReportStatus
+from .signoff_create import SignoffCreate
+from .signoff_create_status import SignoffCreateStatus
+from .signoff_out import SignoffOut
+from .signoff_out_status import SignoffOutStatus
 from .upload_out import UploadOut
 from .upload_out_format import UploadOutFormat
 
@@ -46,6 +52,12 @@ __all__ = (
     "ListJobsStateType0",
     "Problem",
     "ProblemErrorsType0Item",
+    "ReportHistory",
+    "ReportHistoryReportStatus",
+    "SignoffCreate",
+    "SignoffCreateStatus",
+    "SignoffOut",
+    "SignoffOutStatus",
     "UploadOut",
     "UploadOutFormat",
 )
