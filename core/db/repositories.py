@@ -46,7 +46,8 @@ JOB_OF_TENANT = select(Job).where(
 )
 
 
-def tenant_for_key_hash(key_hash: str) -> tuple[Select[Any], dict[str, Any]]:
+def tenant_for_key_hash(key_hash: str) -> tuple[Any, dict[str, Any]]:
+    """(tenant id, key id, role) of an active key."""
     return TENANT_FOR_KEY_HASH, {"key_hash": key_hash}
 
 

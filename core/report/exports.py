@@ -142,7 +142,7 @@ def fhir_diagnostic_report(
     given; ``resultsInterpreter`` the reviewers who signed.
     """
     status = report_status(history).value
-    observations = []
+    observations: list[dict[str, Any]] = []
     for i, m in enumerate(metrics(report, features), start=1):
         observations.append({
             "resourceType": "Observation",
@@ -156,7 +156,7 @@ def fhir_diagnostic_report(
             "valueQuantity": {"value": m.value, "unit": m.unit, "system": UCUM, "code": m.unit},
         })
     reviewers = list(dict.fromkeys(s.reviewer for s in history))
-    practitioners = [
+    practitioners: list[dict[str, Any]] = [
         {"resourceType": "Practitioner", "id": f"reviewer-{i}", "name": [{"text": name}]}
         for i, name in enumerate(reviewers, start=1)
     ]
