@@ -37,9 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_sessionmaker = make_async_sessionmaker(read_engine)
         app.state.store = open_store(settings)
         app.state.redis = aioredis.from_url(settings.broker_url)
+        from api.longpoll import JobChangeListener
+
+        app.state.job_listener = JobChangeListener(settings.database_url)  # connects on first use
         try:
             yield
         finally:
+            await app.state.job_listener.close()
             await app.state.redis.aclose()
             await engine.dispose()
             await read_engine.dispose()

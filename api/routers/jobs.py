@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response, status
+import anyio
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator
 
@@ -27,7 +29,7 @@ from api.schemas import (
     SignoffCreate,
     SignoffOut,
 )
-from core.db.models import Job
+from core.db.models import TERMINAL_STATES, Job
 from core.jobs import reports, service, signoff
 from core.report.signoff import Signoff, report_status
 
@@ -54,6 +56,10 @@ def _iso_datetime(v: object) -> object:
 JobId = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid)]
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 ReportFormat = Literal["json", "markdown", "html", "fhir", "hl7"]
+
+
+def _finished(job: Job) -> bool:
+    return job.state in {s.value for s in TERMINAL_STATES}
 
 
 def job_out(job: Job) -> JobOut:
@@ -139,17 +145,76 @@ async def list_jobs(
     return JobPage(items=[job_out(j) for j in jobs], next_cursor=nxt)
 
 
+def etag_of(body: bytes) -> str:
+    """A strong validator of one job representation."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
 @router.get(
     "/{job_id}",
     operation_id="get_job",
     response_model=JobOut,
-    responses=problem_responses(401, 429, 404, 422),
+    responses={
+        304: {"description": "Not modified: the job is as the If-None-Match ETag says."},
+        **problem_responses(401, 429, 404, 422, 503),
+    },
 )
-async def get_job(job_id: JobId, session: ReadSessionDep, tenant: TenantDep) -> Response:
-    """State, stage, progress, attempts, timestamps and error of one job."""
-    job = await service.get_job(session, tenant, job_id)
-    # the hot polling path: serialise once, skip FastAPI's second validation pass
-    return Response(job_out(job).model_dump_json(), media_type="application/json")
+async def get_job(
+    request: Request,
+    job_id: JobId,
+    session: ReadSessionDep,
+    tenant: TenantDep,
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=60,
+            description="Long poll: hold the request up to this many seconds until the job's "
+            "state or stage changes (answers at once if the If-None-Match ETag is stale or the "
+            "job has finished).",
+        ),
+    ] = 0,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> Response:
+    """State, stage, progress, attempts, timestamps and error of one job.
+
+    Answers an ``ETag``; with ``If-None-Match`` of the current one, 304. With ``?wait=N``
+    it returns as soon as the state or stage changes (or after N s: 304 if nothing did).
+    """
+    if wait:
+        listener = request.app.state.job_listener
+        async with listener.subscribe(str(job_id)) as changed:  # before reading: no change lost
+            job = await service.get_job(session, tenant, job_id)
+            body = job_out(job).model_dump_json().encode()
+            seen = (job.state, job.stage)
+            stale = if_none_match is not None and not _matches(if_none_match, etag_of(body))
+            deadline = anyio.current_time() + wait
+            while not stale and not _finished(job) and (job.state, job.stage) == seen:
+                await session.close()  # hold no database connection while waiting
+                with anyio.move_on_after(deadline - anyio.current_time()):
+                    await changed.wait()
+                if anyio.current_time() >= deadline and not changed.is_set():
+                    break
+                changed.clear()
+                await listener.start()  # reconnects if the listener lost its connection
+                job = await service.get_job(session, tenant, job_id)
+            body = job_out(job).model_dump_json().encode()
+    else:
+        job = await service.get_job(session, tenant, job_id)
+        # the hot polling path: serialise once, skip FastAPI's second validation pass
+        body = job_out(job).model_dump_json().encode()
+    etag = etag_of(body)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.post(

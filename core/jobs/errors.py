@@ -60,3 +60,10 @@ class TooManyRequests(MGSError):
 class UploadTimeout(MGSError):
     code = "upload_timeout"
     http_status = 408
+
+
+class Unavailable(MGSError):
+    """A dependency (database, broker) does not answer; retry with backoff."""
+
+    code = "unavailable"
+    http_status = 503
