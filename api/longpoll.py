@@ -15,15 +15,10 @@ import logging
 from collections.abc import AsyncIterator
 
 from core.jobs.errors import Unavailable
+from core.jobs.preflight import libpq_url
 
 log = logging.getLogger(__name__)
 CHANNEL = "mgs_job_changed"
-
-
-def libpq_url(database_url: str) -> str:
-    """A SQLAlchemy URL (``postgresql+psycopg://``) as psycopg's own connection string."""
-    scheme, sep, rest = database_url.partition("://")
-    return f"{scheme.split('+', 1)[0]}{sep}{rest}"
 
 
 class JobChangeListener:

@@ -67,3 +67,17 @@ class Unavailable(MGSError):
 
     code = "unavailable"
     http_status = 503
+
+
+class ConfigurationError(MGSError):
+    """The service cannot reach what its settings name (database, broker): fix the settings.
+
+    The CLI exits with :data:`CONFIG_EXIT_CODE`; the API answers 503.
+    """
+
+    code = "configuration_error"
+    http_status = 503
+    exit_code = 3
+
+
+CONFIG_EXIT_CODE = ConfigurationError.exit_code
