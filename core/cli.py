@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except MGSError as e:
         print(f"error: {e.code}: {e.detail}", file=sys.stderr)
-        return 1
+        return int(getattr(e, "exit_code", 1))  # 3: a configuration error (database, broker)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -159,6 +159,17 @@ class Settings(BaseSettings):
         False, description="Allow the test-only 'sleep' job kind (lifecycle tests only; never in production)."
     )
 
+    # --- lab exports (HL7 v2 ORU^R01) -----------------------------------------------
+    hl7_sending_application: str = Field("MEDGEMMA-SPATIAL", description="HL7 MSH-3, sending application.")
+    hl7_sending_facility: str = Field("LAB", description="HL7 MSH-4, sending facility (also PID-3's authority).")
+    hl7_receiving_application: str = Field("LIMS", description="HL7 MSH-5, receiving application.")
+    hl7_receiving_facility: str = Field("LAB", description="HL7 MSH-6, receiving facility.")
+    hl7_patient_id: str = Field(
+        "UNKNOWN",
+        description="HL7 PID-3 placeholder: the service holds no patient data; the LIMS matches "
+        "results on OBR-2 (external_sample_id).",
+    )
+
 
 @lru_cache
 def get_settings() -> Settings:

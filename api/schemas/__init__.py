@@ -112,3 +112,37 @@ class ArtifactList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+ReportStatusName = Literal["preliminary", "final", "amended"]
+
+
+class SignoffCreate(BaseModel):
+    reviewer: str = Field(
+        min_length=1, max_length=255, description="The pathologist, by the name the lab knows them."
+    )
+    status: Literal["final", "amended"] = Field(
+        description="'final' signs the preliminary report; 'amended' adds an addendum to a "
+        "signed one (needs a comment)."
+    )
+    comment: str | None = Field(
+        None, max_length=4000, description="Free text; for 'amended', the addendum."
+    )
+
+
+class SignoffOut(BaseModel):
+    seq: int = Field(description="1, 2, ... in signing order.")
+    reviewer: str
+    key_id: uuid.UUID = Field(description="The id of the reviewer key that signed.")
+    status: Literal["final", "amended"]
+    comment: str | None
+    content_sha256: str = Field(
+        description="sha256 of the signed content: the report.json artifact's bytes."
+    )
+    signed_at: datetime
+
+
+class ReportHistory(BaseModel):
+    job_id: uuid.UUID
+    report_status: ReportStatusName
+    signoffs: list[SignoffOut]

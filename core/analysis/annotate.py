@@ -284,8 +284,8 @@ def merge_duplicate_types(counts: sp.csr_matrix, found: dict[str, np.ndarray], p
         into[drop] = keep
     out = {t: c for t, c in found.items() if t not in into}
     for t in into:
-        k = root(t)
-        out[k] = np.union1d(out[k], found[t])
+        kept = root(t)
+        out[kept] = np.union1d(out[kept], found[t])
     return out, {t: root(t) for t in into}
 
 

@@ -19,10 +19,11 @@ from core.db import repositories as repo
 from core.db.models import TERMINAL_STATES, Job, JobKind, JobState
 from core.errors import BadOption
 from core.jobs import outbox, webhooks
-from core.jobs.errors import Conflict, NotFound, TooManyRequests
+from core.jobs.errors import CallbackRefused, Conflict, NotFound, TooManyRequests
 from core.markers import marker_table_path
 from core.storage import ObjectStore
 
+CALLBACK_RESOLVE_TIMEOUT_S = 5.0
 REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
 
 
@@ -91,9 +92,19 @@ async def submit_job(
         # and a marker table this server has
         marker_table_path(req.options.get("markers"), settings.marker_tables_dir)
     if req.callback_url:
-        await anyio.to_thread.run_sync(
-            webhooks.check_callback_url, req.callback_url, settings.webhook_allow_private
-        )
+        # a host whose DNS does not answer must not hold the submit (and the LIMS) for minutes
+        with anyio.move_on_after(CALLBACK_RESOLVE_TIMEOUT_S) as scope:
+            await anyio.to_thread.run_sync(
+                webhooks.check_callback_url,
+                req.callback_url,
+                settings.webhook_allow_private,
+                abandon_on_cancel=True,
+            )
+        if scope.cancelled_caught:
+            raise CallbackRefused(
+                f"callback_url host did not resolve within {CALLBACK_RESOLVE_TIMEOUT_S:.0f} s; "
+                "give a callback URL whose host resolves, or none (poll with ?wait=30)"
+            )
     job = Job(
         id=uuid.uuid4(),
         tenant_id=tenant_id,

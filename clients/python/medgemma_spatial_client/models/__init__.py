@@ -23,6 +23,12 @@ from .problem import Problem
 from .problem_errors_type_0_item import ProblemErrorsType0Item
 from .prompt_strategy import PromptStrategy
 from .report_backend import ReportBackend
+from .report_history import ReportHistory
+from .report_history_report_status import ReportHistoryReportStatus
+from .signoff_create import SignoffCreate
+from .signoff_create_status import SignoffCreateStatus
+from .signoff_out import SignoffOut
+from .signoff_out_status import SignoffOutStatus
 from .upload_out import UploadOut
 from .upload_out_format import UploadOutFormat
 
@@ -50,6 +56,12 @@ __all__ = (
     "ProblemErrorsType0Item",
     "PromptStrategy",
     "ReportBackend",
+    "ReportHistory",
+    "ReportHistoryReportStatus",
+    "SignoffCreate",
+    "SignoffCreateStatus",
+    "SignoffOut",
+    "SignoffOutStatus",
     "UploadOut",
     "UploadOutFormat",
 )
