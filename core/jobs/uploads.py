@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.config import Settings
 from core.db.models import Upload
 from core.errors import InputError, UnsupportedFormat
+from core.jobs.cleanup import upload_temp_prefix
 from core.jobs.errors import UploadTooLarge
 from core.storage import ObjectStore
 
@@ -157,7 +158,7 @@ async def receive_upload(
         )
     digest = hashlib.sha256()
     size = 0
-    fd, tmp_name = tempfile.mkstemp(prefix="mgs-upload-")
+    fd, tmp_name = tempfile.mkstemp(prefix=upload_temp_prefix())
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:

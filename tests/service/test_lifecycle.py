@@ -1,6 +1,6 @@
 """Job lifecycle: outbox, relay, claim, leases, fencing, retries, cancel, webhooks.
 
-Uses the TEST-ONLY 'test_sleep' job kind (enabled by MGS_ENABLE_TEST_JOBS) so the
+Uses the TEST-ONLY 'test_sleep' job kind (tests/service/sleep_job.py, loaded through MGS_WORKER_IMPORTS) so the
 plumbing is tested apart from the science; the real analysis runs in test_e2e.py.
 """
 
