@@ -25,17 +25,21 @@ from core.storage import upload_dir
 KIND = "test_sleep"
 TASK = "mgs.test_sleep"
 
+REPORT_TASK = "mgs.test_sleep_report"
+
 outbox.register_kind(KIND, "analysis", TASK, "analysis")
+# the report phase: a job sent back at the reporting stage sleeps through it once more
+outbox.register_kind(KIND, "report", REPORT_TASK, "report")
 
 
-def _sleep_body(st: Stage) -> str:
+def _sleep_body(st: Stage, stages: tuple[str, ...]) -> str:
     options, tracker, attempt = st.options, st.tracker, st.attempt
     sleep_s = float(options.get("sleep_s", 0.2))
     steps = max(5, int(sleep_s / 0.2))  # a step (and an ownership check) every <= 0.2 s
-    for stage in (JobStage.VALIDATING.value, JobStage.ANALYZING.value):
+    for stage in stages:
         for i in range(steps + 1):
             tracker(stage, i / steps)
-            if stage == JobStage.ANALYZING.value and i == 2:
+            if stage == stages[-1] and i == 2:
                 if attempt <= int(options.get("crash", 0)):
                     os._exit(17)
                 if attempt <= int(options.get("raise", 0)):
@@ -62,7 +66,17 @@ def _sleep_body(st: Stage) -> str:
 
 
 def run_test_sleep_job(tx, store, settings, job_id: uuid.UUID, worker: str) -> str:  # type: ignore[no-untyped-def]
-    return run_stage(tx, store, settings, job_id, worker, "analysis", _sleep_body)
+    stages = (JobStage.VALIDATING.value, JobStage.ANALYZING.value)
+    return run_stage(
+        tx, store, settings, job_id, worker, "analysis", lambda st: _sleep_body(st, stages)
+    )
+
+
+def run_test_sleep_report(tx, store, settings, job_id: uuid.UUID, worker: str) -> str:  # type: ignore[no-untyped-def]
+    stages = (JobStage.REPORTING.value,)
+    return run_stage(
+        tx, store, settings, job_id, worker, "report", lambda st: _sleep_body(st, stages)
+    )
 
 
 def _register_task() -> None:
@@ -72,6 +86,7 @@ def _register_task() -> None:
     except ImportError:  # the service extra is not installed
         return
     job_task(app, TASK, run_test_sleep_job)
+    job_task(app, REPORT_TASK, run_test_sleep_report)
 
 
 _register_task()
