@@ -167,9 +167,10 @@ def _outage_classes() -> list[type[BaseException]]:
     except ImportError:  # pragma: no cover
         pass
     try:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
-        classes += [BotoCoreError, ClientError]
+        classes += [BotoCoreError, ClientError, Boto3Error]
     except ImportError:  # pragma: no cover
         pass
     return classes

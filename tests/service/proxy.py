@@ -81,6 +81,8 @@ class TcpProxy:
         """Stop listening and cut live connections: new connects are refused."""
         self.mode = "refuse"
         if self.listener is not None:
+            with contextlib.suppress(OSError):  # wakes the blocked accept() and stops listening
+                self.listener.shutdown(socket.SHUT_RDWR)
             self.listener.close()
             self.listener = None
         self.cut()

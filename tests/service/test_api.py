@@ -274,3 +274,65 @@ def test_service_commands_on_the_main_entry_point() -> None:
         check=True,
     )
     assert "--host" in r.stdout and "--port" in r.stdout
+
+
+def test_outages_answer_503_with_retry_after_and_recover(
+    service_env: dict[str, str], tenant_a: dict[str, str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """An API whose Postgres and object storage sit behind loopback proxies: a refused or
+    hanging dependency gives 503 problem+json naming it (with Retry-After), never 500;
+    /readyz names the one down or slow; the first request after the database is back
+    succeeds (dead pooled connections are pre-pinged away)."""
+    from sqlalchemy.engine import make_url
+
+    from tests.service.conftest import start_api
+    from tests.service.proxy import TcpProxy
+
+    pg_port = make_url(service_env["MGS_DATABASE_URL"]).port
+    s3_port = int(service_env["MGS_S3_ENDPOINT_URL"].rsplit(":", 1)[1])
+    db, s3 = TcpProxy(pg_port), TcpProxy(s3_port)
+    url = make_url(service_env["MGS_DATABASE_URL"]).set(port=db.port)
+    env = {
+        **service_env,
+        "MGS_DATABASE_URL": url.render_as_string(hide_password=False),
+        "MGS_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3.port}",
+        "MGS_S3_MAX_ATTEMPTS": "1",
+        "MGS_S3_READ_TIMEOUT_S": "5",
+        "MGS_DB_CONNECT_TIMEOUT_S": "2",
+    }
+    proc, base = start_api(env, tmp_path / "api.log")
+    try:
+        with client(base, tenant_a["auth"]) as c:
+            assert c.get("/readyz").status_code == 200
+            assert c.get("/v1/jobs").status_code == 200
+            data = BRAIN_H5AD.read_bytes()
+
+            s3.refuse()
+            r = upload(c, data)
+            is_problem(r, 503, "storage_unavailable")
+            assert int(r.headers["retry-after"]) >= 1
+            ready = c.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["storage"].startswith("error")
+            assert ready.json()["checks"]["database"] == "ok"
+
+            s3.hang()
+            ready = c.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["storage"].startswith("slow")
+            s3.restore()
+            assert upload(c, data).status_code == 201
+
+            db.refuse()
+            for r in (c.get("/v1/jobs"), c.post("/v1/jobs", json={"upload_id": str(uuid.uuid4())})):
+                is_problem(r, 503, "database_unavailable")
+                assert int(r.headers["retry-after"]) >= 1
+            assert c.get("/readyz").json()["checks"]["database"].startswith("error")
+
+            db.restore()  # the pool still holds connections the outage cut
+            assert c.get("/v1/jobs").status_code == 200
+            assert c.get("/readyz").status_code == 200
+        assert "Traceback" not in proc.tail(100_000)
+    finally:
+        proc.stop()
+        db.close()
+        s3.close()
