@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import subprocess
@@ -336,3 +337,62 @@ def test_outages_answer_503_with_retry_after_and_recover(
         proc.stop()
         db.close()
         s3.close()
+
+
+def test_api_killed_mid_upload_leaves_no_temp_file(
+    service_env: dict[str, str], tenant_a: dict[str, str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL the API while an upload streams in: its temp file stays behind until the
+    next API start, which removes it."""
+    import signal
+    import threading
+    import time
+
+    import httpx
+
+    from tests.service.conftest import start_api
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**service_env, "TMPDIR": str(tmpdir)}
+    proc, base = start_api(env, tmp_path / "api1.log")
+    release = threading.Event()
+
+    def body():  # type: ignore[no-untyped-def]
+        for _ in range(3):
+            yield b"\0" * (1 << 20)
+        release.wait(30)  # the upload stalls here until the API is gone
+        yield b"\0"
+
+    def send() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(
+                f"{base}/v1/uploads",
+                params={"filename": "big.h5ad"},
+                content=body(),
+                headers={"Authorization": tenant_a["auth"]},
+                timeout=60,
+            )
+
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(
+            p.stat().st_size > 0 for p in tmpdir.glob("mgs-upload-*")
+        ):
+            time.sleep(0.1)
+        left = list(tmpdir.glob("mgs-upload-*"))
+        assert left and left[0].name.startswith(f"mgs-upload-{proc.p.pid}-")
+        proc.p.send_signal(signal.SIGKILL)
+        proc.p.wait(10)
+    finally:
+        release.set()
+        proc.stop()
+    t.join(10)
+    assert all(p.exists() for p in left)  # nobody removed it: the process was killed
+    proc2, _ = start_api(env, tmp_path / "api2.log")
+    try:
+        assert list(tmpdir.glob("mgs-upload-*")) == []
+    finally:
+        proc2.stop()
