@@ -4,7 +4,8 @@ It walks the stages sleeping so the lifecycle (claim, progress, leases, fencing,
 cancel, webhooks) is tested apart from the science; it runs through the same stage runner
 as the real analysis. It is not part of the package: a production worker cannot run it.
 
-Options: ``sleep_s`` (per stage), ``fail_code`` (fail with that code), ``crash`` (the process
+Options: ``sleep_s`` (per stage), ``two_stage`` (the analysis hands over to a report phase
+that sleeps again, as the real job does), ``fail_code`` (fail with that code), ``crash`` (the process
 exits mid-job on attempts up to that number, as a killed worker would), ``raise`` (an
 unexpected error on attempts up to that number).
 """
@@ -53,13 +54,17 @@ def _sleep_body(st: Stage, stages: tuple[str, ...]) -> str:
     (out / "sleep.json").write_text(json.dumps({"attempt": attempt, "worker": st.worker}))
     tracker.check()
     upload_dir(st.store, out, st.prefix)
+    if options.get("two_stage") and stages[-1] != JobStage.REPORTING.value:
+        with st.tx() as s:  # on to the report phase, as the real analysis goes
+            lifecycle.finish_analysis(s, st.job_id, attempt, st.prefix, {}, tracker.close())
+        return "analyzed"
     with st.tx() as s:
         lifecycle.succeed(
             s,
             st.job_id,
             attempt,
             timings=tracker.close(),
-            analysis_prefix=st.prefix,
+            analysis_prefix=None if stages[-1] == JobStage.REPORTING.value else st.prefix,
             report_prefix=st.prefix,
         )
     return "succeeded"
