@@ -36,6 +36,7 @@ class ObjectStore(Protocol):
     def size(self, key: str) -> int | None: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> None: ...
+    def delete(self, key: str) -> None: ...
     def ping(self) -> None: ...
     def abort_stale_uploads(self, older_than_s: float) -> int: ...
 
@@ -82,6 +83,9 @@ class LocalStore:
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -214,6 +218,9 @@ class S3Store:
             self.client.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]}
             )
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def ping(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)

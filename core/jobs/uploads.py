@@ -6,6 +6,7 @@ object store copies (S3: multipart-uploads) from that file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tarfile
@@ -200,5 +201,10 @@ async def receive_upload(
         storage_key=key,
     )
     session.add(upload)
-    await session.flush()
+    try:
+        await session.flush()
+    except BaseException:  # the database is gone (503): the stored object would be garbage
+        with contextlib.suppress(Exception):
+            await anyio.to_thread.run_sync(store.delete, key)
+        raise
     return upload

@@ -7,6 +7,7 @@ import hashlib
 import io
 import subprocess
 import sys
+import time
 import uuid
 import zipfile
 
@@ -328,6 +329,32 @@ def test_outages_answer_503_with_retry_after_and_recover(
                 is_problem(r, 503, "database_unavailable")
                 assert int(r.headers["retry-after"]) >= 1
             assert c.get("/readyz").json()["checks"]["database"].startswith("error")
+
+            db.restore()
+            # the database goes away while an upload streams in: 503, and the object it
+            # had already put in storage is removed again
+            from core.storage import open_store
+            from tests.service.conftest import settings_from
+            from tests.service.helpers import tenant_of
+
+            store = open_store(settings_from(service_env))
+            mine = f"uploads/{tenant_of(tenant_a['key'], service_env)}"
+            before = set(store.list(mine))
+
+            def body():  # type: ignore[no-untyped-def]
+                yield data[: len(data) // 2]
+                time.sleep(2)  # the API has authenticated the request and is receiving it
+                db.refuse()
+                yield data[len(data) // 2 :]
+
+            r = c.post(
+                "/v1/uploads",
+                params={"filename": "x.h5ad"},
+                content=body(),
+                headers={"content-type": "application/octet-stream"},
+            )
+            is_problem(r, 503, "database_unavailable")
+            assert set(store.list(mine)) == before, (before, store.list(mine))
 
             db.restore()  # the pool still holds connections the outage cut
             assert c.get("/v1/jobs").status_code == 200

@@ -33,6 +33,8 @@ def test_roundtrip_list_delete(store, tmp_path: Path) -> None:  # type: ignore[n
         "a.txt",
         "figures/b.png",
     ]
+    store.delete("jobs/j1/attempt-1/a.txt")
+    assert store.list("jobs/j1/attempt-1") == ["jobs/j1/attempt-1/figures/b.png"]
     store.delete_prefix("jobs/j1/attempt-1")
     assert store.list("jobs/j1/attempt-1") == []
     store.ping()
