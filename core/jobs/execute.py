@@ -153,7 +153,7 @@ def run_stage(
         if job is None:
             return "skipped"
         upload = s.get(Upload, job.upload_id) if job.upload_id is not None else None
-        snapshot = {
+        snapshot: dict[str, Any] = {
             "attempt": job.attempts,
             "options": dict(job.options),
             "summary": dict(job.summary),
