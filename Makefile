@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 EXTRAS ?= service,model,dev
 
-.PHONY: venv demo test test-fast lint bench services
+.PHONY: venv demo test test-fast test-outages lint bench services
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: venv services
 
 test-fast: venv
 	$(VENV)/bin/python -m pytest -q tests/unit
+
+test-outages: venv services  # Postgres/storage/Redis outages, worker kills (about 6 min)
+	MGS_TEST_OUTAGES=1 $(VENV)/bin/python -m pytest -q tests/reliability/test_outages.py
 
 lint: venv
 	$(VENV)/bin/ruff check core api worker tests bench

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import Problem
 from core.errors import MGSError
+from core.jobs.outages import dependency_down
 
 log = logging.getLogger(__name__)
 PROBLEM_BASE = "https://medgemma-spatial.dev/problems/"
@@ -65,7 +66,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
                 "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
             },
         }
-        if s == 429:
+        if s in (429, 503):
             out[s]["headers"] = {
                 "Retry-After": {
                     "description": "Seconds to wait before trying again.",
@@ -138,7 +139,51 @@ def install(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,  # e.g. Allow on 405
         )
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def outage_or_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        down = dependency_down(exc)
+        if down is not None:
+            log.warning("%s unavailable on %s %s: %r", down, request.method, request.url.path, exc)
+            return dependency_unavailable(down)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "internal_error", "internal server error")
+
+    # database and storage outages answer 503 (handled here, not re-raised to the server)
+    for cls in _outage_classes():
+        app.add_exception_handler(cls, outage_or_unexpected)  # type: ignore[arg-type]
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return await outage_or_unexpected(request, exc)
+
+
+RETRY_AFTER_S = {"database": 5, "storage": 5}
+OUTAGE_CODES = {"database": "database_unavailable", "storage": "storage_unavailable"}
+
+
+def dependency_unavailable(which: str) -> JSONResponse:
+    """503 problem+json naming the dependency that is down, with ``Retry-After``."""
+    return problem(
+        503,
+        OUTAGE_CODES[which],
+        f"the {which} is unavailable; try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_S[which])},
+    )
+
+
+def _outage_classes() -> list[type[BaseException]]:
+    classes: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+        classes += [DBAPIError, PoolTimeout]
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        classes += [BotoCoreError, ClientError, Boto3Error]
+    except ImportError:  # pragma: no cover
+        pass
+    return classes

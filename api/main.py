@@ -53,14 +53,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio
         import redis.asyncio as aioredis
 
         from core.db.session import make_async_engine, make_async_sessionmaker
+        from core.jobs.cleanup import sweep_upload_temp
+        from core.jobs.outbox import import_plugins
         from core.storage import open_store
 
-        engine = make_async_engine(settings.database_url)
+        import_plugins(settings)
+        # what a killed API left in the temp folder goes now, the rest periodically
+        await anyio.to_thread.run_sync(
+            lambda: sweep_upload_temp(settings.stale_upload_s, at_start=True)
+        )
+        timeout = settings.db_connect_timeout_s
+        engine = make_async_engine(settings.database_url, connect_timeout_s=timeout)
         # reads (auth, polling, listing) need no transaction: autocommit saves BEGIN/ROLLBACK
-        read_engine = make_async_engine(settings.database_url, autocommit=True)
+        read_engine = make_async_engine(
+            settings.database_url, autocommit=True, connect_timeout_s=timeout
+        )
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_async_sessionmaker(engine)
@@ -70,9 +81,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from api.longpoll import JobChangeListener
 
         app.state.job_listener = JobChangeListener(settings.database_url)  # connects on first use
+
+        async def sweep_periodically() -> None:
+            while True:
+                await anyio.sleep(settings.sweep_interval_s)
+                await anyio.to_thread.run_sync(sweep_upload_temp, settings.stale_upload_s)
+
+        import asyncio
+
+        sweeper = asyncio.create_task(sweep_periodically())
         try:
             yield
         finally:
+            sweeper.cancel()
             await app.state.job_listener.close()
             await app.state.redis.aclose()
             await engine.dispose()
@@ -122,6 +143,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             }
                         },
                     }
+        # any /v1 operation may meet a database or storage outage: 503 with Retry-After
+        outage = errors.problem_responses(503)[503]
+        for route, path in spec.get("paths", {}).items():
+            if not route.startswith("/v1/"):
+                continue
+            for op in path.values():
+                op.setdefault("responses", {}).setdefault(
+                    "503",
+                    {
+                        "description": "Database or object storage unavailable "
+                        "(database_unavailable | storage_unavailable)",
+                        "content": outage["content"],
+                        "headers": outage["headers"],
+                    },
+                )
         for name in ("HTTPValidationError", "ValidationError"):
             spec["components"]["schemas"].pop(name, None)
         app.openapi_schema = spec

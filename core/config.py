@@ -155,8 +155,47 @@ class Settings(BaseSettings):
         "",
         description="When set, GET /metrics needs 'Authorization: Bearer <this token>'; empty = open.",
     )
-    enable_test_jobs: bool = Field(
-        False, description="Allow the test-only 'sleep' job kind (lifecycle tests only; never in production)."
+    worker_imports: str = Field(
+        "",
+        description="Comma-separated extra modules the worker, relay and API import at start (they "
+        "register job kinds; the test suite's sleep job lives in tests/).",
+    )
+
+    # --- reliability ----------------------------------------------------------------
+    worker_heartbeat_s: float = Field(
+        5.0, description="How often each worker writes its heartbeat row (s)."
+    )
+    worker_dead_after_s: float = Field(
+        30.0,
+        description="A running job whose worker sent no heartbeat for this long is taken back (s).",
+    )
+    transient_max_tries: int = Field(
+        12,
+        description="Requeues of a job after a database or storage outage (they use no attempt) "
+        "before it fails with dependency_unavailable.",
+    )
+    transient_backoff_max_s: float = Field(
+        15.0, description="Longest wait before a job requeued after an outage is sent again (s)."
+    )
+    release_retry_s: float = Field(
+        900.0,
+        description="A worker retries writing a job's outcome this long while the database is down (s).",
+    )
+    db_connect_timeout_s: float = Field(
+        5.0, description="Connect timeout of every database connection (s)."
+    )
+    s3_connect_timeout_s: float = Field(3.0, description="Object storage connect timeout (s).")
+    s3_read_timeout_s: float = Field(20.0, description="Object storage read timeout (s).")
+    s3_max_attempts: int = Field(3, description="Tries of one object storage call (botocore retries).")
+    readiness_timeout_s: float = Field(
+        1.5, description="/readyz checks its dependencies in parallel within this budget (s)."
+    )
+    stale_upload_s: float = Field(
+        3600.0,
+        description="Upload temp files and incomplete multipart uploads older than this are swept (s).",
+    )
+    sweep_interval_s: float = Field(
+        600.0, description="How often the API and the relay sweep stale upload leftovers (s)."
     )
 
     # --- lab exports (HL7 v2 ORU^R01) -----------------------------------------------

@@ -36,7 +36,9 @@ class ObjectStore(Protocol):
     def size(self, key: str) -> int | None: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> None: ...
+    def delete(self, key: str) -> None: ...
     def ping(self) -> None: ...
+    def abort_stale_uploads(self, older_than_s: float) -> int: ...
 
 
 class LocalStore:
@@ -82,15 +84,41 @@ class LocalStore:
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise OSError(f"{self.root} is not writable")
+
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        """Remove ``.part-*`` files (a copy cut short) older than ``older_than_s``."""
+        import time
+
+        cutoff, n = time.time() - older_than_s, 0
+        for p in self.root.rglob("*.part-*"):
+            try:
+                if p.is_file() and p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    n += 1
+            except OSError:
+                pass
+        return n
 
 
 class S3Store:
     """Objects in an S3 bucket (boto3; multipart uploads for large files)."""
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        *,
+        connect_timeout_s: float = 3.0,
+        read_timeout_s: float = 20.0,
+        max_attempts: int = 3,
+    ) -> None:
         import boto3
         from botocore.config import Config
 
@@ -99,7 +127,11 @@ class S3Store:
         self.client: Any = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            config=Config(
+                connect_timeout=connect_timeout_s,
+                read_timeout=read_timeout_s,
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+            ),
         )
 
     def _key(self, key: str) -> str:
@@ -107,7 +139,46 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put_file(self, key: str, path: Path) -> None:
-        self.client.upload_file(str(path), self.bucket, self._key(key))
+        full = self._key(key)
+        try:
+            self.client.upload_file(str(path), self.bucket, full)
+        except BaseException:
+            self._abort_multipart(full)  # never leave an incomplete multipart upload
+            raise
+
+    def _abort_multipart(self, full_key: str) -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            resp = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=full_key)
+            for u in resp.get("Uploads", []):
+                if u["Key"] == full_key:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=full_key, UploadId=u["UploadId"]
+                    )
+
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        """Abort incomplete multipart uploads under this store's prefix started before
+        ``older_than_s`` seconds ago (a process killed mid-upload leaves them)."""
+        from datetime import UTC, datetime, timedelta
+
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        n = 0
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        if self.prefix:
+            kwargs["Prefix"] = self.prefix + "/"
+        while True:
+            resp = self.client.list_multipart_uploads(**kwargs)
+            for u in resp.get("Uploads", []):
+                if u["Initiated"] < cutoff:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"]
+                    )
+                    n += 1
+            if not resp.get("IsTruncated"):
+                return n
+            kwargs["KeyMarker"] = resp.get("NextKeyMarker")
+            kwargs["UploadIdMarker"] = resp.get("NextUploadIdMarker")
 
     def get_file(self, key: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +219,9 @@ class S3Store:
                 Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]}
             )
 
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
     def ping(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
 
@@ -159,7 +233,14 @@ def open_store(settings: Settings) -> ObjectStore:
         path = (url.netloc + url.path) if url.netloc not in ("", "localhost") else url.path
         return LocalStore(path)
     if url.scheme == "s3":
-        return S3Store(url.netloc, url.path, settings.s3_endpoint_url)
+        return S3Store(
+            url.netloc,
+            url.path,
+            settings.s3_endpoint_url,
+            connect_timeout_s=settings.s3_connect_timeout_s,
+            read_timeout_s=settings.s3_read_timeout_s,
+            max_attempts=settings.s3_max_attempts,
+        )
     raise ValueError(
         f"MGS_STORAGE_URL must be file:///dir or s3://bucket/prefix, not {settings.storage_url!r}"
     )

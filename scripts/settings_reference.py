@@ -22,7 +22,7 @@ BEGIN, END = "settings-reference:begin", "settings-reference:end"
 # set by docker-compose.yml from the compose-level variables; listed commented out in .env.example
 WIRED_BY_COMPOSE = {"database_url", "broker_url", "storage_url", "s3_endpoint_url"}
 # never for production; left out of .env.example
-TEST_ONLY = {"enable_test_jobs"}
+TEST_ONLY: set[str] = set()
 
 
 def _settings_fields() -> list[tuple[str, Any, str, str]]:

@@ -27,7 +27,9 @@ def transport_options(visibility_timeout_s: int) -> dict[str, int]:
 
 
 def make_celery(broker_url: str, visibility_timeout_s: int | None = None) -> Celery:
-    app = Celery("medgemma_spatial", broker=broker_url, include=["worker.tasks"])
+    settings = get_settings()
+    plugins = [m.strip() for m in settings.worker_imports.split(",") if m.strip()]
+    app = Celery("medgemma_spatial", broker=broker_url, include=["worker.tasks", *plugins])
     app.conf.update(
         task_acks_late=True,  # a task lost with its worker is delivered again
         task_reject_on_worker_lost=True,
@@ -36,11 +38,12 @@ def make_celery(broker_url: str, visibility_timeout_s: int | None = None) -> Cel
         task_default_queue="analysis",
         task_routes={
             "mgs.analysis": {"queue": "analysis"},
-            "mgs.test_sleep": {"queue": "analysis"},
             "mgs.report": {"queue": "report"},
         },
         broker_connection_retry_on_startup=True,
-        broker_transport_options=transport_options(visibility_timeout_s or get_settings().broker_visibility_timeout_s),
+        broker_transport_options=transport_options(
+            visibility_timeout_s or settings.broker_visibility_timeout_s
+        ),
         worker_hijack_root_logger=False,
         task_serializer="json",
         accept_content=["json"],

@@ -18,6 +18,9 @@ import httpx
 
 from core.config import Settings
 from core.jobs import outbox
+from core.jobs.cleanup import sweep_store
+from core.jobs.outages import is_transient
+from core.storage import open_store
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,14 @@ def run_relay(
     from core.db.session import make_sync_engine, make_sync_sessionmaker
     from worker.celery_app import make_celery
 
-    sessions = make_sync_sessionmaker(make_sync_engine(settings.database_url, pool_size=3))
+    outbox.import_plugins(settings)
+    sessions = make_sync_sessionmaker(
+        make_sync_engine(
+            settings.database_url, pool_size=3, connect_timeout_s=settings.db_connect_timeout_s
+        )
+    )
     celery = make_celery(settings.broker_url, settings.broker_visibility_timeout_s)
+    store = open_store(settings)
     if reconcile_every_s is None:
         reconcile_every_s = settings.reconcile_interval_s
     stop = threading.Event()
@@ -47,20 +56,32 @@ def run_relay(
 
     def dispatch_loop() -> None:
         last_reconcile = 0.0
+        last_sweep = time.monotonic()  # the first sweep after one interval
+        # heartbeats are judged only once the database has answered us for a full
+        # MGS_WORKER_DEAD_AFTER_S: during an outage no worker could write one
+        db_up_since: float | None = None
         while not stop.is_set():
             busy = 0
             try:
                 with sessions() as s, s.begin():
                     busy = outbox.publish_pending(s, publish)
+                if db_up_since is None:
+                    db_up_since = time.monotonic()
                 if time.monotonic() - last_reconcile >= reconcile_every_s:
+                    trust = time.monotonic() - db_up_since >= settings.worker_dead_after_s
                     with sessions() as s, s.begin():
-                        counts = outbox.reconcile(s, settings)
+                        counts = outbox.reconcile(s, settings, check_heartbeats=trust)
                     if any(counts.values()):
                         log.info("reconciled: %s", counts)
                     last_reconcile = time.monotonic()
-            except Exception:
-                log.exception("dispatch loop failed; retrying")
+            except Exception as e:
+                if db_up_since is not None or not is_transient(e):
+                    log.warning("dispatch loop failed (%r); retrying", e)
+                db_up_since = None
                 stop.wait(1.0)
+            if time.monotonic() - last_sweep >= settings.sweep_interval_s:
+                last_sweep = time.monotonic()
+                sweep_store(store, settings)
             if once:
                 return
             if not busy:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings, get_settings
 from core.storage import ObjectStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,10 +42,16 @@ def init() -> Resources:
         from core.storage import open_store
 
         settings = worker_settings(get_settings())
-        engine = make_sync_engine(settings.database_url)
+        from core.jobs.outbox import import_plugins
+
+        import_plugins(settings)
+        engine = make_sync_engine(
+            settings.database_url, connect_timeout_s=settings.db_connect_timeout_s
+        )
         _resources = Resources(
             settings, make_sync_sessionmaker(engine), open_store(settings), _worker_id()
         )
+        start_heartbeat(_resources)
     return _resources
 
 
@@ -54,6 +64,31 @@ def worker_settings(settings: Settings) -> Settings:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         return settings.model_copy(update={"model_allow_download": False})
     return settings
+
+
+def start_heartbeat(r: Resources) -> threading.Thread:
+    """Write this process's row in ``workers`` every ``MGS_WORKER_HEARTBEAT_S`` seconds (a
+    daemon thread: it dies with the process, which is the point)."""
+    from core.db import repositories as repo
+
+    def beat() -> None:
+        failing = False
+        while True:
+            try:
+                with r.tx() as s:
+                    s.execute(repo.worker_heartbeat(r.worker_id, os.environ.get("MGS_QUEUES", "")))
+                if failing:
+                    log.info("worker heartbeat written again")
+                failing = False
+            except Exception as e:
+                if not failing:
+                    log.warning("worker heartbeat failed: %r", e)
+                failing = True
+            threading.Event().wait(r.settings.worker_heartbeat_s)
+
+    t = threading.Thread(target=beat, name="mgs-heartbeat", daemon=True)
+    t.start()
+    return t
 
 
 def get() -> Resources:

@@ -1,33 +1,60 @@
-"""Celery tasks: each takes a job id and calls one use case. Safe to run twice (claims are atomic)."""
+"""Celery tasks: each takes a job id and calls one use case. Safe to run twice (claims are atomic).
+
+A task that cannot reach the database (or storage) to claim its job is retried with backoff,
+not acknowledged and forgotten; failures after the claim are the stage runner's to handle.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
 
 from worker import resources
 from worker.celery_app import app
 
+log = logging.getLogger(__name__)
 
-@app.task(name="mgs.analysis")
-def analysis(job_id: str) -> str:
+RETRY_MAX = 40  # with the backoff below, about 10 minutes of outage; then the reconciler re-sends
+RETRY_BACKOFF_MAX_S = 15.0
+
+Runner = Callable[..., str]
+
+
+def job_task(celery: Celery, name: str, run: Runner) -> Any:
+    """Register task ``name`` that runs ``run(tx, store, settings, job_id, worker)``."""
+
+    @celery.task(name=name, bind=True, max_retries=RETRY_MAX)
+    def task(self: Any, job_id: str) -> str:
+        from core.jobs.outages import is_transient
+
+        try:
+            r = resources.get()
+            return run(r.tx, r.store, r.settings, uuid.UUID(job_id), r.worker_id)
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            delay = min(RETRY_BACKOFF_MAX_S, 0.5 * 2**self.request.retries)
+            log.warning("job %s: dependency unavailable (%r); retry in %.1f s", job_id, e, delay)
+            raise self.retry(exc=e, countdown=delay) from e
+
+    return task
+
+
+def _analysis(*args: Any) -> str:
     from core.jobs.execute import run_analysis_job
 
-    r = resources.get()
-    return run_analysis_job(r.tx, r.store, r.settings, uuid.UUID(job_id), r.worker_id)
+    return run_analysis_job(*args)
 
 
-@app.task(name="mgs.report")
-def report(job_id: str) -> str:
+def _report(*args: Any) -> str:
     from core.jobs.execute import run_report_job
 
-    r = resources.get()
-    return run_report_job(r.tx, r.store, r.settings, uuid.UUID(job_id), r.worker_id)
+    return run_report_job(*args)
 
 
-@app.task(name="mgs.test_sleep")
-def test_sleep(job_id: str) -> str:
-    """TEST ONLY: the lifecycle test job (refused unless MGS_ENABLE_TEST_JOBS is set)."""
-    from core.jobs.execute import run_test_sleep_job
-
-    r = resources.get()
-    return run_test_sleep_job(r.tx, r.store, r.settings, uuid.UUID(job_id), r.worker_id)
+analysis = job_task(app, "mgs.analysis", _analysis)
+report = job_task(app, "mgs.report", _report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import anyio
@@ -69,5 +70,11 @@ async def create_upload(
         _with_idle_timeout(request.stream(), settings.upload_idle_timeout_s),
         int(length) if length and length.isdigit() else None,
     )
-    await session.commit()
+    try:
+        await session.commit()
+    except BaseException:
+        # the database did not take the row (an outage: 503): the object would be garbage
+        with contextlib.suppress(Exception):
+            await anyio.to_thread.run_sync(store.delete, upload.storage_key)
+        raise
     return UploadOut.model_validate(upload, from_attributes=True)

@@ -43,9 +43,7 @@ class JobStage(enum.StrEnum):
 
 class JobKind(enum.StrEnum):
     SPATIAL = "spatial"
-    # Test-only: sleeps through the stages; used by lifecycle tests, refused unless
-    # MGS_ENABLE_TEST_JOBS is set. Never a stand-in for the analysis.
-    TEST_SLEEP = "test_sleep"
+    # further kinds (test-only ones under tests/) register with core.jobs.outbox.register_kind
 
 
 class KeyRole(enum.StrEnum):
@@ -144,6 +142,8 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # fencing token: every claim adds one
     stage_attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims of the current phase
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # requeues after a dependency outage (database, storage): they use no attempt
+    transient_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     analysis_prefix: Mapped[str | None] = mapped_column(String(512))
@@ -180,6 +180,19 @@ class ReportSignoff(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     content_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Worker(Base):
+    """A worker process's heartbeat: the reconciler takes back jobs whose holder fell silent."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # host:pid, the lease owner
+    queues: Mapped[str] = mapped_column(String(255), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
 
 
 class OutboxMessage(Base):

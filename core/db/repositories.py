@@ -31,6 +31,7 @@ from core.db.models import (
     OutboxMessage,
     ReportSignoff,
     Upload,
+    Worker,
 )
 
 ANALYSIS_STAGES = (JobStage.VALIDATING.value, JobStage.ANALYZING.value)
@@ -44,6 +45,9 @@ TENANT_FOR_KEY_HASH = select(ApiKey.tenant_id, ApiKey.id, ApiKey.role).where(
 JOB_OF_TENANT = select(Job).where(
     Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id")
 )
+
+
+PING = select(literal(1))  # readiness: the database answers
 
 
 def tenant_for_key_hash(key_hash: str) -> tuple[Any, dict[str, Any]]:
@@ -175,6 +179,38 @@ def expired_leases(limit: int = 100) -> Select[Any]:
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+
+
+def dead_holders(silent_s: float, limit: int = 100) -> Select[Any]:
+    """Running jobs whose lease holder has sent no heartbeat for ``silent_s`` seconds."""
+    silent = select(Worker.id).where(Worker.last_seen < func.now() - timedelta(seconds=silent_s))
+    return (
+        select(Job)
+        .where(Job.state == JobState.RUNNING.value, Job.lease_owner.in_(silent))
+        .order_by(Job.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def worker_heartbeat(worker_id: str, queues: str) -> Any:
+    """Insert or refresh a worker's heartbeat row."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    stmt = insert(Worker).values(id=worker_id, queues=queues[:255])
+    return stmt.on_conflict_do_update(
+        index_elements=[Worker.id], set_={"last_seen": func.now(), "queues": stmt.excluded.queues}
+    )
+
+
+def forget_worker(worker_id: str) -> Delete:
+    return delete(Worker).where(Worker.id == worker_id)
+
+
+def purge_silent_workers(older_than: timedelta) -> Delete:
+    """Heartbeat rows of workers gone for a long time and holding no running job."""
+    holding = exists().where(Job.lease_owner == Worker.id, Job.state == JobState.RUNNING.value)
+    return delete(Worker).where(Worker.last_seen < func.now() - older_than, ~holding)
 
 
 def stale_queued(older_than_s: int, limit: int = 100) -> Select[Any]:

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from core.db.models import JobStage
 from core.errors import MGSError
 from core.jobs import lifecycle
 from core.jobs.errors import LeaseLost
+from core.jobs.outages import is_transient
 from core.jobs.sandbox import analyse_in_subprocess, validate_in_subprocess
 from core.storage import ObjectStore, download_prefix, upload_dir
 
@@ -39,7 +41,6 @@ STAGE_SPAN = {
     JobStage.ANALYZING.value: (0.1, 0.6),
     JobStage.REPORTING.value: (0.7, 0.3),
 }
-REPORT_FILES = ("prompt.txt", "report.json", "report.md", "report.html")
 UPLOAD_SUFFIX = {"h5ad": ".h5ad", "tar.gz": ".tar.gz", "tar": ".tar", "zip": ".zip"}
 
 # Set by the worker on a warm shutdown (SIGTERM): running jobs are handed back at their
@@ -107,214 +108,278 @@ class Tracker:
         self(self.stage, 1.0)
 
 
+@dataclass
+class Stage:
+    """What a stage body gets: the claimed job's snapshot, its tracker and a temp folder."""
+
+    tx: Tx
+    store: ObjectStore
+    settings: Settings
+    job_id: uuid.UUID
+    worker: str
+    attempt: int
+    options: dict[str, Any]
+    summary: dict[str, Any]
+    analysis_prefix: str | None
+    upload_key: str | None
+    upload_format: str | None
+    prefix: str  # this attempt's artifacts: jobs/{id}/attempt-{n}
+    tracker: Tracker
+    tmp: Path
+
+
+StageBody = Callable[[Stage], str]
+
+
+def run_stage(
+    tx: Tx,
+    store: ObjectStore,
+    settings: Settings,
+    job_id: uuid.UUID,
+    worker: str,
+    phase: str,
+    body: StageBody,
+) -> str:
+    """Claim the job for ``phase``, run ``body`` under the failure guard in a temp folder.
+
+    Returns ``body``'s result, ``"skipped"`` (not queued for this phase: a duplicate) or
+    ``"stopped"`` (failed, requeued, handed back or lease lost; the job row says which).
+    A database outage during the claim propagates (the task retries with backoff).
+    """
+    from core.db.models import Upload
+
+    with tx() as s:
+        job = lifecycle.claim(s, job_id, phase, worker, settings)
+        if job is None:
+            return "skipped"
+        upload = s.get(Upload, job.upload_id) if job.upload_id is not None else None
+        snapshot: dict[str, Any] = {
+            "attempt": job.attempts,
+            "options": dict(job.options),
+            "summary": dict(job.summary),
+            "analysis_prefix": job.analysis_prefix,
+            "upload_key": upload.storage_key if upload is not None else None,
+            "upload_format": upload.format if upload is not None else None,
+        }
+        timings = dict(job.timings)
+    attempt = int(snapshot["attempt"])
+    prefix = f"jobs/{job_id}/attempt-{attempt}"
+    tracker = Tracker(tx, settings, job_id, attempt, timings)
+    with (
+        _guard(tx, store, settings, job_id, attempt, prefix),
+        tempfile.TemporaryDirectory(prefix="mgs-job-") as tmp,
+    ):
+        return body(
+            Stage(
+                tx,
+                store,
+                settings,
+                job_id,
+                worker,
+                prefix=prefix,
+                tracker=tracker,
+                tmp=Path(tmp),
+                **snapshot,
+            )
+        )
+    return "stopped"
+
+
 @contextlib.contextmanager
 def _guard(
-    tx: Tx, store: ObjectStore, job_id: uuid.UUID, attempt: int, prefix: str
+    tx: Tx, store: ObjectStore, settings: Settings, job_id: uuid.UUID, attempt: int, prefix: str
 ) -> Iterator[None]:
-    """Turn failures into job states: input errors fail the job, others retry it."""
+    """Turn failures into job states: input errors fail the job, outages requeue it without
+    using an attempt, other errors retry it. The new state is written first (retried while
+    the database is down); the attempt's objects are deleted after, and only if the job does
+    not hold them; a failing delete never stops the release."""
     try:
         yield
     except WorkerStopping:
         log.info("job %s attempt %s handed back: the worker is stopping", job_id, attempt)
-        store.delete_prefix(prefix)
-        with tx() as s:
-            lifecycle.hand_back(s, job_id, attempt)
+        _settle(
+            tx, settings, job_id, prefix, store, lambda s: lifecycle.hand_back(s, job_id, attempt)
+        )
     except LeaseLost:
         log.info(
             "job %s attempt %s lost its lease (canceled or expired); stopping", job_id, attempt
         )
-        store.delete_prefix(prefix)
+        _settle(tx, settings, job_id, prefix, store, None)
     except MGSError as e:
-        store.delete_prefix(prefix)
-        with tx() as s:
-            lifecycle.fail(s, job_id, attempt, e.code, e.detail)
+        code, detail = e.code, e.detail
+        _settle(
+            tx,
+            settings,
+            job_id,
+            prefix,
+            store,
+            lambda s: lifecycle.fail(s, job_id, attempt, code, detail),
+        )
     except Exception as e:
-        log.exception("job %s attempt %s failed unexpectedly", job_id, attempt)
-        store.delete_prefix(prefix)
-        with tx() as s:
-            # the message may name servers, paths or SQL: logged above, the job keeps the type
-            lifecycle.release(
-                s, job_id, attempt, f"an internal error ({type(e).__name__}) stopped this attempt"
+        # the message may name servers, paths or SQL: logged here, the job keeps the type only
+        detail = f"{type(e).__name__}: {e}"
+        kind = type(e).__name__
+        if is_transient(e):
+            log.warning("job %s attempt %s: dependency unavailable: %s", job_id, attempt, detail)
+            _settle(
+                tx,
+                settings,
+                job_id,
+                prefix,
+                store,
+                lambda s: lifecycle.requeue_transient(
+                    s, job_id, attempt, f"a dependency was unavailable ({kind})", settings
+                ),
             )
+        else:
+            log.exception("job %s attempt %s failed unexpectedly", job_id, attempt)
+            _settle(
+                tx,
+                settings,
+                job_id,
+                prefix,
+                store,
+                lambda s: lifecycle.release(
+                    s,
+                    job_id,
+                    attempt,
+                    f"an internal error ({kind}) stopped this attempt",
+                    settings,
+                ),
+            )
+
+
+def _settle(
+    tx: Tx,
+    settings: Settings,
+    job_id: uuid.UUID,
+    prefix: str,
+    store: ObjectStore,
+    transition: Callable[[Session], Any] | None,
+) -> None:
+    """Write ``transition`` (retried with bounded backoff while the database is unreachable,
+    up to ``MGS_RELEASE_RETRY_S``), then delete the attempt's objects unless the job holds them."""
+    from core.db.models import Job
+
+    deadline = time.monotonic() + settings.release_retry_s
+    delay = 0.25
+    keep = True
+    while True:
+        try:
+            with tx() as s:
+                if transition is not None:
+                    transition(s)
+                keep = lifecycle.holds_prefix(s.get(Job, job_id, populate_existing=True), prefix)
+            break
+        except Exception as e:
+            if not is_transient(e) or time.monotonic() >= deadline:
+                log.exception("job %s: could not record the outcome; the reconciler will", job_id)
+                return  # keep the objects: the job row may still point at them
+            log.warning("job %s: database unavailable (%s); retrying in %.1f s", job_id, e, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    if keep:
+        return
+    try:
+        store.delete_prefix(prefix)
+    except Exception as e:  # the stale-attempt objects stay; nothing points at them
+        log.warning("job %s: could not delete %s: %r", job_id, prefix, e)
 
 
 def run_analysis_job(
     tx: Tx, store: ObjectStore, settings: Settings, job_id: uuid.UUID, worker: str
 ) -> str:
     """Validate (sandboxed), analyse, upload artifacts to ``jobs/{id}/attempt-{n}/``, queue the report."""
-    with tx() as s:
-        job = lifecycle.claim(s, job_id, "analysis", worker, settings)
-        if job is None:
-            return "skipped"
-        attempt, options, timings = job.attempts, dict(job.options), dict(job.timings)
-        upload = s.get(_upload_model(), job.upload_id)
-        assert upload is not None
-        upload_key, upload_fmt = upload.storage_key, upload.format
-    prefix = f"jobs/{job_id}/attempt-{attempt}"
-    tracker = Tracker(tx, settings, job_id, attempt, timings)
-    with (
-        _guard(tx, store, job_id, attempt, prefix),
-        tempfile.TemporaryDirectory(prefix="mgs-job-") as tmp,
-    ):
-        tracker(JobStage.VALIDATING.value, 0.0)
-        sample = Path(tmp) / f"sample{UPLOAD_SUFFIX[upload_fmt]}"
-        store.get_file(upload_key, sample)
-        # an archive is unpacked once, by the sandboxed validation, into unpacked/; the analysis
-        # reads the same folder (only the members the readers need were extracted)
-        unpacked = Path(tmp) / "unpacked"
-        validation = validate_in_subprocess(sample, settings, unpack_dir=unpacked)
-        tracker(JobStage.VALIDATING.value, 1.0)
+    return run_stage(tx, store, settings, job_id, worker, "analysis", _analysis)
 
-        from core.markers import marker_table_path
-        from core.options import JobOptions
-        from core.runner import run_analysis_stage
 
-        out = Path(tmp) / "out"
-        out.mkdir()
-        job_opts = JobOptions.parse(options)
-        a_opts = job_opts.analysis(
-            markers=marker_table_path(job_opts.markers, settings.marker_tables_dir),
-            write_h5ad=True,
+def _analysis(st: Stage) -> str:
+    settings, tracker, options = st.settings, st.tracker, st.options
+    assert st.upload_key and st.upload_format
+    tracker(JobStage.VALIDATING.value, 0.0)
+    sample = st.tmp / f"sample{UPLOAD_SUFFIX[st.upload_format]}"
+    st.store.get_file(st.upload_key, sample)
+    # an archive is unpacked once, by the sandboxed validation, into unpacked/; the analysis
+    # reads the same folder (only the members the readers need were extracted)
+    unpacked = st.tmp / "unpacked"
+    validation = validate_in_subprocess(sample, settings, unpack_dir=unpacked)
+    tracker(JobStage.VALIDATING.value, 1.0)
+
+    from core.markers import marker_table_path
+    from core.options import JobOptions
+    from core.runner import run_analysis_stage
+
+    out = st.tmp / "out"
+    out.mkdir()
+    job_opts = JobOptions.parse(options)
+    a_opts = job_opts.analysis(
+        markers=marker_table_path(job_opts.markers, settings.marker_tables_dir),
+        write_h5ad=True,
+    )
+    if settings.analysis_memory_mb:
+        summary = analyse_in_subprocess(sample, out, a_opts, settings, tracker, unpack_dir=unpacked)
+    else:
+        summary = run_analysis_stage(
+            sample, out, a_opts, settings, progress=tracker, unpack_dir=unpacked
         )
-        if settings.analysis_memory_mb:
-            summary = analyse_in_subprocess(
-                sample, out, a_opts, settings, tracker, unpack_dir=unpacked
-            )
-        else:
-            summary = run_analysis_stage(
-                sample, out, a_opts, settings, progress=tracker, unpack_dir=unpacked
-            )
-        tracker.check()
-        upload_dir(store, out, prefix)
-        with tx() as s:
-            lifecycle.finish_analysis(
-                s,
-                job_id,
-                attempt,
-                prefix,
-                {"validation": validation, "analysis": _jsonable(summary)},
-                tracker.close(),
-            )
-        return "analyzed"
-    return "stopped"
+    tracker.check()
+    upload_dir(st.store, out, st.prefix)
+    with st.tx() as s:
+        lifecycle.finish_analysis(
+            s,
+            st.job_id,
+            st.attempt,
+            st.prefix,
+            {"validation": validation, "analysis": _jsonable(summary)},
+            tracker.close(),
+        )
+    return "analyzed"
 
 
 def run_report_job(
     tx: Tx, store: ObjectStore, settings: Settings, job_id: uuid.UUID, worker: str
 ) -> str:
     """Download the analysis artifacts, write the report, upload it, mark the job succeeded."""
-    with tx() as s:
-        job = lifecycle.claim(s, job_id, "report", worker, settings)
-        if job is None:
-            return "skipped"
-        attempt, options, timings = job.attempts, dict(job.options), dict(job.timings)
-        summary = dict(job.summary)
-        analysis_prefix = job.analysis_prefix
-        assert analysis_prefix
-    prefix = f"jobs/{job_id}/attempt-{attempt}"
-    tracker = Tracker(tx, settings, job_id, attempt, timings)
-    with (
-        _guard(tx, store, job_id, attempt, prefix),
-        tempfile.TemporaryDirectory(prefix="mgs-job-") as tmp,
-    ):
-        tracker(JobStage.REPORTING.value, 0.0)
-        out = Path(tmp) / "out"
-        download_prefix(store, analysis_prefix, out)
-        before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    return run_stage(tx, store, settings, job_id, worker, "report", _report)
 
-        from core.jobs.service import check_report_choice
-        from core.options import JobOptions
-        from core.report import write_report
 
-        check_report_choice(options, settings)  # the allowlist may have narrowed since submit
-        r_opts = JobOptions.parse(options).report(
-            settings.report_backend, max_new_tokens=settings.max_new_tokens
+def _report(st: Stage) -> str:
+    settings, tracker, options = st.settings, st.tracker, st.options
+    assert st.analysis_prefix
+    tracker(JobStage.REPORTING.value, 0.0)
+    out = st.tmp / "out"
+    download_prefix(st.store, st.analysis_prefix, out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+    from core.jobs.service import check_report_choice
+    from core.options import JobOptions
+    from core.report import write_report
+
+    check_report_choice(options, settings)  # the allowlist may have narrowed since submit
+    r_opts = JobOptions.parse(options).report(
+        settings.report_backend, max_new_tokens=settings.max_new_tokens
+    )
+    provenance = write_report(
+        out, r_opts, settings, progress=lambda f: tracker(JobStage.REPORTING.value, f)
+    )
+    tracker.check()
+    report_dir = st.tmp / "report"
+    for p in out.rglob("*"):
+        if p.is_file() and before.get(p) != p.stat().st_mtime_ns:
+            dest = report_dir / p.relative_to(out)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            p.replace(dest)
+    upload_dir(st.store, report_dir, st.prefix)
+    with st.tx() as s:
+        lifecycle.succeed(
+            s,
+            st.job_id,
+            st.attempt,
+            timings=tracker.close(),
+            report_prefix=st.prefix,
+            summary={**st.summary, "report": _jsonable(provenance)},
         )
-        provenance = write_report(
-            out, r_opts, settings, progress=lambda f: tracker(JobStage.REPORTING.value, f)
-        )
-        tracker.check()
-        report_dir = Path(tmp) / "report"
-        for p in out.rglob("*"):
-            if p.is_file() and before.get(p) != p.stat().st_mtime_ns:
-                dest = report_dir / p.relative_to(out)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                p.replace(dest)
-        upload_dir(store, report_dir, prefix)
-        with tx() as s:
-            lifecycle.succeed(
-                s,
-                job_id,
-                attempt,
-                timings=tracker.close(),
-                report_prefix=prefix,
-                summary={**summary, "report": _jsonable(provenance)},
-            )
-        return "succeeded"
-    return "stopped"
-
-
-def run_test_sleep_job(
-    tx: Tx, store: ObjectStore, settings: Settings, job_id: uuid.UUID, worker: str
-) -> str:
-    """TEST ONLY (``MGS_ENABLE_TEST_JOBS``): walks the stages sleeping, to test the lifecycle.
-
-    Options: ``sleep_s`` (per stage), ``fail_code`` (fail with that code),
-    ``crash`` (the process exits mid-job, as a killed worker would).
-    """
-    if not settings.enable_test_jobs:
-        return "skipped"
-    with tx() as s:
-        job = lifecycle.claim(s, job_id, "analysis", worker, settings)
-        if job is None:
-            return "skipped"
-        attempt, options, timings = job.attempts, dict(job.options), dict(job.timings)
-    prefix = f"jobs/{job_id}/attempt-{attempt}"
-    tracker = Tracker(tx, settings, job_id, attempt, timings)
-    with (
-        _guard(tx, store, job_id, attempt, prefix),
-        tempfile.TemporaryDirectory(prefix="mgs-job-") as tmp,
-    ):
-        sleep_s = float(options.get("sleep_s", 0.2))
-        steps = max(5, int(sleep_s / 0.2))  # a step (and an ownership check) every <= 0.2 s
-        for stage in (JobStage.VALIDATING.value, JobStage.ANALYZING.value):
-            for i in range(steps + 1):
-                tracker(stage, i / steps)
-                if (
-                    attempt <= int(options.get("crash", 0))
-                    and stage == JobStage.ANALYZING.value
-                    and i == 2
-                ):
-                    import os
-
-                    os._exit(17)
-                time.sleep(sleep_s / steps)
-                tracker.last_write = (
-                    0.0  # every step checks ownership (stage boundary for the test)
-                )
-        if options.get("fail_code"):
-            raise MGSError("test job failed on request", code=str(options["fail_code"]))
-        out = Path(tmp)
-        (out / "sleep.json").write_text(json.dumps({"attempt": attempt, "worker": worker}))
-        tracker.check()
-        upload_dir(store, out, prefix)
-        with tx() as s:
-            lifecycle.succeed(
-                s,
-                job_id,
-                attempt,
-                timings=tracker.close(),
-                analysis_prefix=prefix,
-                report_prefix=prefix,
-            )
-        return "succeeded"
-    return "stopped"
-
-
-def _upload_model() -> Any:
-    from core.db.models import Upload
-
-    return Upload
+    return "succeeded"
 
 
 def _jsonable(obj: Any) -> Any:

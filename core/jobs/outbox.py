@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,8 +27,26 @@ TASKS = {
     # (kind, phase) -> (celery task name, queue)
     (JobKind.SPATIAL.value, "analysis"): ("mgs.analysis", "analysis"),
     (JobKind.SPATIAL.value, "report"): ("mgs.report", "report"),
-    (JobKind.TEST_SLEEP.value, "analysis"): ("mgs.test_sleep", "analysis"),
 }
+
+
+def register_kind(kind: str, phase: str, task: str, queue: str) -> None:
+    """Add a job kind's task (modules named in ``MGS_WORKER_IMPORTS`` do, e.g. test-only kinds)."""
+    TASKS[(kind, phase)] = (task, queue)
+
+
+def known_kinds() -> set[str]:
+    return {k for k, _ in TASKS}
+
+
+def import_plugins(settings: Settings) -> None:
+    """Import the modules named in ``MGS_WORKER_IMPORTS`` (they register job kinds and tasks)."""
+    import importlib
+
+    for name in settings.worker_imports.split(","):
+        if name.strip():
+            importlib.import_module(name.strip())
+
 
 Publish = Callable[[str, str, str, str], None]  # (task name, queue, job id, message id)
 Post = Callable[[str, bytes, dict[str, str]], int]  # (url, body, headers) -> HTTP status
@@ -154,37 +171,32 @@ def _secret(session: Session, tenant_id: str) -> str:
     return webhook_secret(session, tenant_id)
 
 
-def reconcile(session: Session, settings: Settings) -> dict[str, int]:
-    """Send back jobs whose lease expired (or fail them after N attempts) and re-send lost ones."""
-    counts = {"requeued": 0, "exhausted": 0, "resent": 0}
+def reconcile(
+    session: Session, settings: Settings, check_heartbeats: bool = True
+) -> dict[str, int]:
+    """Take back jobs whose holder is gone (lease expired, or the worker's heartbeat silent
+    for ``MGS_WORKER_DEAD_AFTER_S``) and re-send queued jobs the broker lost.
+
+    ``check_heartbeats=False`` while the database has just come back: no worker could write
+    its heartbeat during the outage, so silence then says nothing.
+    """
+    from core.jobs import lifecycle
+
+    counts = {"requeued": 0, "exhausted": 0, "resent": 0, "dead_worker": 0}
     for job in session.execute(repo.expired_leases()).scalars().all():
-        if job.stage_attempts >= job.max_attempts:
-            job.state = JobState.FAILED.value
-            job.error_code = "attempts_exhausted"
-            job.error_detail = (
-                f"the {job.stage} stage did not finish in {job.stage_attempts} attempts "
-                f"(each lease {settings.job_lease_s} s); the last worker stopped answering"
-            )
-            job.finished_at = datetime.now(UTC)
-            job.lease_owner = None
-            job.lease_expires_at = None
-            add_webhook(session, job)
-            counts["exhausted"] += 1
-        else:
-            job.state = JobState.QUEUED.value
-            if job.stage != JobStage.REPORTING.value:
-                job.stage = JobStage.VALIDATING.value
-            job.progress = 0.0 if job.stage == JobStage.VALIDATING.value else job.progress
-            job.lease_owner = None
-            job.lease_expires_at = None
-            add_task(session, job)
-            counts["requeued"] += 1
+        reason = (
+            f"the lease of {job.lease_owner} expired ({settings.job_lease_s} s without progress)"
+        )
+        counts[lifecycle.reclaim(session, job, reason, settings)] += 1
+    if check_heartbeats:
+        silent = settings.worker_dead_after_s
+        for job in session.execute(repo.dead_holders(silent)).scalars().all():
+            reason = f"worker {job.lease_owner} sent no heartbeat for over {silent:g} s"
+            counts[lifecycle.reclaim(session, job, reason, settings)] += 1
+            counts["dead_worker"] += 1
+        session.execute(repo.purge_silent_workers(timedelta(hours=1)))
     for job in session.execute(repo.stale_queued(settings.job_requeue_after_s)).scalars().all():
         add_task(session, job)
         session.execute(update(Job).where(Job.id == job.id).values(updated_at=func.now()))
         counts["resent"] += 1
     return counts
-
-
-def job_uuid(value: str) -> uuid.UUID:
-    return uuid.UUID(value)

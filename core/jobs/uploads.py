@@ -6,6 +6,7 @@ object store copies (S3: multipart-uploads) from that file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.config import Settings
 from core.db.models import Upload
 from core.errors import InputError, UnsupportedFormat
+from core.jobs.cleanup import upload_temp_prefix
 from core.jobs.errors import UploadTooLarge
 from core.storage import ObjectStore
 
@@ -119,7 +121,7 @@ async def receive_upload(
         )
     digest = hashlib.sha256()
     size = 0
-    fd, tmp_name = tempfile.mkstemp(prefix="mgs-upload-")
+    fd, tmp_name = tempfile.mkstemp(prefix=upload_temp_prefix())
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -165,5 +167,10 @@ async def receive_upload(
         storage_key=key,
     )
     session.add(upload)
-    await session.flush()
+    try:
+        await session.flush()
+    except BaseException:  # the database is gone (503): the stored object would be garbage
+        with contextlib.suppress(Exception):
+            await anyio.to_thread.run_sync(store.delete, key)
+        raise
     return upload

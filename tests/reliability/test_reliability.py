@@ -3,7 +3,7 @@ commit and publish, poison input, graceful shutdown (issue 5).
 
 Workers, relay and API are real subprocesses on a throwaway Postgres database, a Redis
 server of the suite's own and moto S3. Jobs 1, 2, 4 and 6 use the TEST-ONLY
-'test_sleep' kind (MGS_ENABLE_TEST_JOBS) so the plumbing is measured apart from the
+'test_sleep' kind (MGS_WORKER_IMPORTS=tests.service.sleep_job) so the plumbing is measured apart from the
 science; 5 runs the real analysis on a real (synthetic) .h5ad. Every wait is bounded
 and every test stops what it started. Counts: default (CI) / ``--long``.
 """
@@ -411,9 +411,9 @@ def test_no_task_for_rolled_back_job(
     that does not exist (publish before commit, then rollback) runs nothing."""
     import asyncio
 
-    from core.db.models import JobKind
     from core.db.session import make_async_engine, make_async_sessionmaker
     from core.jobs import service
+    from tests.service import sleep_job
     from tests.service.conftest import settings_from
 
     async def rolled_back() -> str:
@@ -425,7 +425,7 @@ def test_no_task_for_rolled_back_job(
                     settings_from(env),
                     tenant,
                     service.SubmitRequest(
-                        uuid.UUID(up), "rb", {"sleep_s": 0.1}, None, JobKind.TEST_SLEEP.value
+                        uuid.UUID(up), "rb", {"sleep_s": 0.1}, None, sleep_job.KIND
                     ),
                     None,
                 )

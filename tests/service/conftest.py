@@ -121,7 +121,7 @@ def service_env(
             "MGS_S3_ENDPOINT_URL": s3_server["endpoint"],
             "MGS_MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
             "MGS_WEBHOOK_ALLOW_PRIVATE": "true",
-            "MGS_ENABLE_TEST_JOBS": "true",
+            "MGS_WORKER_IMPORTS": "tests.service.sleep_job",  # the test-only sleep job kind
             "MGS_RELAY_INTERVAL_S": "0.2",
             "MGS_AUTH_CACHE_S": "0",
             "MGS_MAX_EXTRACT_BYTES": str(20 * 1024 * 1024),

@@ -46,9 +46,9 @@ def submit_test_job(
     **settings_overrides: Any,
 ) -> str:
     """Submit a TEST-ONLY 'test_sleep' job through the real submit use case (not exposed over HTTP)."""
-    from core.db.models import JobKind
     from core.db.session import make_async_engine, make_async_sessionmaker
     from core.jobs import service
+    from tests.service import sleep_job
     from tests.service.conftest import settings_from
 
     settings = settings_from(env).model_copy(update=settings_overrides)
@@ -66,7 +66,7 @@ def submit_test_job(
                         "test",
                         options,
                         callback_url,
-                        JobKind.TEST_SLEEP.value,
+                        sleep_job.KIND,
                     ),
                     None,
                 )

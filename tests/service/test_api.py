@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import subprocess
 import sys
+import time
 import uuid
 import zipfile
 
@@ -287,3 +289,150 @@ def test_service_commands_on_the_main_entry_point() -> None:
         check=True,
     )
     assert "--host" in r.stdout and "--port" in r.stdout
+
+
+def test_outages_answer_503_with_retry_after_and_recover(
+    service_env: dict[str, str], tenant_a: dict[str, str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """An API whose Postgres and object storage sit behind loopback proxies: a refused or
+    hanging dependency gives 503 problem+json naming it (with Retry-After), never 500;
+    /readyz names the one down or slow; the first request after the database is back
+    succeeds (dead pooled connections are pre-pinged away)."""
+    from sqlalchemy.engine import make_url
+
+    from tests.service.conftest import start_api
+    from tests.service.proxy import TcpProxy
+
+    pg_port = make_url(service_env["MGS_DATABASE_URL"]).port
+    s3_port = int(service_env["MGS_S3_ENDPOINT_URL"].rsplit(":", 1)[1])
+    db, s3 = TcpProxy(pg_port), TcpProxy(s3_port)
+    url = make_url(service_env["MGS_DATABASE_URL"]).set(port=db.port)
+    env = {
+        **service_env,
+        "MGS_DATABASE_URL": url.render_as_string(hide_password=False),
+        "MGS_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3.port}",
+        "MGS_S3_MAX_ATTEMPTS": "1",
+        "MGS_S3_READ_TIMEOUT_S": "5",
+        "MGS_DB_CONNECT_TIMEOUT_S": "2",
+    }
+    proc, base = start_api(env, tmp_path / "api.log")
+    try:
+        with client(base, tenant_a["auth"]) as c:
+            assert c.get("/readyz").status_code == 200
+            assert c.get("/v1/jobs").status_code == 200
+            data = BRAIN_H5AD.read_bytes()
+
+            s3.refuse()
+            r = upload(c, data)
+            is_problem(r, 503, "storage_unavailable")
+            assert int(r.headers["retry-after"]) >= 1
+            ready = c.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["storage"].startswith("error")
+            assert ready.json()["checks"]["database"] == "ok"
+
+            s3.hang()
+            ready = c.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["storage"].startswith("slow")
+            s3.restore()
+            assert upload(c, data).status_code == 201
+
+            db.refuse()
+            for r in (c.get("/v1/jobs"), c.post("/v1/jobs", json={"upload_id": str(uuid.uuid4())})):
+                is_problem(r, 503, "database_unavailable")
+                assert int(r.headers["retry-after"]) >= 1
+            assert c.get("/readyz").json()["checks"]["database"].startswith("error")
+
+            db.restore()
+            # the database goes away while an upload streams in: 503, and the object it
+            # had already put in storage is removed again
+            from core.storage import open_store
+            from tests.service.conftest import settings_from
+            from tests.service.helpers import tenant_of
+
+            store = open_store(settings_from(service_env))
+            mine = f"uploads/{tenant_of(tenant_a['key'], service_env)}"
+            before = set(store.list(mine))
+
+            def body():  # type: ignore[no-untyped-def]
+                yield data[: len(data) // 2]
+                time.sleep(2)  # the API has authenticated the request and is receiving it
+                db.refuse()
+                yield data[len(data) // 2 :]
+
+            r = c.post(
+                "/v1/uploads",
+                params={"filename": "x.h5ad"},
+                content=body(),
+                headers={"content-type": "application/octet-stream"},
+            )
+            is_problem(r, 503, "database_unavailable")
+            assert set(store.list(mine)) == before, (before, store.list(mine))
+
+            db.restore()  # the pool still holds connections the outage cut
+            assert c.get("/v1/jobs").status_code == 200
+            assert c.get("/readyz").status_code == 200
+        assert "Traceback" not in proc.tail(100_000)
+    finally:
+        proc.stop()
+        db.close()
+        s3.close()
+
+
+def test_api_killed_mid_upload_leaves_no_temp_file(
+    service_env: dict[str, str], tenant_a: dict[str, str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL the API while an upload streams in: its temp file stays behind until the
+    next API start, which removes it."""
+    import signal
+    import threading
+    import time
+
+    import httpx
+
+    from tests.service.conftest import start_api
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**service_env, "TMPDIR": str(tmpdir)}
+    proc, base = start_api(env, tmp_path / "api1.log")
+    release = threading.Event()
+
+    def body():  # type: ignore[no-untyped-def]
+        for _ in range(3):
+            yield b"\0" * (1 << 20)
+        release.wait(30)  # the upload stalls here until the API is gone
+        yield b"\0"
+
+    def send() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(
+                f"{base}/v1/uploads",
+                params={"filename": "big.h5ad"},
+                content=body(),
+                headers={"Authorization": tenant_a["auth"]},
+                timeout=60,
+            )
+
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(
+            p.stat().st_size > 0 for p in tmpdir.glob("mgs-upload-*")
+        ):
+            time.sleep(0.1)
+        left = list(tmpdir.glob("mgs-upload-*"))
+        assert left and left[0].name.startswith(f"mgs-upload-{proc.p.pid}-")
+        proc.p.send_signal(signal.SIGKILL)
+        proc.p.wait(10)
+    finally:
+        release.set()
+        proc.stop()
+    t.join(10)
+    assert all(p.exists() for p in left)  # nobody removed it: the process was killed
+    proc2, _ = start_api(env, tmp_path / "api2.log")
+    try:
+        assert list(tmpdir.glob("mgs-upload-*")) == []
+    finally:
+        proc2.stop()

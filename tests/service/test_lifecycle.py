@@ -1,6 +1,6 @@
 """Job lifecycle: outbox, relay, claim, leases, fencing, retries, cancel, webhooks.
 
-Uses the TEST-ONLY 'test_sleep' job kind (enabled by MGS_ENABLE_TEST_JOBS) so the
+Uses the TEST-ONLY 'test_sleep' job kind (tests/service/sleep_job.py, loaded through MGS_WORKER_IMPORTS) so the
 plumbing is tested apart from the science; the real analysis runs in test_e2e.py.
 """
 
@@ -359,3 +359,263 @@ def test_migrations_match_models(service_env: dict[str, str]) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+# ---- one state machine: transitions, outages, dead workers ----------------------------------
+
+
+def _job(sessions: Any, job_id: uuid.UUID) -> Any:
+    from core.db.models import Job
+
+    with sessions() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def _tasks(sessions: Any, job_id: uuid.UUID) -> int:
+    from core.db.models import OutboxMessage
+
+    with sessions() as s:
+        return len(
+            s.execute(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.job_id == job_id, OutboxMessage.kind == "task"
+                )
+            ).all()
+        )
+
+
+def test_transitions_release_transient_hand_back_reclaim(
+    sessions: Any, service_env: dict[str, str], tenant: str, up: str
+) -> None:
+    """Each way back to ``queued`` goes through lifecycle: an unexpected error uses an
+    attempt, an outage and a hand-back do not, an outage repeated past
+    MGS_TRANSIENT_MAX_TRIES fails the job with dependency_unavailable."""
+    from core.jobs import lifecycle
+
+    settings = settings_from(service_env).model_copy(update={"transient_max_tries": 2})
+    job_id = uuid.UUID(submit_test_job(service_env, tenant, up, {}, None))
+
+    def claim() -> int:
+        with sessions() as s, s.begin():
+            j = lifecycle.claim(s, job_id, "analysis", "w", settings)
+            assert j is not None
+            return int(j.attempts)
+
+    a1 = claim()
+    with sessions() as s, s.begin():
+        assert lifecycle.release(s, job_id, a1, "RuntimeError: boom", settings) is not None
+    j = _job(sessions, job_id)
+    assert (j.state, j.stage, j.stage_attempts, j.lease_owner) == ("queued", "validating", 1, None)
+    with sessions() as s, s.begin():  # a stale attempt's release is refused
+        assert lifecycle.release(s, job_id, a1, "again", settings) is None
+
+    a2 = claim()
+    with sessions() as s, s.begin():
+        assert lifecycle.hand_back(s, job_id, a2) is not None
+    assert _job(sessions, job_id).stage_attempts == 1  # the hand-back used no attempt
+
+    for n in (1, 2):
+        a = claim()
+        with sessions() as s, s.begin():
+            assert lifecycle.requeue_transient(s, job_id, a, "OperationalError", settings)
+        j = _job(sessions, job_id)
+        assert (j.state, j.stage_attempts, j.transient_tries) == ("queued", 1, n)
+    a = claim()
+    with sessions() as s, s.begin():
+        lifecycle.requeue_transient(s, job_id, a, "OperationalError: down", settings)
+    j = _job(sessions, job_id)
+    assert (j.state, j.error_code) == ("failed", "dependency_unavailable")
+    assert j.attempts == 5 and _tasks(sessions, job_id) == 5  # submit + 4 requeues
+
+
+def test_reconciler_reclaims_a_silent_workers_report_stage(
+    sessions: Any, service_env: dict[str, str], tenant: str, up: str
+) -> None:
+    """A running job (report stage) whose holder's heartbeat is older than
+    MGS_WORKER_DEAD_AFTER_S goes back to the queue long before its lease expires; the dead
+    attempt stays fenced. Right after a database outage heartbeats are not judged."""
+    from core.db import repositories as repo
+    from core.db.models import Job, Worker
+    from core.jobs import lifecycle, outbox
+
+    settings = settings_from(service_env).model_copy(update={"worker_dead_after_s": 5})
+    job_id = uuid.UUID(submit_test_job(service_env, tenant, up, {}, None))
+    ghost, alive = f"ghost-{uuid.uuid4().hex[:6]}:1", f"alive-{uuid.uuid4().hex[:6]}:2"
+    with sessions() as s, s.begin():
+        s.execute(repo.worker_heartbeat(ghost, "report"))
+        s.execute(repo.worker_heartbeat(alive, "report"))
+        s.execute(
+            update(Worker)
+            .where(Worker.id == ghost)
+            .values(last_seen=datetime.now(UTC) - timedelta(seconds=60))
+        )
+        s.execute(update(Job).where(Job.id == job_id).values(stage="reporting"))
+    with sessions() as s, s.begin():
+        j = lifecycle.claim(s, job_id, "report", ghost, settings)
+        assert j is not None and j.lease_expires_at is not None
+        attempt = j.attempts
+    with sessions() as s, s.begin():  # just after an outage: silence says nothing
+        assert outbox.reconcile(s, settings, check_heartbeats=False)["dead_worker"] == 0
+    assert _job(sessions, job_id).state == "running"
+    with sessions() as s, s.begin():
+        counts = outbox.reconcile(s, settings)
+    assert counts["dead_worker"] >= 1
+    j = _job(sessions, job_id)
+    assert (j.state, j.stage, j.lease_owner) == ("queued", "reporting", None)
+    with sessions() as s, s.begin():
+        j2 = lifecycle.claim(s, job_id, "report", alive, settings)
+        assert j2 is not None and j2.attempts == attempt + 1
+    with sessions() as s, s.begin(), pytest.raises(LeaseLost):  # the dead attempt is fenced
+        lifecycle.succeed(s, job_id, attempt, timings={}, report_prefix="x")
+    with sessions() as s, s.begin():  # a live holder is left alone
+        outbox.reconcile(s, settings)
+    assert _job(sessions, job_id).lease_owner == alive
+
+
+def _proxied_sessions(service_env: dict[str, str], proxy: Any) -> Any:
+    from sqlalchemy.engine import make_url
+
+    from core.db.session import make_sync_engine, make_sync_sessionmaker
+
+    url = make_url(service_env["MGS_DATABASE_URL"]).set(host="127.0.0.1", port=proxy.port)
+    engine = make_sync_engine(url.render_as_string(hide_password=False), connect_timeout_s=2)
+    return engine, make_sync_sessionmaker(engine)
+
+
+def test_release_waits_for_the_database_and_cleanup_never_blocks_it(
+    sessions: Any, service_env: dict[str, str], tenant: str, up: str, tmp_path: Any
+) -> None:
+    """A stage fails while Postgres is unreachable (the worker's connections go through a
+    proxy that refuses): the release is retried until the database answers again, then
+    the attempt's objects are deleted; a store that cannot delete never stops the release."""
+    import contextlib
+    import threading
+
+    from core.jobs.execute import run_stage
+    from core.storage import S3Store, open_store
+    from tests.service.conftest import free_port
+    from tests.service.proxy import TcpProxy
+
+    settings = settings_from(service_env).model_copy(update={"release_retry_s": 60})
+    pg_port = int(service_env["MGS_DATABASE_URL"].rsplit(":", 1)[1].split("/")[0])
+    proxy = TcpProxy(pg_port)
+    engine, psessions = _proxied_sessions(service_env, proxy)
+
+    @contextlib.contextmanager
+    def tx():  # type: ignore[no-untyped-def]
+        with psessions() as s, s.begin():
+            yield s
+
+    store = open_store(settings)
+    dead_store = S3Store("nobucket", "", f"http://127.0.0.1:{free_port()}", max_attempts=1)
+    try:
+        # 1. Postgres goes away mid-stage; back 2 s later
+        job_id = uuid.UUID(submit_test_job(service_env, tenant, up, {}, None))
+
+        def body(st: Any) -> str:
+            (st.tmp / "a.txt").write_text("partial")
+            store.put_file(f"{st.prefix}/a.txt", st.tmp / "a.txt")
+            proxy.refuse()
+            threading.Timer(2.0, proxy.restore).start()
+            raise RuntimeError("the stage broke while the database was down")
+
+        assert run_stage(tx, store, settings, job_id, "w1", "analysis", body) == "stopped"
+        j = _job(sessions, job_id)
+        assert (j.state, j.stage_attempts, j.lease_owner) == ("queued", 1, None)
+        assert "the stage broke" in (j.error_detail or "")
+        assert store.list(f"jobs/{job_id}") == []  # cleaned up, after the release
+
+        # 2. the delete fails (storage unreachable): the job is released all the same
+        def body2(st: Any) -> str:
+            raise RuntimeError("second failure")
+
+        assert run_stage(tx, dead_store, settings, job_id, "w1", "analysis", body2) == "stopped"
+        j = _job(sessions, job_id)
+        assert (j.state, j.stage_attempts) == ("queued", 2)
+
+        # 3. storage unreachable inside the stage: an outage, requeued without an attempt
+        def body3(st: Any) -> str:
+            dead_store.get_file("uploads/x", st.tmp / "x")
+            return "unreachable"
+
+        assert run_stage(tx, store, settings, job_id, "w1", "analysis", body3) == "stopped"
+        j = _job(sessions, job_id)
+        assert (j.state, j.stage_attempts, j.transient_tries) == ("queued", 2, 1)
+        assert "EndpointConnectionError" in (j.error_detail or "")
+    finally:
+        proxy.close()
+        engine.dispose()
+
+
+def test_dead_worker_is_reclaimed_and_claims_wait_for_the_database(
+    api: str,
+    tenant_a: dict[str, str],
+    tenant: str,
+    up: str,
+    service_env: dict[str, str],
+    relay: Any,
+    tmp_path: Any,
+) -> None:
+    """A worker killed -9 mid-job (default 900 s lease): its heartbeat stops and the
+    reconciler hands the job to the next worker. A worker whose database is unreachable
+    when the task arrives retries the claim with backoff instead of dropping the task."""
+    import signal
+
+    from sqlalchemy.engine import make_url
+
+    from tests.reliability.conftest import kill_tree
+    from tests.service.proxy import TcpProxy
+
+    fast = {"MGS_WORKER_HEARTBEAT_S": "0.5", "MGS_WORKER_DEAD_AFTER_S": "4"}
+    r2 = start_relay(service_env, tmp_path / "relay.log", MGS_RECONCILE_INTERVAL_S="0.5", **fast)
+    w1 = start_worker(service_env, tmp_path / "w1.log", **fast)
+    w2 = None
+    try:
+        job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 20})
+        with client(api, tenant_a["auth"]) as c:
+            try:
+                wait_state(c, job_id, {"running"}, 120)
+            except AssertionError as e:
+                raise AssertionError((str(e), w1.tail(), r2.tail())) from e
+            kill_tree(w1.p, signal.SIGKILL)
+            w1.p.wait(10)
+            w2 = start_worker(service_env, tmp_path / "w2.log", **fast)
+            wait_state(c, job_id, {"running"}, 5)  # still held by the dead worker
+            j = wait_state(c, job_id, {"succeeded", "failed"}, 120)
+            assert j["state"] == "succeeded" and j["attempts"] == 2, (j, w2.tail(), r2.tail())
+            assert "reconciled" in r2.tail() and "'dead_worker': 1" in r2.tail()
+            assert c.get(f"/v1/jobs/{job_id}/artifacts/sleep.json").json()["attempt"] == 2
+        w2.stop()
+        w2 = None
+
+        # the next worker reaches Postgres through a proxy that refuses for a while
+        pg_port = int(service_env["MGS_DATABASE_URL"].rsplit(":", 1)[1].split("/")[0])
+        proxy = TcpProxy(pg_port)
+        try:
+            proxy.refuse()
+            url = make_url(service_env["MGS_DATABASE_URL"]).set(port=proxy.port)
+            w2 = start_worker(
+                service_env,
+                tmp_path / "w3.log",
+                MGS_DATABASE_URL=url.render_as_string(hide_password=False),
+                MGS_DB_CONNECT_TIMEOUT_S="2",
+                **fast,
+            )
+            job2 = submit_test_job(service_env, tenant, up, {"sleep_s": 0.2})
+            log = tmp_path / "w3.log"
+            deadline = time.time() + 60
+            while time.time() < deadline and "retry in" not in log.read_text(errors="replace"):
+                time.sleep(0.2)
+            assert "retry in" in log.read_text(errors="replace"), w2.tail()
+            proxy.restore()
+            with client(api, tenant_a["auth"]) as c:
+                j = wait_state(c, job2, {"succeeded", "failed"}, 90)
+            assert j["state"] == "succeeded" and j["attempts"] == 1, (j, w2.tail())
+        finally:
+            proxy.close()
+    finally:
+        for p in (w1, w2, r2):
+            if p is not None:
+                p.stop()

@@ -33,6 +33,8 @@ def test_roundtrip_list_delete(store, tmp_path: Path) -> None:  # type: ignore[n
         "a.txt",
         "figures/b.png",
     ]
+    store.delete("jobs/j1/attempt-1/a.txt")
+    assert store.list("jobs/j1/attempt-1") == ["jobs/j1/attempt-1/figures/b.png"]
     store.delete_prefix("jobs/j1/attempt-1")
     assert store.list("jobs/j1/attempt-1") == []
     store.ping()
@@ -51,3 +53,52 @@ def test_large_file_multipart(store, tmp_path: Path) -> None:  # type: ignore[no
 def test_bad_keys_refused(store, key: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         store.size(key)
+
+
+def test_stale_multipart_uploads_are_aborted(s3_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A process killed mid-upload leaves an incomplete multipart upload; the sweep aborts
+    those older than the cutoff (and only under this store's prefix)."""
+    store = S3Store(s3_server["bucket"], f"mp-{tmp_path.name}", s3_server["endpoint"])
+    other = S3Store(s3_server["bucket"], f"other-{tmp_path.name}", s3_server["endpoint"])
+    c = store.client
+    mine = c.create_multipart_upload(Bucket=store.bucket, Key=store._key("uploads/t/x"))
+    theirs = c.create_multipart_upload(Bucket=other.bucket, Key=other._key("uploads/t/y"))
+
+    def pending(s: S3Store) -> list[str]:
+        resp = c.list_multipart_uploads(Bucket=s.bucket, Prefix=s.prefix + "/")
+        return [u["UploadId"] for u in resp.get("Uploads", [])]
+
+    # moto reports every multipart upload as initiated in 2010: a cutoff 31 years back
+    # keeps it, one in the future takes it
+    assert store.abort_stale_uploads(10**9) == 0
+    assert pending(store) == [mine["UploadId"]]
+    assert store.abort_stale_uploads(-1) == 1
+    assert pending(store) == []
+    assert pending(other) == [theirs["UploadId"]]
+    other.abort_stale_uploads(-1)
+
+
+def test_upload_temp_sweep(tmp_path: Path) -> None:
+    """Temp files of a process that is gone go at once; a live process's only when old."""
+    import subprocess
+    import sys
+
+    from core.jobs.cleanup import PREFIX, sweep_upload_temp
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead_file = tmp_path / f"{PREFIX}{gone.pid}-abc"
+        live_file = tmp_path / f"{PREFIX}{live.pid}-def"
+        own_file = tmp_path / f"{PREFIX}{os.getpid()}-ghi"
+        for p in (dead_file, live_file, own_file):
+            p.write_bytes(b"x" * 10)
+        assert sweep_upload_temp(3600, tmp_path) == [dead_file]
+        assert live_file.exists() and own_file.exists()
+        assert sweep_upload_temp(3600, tmp_path, at_start=True) == [own_file]
+        os.utime(live_file, (1, 1))
+        assert sweep_upload_temp(3600, tmp_path) == [live_file]
+    finally:
+        live.kill()
+        live.wait()

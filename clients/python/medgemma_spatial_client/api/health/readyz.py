@@ -69,7 +69,8 @@ def sync_detailed(
 ) -> Response[Health]:
     """ Readyz
 
-     Postgres, Redis and the object store are reachable.
+     Postgres, Redis and the object store, checked in parallel within
+    ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -97,7 +98,8 @@ def sync(
 ) -> Health | None:
     """ Readyz
 
-     Postgres, Redis and the object store are reachable.
+     Postgres, Redis and the object store, checked in parallel within
+    ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -120,7 +122,8 @@ async def asyncio_detailed(
 ) -> Response[Health]:
     """ Readyz
 
-     Postgres, Redis and the object store are reachable.
+     Postgres, Redis and the object store, checked in parallel within
+    ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -148,7 +151,8 @@ async def asyncio(
 ) -> Health | None:
     """ Readyz
 
-     Postgres, Redis and the object store are reachable.
+     Postgres, Redis and the object store, checked in parallel within
+    ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
