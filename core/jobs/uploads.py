@@ -33,6 +33,8 @@ SPACERANGER_MARKERS = (
     "tissue_positions_list.csv",
     "tissue_positions.csv",
     "tissue_positions.parquet",
+    "filtered_feature_cell_matrix.h5",  # Space Ranger 4 segmented_outputs/ (Visium HD cells)
+    "barcode_mappings.parquet",
 )
 
 
@@ -122,7 +124,7 @@ def sniff_format(path: Path, max_members: int, max_bytes: int | None = None) -> 
         raise InputError(f"damaged archive: {e}", code="corrupt_file") from e
     base = {PurePosixPath(n).name for n in names}
     if any(m in base for m in SPACERANGER_MARKERS) or any(
-        n.endswith(".h5ad") or "binned_outputs/" in n for n in names
+        n.endswith(".h5ad") or "binned_outputs/" in n or "segmented_outputs/" in n for n in names
     ):
         return fmt
     raise InputError(
