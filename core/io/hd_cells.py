@@ -115,7 +115,9 @@ def _cell_key(v: Any) -> str:
 def _ring_of(geom: dict[str, Any]) -> np.ndarray | None:
     if not isinstance(geom, dict):
         return None
-    coords = geom.get("coordinates")
+    coords: Any = geom.get("coordinates")
+    if not isinstance(coords, list) or not coords:
+        return None
     try:
         if geom.get("type") == "Polygon":
             ring = coords[0]
@@ -436,6 +438,7 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
         nuclei = segment_nuclei(image, mpp / scalef, points_xy=pts, params=nuclei_params)
         del pts
         notes += nuclei.notes
+        assert nuclei.point_label is not None
         bin_nuc = np.where(placed, nuclei.point_label, -1)
         # 2. grow on the grid
         Hn, Wn = int(row.max()) + 1, int(col.max()) + 1
