@@ -64,7 +64,8 @@ class NucleiParams:
     max_diameter_um: float = 18.0
     seed_radius_um: float = 2.0  # seeds closer than this merge (one nucleus)
     smooth_um: float = 0.4
-    tile_px: int = 2048
+    tile_px: int = 2048  # full-resolution pixels per tile side (before downsampling)
+    work_um_per_px: float = 0.55  # tiles are block-averaged down to about this resolution (never up)
     threshold: float | None = None  # haematoxylin OD; None: Otsu on a sample of the image
     min_contrast_mads: float = 4.0  # threshold at least this many robust deviations above the median
 
@@ -94,13 +95,19 @@ class Nuclei:
         return len(self.area_px)
 
 
-def _sample_threshold(image: Any, step: int, p: NucleiParams) -> float:
+def _sample_threshold(image: Any, step: int, p: NucleiParams, f: int = 1) -> float:
     H, W = image.shape[:2]
-    win = 256
+    win = 256 // f * f
     vals = []
     for y in range(0, H, max(step, win)):
         for x in range(0, W, max(step, win)):
-            vals.append(haematoxylin(np.asarray(image[y:y + win, x:x + win]))[::2, ::2].ravel())
+            rgb = np.asarray(image[y:y + win, x:x + win])
+            hh, ww = rgb.shape[0] // f, rgb.shape[1] // f
+            if hh == 0 or ww == 0:
+                continue
+            if f > 1:
+                rgb = rgb[:hh * f, :ww * f, :3].reshape(hh, f, ww, f, 3).mean(axis=(1, 3)).astype(np.uint8)
+            vals.append(haematoxylin(rgb).ravel())
     v = np.concatenate(vals) if vals else np.zeros(1, np.float32)
     t = otsu_threshold(v)
     med = float(np.median(v))
@@ -115,9 +122,7 @@ def _segment_tile(rgb: np.ndarray, thr: float, mpp: float, p: NucleiParams) -> n
     if sig >= 0.3:
         h = ndi.gaussian_filter(h, sig)
     mask = h > thr
-    r_open = max(1, round(0.25 * p.min_diameter_um / mpp))
-    st = _disk(r_open)
-    mask = ndi.binary_opening(mask, structure=st)
+    mask = ndi.binary_opening(mask, structure=np.ones((3, 3), dtype=bool))
     mask = ndi.binary_fill_holes(mask)
     if not mask.any():
         return np.zeros(mask.shape, dtype=np.int32)
@@ -125,22 +130,38 @@ def _segment_tile(rgb: np.ndarray, thr: float, mpp: float, p: NucleiParams) -> n
     dsm = ndi.gaussian_filter(dist, 1.0)
     r_seed = max(1, round(p.seed_radius_um / mpp))
     r_min = 0.5 * p.min_diameter_um / mpp
-    peaks = (dsm == ndi.maximum_filter(dsm, footprint=_disk(r_seed))) & (dist >= 0.5 * r_min) & mask
+    peaks = (dsm == ndi.maximum_filter(dsm, size=2 * r_seed + 1)) & (dist >= 0.5 * r_min) & mask
     markers, n_m = ndi.label(peaks, structure=np.ones((3, 3)))
-    # a component without a seed still gets one (so no object is lost)
     comp, n_c = ndi.label(mask)
-    has = np.zeros(n_c + 1, dtype=bool)
-    has[comp[markers > 0]] = True
-    missing = np.flatnonzero(~has[1:]) + 1
-    if missing.size:
-        pos = ndi.maximum_position(dist, comp, missing)
-        for k, (yy, xx) in enumerate(pos):
-            markers[yy, xx] = n_m + 1 + k
-        n_m += missing.size
-    scale = 60000.0 / max(float(dsm.max()), 1e-6)
-    cost = np.where(mask, np.clip(60000.0 - dsm * scale, 0, 60000), 65535).astype(np.uint16)
-    ws = ndi.watershed_ift(cost, markers.astype(np.int32), structure=np.ones((3, 3), dtype=int))
-    ws = np.where(mask, ws, 0).astype(np.int32)
+    # seeds per component: one (or none) -> the component is the nucleus; several -> watershed of its box
+    mk = markers > 0
+    pairs = np.unique(comp[mk].astype(np.int64) * (n_m + 1) + markers[mk])
+    n_seeds = np.bincount(pairs // (n_m + 1), minlength=n_c + 1)
+    ws = comp.astype(np.int32)
+    multi = np.flatnonzero(n_seeds > 1)
+    if multi.size:
+        ws[np.isin(comp, multi)] = 0
+        boxes = ndi.find_objects(comp)
+        next_lab = n_c + 1
+        scale = 60000.0 / max(float(dsm.max()), 1e-6)
+        for k in multi:
+            sl = boxes[k - 1]
+            if sl is None:
+                continue
+            inside = comp[sl] == k
+            m_loc = np.where(inside, markers[sl], 0)
+            ids, m_loc = np.unique(m_loc, return_inverse=True)
+            m_loc = m_loc.reshape(inside.shape).astype(np.int32)  # 0 stays 0 when ids[0] == 0
+            if ids[0] != 0:
+                m_loc += 1
+                ids = np.r_[0, ids]
+            cost = np.where(inside, np.clip(60000.0 - dsm[sl] * scale, 0, 60000), 65535).astype(np.uint16)
+            w = ndi.watershed_ift(cost, m_loc, structure=np.ones((3, 3), dtype=int))
+            w = np.where(inside & (w > 0), w + (next_lab - 1), 0).astype(np.int32)
+            next_lab += len(ids) - 1
+            sub = ws[sl]
+            sub[inside] = w[inside]
+    n_m = int(ws.max())
     # drop fragments below the minimum size
     area = np.bincount(ws.ravel(), minlength=n_m + 1)
     min_area = np.pi * (0.5 * p.min_diameter_um / mpp) ** 2 * 0.5
@@ -175,9 +196,10 @@ def segment_nuclei(image: Any, microns_per_px: float, points_xy: np.ndarray | No
     p.validate()
     H, W = image.shape[:2]
     mpp = float(microns_per_px)
-    margin = int(np.ceil(p.max_diameter_um / mpp)) + 4
-    core = max(p.tile_px - 2 * margin, 64)
-    thr = p.threshold if p.threshold is not None else _sample_threshold(image, max(H, W) // 24 or 1, p)
+    f = max(1, int(p.work_um_per_px / mpp))  # block size of the downsampling
+    margin = (int(np.ceil(p.max_diameter_um / mpp)) + 4 + f - 1) // f * f
+    core = max((p.tile_px - 2 * margin) // f * f, 64 * f)
+    thr = p.threshold if p.threshold is not None else _sample_threshold(image, max(H, W) // 24 or 1, p, f)
     pts = None if points_xy is None else np.asarray(points_xy, dtype=np.float64)
     point_label = None
     if pts is not None:
@@ -196,20 +218,31 @@ def segment_nuclei(image: Any, microns_per_px: float, points_xy: np.ndarray | No
             y1, x1 = min(y0 + core, H), min(x0 + core, W)
             ey0, ex0 = max(0, y0 - margin), max(0, x0 - margin)
             ey1, ex1 = min(H, y1 + margin), min(W, x1 + margin)
+            # the tile, cropped to whole blocks and block-averaged (f x f full-res px per work px)
+            ey1 = ey0 + (ey1 - ey0) // f * f
+            ex1 = ex0 + (ex1 - ex0) // f * f
+            if ey1 <= ey0 or ex1 <= ex0:
+                continue
             rgb = np.asarray(image[ey0:ey1, ex0:ex1])
-            lab = _segment_tile(rgb, thr, mpp, p)
+            if f > 1:
+                hh, ww = (ey1 - ey0) // f, (ex1 - ex0) // f
+                rgb = rgb[..., :3].reshape(hh, f, ww, f, 3).mean(axis=(1, 3)).astype(np.uint8)
+            lab = _segment_tile(rgb, thr, mpp * f, p)
             del rgb
             n_lab = int(lab.max())
             if n_lab == 0:
                 continue
-            idx = np.arange(1, n_lab + 1)
-            area = np.bincount(lab.ravel(), minlength=n_lab + 1)[1:]
+            area = np.bincount(lab.ravel(), minlength=n_lab + 1)[1:] * (f * f)
             present = area > 0
+            fg = np.flatnonzero(lab)
+            lf = lab.ravel()[fg]
+            w_ = lab.shape[1]
             with np.errstate(invalid="ignore", divide="ignore"):
-                com = np.asarray(ndi.center_of_mass(np.ones(lab.shape, dtype=np.float32), lab, idx),
-                                 dtype=np.float64)
-            cy, cx = np.nan_to_num(com[:, 0], nan=-1e9), np.nan_to_num(com[:, 1], nan=-1e9)
-            gy, gx = cy + ey0, cx + ex0
+                cy = np.bincount(lf, weights=fg // w_, minlength=n_lab + 1)[1:] / (area / (f * f))
+                cx = np.bincount(lf, weights=fg % w_, minlength=n_lab + 1)[1:] / (area / (f * f))
+            cy, cx = np.nan_to_num(cy, nan=-1e9), np.nan_to_num(cx, nan=-1e9)
+            del fg, lf
+            gy, gx = (cy + 0.5) * f - 0.5 + ey0, (cx + 0.5) * f - 0.5 + ex0
             own = present & (gy >= y0) & (gy < y1) & (gx >= x0) & (gx < x1)
             # a nucleus touching the tile's outer edge (not the image's) may be cut: its owner tile sees it whole
             gid = np.full(n_lab + 1, -1, dtype=np.int64)
@@ -221,15 +254,17 @@ def segment_nuclei(image: Any, microns_per_px: float, points_xy: np.ndarray | No
             g = gid[lab]
             if labels_out is not None:
                 sub = labels_out[ey0:ey1, ex0:ex1]
-                put = (g >= 0) & (sub == 0)
-                sub[put] = (g[put] + 1).astype(labels_out.dtype)
+                gf = np.repeat(np.repeat(g, f, 0), f, 1) if f > 1 else g
+                put = (gf >= 0) & (sub == 0)
+                sub[put] = (gf[put] + 1).astype(labels_out.dtype)
+                del gf
             if pts is not None and point_label is not None:
                 a, b = np.searchsorted(py_sorted, [ey0, ey1])
                 sel = order[a:b]
                 xs = pix[sel, 0]
                 inx = (xs >= ex0) & (xs < ex1)
                 sel = sel[inx]
-                hit = g[pix[sel, 1] - ey0, pix[sel, 0] - ex0]
+                hit = g[(pix[sel, 1] - ey0) // f, (pix[sel, 0] - ex0) // f]
                 upd = (hit >= 0) & (point_label[sel] < 0)
                 point_label[sel[upd]] = hit[upd]
             del lab, g
