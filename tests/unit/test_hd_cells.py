@@ -25,12 +25,14 @@ def test_haematoxylin_is_high_on_nuclei(known: KnownCells) -> None:
     assert h[known.labels > 0].mean() > 3 * h[known.labels == 0].mean()
 
 
-@pytest.mark.parametrize("stain", [1.0, 0.35])
-def test_nuclei_precision_recall_at_iou_half(tmp_path: Path, stain: float) -> None:
+@pytest.mark.parametrize(("stain", "work_um"), [(1.0, 0.55), (0.35, 0.55), (1.0, 0.25)])
+def test_nuclei_precision_recall_at_iou_half(tmp_path: Path, stain: float, work_um: float) -> None:
+    """Weak haematoxylin (0.35) included; 0.55 um work resolution block-averages 2 x 2 pixels, 0.25 none."""
     k = make_hd_cells(tmp_path / "s", seed=4, stain=stain)
     lab = np.zeros(k.labels.shape, dtype=np.int32)
     # small tiles: many nuclei cross tile borders, each must still be found once
-    nu = segment_nuclei(k.image, MICRONS_PER_PIXEL, labels_out=lab, params=NucleiParams(tile_px=300))
+    nu = segment_nuclei(k.image, MICRONS_PER_PIXEL, labels_out=lab,
+                        params=NucleiParams(tile_px=300, work_um_per_px=work_um))
     assert nu.n_tiles > 4
     precision, recall, _ = match_labels(k.labels, lab)
     assert precision >= 0.9 and recall >= 0.9, (precision, recall, nu.threshold)
