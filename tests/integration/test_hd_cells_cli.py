@@ -128,6 +128,7 @@ def test_own_cells_cell_type_accuracy_at_least_8um_bins(plain_sample: KnownCells
     parts = sb["barcode"].str.extract(r"s_008um_(\d+)_(\d+)-1").astype(int).to_numpy()
     true_b = np.array([votes[(r, c)].most_common(1)[0][0] if votes.get((r, c)) else "" for r, c in parts])
     acc_bin = float(np.mean(sb["cell_type"].to_numpy() == true_b))
+    print(f"cell-type accuracy: cells {acc_cell:.3f}, 8 um bins {acc_bin:.3f}")
     assert acc_cell >= 0.8, acc_cell
     assert acc_cell >= acc_bin, (acc_cell, acc_bin)
 
