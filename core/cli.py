@@ -102,7 +102,7 @@ def _analyze(args: Any, sample: Path, progress: ProgressPrinter) -> dict[str, An
     settings = get_settings()
     opts = AnalyzeOptions(resolution=args.resolution, seed=args.seed, markers=args.markers,
                           species=args.species, organs=args.organs, write_h5ad=args.write_h5ad,
-                          bin_size=args.bin_size, n_domains=args.n_domains, unit=args.unit)
+                          bin_size=args.bin_size, n_domains=args.n_domains, unit=getattr(args, "unit", None))
     summary = run_analysis_stage(sample, args.out, opts, settings, progress)
     if not args.quiet:
         progress.done()
