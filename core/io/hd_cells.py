@@ -451,7 +451,7 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
         if not placed.any():
             raise BadCoordinates("no barcode of the 2 um matrix appears in tissue_positions.parquet")
         # 1. nuclei at the bin centres
-        pts = np.stack([pcol * scalef, prow * scalef], 1)
+        pts = np.stack([pcol * scalef, prow * scalef], 1).astype(np.float32)
         nuclei = segment_nuclei(image, mpp / scalef, points_xy=pts, params=nuclei_params)
         del pts
         notes += nuclei.notes

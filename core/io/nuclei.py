@@ -200,11 +200,11 @@ def segment_nuclei(image: Any, microns_per_px: float, points_xy: np.ndarray | No
     margin = (int(np.ceil(p.max_diameter_um / mpp)) + 4 + f - 1) // f * f
     core = max((p.tile_px - 2 * margin) // f * f, 64 * f)
     thr = p.threshold if p.threshold is not None else _sample_threshold(image, max(H, W) // 24 or 1, p, f)
-    pts = None if points_xy is None else np.asarray(points_xy, dtype=np.float64)
+    pts = None if points_xy is None else np.asarray(points_xy)
     point_label = None
     if pts is not None:
         point_label = np.full(len(pts), -1, dtype=np.int64)
-        pix = np.floor(pts).astype(np.int64)
+        pix = np.floor(pts).astype(np.int32)
         # points sorted by tile row so that each tile finds its points by two searchsorted calls
         order = np.lexsort((pix[:, 0], pix[:, 1]))
         py_sorted = pix[order, 1]
