@@ -133,7 +133,7 @@ def test_own_cells_cell_type_accuracy_at_least_8um_bins(plain_sample: KnownCells
     assert acc_cell >= acc_bin, (acc_cell, acc_bin)
 
 
-@pytest.mark.parametrize("top", ["outs", "inside"])
+@pytest.mark.parametrize("top", ["outs", "inside", "segmented_only"])
 def test_segmented_archive_validates_and_reads_as_cells(seg_sample: KnownCells, tmp_path: Path, top: str) -> None:
     from core.jobs.sandbox import validate_in_subprocess
 
@@ -141,6 +141,8 @@ def test_segmented_archive_validates_and_reads_as_cells(seg_sample: KnownCells, 
     with tarfile.open(tar, "w:gz") as t:
         if top == "outs":
             t.add(seg_sample.out, arcname="outs")
+        elif top == "segmented_only":
+            t.add(seg_sample.out / "segmented_outputs", arcname="segmented_outputs")
         else:
             for p in seg_sample.out.iterdir():
                 t.add(p, arcname=p.name)
