@@ -13,7 +13,6 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,28 +22,16 @@ import numpy as np
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
 from core.errors import MGSError
+from core.options import AnalysisOptions
 
 Progress = Callable[[str, float], None]
 
 ARTIFACTS = ("spots.csv", "features.json", "analysis.json", "he_image.png", "leakage_context.json")
 
 
-@dataclass
-class AnalyzeOptions:
-    """User-facing options of the analysis stage."""
-
-    resolution: float = 1.0
-    seed: int = 0
-    markers: str | None = None  # path to a marker table (PanglaoDB TSV or our format); None = default
-    species: str = "Hs"
-    organs: list[str] | None = None
-    write_h5ad: bool = False
-    bin_size: int | None = None
-    n_domains: int | None = None
-    unit: str | None = None  # Visium HD: "cell" | "bin"; None: cells when Space Ranger segmented them
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# The analysis stage's options are :class:`core.options.AnalysisOptions` (one model for the
+# CLI, the API and the workers); ``AnalyzeOptions`` is kept as its name here.
+AnalyzeOptions = AnalysisOptions
 
 
 def _versions() -> dict[str, str]:
@@ -91,8 +78,11 @@ def run_analysis_stage(
     options: AnalyzeOptions | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    unpack_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Read, check and analyse ``sample_path``; write the artifacts into ``out_dir``.
+
+    ``unpack_dir``: where an archive was (or is to be) unpacked, shared with the validation step.
 
     Returns a summary (``n_spots``, ``layout``, ``timings``, ``files``). Raises an
     :class:`~core.errors.InputError` subclass on bad input; nothing is written then.
@@ -114,7 +104,8 @@ def run_analysis_stage(
                             blas_threads=settings.blas_threads)
     params.validate()
     table = load_markers(options.markers, species=options.species, organs=options.organs)
-    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size, unit=options.unit)
+    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size, unpack_dir=unpack_dir,
+                         unit=options.unit)
     cells = getattr(sample, "cells", None)
     cell_obs = sample.adata.obs[["area_um2", "n_bins", "in_nucleus_frac"]].copy() if cells else None
     timings["read"] = round(time.perf_counter() - t0, 3)
@@ -160,7 +151,7 @@ def run_analysis_stage(
     if cells:
         analysis["layout"] = sample.layout
         analysis["unit"] = "cell"
-        analysis["cells"] = {k: v for k, v in cells.items()}
+        analysis["cells"] = dict(cells)
     (out / "analysis.json").write_text(json.dumps(_jsonable(analysis), indent=2))
     report("analyzing", 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,

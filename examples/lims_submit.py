@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients" / "python
 from medgemma_spatial_client import AuthenticatedClient
 from medgemma_spatial_client.api.jobs import create_job, get_job, list_artifacts
 from medgemma_spatial_client.api.uploads import create_upload
-from medgemma_spatial_client.models import JobCreate, JobOptions, JobOut, Problem, UploadOut
+from medgemma_spatial_client.models import JobCreate, JobOptions, JobOut, Problem, ReportBackend, UploadOut
 from medgemma_spatial_client.types import File
 
 TERMINAL = {"succeeded", "failed", "canceled"}
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", required=True, type=Path)
     ap.add_argument("--external-sample-id", default=None)
     ap.add_argument("--callback-url", default=None)
-    ap.add_argument("--backend", default="template")
+    ap.add_argument("--backend", default="template", choices=[b.value for b in ReportBackend])
     ap.add_argument("--out", type=Path, default=Path("results"))
     ap.add_argument("--timeout", type=float, default=1800)
     args = ap.parse_args(argv)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     body = JobCreate(
         upload_id=up.id,
         external_sample_id=args.external_sample_id,
-        options=JobOptions(backend=args.backend),
+        options=JobOptions(backend=ReportBackend(args.backend)),
         callback_url=args.callback_url,
     )
     # the same key makes a retried submit (after a timeout, say) return the same job

@@ -97,7 +97,7 @@ async def create_job(
     session: SessionDep,
     settings: SettingsDep,
     tenant: TenantDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
 ) -> JobOut:
     """Submit a job for an upload. The same Idempotency-Key and body return the same job."""
     req = service.SubmitRequest(

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.options import JobOptions
+
 JobStateName = Literal["queued", "running", "succeeded", "failed", "canceled"]
 JobStageName = Literal["validating", "analyzing", "reporting"]
 
@@ -33,20 +35,6 @@ class UploadOut(BaseModel):
     size: int
     sha256: str
     created_at: datetime
-
-
-class JobOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    resolution: float = Field(1.0, gt=0, le=10, description="Leiden resolution.")
-    prompt_strategy: str = Field("anti_parroting", pattern=r"^[a-z_]{1,40}$")
-    markers: str | None = Field(
-        None, max_length=200, description="Marker table name (default: shipped table)."
-    )
-    backend: Literal["template", "transformers", "openai"] | None = Field(
-        None, description="Who writes the narrative (default: the server's MGS_REPORT_BACKEND)."
-    )
-    seed: int = Field(0, ge=0, le=2**31 - 1)
 
 
 class JobCreate(BaseModel):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from core.errors import BadMarkerTable
+from core.errors import BadMarkerTable, BadOption
 
 LINEAGES = ("epithelial", "stromal", "endothelial", "lymphoid", "myeloid", "neural/glial", "other")
 
@@ -176,3 +176,19 @@ def load_markers(
     if "official gene symbol" in head:
         return load_panglao(p, species=species, organs=organs)
     return _parse_simple(p.read_text(encoding="utf-8").splitlines(), p.name)
+
+
+def marker_table_path(name: str | None, tables_dir: str | Path | None) -> str | None:
+    """The path of a marker table a job names: ``None`` for the shipped default, else a table in
+    ``tables_dir`` (the server's ``MGS_MARKER_TABLES_DIR``); :class:`BadOption` for any other name."""
+    if not name or name == "default":
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name) or name.startswith("."):
+        raise BadOption(f"marker table name {name!r} is not valid")
+    if not tables_dir:
+        raise BadOption(f"marker table {name!r} is not available on this server (only 'default')")
+    root = Path(tables_dir)
+    for cand in (root / name, root / f"{name}.tsv"):
+        if cand.is_file():
+            return str(cand)
+    raise BadOption(f"marker table {name!r} is not available on this server")
