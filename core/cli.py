@@ -57,6 +57,8 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for every randomised step (default 0)")
     p.add_argument("--write-h5ad", action="store_true", help="also write analysis.h5ad (annotated AnnData)")
     p.add_argument("--bin-size", type=int, choices=[2, 8, 16], help="Visium HD bin size to analyse (um)")
+    p.add_argument("--unit", choices=["cell", "bin"],
+                   help="Visium HD: analyse cells or bins (default: cells when Space Ranger segmented them)")
     p.add_argument("--n-domains", type=int, help="fix the number of spatial domains (default: chosen by silhouette)")
     p.add_argument("--backend", default=None, choices=[b.value for b in ReportBackend],
                    help="who writes the narrative (default: MGS_REPORT_BACKEND or template)")
@@ -105,7 +107,7 @@ def _analyze(args: Any, sample: Path, progress: ProgressPrinter) -> dict[str, An
     opts = AnalysisOptions.parse(
         resolution=args.resolution, seed=args.seed, markers=str(args.markers) if args.markers else None,
         species=args.species, organs=args.organs, write_h5ad=args.write_h5ad,
-        bin_size=args.bin_size, n_domains=args.n_domains)
+        bin_size=args.bin_size, n_domains=args.n_domains, unit=getattr(args, "unit", None))
     ropts = None
     if not args.no_report:
         ropts = ReportOptions.parse(

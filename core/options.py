@@ -79,6 +79,8 @@ class AnalysisOptions(_Options):
                                        description="Organs of a PanglaoDB table to keep (None: all).")
     write_h5ad: bool = Field(False, description="Also write the annotated AnnData.")
     bin_size: Literal[2, 8, 16] | None = Field(None, description="Visium HD bin size to analyse (um).")
+    unit: Literal["cell", "bin"] | None = Field(
+        None, description="Visium HD: analyse cells or bins (None: cells when Space Ranger segmented them).")
     n_domains: int | None = Field(None, ge=N_DOMAINS_RANGE[0], le=N_DOMAINS_RANGE[1],
                                   description="Fix the number of spatial domains (None: chosen automatically).")
 

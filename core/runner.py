@@ -61,6 +61,9 @@ def _jsonable(o: Any) -> Any:
 
 def px_per_um_of(sample: Any) -> float | None:
     """Full-resolution pixels per micrometre, from the spot diameter or the bin pitch."""
+    cells = getattr(sample, "cells", None)
+    if cells and cells.get("px_per_um"):
+        return float(cells["px_per_um"])
     if sample.spot_diameter_px:
         if sample.layout == "visium":
             return float(sample.spot_diameter_px) / 55.0
@@ -101,12 +104,16 @@ def run_analysis_stage(
                             blas_threads=settings.blas_threads)
     params.validate()
     table = load_markers(options.markers, species=options.species, organs=options.organs)
-    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size, unpack_dir=unpack_dir)
+    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size, unpack_dir=unpack_dir,
+                         unit=options.unit)
+    cells = getattr(sample, "cells", None)
+    cell_obs = sample.adata.obs[["area_um2", "n_bins", "in_nucleus_frac"]].copy() if cells else None
     timings["read"] = round(time.perf_counter() - t0, 3)
     report("validating", 1.0)
 
     t1 = time.perf_counter()
-    res = run_analysis(sample.adata, sample.layout, params, markers=table,
+    # cells lie irregularly: the analysis treats them as a generic layout (k-nearest-neighbour graph)
+    res = run_analysis(sample.adata, "generic" if cells else sample.layout, params, markers=table,
                        px_per_um=px_per_um_of(sample), progress=report, release_input=True)
     timings.update(res.timings)
 
@@ -115,7 +122,13 @@ def run_analysis_stage(
     t2 = time.perf_counter()
     features = tissue_blind_features(res, image_available=sample.image is not None,
                                      bin_size_um=sample.bin_size_um)
-    _write_spots(out / "spots.csv", res)
+    if cells:
+        from core.io.hd_cells_output import cell_platform, write_cell_outputs
+
+        features["platform"] = cell_platform(cells)
+    _write_spots(out / "spots.csv", res, cell_obs)
+    if cells:
+        write_cell_outputs(out, sample, res)
     image_file = None
     if sample.image is not None:
         from PIL import Image
@@ -135,11 +148,16 @@ def run_analysis_stage(
     timings["analysis_total"] = round(time.perf_counter() - t1, 3)
     timings["total"] = round(time.perf_counter() - t0, 3)
     analysis = _analysis_json(res, sample, options, table.source, timings, image_file, figures)
+    if cells:
+        analysis["layout"] = sample.layout
+        analysis["unit"] = "cell"
+        analysis["cells"] = dict(cells)
     (out / "analysis.json").write_text(json.dumps(_jsonable(analysis), indent=2))
     report("analyzing", 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
             "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k,
-            "bin_size_um": sample.bin_size_um, "notes": list(sample.notes)}
+            "bin_size_um": sample.bin_size_um, "notes": list(sample.notes),
+            "unit": getattr(sample, "unit", None), "n_cells": cells["n"] if cells else None}
 
 
 def _figures(out: Path, res: Any, sample: Any) -> list[str]:
@@ -148,7 +166,7 @@ def _figures(out: Path, res: Any, sample: Any) -> list[str]:
     return write_figures(out / "figures", res, sample.image, sample.image_scalef, sample.spot_diameter_px)
 
 
-def _write_spots(path: Path, res: Any) -> None:
+def _write_spots(path: Path, res: Any, cell_obs: Any = None) -> None:
     import pandas as pd
 
     a = res.annotation
@@ -174,6 +192,9 @@ def _write_spots(path: Path, res: Any) -> None:
         lc = a.lineage_composition
         for j, lin in enumerate(LINEAGES):
             df[f"frac_{lin}"] = np.round(lc[:, j], 4)
+    if cell_obs is not None:  # Visium HD cells: area, 2 um bins per cell, fraction of bins in the nucleus
+        for c in cell_obs.columns:
+            df[c] = cell_obs[c].reindex(res.obs_names).to_numpy()
     df.to_csv(path, index=False)
 
 

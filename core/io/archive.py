@@ -39,6 +39,11 @@ POSITION_FILES = ("tissue_positions.parquet", "tissue_positions.csv", "tissue_po
 SPATIAL_FILES = (*POSITION_FILES, "scalefactors_json.json", "tissue_hires_image.png",
                  "tissue_lowres_image.png")
 BIN_DIR_RE = re.compile(r"^square_(\d{3})um$")
+# Space Ranger 4 Visium HD cells (segmented_outputs/) and the 2 um bin -> cell mapping beside it
+SEG = "segmented_outputs"
+CELL_FILES = ("filtered_feature_cell_matrix.h5", "cell_segmentations.geojson", "nucleus_segmentations.geojson",
+              "barcode_mappings.parquet")
+CELL_MEX = ("filtered_feature_cell_matrix", ("matrix.mtx.gz", "barcodes.tsv.gz", "features.tsv.gz"))
 UNPACKED_MARKER = "unpacked.json"
 
 
@@ -201,11 +206,24 @@ def zlib_error() -> type[Exception]:
 
 def _spaceranger_root(files: set[tuple[str, ...]], dirs: set[tuple[str, ...]]) -> tuple[str, ...] | None:
     """The shallowest folder holding a matrix or ``binned_outputs/``; a bin folder stands for its HD root."""
-    cands = [d for d in dirs | {()} if (*d, MATRIX) in files or (*d, "binned_outputs") in dirs]
+    cands = [d for d in dirs | {()} if (*d, MATRIX) in files or (*d, "binned_outputs") in dirs
+             or _has_cells(d, files)]
     if not cands:
         return None
     d = min(cands, key=lambda p: (len(p), p))
     return d[:-2] if len(d) >= 2 and d[-2] == "binned_outputs" else d
+
+
+def _has_cells(d: tuple[str, ...], files: set[tuple[str, ...]] | dict[tuple[str, ...], Member]) -> bool:
+    """``d/segmented_outputs/`` holds a cell matrix (h5 or MEX)."""
+    return (*d, SEG, CELL_FILES[0]) in files or (*d, SEG, CELL_MEX[0], CELL_MEX[1][0]) in files
+
+
+def _select_cells(root: tuple[str, ...], files: dict[tuple[str, ...], Member]) -> list[Member]:
+    seg = (*root, SEG)
+    names = [(*seg, n) for n in CELL_FILES] + [(*seg, CELL_MEX[0], n) for n in CELL_MEX[1]]
+    names += [(*seg, "spatial", n) for n in SPATIAL_FILES] + [(*root, "barcode_mappings.parquet")]
+    return [files[n] for n in names if n in files]
 
 
 def _select_spaceranger(root: tuple[str, ...], files: dict[tuple[str, ...], Member],
@@ -217,6 +235,9 @@ def _select_spaceranger(root: tuple[str, ...], files: dict[tuple[str, ...], Memb
         return any((*folder, "spatial", n) in files for n in POSITION_FILES)
 
     where = "/".join(root) or "the archive's top level"
+    cells = _select_cells(root, files) if _has_cells(root, files) else []
+    if cells and (*root, "binned_outputs") not in dirs:
+        return cells
     if (*root, "binned_outputs") in dirs:
         hd = (*root, "binned_outputs")
         bins = sorted(d for d in dirs if len(d) == len(hd) + 1 and d[:-1] == hd and BIN_DIR_RE.match(d[-1])
@@ -226,7 +247,7 @@ def _select_spaceranger(root: tuple[str, ...], files: dict[tuple[str, ...], Memb
         if not any(has_positions(b) for b in bins):
             raise MissingCoordinates(f"no bin folder under {where}/binned_outputs has spatial/tissue_positions "
                                      "(.parquet or .csv)")
-        return [m for b in bins for m in (files[(*b, MATRIX)], *spatial_of(b))]
+        return cells + [m for b in bins for m in (files[(*b, MATRIX)], *spatial_of(b))]
     if not has_positions(root):
         raise MissingCoordinates(
             f"{where} has {MATRIX} but no spatial/tissue_positions.parquet, tissue_positions.csv or "

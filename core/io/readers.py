@@ -58,6 +58,9 @@ class Sample:
     metadata_strings: set[str] = field(default_factory=set)  # for the leakage gate
     notes: list[str] = field(default_factory=list)
     bin_choice: dict[str, Any] | None = None  # Visium HD: bin size picked and per-size estimates
+    unit: str | None = None  # Visium HD: "cell" or "bin"
+    cells: dict[str, Any] | None = None  # cell level: how many, how made (see core.io.hd_cells)
+    cell_polygons: list[Any] | None = None  # per obs, (k, 2) full-res px outlines (cells.geojson)
 
 
 def sha256_path(path: Path) -> str:
@@ -74,14 +77,22 @@ def sha256_path(path: Path) -> str:
 
 
 def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um: int | None = None,
-                unpack_dir: str | Path | None = None) -> Sample:
+                unpack_dir: str | Path | None = None, unit: str | None = None) -> Sample:
     """Read and check a sample; raises an :class:`~core.errors.InputError` on bad input.
 
     An archive's member list is checked before anything is unpacked, and only the files the
     readers open are extracted (:mod:`core.io.archive`). With ``unpack_dir`` the archive is
     unpacked there once and reused by later calls (a job's validation and analysis share it;
     the caller removes it); without, into a temporary folder removed on return.
+
+    ``unit`` (Visium HD): ``"cell"`` reads Space Ranger 4 ``segmented_outputs/`` or, without them,
+    makes cells from the 2 um bins and the H&E; ``"bin"`` reads bins; None: cells when a
+    segmentation is present and fits the memory budget, else bins.
     """
+    if unit not in (None, "cell", "bin"):
+        raise InputError(f"unit must be 'cell' or 'bin', not {unit!r}", code="invalid_option")
+    if unit == "cell" and bin_size_um is not None:
+        raise InputError("--bin-size applies to --unit bin only", code="invalid_option")
     settings = settings or get_settings()
     path = Path(path)
     if not path.exists():
@@ -90,16 +101,16 @@ def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um:
         limits = (settings.max_extract_bytes, settings.max_extract_members, settings.max_extract_ratio)
         if unpack_dir is not None:
             inner, digest = unpack_once(path, unpack_dir, *limits)
-            return _from_archive(read_sample(inner, settings, bin_size_um), digest)
+            return _from_archive(read_sample(inner, settings, bin_size_um, unit=unit), digest)
         digest = sha256_path(path)
         tmp = Path(tempfile.mkdtemp(prefix="mgs-extract-"))
         try:
             inner = extract_archive(path, tmp / "files", *limits)
-            return _from_archive(read_sample(inner, settings, bin_size_um), digest)
+            return _from_archive(read_sample(inner, settings, bin_size_um, unit=unit), digest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if path.is_dir():
-        return _read_spaceranger(path, settings, bin_size_um)
+        return _read_spaceranger(path, settings, bin_size_um, unit)
     if path.suffix.lower() in (".h5ad", ".h5", ".hdf5"):
         return _read_h5ad(path, settings)
     raise UnsupportedFormat(
@@ -314,7 +325,7 @@ def _load_png(p: Path, max_pixels: int) -> np.ndarray:
         raise CorruptFile(f"{p.name} is not a readable image: {e}") from e
 
 
-def _read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None) -> Sample:
+def _read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None, unit: str | None = None) -> Sample:
     root = path
     layout = "visium"
     bin_um: float | None = None
@@ -322,12 +333,42 @@ def _read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None) -
     if hd_root is None and root.name == "binned_outputs":
         hd_root = root
     choice = None
+    cell_note = None
+    if unit != "bin" and bin_size_um is None:
+        from core.io.hd_cells import find_segmented
+
+        seg = find_segmented(root)
+        if seg is not None:
+            est = _segmented_estimate_mb(seg)
+            if est <= settings.memory_budget_mb:
+                return _read_cells(path, seg, hd_root, settings)
+            if unit == "cell":
+                from core.errors import OverMemoryBudget
+
+                raise OverMemoryBudget(f"the Space Ranger cells need about {est:,.0f} MiB, over the memory budget "
+                                       f"of {settings.memory_budget_mb:,.0f} MiB (MGS_MEMORY_BUDGET_MB)")
+            cell_note = (f"Space Ranger cells need about {est:,.0f} MiB, over the memory budget of "
+                         f"{settings.memory_budget_mb:,.0f} MiB: analysed at bin level")
+        elif unit == "cell":
+            if hd_root is None or not (hd_root / "square_002um" / "filtered_feature_bc_matrix.h5").is_file():
+                raise InputError("--unit cell needs Space Ranger segmented_outputs/ or 2 um bins "
+                                 "(binned_outputs/square_002um) with an H&E image", code="invalid_option")
+            return _read_cells(path, None, hd_root, settings)
+    elif unit == "cell":
+        raise InputError("--bin-size applies to --unit bin only", code="invalid_option")
+    if hd_root is None and unit is not None:
+        raise InputError(f"--unit applies to Visium HD samples only; {path.name} has no binned_outputs/",
+                         code="invalid_option")
     if hd_root is not None:
         from core.io.hd import choose_bin_size
 
         choice = choose_bin_size(hd_root, settings.memory_budget_mb, bin_size_um)
         if choice.source_um != choice.bin_size_um:
-            return _read_hd_aggregated(path, hd_root, choice, settings)
+            agg = _read_hd_aggregated(path, hd_root, choice, settings)
+            agg.unit = "bin"
+            if cell_note:
+                agg.notes.append(cell_note)
+            return agg
         root = hd_root / f"square_{choice.bin_size_um:03d}um"
         layout, bin_um = "visium_hd", float(choice.bin_size_um)
     elif bin_size_um is not None:
@@ -360,6 +401,9 @@ def _read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None) -
     if choice is not None:
         sample.bin_choice = choice.as_dict()
         sample.notes.append(choice.reason)
+        sample.unit = "bin"
+        if cell_note:
+            sample.notes.append(cell_note)
     if dropped:
         sample.notes.append(f"{dropped} barcodes without a tissue position were dropped")
     _attach_image(sample, spatial, settings)
@@ -434,4 +478,67 @@ def _read_hd_aggregated(path: Path, hd_root: Path, choice: Any, settings: Settin
         sample.spot_diameter_px = float(choice.bin_size_um) / float(sf["microns_per_pixel"])
     elif sample.spot_diameter_px:
         sample.spot_diameter_px *= factor
+    return sample
+
+
+# --------------------------------------------------------------------------- Visium HD cells
+def _segmented_estimate_mb(seg: Path) -> float:
+    from core.io.hd_cells import segmented_dims
+    from core.io.preflight import estimate_memory_mb
+
+    n, g, nnz = segmented_dims(seg)
+    return float(estimate_memory_mb(n, g, nnz))
+
+
+def _read_cells(path: Path, seg: Path | None, hd_root: Path | None, settings: Settings) -> Sample:
+    """Cells: Space Ranger 4's (``seg``), else made here from the 2 um bins and the H&E."""
+    import anndata as ad
+    import pandas as pd
+
+    from core.io.hd import read_scalefactors
+    from core.io.hd_cells import cells_from_bins, read_segmented
+
+    spatial_dirs = [d for d in ((seg / "spatial") if seg else None,
+                                (hd_root / "square_002um" / "spatial") if hd_root else None) if d and d.is_dir()]
+    sf: dict[str, Any] = {}
+    for d in spatial_dirs:
+        sf = read_scalefactors(d)
+        if sf:
+            break
+    mpp = float(sf["microns_per_pixel"]) if sf.get("microns_per_pixel") else None
+    if seg is not None:
+        cs = read_segmented(seg, settings, mpp)
+        report = PreflightReport(path=str(seg), kind="10x_h5", n_obs=cs.n, n_vars=len(cs.gene_names),
+                                 nnz=int(cs.X.nnz), counts_location="matrix",
+                                 estimated_memory_mb=round(_segmented_estimate_mb(seg), 1))
+    else:
+        assert hd_root is not None
+        fine = hd_root / "square_002um"
+        fine_report = preflight_10x_h5(fine / "filtered_feature_bc_matrix.h5", float("inf"))
+        cs = cells_from_bins(fine)
+        report = PreflightReport(path=str(fine / "filtered_feature_bc_matrix.h5"), kind="10x_h5", n_obs=cs.n,
+                                 n_vars=len(cs.gene_names), nnz=int(cs.X.nnz), counts_location="matrix",
+                                 estimated_memory_mb=0.0,
+                                 warnings=[f"cells summed from {fine_report.n_obs:,} 2 um bins "
+                                           f"({fine_report.nnz:,} non-zeros), streamed from the h5"])
+    if cs.n == 0:
+        raise InputError("no cells: no nucleus was found on the H&E")
+    obs = pd.DataFrame(cs.obs_columns(), index=pd.Index(cs.cell_ids.astype(str)))
+    var = pd.DataFrame({"gene_ids": cs.gene_ids}, index=pd.Index(cs.gene_names))
+    a = ad.AnnData(X=cs.X, obs=obs, var=var)
+    a.var_names_make_unique()
+    a.obsm["spatial"] = np.asarray(cs.xy, dtype=np.float64)
+    sample = Sample(adata=a, layout="visium_hd", source_format="spaceranger", sha256=sha256_path(path),
+                    preflight=report, unit="cell")
+    sample.cells = {"n": cs.n, "method": cs.method, "description": cs.description, "n_nuclei": cs.n_nuclei,
+                    "params": cs.params, "px_per_um": (1.0 / mpp) if mpp else None}
+    sample.cell_polygons = cs.polygons
+    sample.notes.append(cs.description)
+    sample.notes.extend(cs.notes)
+    for d in spatial_dirs:
+        _attach_image(sample, d, settings)
+        if sample.image is not None:
+            break
+    if mpp:
+        sample.spot_diameter_px = float(np.sqrt(np.nanmedian(cs.area_um2))) / mpp if cs.n else None
     return sample

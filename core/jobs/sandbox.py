@@ -221,6 +221,8 @@ def _main(path: str, unpack_dir: str | None = None) -> None:
             "sha256": sample.sha256,
             "has_image": sample.image is not None,
             "bin_size_um": sample.bin_size_um,
+            "unit": sample.unit,
+            "n_cells": (sample.cells or {}).get("n"),
         }
         print(json.dumps({"ok": True, "summary": summary}))
     except MGSError as e:
