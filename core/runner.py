@@ -22,7 +22,7 @@ import numpy as np
 
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
-from core.errors import MGSError
+from core.errors import BadOption, MGSError
 
 Progress = Callable[[str, float], None]
 
@@ -81,6 +81,18 @@ def px_per_um_of(sample: Any) -> float | None:
     return None
 
 
+def check_out_dir(out_dir: str | Path) -> None:
+    """Refuse an output path that exists and is not a folder (bad input, before any work)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BadOption(f"--out {out} exists and is not a folder; name a folder (it is created if missing)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadOption(f"--out {out}: {parent} is a file, not a folder")
+            break
+
+
 def run_analysis_stage(
     sample_path: str | Path,
     out_dir: str | Path,
@@ -99,6 +111,7 @@ def run_analysis_stage(
     from core.markers import load_markers
 
     options = options or AnalyzeOptions()
+    check_out_dir(out_dir)
     settings = settings or get_settings()
     settings = analysis_budget(settings)
     report = progress or (lambda stage, frac: None)

@@ -262,7 +262,9 @@ def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
             "backend": provenance.get("backend"),
             "model": provenance.get("model"),
             "written_by_language_model": provenance.get("written_by_language_model"),
-            "label": ("written by a language model from the H&E image and tissue-blind features"
+            "label": (f"no narrative: {provenance['narrative_withheld']}"
+                      if provenance.get("narrative_withheld")
+                      else "written by a language model from the H&E image and tissue-blind features"
                       if provenance.get("written_by_language_model")
                       else "written by a deterministic template, without a language model"),
         },

@@ -75,6 +75,27 @@ def test_bad_input_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "unsupported_format" in capsys.readouterr().err
 
 
+def test_out_naming_an_existing_file_is_bad_input(sample: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    taken = tmp_path / "taken.txt"
+    taken.write_text("mine")
+    assert main(["analyze", str(sample), "--out", str(taken), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: invalid_option: --out")
+    assert taken.read_text() == "mine"
+    assert main(["analyze", str(sample), "--out", str(taken / "sub"), "--quiet"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["demo", "--out", str(taken), "--quiet"]) == 2
+    assert "invalid_option" in capsys.readouterr().err
+
+
+def test_help_names_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "2 bad input" in out and "3 the leakage gate refused" in out
+
+
 def test_bad_resolution(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(sample), "--out", str(tmp_path / "o"), "--resolution", "5", "--quiet"]) == 2
     assert "invalid_option" in capsys.readouterr().err
