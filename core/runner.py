@@ -135,8 +135,12 @@ def run_analysis_stage(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t2 = time.perf_counter()
+    from core.analysis.claims import assess_claims, withheld
+
+    claims = assess_claims(res)
+    held = withheld(claims)
     features = tissue_blind_features(res, image_available=sample.image is not None,
-                                     bin_size_um=sample.bin_size_um)
+                                     bin_size_um=sample.bin_size_um, claims=claims)
     _write_spots(out / "spots.csv", res)
     image_file = None
     if sample.image is not None:
@@ -148,7 +152,7 @@ def run_analysis_stage(
         assert rgb is not None
         Image.fromarray(rgb).save(out / "he_image.png")
         image_file = "he_image.png"
-    figures = _figures(out, res, sample)
+    figures = _figures(out, res, sample, held)
     timings["figures"] = round(time.perf_counter() - t2, 3)
     (out / "features.json").write_text(json.dumps(features, indent=2))
     _write_leakage_context(out / "leakage_context.json", sample, res, sample_path)
@@ -157,6 +161,7 @@ def run_analysis_stage(
     timings["analysis_total"] = round(time.perf_counter() - t1, 3)
     timings["total"] = round(time.perf_counter() - t0, 3)
     analysis = _analysis_json(res, sample, options, table.source, timings, image_file, figures)
+    analysis["claims"] = [c.as_dict() for c in claims]
     (out / "analysis.json").write_text(json.dumps(_jsonable(analysis), indent=2))
     report("analyzing", 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
@@ -164,10 +169,11 @@ def run_analysis_stage(
             "bin_size_um": sample.bin_size_um, "notes": list(sample.notes)}
 
 
-def _figures(out: Path, res: Any, sample: Any) -> list[str]:
+def _figures(out: Path, res: Any, sample: Any, held: dict[str, str]) -> list[str]:
     from core.figures import write_figures
 
-    return write_figures(out / "figures", res, sample.image, sample.image_scalef, sample.spot_diameter_px)
+    return write_figures(out / "figures", res, sample.image, sample.image_scalef, sample.spot_diameter_px,
+                         withheld=set(held))
 
 
 def _write_spots(path: Path, res: Any) -> None:
@@ -287,6 +293,9 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
             "unavailable_reason": a.unavailable_reason,
         },
         "domains": {"k": dom.k, "silhouette_by_k": dom.silhouette, "smoothing_sigma_um": dom.sigma_um,
+                    "choice": {"method": dom.method, "stability": dom.stability,
+                               "close_alternative": dom.close_alternative,
+                               "candidates": dom.candidates},
                     "domains": domains},
         "spatial": {
             "graph": {"n_edges": int(res.spatial_graph.nnz // 2),
