@@ -111,11 +111,14 @@ def prepare(cfg: dict[str, Any], spots: dict[str, int], genes: int, cache: Path 
 
 
 def run_one(cfg: dict[str, Any], spots: dict[str, int], genes: int, cache: Path | None) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
     from core.analysis.domains import find_domains
 
     d = prepare(cfg, spots, genes, cache)
     t0 = time.perf_counter()
-    r = find_domains(d["pcs"], d["probs"], d["xy"], d["layout"], d["A"], PX_PER_UM, seed=0)
+    with threadpool_limits(limits=1, user_api="blas"):  # as the pipeline runs it
+        r = find_domains(d["pcs"], d["probs"], d["xy"], d["layout"], d["A"], PX_PER_UM, seed=0)
     return {**cfg, "chosen": r.k, "ari": round(ari(r.labels, d["truth"]), 3),
             "close": bool(getattr(r, "close_alternative", None)),
             "domain_s": round(time.perf_counter() - t0, 2)}

@@ -21,9 +21,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 # smoothing radius (Gaussian sigma) in micrometres per layout
-# (tuned on bench/domain_sweep.py seeds 0-9: 0.6x the earlier 150/60/100 raised the
-# domain ARI on small islands and thin bands without losing the large regions)
-SIGMA_UM = {"visium": 90.0, "visium_hd": 36.0, "generic": 60.0}
+# (tuned on bench/domain_sweep.py seeds 0-9: the earlier 150/60/100 um blurred small islands
+# and thin bands into their neighbours; an HD bin's 3-bin radius still averages ~30 cells)
+SIGMA_UM = {"visium": 90.0, "visium_hd": 24.0, "generic": 60.0}
 
 
 @dataclass
@@ -172,7 +172,7 @@ def _assign(X: np.ndarray, C: np.ndarray) -> np.ndarray:
 # SIL_TOLERANCE of the best and its stability is at least STABILITY_MIN; the largest
 # admissible count wins (a count that splits the tissue reproducibly, and separates it
 # nearly as well as the best, carries more of the structure than a coarser one).
-SIL_TOLERANCE = 0.02
+SIL_TOLERANCE = 0.05
 STABILITY_MIN = 0.9
 N_RESAMPLES = 4
 RESAMPLE_FRACTION = 0.7

@@ -138,6 +138,8 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
         },
         "clusters": {"n_clusters": int(res.clusters.max() + 1) if n else 0},
         "domains": domains if "domains" not in held else [],
+        "domain_count": ({"chosen": len(domains), "close_alternative": res.domains.close_alternative}
+                         if "domains" not in held else {}),
         "spatial": {
             "heterogeneity": {
                 "mean_neighbourhood_entropy": _r(float(res.diversity.mean())),

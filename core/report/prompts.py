@@ -175,7 +175,10 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
         lines.append(f"Unsupervised expression clusters: {_num(clusters.get('n_clusters'))}.")
     domains = features.get("domains") or []
     if domains:
-        lines.append(f"Spatial domains ({len(domains)}):")
+        alt = (features.get("domain_count") or {}).get("close_alternative")
+        lines.append(f"Spatial domains ({len(domains)}"
+                     + (f"; a division into {alt} fits the data nearly as well" if alt else "")
+                     + "):")
         for d in domains:
             if not isinstance(d, Mapping):
                 continue

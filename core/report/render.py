@@ -202,6 +202,8 @@ def computed_sections(features: Mapping[str, Any], spots: list[dict[str, str]],
                             "qc": features.get("qc") or {}, "qc_medians": qc_summary(spots)},
         "tissue_architecture": {"n_clusters": (features.get("clusters") or {}).get("n_clusters"),
                                 "domains": features.get("domains") or [],
+                                **({"domain_count": features["domain_count"]}
+                                   if features.get("domain_count") else {}),
                                 **({"domains_not_assessed": held["domains"]}
                                    if "domains" in held else {})},
         "cell_populations": ({"annotation": features.get("annotation") or {},

@@ -57,6 +57,10 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
             f"The section divides into {len(domains)} spatial domains: {'; '.join(parts)}. "
             f"The largest is {largest.get('id')}."
         )
+        alt = (features.get("domain_count") or {}).get("close_alternative")
+        if alt:
+            out["tissue_architecture"] += (f" A division into {alt} domains fits the data nearly "
+                                           "as well, so the count is uncertain.")
     elif "domains" in held:
         out["tissue_architecture"] = f"Spatial domains are not reported: {held['domains']}."
     else:

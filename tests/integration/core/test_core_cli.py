@@ -33,6 +33,20 @@ def result(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_claims_and_domain_choice_recorded(result: Path) -> None:
+    """A good sample: every reliability check passes and the domain choice is explained."""
+    analysis = json.loads((result / "analysis.json").read_text())
+    claims = {c["name"]: c for c in analysis["claims"]}
+    assert all(c["passed"] for c in claims.values()), [c for c in claims.values() if not c["passed"]]
+    choice = analysis["domains"]["choice"]
+    assert choice["method"] == "silhouette+stability"
+    chosen = [c for c in choice["candidates"] if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["k"] == analysis["domains"]["k"]
+    assert all({"k", "silhouette", "stability"} <= set(c) for c in choice["candidates"])
+    features = json.loads((result / "features.json").read_text())
+    assert features["not_assessed"] == [] and len(features["domains"]) == analysis["domains"]["k"]
+
+
 def test_output_contract(result: Path) -> None:
     spots = pd.read_csv(result / "spots.csv")
     assert list(spots.columns[: len(SPOT_COLUMNS)]) == SPOT_COLUMNS
@@ -129,6 +143,27 @@ def test_real_spaceranger_subset(shared_data: Path, tmp_path: Path) -> None:
     # 100 genes named by Ensembl id: no marker overlap, said plainly rather than guessed
     assert analysis["annotation"]["available"] is False
     assert "Ensembl" in analysis["annotation"]["unavailable_reason"]
+    # too shallow and sparse for most claims: each is withheld with its reason, and the
+    # report says plainly what could not be assessed and why
+    claims = {c["name"]: c for c in analysis["claims"]}
+    assert {"name", "passed", "value", "threshold", "reason"} <= set(claims["domains"])
+    for name in ("depth_per_unit", "genes_kept", "spatial_graph_degree", "domains", "annotation",
+                 "spatially_variable_genes"):
+        assert claims[name]["passed"] is False and claims[name]["reason"], name
+    assert claims["genes_kept"]["value"] == 34
+    features = json.loads((out / "features.json").read_text())
+    assert features["domains"] == [] and "spatially_variable_genes" not in features["spatial"]
+    assert {x["claim"] for x in features["not_assessed"]} >= {"domains", "annotation"}
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert not figures & {"domains.png", "cell_types.png", "lineages.png", "nhood_enrichment.png",
+                          "spatially_variable_genes.png", "composition.png"}
+    report_md = (out / "report.md").read_text()
+    assert "## What could not be assessed" in report_md
+    assert "divides into" not in report_md and "Spatial domains are not reported" in report_md
+    assert "median 9 UMIs per spot" in report_md and "blank" in report_md  # the reader's note too
+    report = json.loads((out / "report.json").read_text())
+    assert {c["claim"] for c in report["not_assessed"]["claims"]} >= {"domains", "annotation"}
+    assert not any(f.endswith("domains.png") for f in report["figures"])
     # the same folder as a .tar.gz, as a LIMS uploads it
     tgz = tmp_path / "outs.tar.gz"
     with tarfile.open(tgz, "w:gz") as t:
