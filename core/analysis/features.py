@@ -53,8 +53,8 @@ def not_assessed(claims: list[Any], annotation_available: bool = True) -> list[d
             continue
         reason = c.reason
         if c.name == "annotation" and not annotation_available:
-            reason = ("cell types not assessed: too few marker genes of the marker table were "
-                      "found in this sample")
+            reason = ("cell-type annotation was unavailable for this sample (too few marker "
+                      "genes of the marker table were found)")
         out.append({"claim": c.name, "reason": reason, "value": c.value, "threshold": c.threshold})
     return out
 

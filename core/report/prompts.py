@@ -213,9 +213,10 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
             f"Spatially variable genes: {_num(svg.get('n_significant_fdr05'))} of "
             f"{_num(svg.get('n_tested'))} tested are significant at FDR 0.05 "
             f"({_pct(svg.get('fraction_significant'))}); highest Moran's I: {top}.")
-    if held:
+    rest = [r for c, r in held.items() if annotated or c != "annotation"]  # said above
+    if rest:
         lines.append("Not assessed (the data cannot carry these claims; say so, and do not "
-                     "describe them): " + "; ".join(held.values()) + ".")
+                     "describe them): " + "; ".join(rest) + ".")
     return "\n".join(lines)
 
 
