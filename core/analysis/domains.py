@@ -21,7 +21,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 # smoothing radius (Gaussian sigma) in micrometres per layout
-# (tuned on bench/domain_sweep.py seeds 0-9: the earlier 150/60/100 um blurred small islands
+# (tuned on bench/domain_sweep.py seeds 0-4: the earlier 150/60/100 um blurred small islands
 # and thin bands into their neighbours; an HD bin's 3-bin radius still averages ~30 cells)
 SIGMA_UM = {"visium": 90.0, "visium_hd": 24.0, "generic": 60.0}
 
