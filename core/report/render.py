@@ -239,7 +239,8 @@ def not_assessed(analysis: Mapping[str, Any]) -> dict[str, Any]:
     claims = [c for c in analysis.get("claims") or []
               if isinstance(c, Mapping) and c.get("passed") is False]
     prov = analysis.get("provenance") or {}
-    notes = [str(n) for n in prov.get("notes") or []]
+    qc = analysis.get("qc") or {}
+    notes = [str(n) for n in [*(prov.get("notes") or []), *(qc.get("notes") or [])]]
     return {"claims": [{"claim": c.get("name"), "reason": c.get("reason"),
                         "value": c.get("value"), "threshold": c.get("threshold")} for c in claims],
             "notes": notes}

@@ -160,7 +160,8 @@ def test_real_spaceranger_subset(shared_data: Path, tmp_path: Path) -> None:
     report_md = (out / "report.md").read_text()
     assert "## What could not be assessed" in report_md
     assert "divides into" not in report_md and "Spatial domains are not reported" in report_md
-    assert "median 9 UMIs per spot" in report_md and "blank" in report_md  # the reader's note too
+    assert "median 9 UMIs per spot" in report_md
+    assert "blank" in report_md and "sample is shallow" in report_md  # the notes reach the report
     report = json.loads((out / "report.json").read_text())
     assert {c["claim"] for c in report["not_assessed"]["claims"]} >= {"domains", "annotation"}
     assert not any(f.endswith("domains.png") for f in report["figures"])

@@ -46,6 +46,7 @@ def test_report_lists_failed_claims_and_notes() -> None:
                             "reason": "only 34 genes kept"},
                            {"name": "domains", "passed": True, "value": 0.5, "threshold": 0.15,
                             "reason": "fine"}],
-                "provenance": {"notes": ["shallow sample"]}}
+                "provenance": {"notes": ["blank image"]}, "qc": {"notes": ["shallow sample"]}}
     na = not_assessed(analysis)
-    assert [c["claim"] for c in na["claims"]] == ["genes_kept"] and na["notes"] == ["shallow sample"]
+    assert [c["claim"] for c in na["claims"]] == ["genes_kept"]
+    assert na["notes"] == ["blank image", "shallow sample"]
