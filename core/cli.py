@@ -1,7 +1,7 @@
 """``medgemma-spatial``: analyse a sample and write its report, on a laptop with no servers.
 
 Exit codes: 0 success; 1 internal error; 2 bad input (one line saying what is wrong);
-3 the leakage gate refused the report prompt (every analysis artifact and the report with
+4 the leakage gate refused the report prompt (every analysis artifact and the report with
 its computed findings are written, without a narrative; nothing was sent to any model).
 Service commands (``serve``, ``worker``, ``db``, ``keys``, ...) are registered lazily
 from the service package when its extra is installed.
@@ -19,9 +19,9 @@ from typing import Any
 
 from core.errors import InputError, MGSError, PromptLeakage
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_PROMPT_REFUSED = 0, 1, 2, 3
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_PROMPT_REFUSED = 0, 1, 2, 4
 EXIT_CODES = ("exit codes: 0 success; 1 internal error; 2 bad input (one line saying what is "
-              "wrong); 3 the leakage gate refused the report prompt: the analysis and a report "
+              "wrong); 4 the leakage gate refused the report prompt: the analysis and a report "
               "without a narrative are written, nothing was sent to any model")
 
 

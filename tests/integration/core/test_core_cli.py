@@ -107,7 +107,7 @@ def test_help_names_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["analyze", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "2 bad input" in out and "3 the leakage gate refused" in out
+    assert "2 bad input" in out and "4 the leakage gate refused" in out
 
 
 def test_bad_resolution(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

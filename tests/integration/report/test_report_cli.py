@@ -159,10 +159,10 @@ def test_cli_missing_model_exits_1_with_one_line(sample: Path, tmp_path: Path,
     assert not (out / "report.json").exists()
 
 
-def test_cli_planted_leak_exits_3_and_sends_nothing(sample: Path, tmp_path: Path,
+def test_cli_planted_leak_exits_4_and_sends_nothing(sample: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """A features stage that lets the organ through is stopped by the gate: exit 3 (not 2,
+    """A features stage that lets the organ through is stopped by the gate: exit 4 (not 2,
     bad input), every analysis artifact kept, the report written without a narrative."""
     import core.analysis.features as feats
 
@@ -183,7 +183,7 @@ def test_cli_planted_leak_exits_3_and_sends_nothing(sample: Path, tmp_path: Path
         rc = analyze(sample, out, "--backend", "openai")
     finally:
         get_settings.cache_clear()
-    assert rc == 3
+    assert rc == 4
     err = capsys.readouterr().err
     assert err.startswith("error: prompt_leakage: ")
     assert "colon" in err
