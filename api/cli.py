@@ -52,14 +52,36 @@ def register(subparsers: Any) -> None:
     ks = keys.add_subparsers(dest="keys_command", required=True)
     p = ks.add_parser("create", help="create a key for a tenant (printed once)")
     p.add_argument("--tenant", required=True)
+    p.add_argument(
+        "--role",
+        default="submitter",
+        help="submitter (upload, submit, read; the default) or reviewer (also sign reports)",
+    )
     p.set_defaults(handler=cmd_keys_create)
     p = ks.add_parser("revoke", help="revoke a key (the key itself or its 8-hex prefix)")
     p.add_argument("key")
     p.set_defaults(handler=cmd_keys_revoke)
 
 
+def _preflight(database: bool = True, broker: bool = False) -> None:
+    """Refuse to start (exit 3, one line) when the database or the broker is not there."""
+    from core.config import get_settings
+    from core.jobs.preflight import check_broker, check_database
+
+    settings = get_settings()
+    if database:
+        check_database(settings.database_url)
+    if broker:
+        check_broker(settings.broker_url)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from api.limits import http_protocol
+    from core.config import get_settings
+
+    _preflight(database=True, broker=True)
 
     uvicorn.run(
         "api.main:create_app",
@@ -69,11 +91,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=args.log_level,
         proxy_headers=True,
+        http=http_protocol(),  # httptools + a header timeout (MGS_HEADER_TIMEOUT_S)
+        # an idle kept-alive connection is closed after this long (no shorter than uvicorn's 5 s)
+        timeout_keep_alive=max(1, min(5, int(get_settings().header_timeout_s))),
     )
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    _preflight(database=True, broker=True)
     from worker.celery_app import app
 
     queues = args.queues
@@ -115,6 +141,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _preflight(database=True, broker=True)
     run_relay(get_settings(), once=args.once)
     return 0
 
@@ -123,6 +150,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from core.config import get_settings
     from core.db.migrate import upgrade
 
+    _preflight()
     upgrade(get_settings().database_url, args.revision)
     print(f"database at {args.revision}")
     return 0
@@ -132,6 +160,7 @@ def cmd_db_downgrade(args: argparse.Namespace) -> int:
     from core.config import get_settings
     from core.db.migrate import downgrade
 
+    _preflight()
     downgrade(get_settings().database_url, args.revision)
     return 0
 
@@ -146,11 +175,13 @@ def _sessions() -> Any:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from core.jobs.keys import create_key
 
+    _preflight()
     with _sessions()() as s, s.begin():
-        key, tenant = create_key(s, args.tenant)
+        key, tenant = create_key(s, args.tenant, args.role)
         secret = tenant.webhook_secret
     print(f"api_key: {key}")
     print(f"tenant: {args.tenant}")
+    print(f"role: {args.role}")
     print(f"webhook_secret: {secret}")
     print("Store the key now: it is not shown again.", file=sys.stderr)
     return 0
@@ -159,6 +190,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from core.jobs.keys import revoke_key
 
+    _preflight()
     with _sessions()() as s, s.begin():
         revoke_key(s, args.key)
     print("revoked")
@@ -167,12 +199,16 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from core.errors import MGSError
+    from core.jobs.errors import CONFIG_EXIT_CODE, ConfigurationError
 
     parser = argparse.ArgumentParser(prog="medgemma-spatial")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
+    except ConfigurationError as e:  # the settings name a database or broker that is not there
+        print(f"error [{e.code}]: {e.detail}", file=sys.stderr)
+        return CONFIG_EXIT_CODE
     except MGSError as e:
         print(f"error [{e.code}]: {e.detail}", file=sys.stderr)
         return 2 if e.http_status < 500 else 1

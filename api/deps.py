@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.ratelimit import check_rate
 from core.config import Settings
-from core.jobs.keys import authenticate, hash_key
+from core.jobs.keys import Caller, authenticate_caller, hash_key
 from core.storage import ObjectStore
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer mgs_...`")
@@ -38,17 +38,22 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-async def current_tenant(
+async def current_caller(
     request: Request,
     session: Annotated[AsyncSession, Depends(get_read_session)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
+) -> Caller:
+    """The key's tenant, id and role (401 without a valid key; 429 over the rate limit)."""
     header = f"Bearer {creds.credentials}" if creds else None
     settings: Settings = request.app.state.settings
-    tenant = await authenticate(session, header, settings.auth_cache_s)
-    assert creds is not None  # authenticate refused a missing key
+    caller = await authenticate_caller(session, header, settings.auth_cache_s)
+    assert creds is not None  # authenticate_caller refused a missing key
     await check_rate(request.app.state.redis, hash_key(creds.credentials), settings.rate_limit_per_minute)
-    return tenant
+    return caller
+
+
+async def current_tenant(caller: Annotated[Caller, Depends(current_caller)]) -> str:
+    return caller.tenant_id
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
@@ -56,3 +61,4 @@ ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 TenantDep = Annotated[str, Depends(current_tenant)]
+CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -26,6 +26,7 @@ HTTP_CODES = {
     408: "upload_timeout",
     409: "conflict",
     413: "upload_too_large",
+    414: "uri_too_long",
     415: "unsupported_format",
     422: "validation_error",
     429: "too_many_requests",
@@ -74,18 +75,30 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path (Starlette names only the first route's)."""
-    from starlette.routing import Match
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match in (Match.FULL, Match.PARTIAL):
-            methods |= set(getattr(route, "methods", None) or ())
-    if "GET" in methods:
-        methods.add("HEAD")
-    return ", ".join(sorted(methods))
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: each method is tried against the routes
+    (included routers carry no ``methods`` of their own, so they cannot simply be read)."""
+    from starlette.routing import Match, Mount
+    from starlette.staticfiles import StaticFiles
+
+    scope = request.scope
+    allowed: list[str] = []
+    for method in _METHODS:
+        # inside a mount the scope's root_path has grown; match from the app's own root
+        probe = {**scope, "method": method, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
+        for route in request.app.router.routes:
+            static = isinstance(route, Mount) and isinstance(route.app, StaticFiles)
+            if static and method not in ("GET", "HEAD"):
+                continue  # a mount matches every method; static files serve only these
+            if route.matches(probe)[0] == Match.FULL:
+                allowed.append(method)
+                break
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(1, "HEAD")
+    return ", ".join(allowed)
 
 
 def install(app: FastAPI) -> None:

@@ -9,12 +9,42 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from api import errors
+from api.limits import BodyLimits, SecurityHeaders
 from api.metrics import HttpMetrics
 from api.routers import console, health, jobs, uploads
 from api.schemas import Problem
 from core.config import Settings, get_settings
 
 API_VERSION = "1.0.0"
+
+
+def _install_dependency_errors(app: FastAPI) -> None:
+    """The database gone mid-run (dropped, down, unreachable): 503 ``database_unavailable``
+    with what to check, not 500 ``internal_error``."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from sqlalchemy.exc import DBAPIError
+
+    from core.jobs.preflight import redact
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        import psycopg
+
+        if not (exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError)):
+            return await errors_unexpected(request, exc)
+        url = redact(app.state.settings.database_url)
+        return errors.problem(
+            503,
+            "database_unavailable",
+            f"the database {url} does not answer or does not exist; the administrator checks "
+            "MGS_DATABASE_URL and Postgres (medgemma-spatial db upgrade)",
+            headers={"Retry-After": "30"},
+        )
+
+    async def errors_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        handler = app.exception_handlers[Exception]
+        return await handler(request, exc)  # type: ignore[no-any-return,misc]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,9 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_sessionmaker = make_async_sessionmaker(read_engine)
         app.state.store = open_store(settings)
         app.state.redis = aioredis.from_url(settings.broker_url)
+        from api.longpoll import JobChangeListener
+
+        app.state.job_listener = JobChangeListener(settings.database_url)  # connects on first use
         try:
             yield
         finally:
+            await app.state.job_listener.close()
             await app.state.redis.aclose()
             await engine.dispose()
             await read_engine.dispose()
@@ -55,8 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
+    # outermost last: metrics see every answer, security headers go on the limits' 408/413 too
+    app.add_middleware(BodyLimits, settings=settings)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(HttpMetrics, registry=registry)
     errors.install(app)
+    _install_dependency_errors(app)
     app.include_router(uploads.router)
     app.include_router(jobs.router)
     app.include_router(health.router)

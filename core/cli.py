@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError, MGSError, PromptLeakage
+from core.options import PromptStrategy, ReportBackend
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_PROMPT_REFUSED = 0, 1, 2, 4
 EXIT_CODES = ("exit codes: 0 success; 1 internal error; 2 bad input (one line saying what is "
-              "wrong); 4 the leakage gate refused the report prompt: the analysis and a report "
-              "without a narrative are written, nothing was sent to any model")
+              "wrong); 3 (service commands) a configuration error; 4 the leakage gate refused "
+              "the report prompt: the analysis and a report without a narrative are written, "
+              "nothing was sent to any model")
 
 
 class ProgressPrinter:
@@ -65,11 +67,11 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-h5ad", action="store_true", help="also write analysis.h5ad (annotated AnnData)")
     p.add_argument("--bin-size", type=int, choices=[2, 8, 16], help="Visium HD bin size to analyse (um)")
     p.add_argument("--n-domains", type=int, help="fix the number of spatial domains (default: chosen by silhouette)")
-    p.add_argument("--backend", default=None, choices=["template", "transformers", "openai"],
+    p.add_argument("--backend", default=None, choices=[b.value for b in ReportBackend],
                    help="who writes the narrative (default: MGS_REPORT_BACKEND or template)")
     p.add_argument("--model", help="model id or local path (transformers) / model name (openai)")
     p.add_argument("--prompt-strategy", default="anti_parroting",
-                   choices=["anti_parroting", "guided_questions", "create_report"])
+                   choices=[s.value for s in PromptStrategy])
     p.add_argument("--max-new-tokens", type=int, default=None, help="most tokens the model may write")
     p.add_argument("--tiles", type=int, default=0, help="extra high-magnification H&E tiles for the model")
     p.add_argument("--no-report", action="store_true", help="analysis only (no report stage)")
@@ -104,23 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _analyze(args: Any, sample: Path, progress: ProgressPrinter) -> dict[str, Any]:
     from core.config import get_settings
-    from core.runner import AnalyzeOptions, run_analysis_stage
+    from core.options import AnalysisOptions, ReportOptions
+    from core.runner import run_analysis_stage
 
     settings = get_settings()
-    opts = AnalyzeOptions(resolution=args.resolution, seed=args.seed, markers=args.markers,
-                          species=args.species, organs=args.organs, write_h5ad=args.write_h5ad,
-                          bin_size=args.bin_size, n_domains=args.n_domains)
+    # one model and one set of bounds for the CLI, the API and the workers: a value out of
+    # bounds is bad input (exit 2) before anything runs
+    opts = AnalysisOptions.parse(
+        resolution=args.resolution, seed=args.seed, markers=str(args.markers) if args.markers else None,
+        species=args.species, organs=args.organs, write_h5ad=args.write_h5ad,
+        bin_size=args.bin_size, n_domains=args.n_domains)
+    ropts = None
+    if not args.no_report:
+        ropts = ReportOptions.parse(
+            backend=args.backend or settings.report_backend, model=args.model,
+            prompt_strategy=args.prompt_strategy,
+            max_new_tokens=args.max_new_tokens or settings.max_new_tokens, tiles=args.tiles)
     summary = run_analysis_stage(sample, args.out, opts, settings, progress)
     if not args.quiet:
         progress.done()
         for note in summary.get("notes", []):
             print(f"note: {note}", file=sys.stderr, flush=True)
-    if not args.no_report:
-        from core.report import ReportOptions, write_report
+    if ropts is not None:
+        from core.report import write_report
 
-        ropts = ReportOptions(backend=args.backend or settings.report_backend,
-                              model=args.model, prompt_strategy=args.prompt_strategy,
-                              max_new_tokens=args.max_new_tokens or settings.max_new_tokens, tiles=args.tiles)
         summary["report"] = write_report(args.out, ropts, settings, lambda f: progress("reporting", f))
     return summary
 
@@ -158,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except MGSError as e:
         print(f"error: {e.code}: {e.detail}", file=sys.stderr)
-        return 1
+        return int(getattr(e, "exit_code", 1))  # 3: a configuration error (database, broker)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         20 * 1024**3, description="Largest total size an uploaded archive may unpack to (bytes)."
     )
     max_extract_members: int = Field(10_000, description="Most files an archive may hold.")
+    max_extract_ratio: float = Field(
+        100.0,
+        description="An archive may declare at most this many times its own size unpacked (a "
+        "decompression bomb is refused before unpacking); 0 = no ratio bound, only MGS_MAX_EXTRACT_BYTES.",
+    )
     default_seed: int = Field(0, description="Seed for every randomised step when none is given.")
     threads: int = Field(0, description="kNN threads; 0 = all cores.")
     blas_threads: int = Field(1, description="Dense BLAS threads in the analysis (0 = library default).")
@@ -40,6 +45,22 @@ class Settings(BaseSettings):
     )
     model_revision: str | None = Field(None, description="Model revision (commit) to load.")
     max_new_tokens: int = Field(1024, description="Most tokens the model may write.")
+    report_backends_allowed: str = Field(
+        "",
+        description="Comma-separated report backends a job may ask for in options.backend; others "
+        "get 422 backend_not_allowed. Empty = template and MGS_REPORT_BACKEND.",
+    )
+    report_models_allowed: str = Field(
+        "",
+        description="Comma-separated model ids (transformers) or served names (openai) a job may ask "
+        "for in options.model; others get 422 model_not_allowed. Empty = MGS_MODEL_ID and MGS_OPENAI_MODEL.",
+    )
+    model_allow_download: bool | None = Field(
+        None,
+        description="May the transformers backend download weights from the Hugging Face Hub? Unset: "
+        "the CLI may, workers may not (a model that is not local fails at once with model_unavailable); "
+        "true: both; false: neither.",
+    )
     openai_base_url: str = Field(
         "http://127.0.0.1:8001/v1", description="Base URL of an OpenAI-compatible server."
     )
@@ -108,8 +129,45 @@ class Settings(BaseSettings):
     upload_idle_timeout_s: float = Field(
         30.0, description="An upload whose body sends nothing for this long is cut off with 408 (s)."
     )
+    header_timeout_s: float = Field(
+        15.0,
+        description="A connection must send a request's complete headers within this long of its "
+        "opening (or of the request's first byte on a kept-alive connection), else it is closed (s).",
+    )
+    body_min_rate_bytes_s: int = Field(
+        4096,
+        description="After the grace period a request body must have arrived at least this fast on "
+        "average (bytes/s); a slower one is cut off with 408 body_too_slow. 0 = no minimum.",
+    )
+    body_rate_grace_s: float = Field(
+        10.0, description="Seconds a request body may take before the minimum rate applies."
+    )
+    body_timeout_s: float = Field(
+        3600.0,
+        description="Longest time to receive one request body, uploads included (s); over it: 408 "
+        "body_timeout. 0 = no deadline.",
+    )
+    max_json_bytes: int = Field(
+        1024 * 1024,
+        description="Largest request body outside uploads (JSON), bytes; over it: 413 body_too_large.",
+    )
+    metrics_token: str = Field(
+        "",
+        description="When set, GET /metrics needs 'Authorization: Bearer <this token>'; empty = open.",
+    )
     enable_test_jobs: bool = Field(
         False, description="Allow the test-only 'sleep' job kind (lifecycle tests only; never in production)."
+    )
+
+    # --- lab exports (HL7 v2 ORU^R01) -----------------------------------------------
+    hl7_sending_application: str = Field("MEDGEMMA-SPATIAL", description="HL7 MSH-3, sending application.")
+    hl7_sending_facility: str = Field("LAB", description="HL7 MSH-4, sending facility (also PID-3's authority).")
+    hl7_receiving_application: str = Field("LIMS", description="HL7 MSH-5, receiving application.")
+    hl7_receiving_facility: str = Field("LAB", description="HL7 MSH-6, receiving facility.")
+    hl7_patient_id: str = Field(
+        "UNKNOWN",
+        description="HL7 PID-3 placeholder: the service holds no patient data; the LIMS matches "
+        "results on OBR-2 (external_sample_id).",
     )
 
 
@@ -117,6 +175,20 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (read once)."""
     return Settings()
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def allowed_report_backends(settings: Settings) -> list[str]:
+    """The report backends a job may ask for (``MGS_REPORT_BACKENDS_ALLOWED``)."""
+    return _csv(settings.report_backends_allowed) or list(dict.fromkeys(["template", settings.report_backend]))
+
+
+def allowed_report_models(settings: Settings) -> list[str]:
+    """The models a job may name in ``options.model`` (``MGS_REPORT_MODELS_ALLOWED``)."""
+    return _csv(settings.report_models_allowed) or list(dict.fromkeys([settings.model_id, settings.openai_model]))
 
 
 def analysis_budget(settings: Settings) -> Settings:

@@ -48,6 +48,8 @@ MAX_TILES = 8
 BIN_SIZES = (2, 8, 16)
 
 _Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
+# a name or a local path (CLI): longer, same refusal of control characters (NUL included)
+_PathOrName = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]*$")]
 
 
 class _Options(BaseModel):
@@ -71,7 +73,7 @@ class AnalysisOptions(_Options):
     resolution: float = Field(1.0, ge=RESOLUTION_RANGE[0], le=RESOLUTION_RANGE[1],
                               description="Leiden resolution, 0.1 to 2.0.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of every randomised step.")
-    markers: _Text | None = Field(None, description="Marker table: a path (CLI) or a name the server knows.")
+    markers: _PathOrName | None = Field(None, description="Marker table: a path (CLI) or a name the server knows.")
     species: Literal["Hs", "Mm"] = Field("Hs", description="Species rows of a PanglaoDB table to keep.")
     organs: list[_Text] | None = Field(None, max_length=50,
                                        description="Organs of a PanglaoDB table to keep (None: all).")
@@ -85,11 +87,57 @@ class ReportOptions(_Options):
     """Options of the report stage."""
 
     backend: ReportBackend = Field(ReportBackend.TEMPLATE, description="Who writes the narrative.")
-    model: _Text | None = Field(None, description="Model id or local path (transformers), model name (openai).")
+    model: _PathOrName | None = Field(None, description="Model id or local path (transformers), model name (openai).")
     prompt_strategy: PromptStrategy = Field(PromptStrategy.ANTI_PARROTING, description="Prompt strategy.")
     max_new_tokens: int = Field(1024, ge=MAX_NEW_TOKENS_RANGE[0], le=MAX_NEW_TOKENS_RANGE[1],
                                 description="Most tokens the model may write.")
     tiles: int = Field(0, ge=0, le=MAX_TILES, description="Extra high-magnification H&E tiles for the model.")
+
+
+_JOB_ANALYSIS_FIELDS = ("resolution", "seed", "markers", "species", "organs", "n_domains")
+_JOB_REPORT_FIELDS = ("prompt_strategy", "tiles", "model")
+# typed as Any, as ``Field(...)`` is: a FieldInfo given as a field's default is that field
+_A: dict[str, Any] = dict(AnalysisOptions.model_fields)
+_R: dict[str, Any] = dict(ReportOptions.model_fields)
+
+
+class JobOptions(_Options):
+    """Options of a job submitted to the service.
+
+    A subset of :class:`AnalysisOptions` and :class:`ReportOptions`; each field is the very
+    ``FieldInfo`` (bounds, allowed values, description) of its stage model, so the API answers
+    422 for anything a worker would refuse. ``markers`` names a table the server has.
+    """
+
+    resolution: float = _A["resolution"]
+    seed: int = _A["seed"]
+    markers: _PathOrName | None = _A["markers"]
+    species: Literal["Hs", "Mm"] = _A["species"]
+    organs: list[_Text] | None = _A["organs"]
+    n_domains: int | None = _A["n_domains"]
+    prompt_strategy: PromptStrategy = _R["prompt_strategy"]
+    tiles: int = _R["tiles"]
+    backend: ReportBackend | None = Field(
+        None,
+        description="Who writes the narrative (default: the server's MGS_REPORT_BACKEND); "
+        "only backends in the server's MGS_REPORT_BACKENDS_ALLOWED (422 backend_not_allowed).",
+    )
+    model: _Text | None = Field(
+        None,
+        description="Model id (transformers) or served model name (openai); default: the server's. "
+        "Only models in the server's MGS_REPORT_MODELS_ALLOWED (422 model_not_allowed).",
+    )
+
+    def analysis(self, **overrides: Any) -> AnalysisOptions:
+        """The analysis stage's options (``overrides``: what the server adds, e.g. a table's path)."""
+        values = {k: getattr(self, k) for k in _JOB_ANALYSIS_FIELDS}
+        return AnalysisOptions.parse({**values, **overrides})  # type: ignore[no-any-return]
+
+    def report(self, default_backend: str, **overrides: Any) -> ReportOptions:
+        """The report stage's options; ``default_backend`` when the job names none."""
+        values: dict[str, Any] = {k: getattr(self, k) for k in _JOB_REPORT_FIELDS}
+        values["backend"] = self.backend or default_backend
+        return ReportOptions.parse({**values, **overrides})  # type: ignore[no-any-return]
 
 
 def describe_validation_error(e: ValidationError) -> str:
@@ -104,6 +152,7 @@ def describe_validation_error(e: ValidationError) -> str:
 __all__ = [
     "BIN_SIZES",
     "AnalysisOptions",
+    "JobOptions",
     "Layout",
     "PromptStrategy",
     "ReportBackend",

@@ -13,7 +13,6 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,27 +22,16 @@ import numpy as np
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
 from core.errors import BadOption, MGSError
+from core.options import AnalysisOptions
 
 Progress = Callable[[str, float], None]
 
 ARTIFACTS = ("spots.csv", "features.json", "analysis.json", "he_image.png", "leakage_context.json")
 
 
-@dataclass
-class AnalyzeOptions:
-    """User-facing options of the analysis stage."""
-
-    resolution: float = 1.0
-    seed: int = 0
-    markers: str | None = None  # path to a marker table (PanglaoDB TSV or our format); None = default
-    species: str = "Hs"
-    organs: list[str] | None = None
-    write_h5ad: bool = False
-    bin_size: int | None = None
-    n_domains: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# The analysis stage's options are :class:`core.options.AnalysisOptions` (one model for the
+# CLI, the API and the workers); ``AnalyzeOptions`` is kept as its name here.
+AnalyzeOptions = AnalysisOptions
 
 
 def _versions() -> dict[str, str]:
@@ -99,8 +87,11 @@ def run_analysis_stage(
     options: AnalyzeOptions | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    unpack_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Read, check and analyse ``sample_path``; write the artifacts into ``out_dir``.
+
+    ``unpack_dir``: where an archive was (or is to be) unpacked, shared with the validation step.
 
     Returns a summary (``n_spots``, ``layout``, ``timings``, ``files``). Raises an
     :class:`~core.errors.InputError` subclass on bad input; nothing is written then.
@@ -123,7 +114,7 @@ def run_analysis_stage(
                             blas_threads=settings.blas_threads)
     params.validate()
     table = load_markers(options.markers, species=options.species, organs=options.organs)
-    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size)
+    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size, unpack_dir=unpack_dir)
     timings["read"] = round(time.perf_counter() - t0, 3)
     report("validating", 1.0)
 
@@ -241,6 +232,23 @@ def _write_h5ad(path: Path, sample: Any, res: Any) -> None:
     out.write_h5ad(path)
 
 
+def _confidence_meaning(layout: str) -> str:
+    """One sentence on what a spot's confidence means (for analysis.json and the report)."""
+    unit = "spot" if layout == "visium" else "bin"
+    what = "dominant cell type" if layout == "visium" else "cell type"
+    return (f"A {unit}'s confidence is the estimated probability that its {what} call is right: "
+            f"of calls at confidence 0.8, about 80% were right on the synthetic accuracy sweep "
+            f"(docs/accuracy.md).")
+
+
+def _calibration(layout: str) -> dict[str, Any]:
+    from core.analysis.annotate import CALIB_FEATURE_DOC, CALIBRATION
+
+    a, b = CALIBRATION["visium" if layout == "visium" else "hd"]
+    return {"method": "Platt scaling", "feature": CALIB_FEATURE_DOC, "a": a, "b": b,
+            "fitted_on": "synth.py samples, seeds 0-2 (bench/accuracy.py --fit-calibration)"}
+
+
 def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source: str,
                    timings: dict[str, float], image_file: str | None, figures: list[str]) -> dict[str, Any]:
     a = res.annotation
@@ -283,10 +291,14 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
             "marker_table": marker_source,
             "cell_types_scored": a.cell_types,
             "types_skipped_few_markers": a.skipped_types,
+            "types_merged_into": a.merged_types,
             "markers_used": a.markers_used,
             "cell_type_counts": {str(t): int(c) for t, c in zip(types, cnts, strict=True)},
             "lineage_counts": {str(t): int(c) for t, c in zip(lin, lcnt, strict=True)},
             "median_confidence": float(np.median(a.confidence)),
+            "confidence_meaning": _confidence_meaning(res.layout),
+            "calibration": _calibration(res.layout),
+            "n_unassigned": int(np.sum(a.cell_type.astype(str) == "unassigned")),
             "mean_entropy": float(np.mean(a.entropy)),
             "composition_estimated": a.composition is not None,
             "available": a.available,

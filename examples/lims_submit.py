@@ -1,4 +1,4 @@
-"""What a lab's LIMS does: upload a sample, submit a job, poll with backoff, download the report.
+"""What a lab's LIMS does: upload a sample, submit a job, long-poll its status, download the report.
 
 Uses the generated SDK (clients/python). Example:
 
@@ -6,6 +6,9 @@ Uses the generated SDK (clients/python). Example:
         --sample ../shared/data/visium_10x_v1_subset --external-sample-id LIMS-0001 --out results/
 
 A folder (Space Ranger ``outs/``) is sent as a .tar.gz made on the fly; an .h5ad as is.
+Status comes by long poll: ``GET /v1/jobs/{id}?wait=30`` with the last ``ETag`` in
+``If-None-Match`` returns as soon as the job's state or stage changes (304 when 30 s
+pass without a change), so the client makes a handful of requests per job, not hundreds.
 Exit status: 0 succeeded, 1 the job failed or was canceled, 2 a request was refused.
 """
 
@@ -27,8 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients" / "python
 from medgemma_spatial_client import AuthenticatedClient
 from medgemma_spatial_client.api.jobs import create_job, get_job, list_artifacts
 from medgemma_spatial_client.api.uploads import create_upload
-from medgemma_spatial_client.models import JobCreate, JobOptions, JobOut, Problem, UploadOut
-from medgemma_spatial_client.types import File
+from medgemma_spatial_client.models import (
+    JobCreate,
+    JobOptions,
+    JobOut,
+    Problem,
+    ReportBackend,
+    UploadOut,
+)
+from medgemma_spatial_client.types import UNSET, File
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 
@@ -57,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", required=True, type=Path)
     ap.add_argument("--external-sample-id", default=None)
     ap.add_argument("--callback-url", default=None)
-    ap.add_argument("--backend", default="template")
+    ap.add_argument("--backend", default="template", choices=[b.value for b in ReportBackend])
     ap.add_argument("--out", type=Path, default=Path("results"))
     ap.add_argument("--timeout", type=float, default=1800)
     args = ap.parse_args(argv)
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     body = JobCreate(
         upload_id=up.id,
         external_sample_id=args.external_sample_id,
-        options=JobOptions(backend=args.backend),
+        options=JobOptions(backend=ReportBackend(args.backend)),
         callback_url=args.callback_url,
     )
     # the same key makes a retried submit (after a timeout, say) return the same job
@@ -87,11 +97,20 @@ def main(argv: list[str] | None = None) -> int:
         return refuse("submit", job)
     print(f"job {job.id} queued")
 
-    delay, deadline, last = 0.5, time.monotonic() + args.timeout, ""
+    deadline, last, etag, backoff = time.monotonic() + args.timeout, "", None, 1.0
     while True:
-        job = get_job.sync(job.id, client=client)
-        if not isinstance(job, JobOut):
-            return refuse("poll", job)
+        resp = get_job.sync_detailed(
+            job.id, client=client, wait=30, if_none_match=etag if etag else UNSET
+        )
+        if resp.status_code == 304:  # nothing changed in 30 s: ask again
+            pass
+        elif isinstance(resp.parsed, JobOut):
+            job, etag, backoff = resp.parsed, resp.headers.get("etag"), 1.0
+        elif resp.status_code >= 500 or resp.status_code == 429:  # back off, then again
+            time.sleep(backoff * random.uniform(0.8, 1.2))
+            backoff = min(backoff * 2, 60.0)
+        else:
+            return refuse("poll", resp.parsed)
         line = f"{job.state} {job.stage} {job.progress:.0%}"
         if line != last:
             print(line)
@@ -101,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
         if time.monotonic() > deadline:
             print("timed out waiting for the job", file=sys.stderr)
             return 1
-        time.sleep(delay * random.uniform(0.8, 1.2))
-        delay = min(delay * 1.5, 10.0)
 
     if job.state != "succeeded":
         err = job.error

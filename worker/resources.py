@@ -37,12 +37,23 @@ def init() -> Resources:
         from core.db.session import make_sync_engine, make_sync_sessionmaker
         from core.storage import open_store
 
-        settings = get_settings()
+        settings = worker_settings(get_settings())
         engine = make_sync_engine(settings.database_url)
         _resources = Resources(
             settings, make_sync_sessionmaker(engine), open_store(settings), _worker_id()
         )
     return _resources
+
+
+def worker_settings(settings: Settings) -> Settings:
+    """A worker never downloads model weights unless ``MGS_MODEL_ALLOW_DOWNLOAD=true``: one tenant's
+    job must not keep the shared report worker busy fetching a model (issue 18). The Hugging Face
+    libraries are put offline too, for any other path that would reach the Hub."""
+    if settings.model_allow_download is not True:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        return settings.model_copy(update={"model_allow_download": False})
+    return settings
 
 
 def get() -> Resources:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -10,6 +12,7 @@ from sqlalchemy import text
 from api.errors import problem_responses
 from api.metrics import render
 from api.schemas import Health
+from core.jobs.errors import Unauthorized
 
 router = APIRouter(tags=["health"])
 
@@ -59,10 +62,17 @@ async def readyz(request: Request) -> Response:
             "description": "Prometheus text format",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
-        **problem_responses(500),
+        **problem_responses(401, 500),
     },
     response_class=Response,
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: jobs by state, stage durations, queue depth, HTTP latency."""
+    """Prometheus metrics: jobs by state, stage durations, queue depth, HTTP latency.
+
+    With ``MGS_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``."""
+    token = request.app.state.settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("metrics need 'Authorization: Bearer <MGS_METRICS_TOKEN>'")
     return Response(await render(request.app.state), media_type="text/plain; version=0.0.4")

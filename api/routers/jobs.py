@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response, status
+import anyio
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator
 
-from api.deps import ReadSessionDep, SessionDep, SettingsDep, StoreDep, TenantDep
+from api.deps import CallerDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from api.errors import problem_responses
 from api.schemas import (
     ArtifactList,
@@ -23,9 +25,14 @@ from api.schemas import (
     JobOut,
     JobPage,
     JobStateName,
+    NoNulStr,
+    ReportHistory,
+    SignoffCreate,
+    SignoffOut,
 )
-from core.db.models import Job
-from core.jobs import service
+from core.db.models import TERMINAL_STATES, Job
+from core.jobs import reports, service, signoff
+from core.report.signoff import Signoff, report_status
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -49,11 +56,11 @@ def _iso_datetime(v: object) -> object:
 
 JobId = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid)]
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
-REPORT_TYPES = {
-    "json": "application/json",
-    "markdown": "text/markdown; charset=utf-8",
-    "html": "text/html; charset=utf-8",
-}
+ReportFormat = Literal["json", "markdown", "html", "fhir", "hl7"]
+
+
+def _finished(job: Job) -> bool:
+    return job.state in {s.value for s in TERMINAL_STATES}
 
 
 def job_out(job: Job) -> JobOut:
@@ -97,7 +104,7 @@ async def create_job(
     session: SessionDep,
     settings: SettingsDep,
     tenant: TenantDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
 ) -> JobOut:
     """Submit a job for an upload. The same Idempotency-Key and body return the same job."""
     req = service.SubmitRequest(
@@ -119,10 +126,10 @@ async def list_jobs(
     session: ReadSessionDep,
     tenant: TenantDep,
     state: JobStateName | None = None,
-    external_sample_id: str | None = None,
+    external_sample_id: Annotated[NoNulStr | None, Query()] = None,
     created_after: IsoDatetime | None = None,
     created_before: IsoDatetime | None = None,
-    cursor: str | None = None,
+    cursor: Annotated[NoNulStr | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
     """Jobs, newest first, filtered; follow ``next_cursor`` for the next page."""
@@ -139,17 +146,76 @@ async def list_jobs(
     return JobPage(items=[job_out(j) for j in jobs], next_cursor=nxt)
 
 
+def etag_of(body: bytes) -> str:
+    """A strong validator of one job representation."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
 @router.get(
     "/{job_id}",
     operation_id="get_job",
     response_model=JobOut,
-    responses=problem_responses(401, 429, 404, 422),
+    responses={
+        304: {"description": "Not modified: the job is as the If-None-Match ETag says."},
+        **problem_responses(401, 429, 404, 422, 503),
+    },
 )
-async def get_job(job_id: JobId, session: ReadSessionDep, tenant: TenantDep) -> Response:
-    """State, stage, progress, attempts, timestamps and error of one job."""
-    job = await service.get_job(session, tenant, job_id)
-    # the hot polling path: serialise once, skip FastAPI's second validation pass
-    return Response(job_out(job).model_dump_json(), media_type="application/json")
+async def get_job(
+    request: Request,
+    job_id: JobId,
+    session: ReadSessionDep,
+    tenant: TenantDep,
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=60,
+            description="Long poll: hold the request up to this many seconds until the job's "
+            "state or stage changes (answers at once if the If-None-Match ETag is stale or the "
+            "job has finished).",
+        ),
+    ] = 0,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> Response:
+    """State, stage, progress, attempts, timestamps and error of one job.
+
+    Answers an ``ETag``; with ``If-None-Match`` of the current one, 304. With ``?wait=N``
+    it returns as soon as the state or stage changes (or after N s: 304 if nothing did).
+    """
+    if wait:
+        listener = request.app.state.job_listener
+        async with listener.subscribe(str(job_id)) as changed:  # before reading: no change lost
+            job = await service.get_job(session, tenant, job_id)
+            body = job_out(job).model_dump_json().encode()
+            seen = (job.state, job.stage)
+            stale = if_none_match is not None and not _matches(if_none_match, etag_of(body))
+            deadline = anyio.current_time() + wait
+            while not stale and not _finished(job) and (job.state, job.stage) == seen:
+                await session.close()  # hold no database connection while waiting
+                with anyio.move_on_after(deadline - anyio.current_time()):
+                    await changed.wait()
+                if anyio.current_time() >= deadline and not changed.is_set():
+                    break
+                changed.clear()
+                await listener.start()  # reconnects if the listener lost its connection
+                job = await service.get_job(session, tenant, job_id)
+            body = job_out(job).model_dump_json().encode()
+    else:
+        job = await service.get_job(session, tenant, job_id)
+        # the hot polling path: serialise once, skip FastAPI's second validation pass
+        body = job_out(job).model_dump_json().encode()
+    etag = etag_of(body)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.post(
@@ -177,28 +243,83 @@ def _stream(
     operation_id="get_report",
     responses={
         200: {
-            "description": "The report (JSON by default).",
+            "description": "The report (JSON by default), its sign-off status in the header.",
             "content": {
                 "application/json": {"schema": {"type": "object"}},
                 "text/markdown": {"schema": {"type": "string"}},
                 "text/html": {"schema": {"type": "string"}},
+                "application/fhir+json": {"schema": {"type": "object"}},
+                "x-application/hl7-v2+er7": {"schema": {"type": "string"}},
             },
         },
         **problem_responses(401, 429, 404, 409, 422),
     },
-    response_class=StreamingResponse,
+    response_class=Response,
 )
 async def get_report(
     job_id: JobId,
     session: ReadSessionDep,
     store: StoreDep,
+    settings: SettingsDep,
     tenant: TenantDep,
-    format: Literal["json", "markdown", "html"] = "json",
-) -> StreamingResponse:
-    """The report of a succeeded job: JSON, or ``?format=markdown`` / ``html``."""
+    format: ReportFormat = "json",
+) -> Response:
+    """The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
+    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
+    status (preliminary, final, amended)."""
     job = await service.get_job(session, tenant, job_id)
-    key = await service.report_key(store, job, format)
-    return _stream(store, key, REPORT_TYPES[format])
+    body = await reports.render(session, store, settings, job, format)
+    return Response(body, media_type=reports.MEDIA_TYPES[format])
+
+
+def _history_out(job_id: uuid.UUID, history: list[Signoff]) -> ReportHistory:
+    return ReportHistory(
+        job_id=job_id,
+        report_status=report_status(history).value,
+        signoffs=[SignoffOut.model_validate(s.as_dict()) for s in history],
+    )
+
+
+@router.post(
+    "/{job_id}/report/sign",
+    operation_id="sign_report",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReportHistory,
+    responses=problem_responses(401, 403, 429, 404, 409, 422),
+)
+async def sign_report(
+    job_id: JobId, body: SignoffCreate, session: SessionDep, store: StoreDep, caller: CallerDep
+) -> ReportHistory:
+    """Sign the report (reviewer keys only): ``final`` once, then ``amended`` with a comment
+    (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires."""
+    await signoff.sign_report(
+        session,
+        store,
+        caller,
+        job_id,
+        reviewer=body.reviewer,
+        status=body.status,
+        comment=body.comment,
+    )
+    job = await service.get_job(session, caller.tenant_id, job_id)
+    history = await signoff.history(session, job)
+    await session.commit()
+    return _history_out(job_id, history)
+
+
+@router.get(
+    "/{job_id}/report/history",
+    operation_id="get_report_history",
+    response_model=ReportHistory,
+    responses=problem_responses(401, 429, 404, 422),
+)
+async def get_report_history(
+    job_id: JobId, session: ReadSessionDep, tenant: TenantDep
+) -> ReportHistory:
+    """The report's status and its sign-offs, oldest first (reviewer, key id, time, status,
+    comment, sha256 of the signed report.json)."""
+    job = await service.get_job(session, tenant, job_id)
+    return _history_out(job_id, await signoff.history(session, job))
 
 
 @router.get(

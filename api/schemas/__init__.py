@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from core.options import JobOptions
+
+
+def no_nul(v: str | None) -> str | None:
+    """Refuse NUL characters: Postgres cannot store them in text or JSON (it would be a 500)."""
+    if isinstance(v, str) and "\x00" in v:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return v
+
+
+NoNulStr = Annotated[str, AfterValidator(no_nul)]
 
 JobStateName = Literal["queued", "running", "succeeded", "failed", "canceled"]
 JobStageName = Literal["validating", "analyzing", "reporting"]
@@ -35,27 +47,13 @@ class UploadOut(BaseModel):
     created_at: datetime
 
 
-class JobOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    resolution: float = Field(1.0, gt=0, le=10, description="Leiden resolution.")
-    prompt_strategy: str = Field("anti_parroting", pattern=r"^[a-z_]{1,40}$")
-    markers: str | None = Field(
-        None, max_length=200, description="Marker table name (default: shipped table)."
-    )
-    backend: Literal["template", "transformers", "openai"] | None = Field(
-        None, description="Who writes the narrative (default: the server's MGS_REPORT_BACKEND)."
-    )
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-
-
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     upload_id: uuid.UUID
-    external_sample_id: str | None = Field(None, max_length=255)
+    external_sample_id: NoNulStr | None = Field(None, max_length=255)
     options: JobOptions = Field(default_factory=lambda: JobOptions())
-    callback_url: str | None = Field(None, max_length=2048)
+    callback_url: NoNulStr | None = Field(None, max_length=2048)
 
 
 class JobError(BaseModel):
@@ -114,3 +112,37 @@ class ArtifactList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+ReportStatusName = Literal["preliminary", "final", "amended"]
+
+
+class SignoffCreate(BaseModel):
+    reviewer: str = Field(
+        min_length=1, max_length=255, description="The pathologist, by the name the lab knows them."
+    )
+    status: Literal["final", "amended"] = Field(
+        description="'final' signs the preliminary report; 'amended' adds an addendum to a "
+        "signed one (needs a comment)."
+    )
+    comment: str | None = Field(
+        None, max_length=4000, description="Free text; for 'amended', the addendum."
+    )
+
+
+class SignoffOut(BaseModel):
+    seq: int = Field(description="1, 2, ... in signing order.")
+    reviewer: str
+    key_id: uuid.UUID = Field(description="The id of the reviewer key that signed.")
+    status: Literal["final", "amended"]
+    comment: str | None
+    content_sha256: str = Field(
+        description="sha256 of the signed content: the report.json artifact's bytes."
+    )
+    signed_at: datetime
+
+
+class ReportHistory(BaseModel):
+    job_id: uuid.UUID
+    report_status: ReportStatusName
+    signoffs: list[SignoffOut]

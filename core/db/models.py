@@ -48,6 +48,20 @@ class JobKind(enum.StrEnum):
     TEST_SLEEP = "test_sleep"
 
 
+class KeyRole(enum.StrEnum):
+    """What an API key may do: submitters upload, submit and read; reviewers also sign reports."""
+
+    SUBMITTER = "submitter"
+    REVIEWER = "reviewer"
+
+
+class SignoffStatus(enum.StrEnum):
+    """The status a sign-off gives the report (a report with none is ``preliminary``)."""
+
+    FINAL = "final"
+    AMENDED = "amended"
+
+
 class OutboxKind(enum.StrEnum):
     TASK = "task"
     WEBHOOK = "webhook"
@@ -71,11 +85,15 @@ class Tenant(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(f"role IN ({_values(KeyRole)})", name="ck_api_keys_role"),)
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(
+        String(16), default=KeyRole.SUBMITTER.value, server_default=KeyRole.SUBMITTER.value
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -141,6 +159,27 @@ class Job(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReportSignoff(Base):
+    """One sign-off of a job's report: append-only (a trigger refuses UPDATE and DELETE)."""
+
+    __tablename__ = "report_signoffs"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_values(SignoffStatus)})", name="ck_report_signoffs_status"),
+        Index("uq_report_signoffs_job_seq", "job_id", "seq", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per job
+    reviewer: Mapped[str] = mapped_column(String(255))  # the name the lab knows them by
+    key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class OutboxMessage(Base):

@@ -29,6 +29,7 @@ from core.db.models import (
     JobState,
     OutboxKind,
     OutboxMessage,
+    ReportSignoff,
     Upload,
 )
 
@@ -37,7 +38,7 @@ ANALYSIS_STAGES = (JobStage.VALIDATING.value, JobStage.ANALYZING.value)
 
 # Hot statements (every request / every poll) are built once and take bound parameters:
 # building a statement costs more than running it on a local Postgres.
-TENANT_FOR_KEY_HASH = select(ApiKey.tenant_id).where(
+TENANT_FOR_KEY_HASH = select(ApiKey.tenant_id, ApiKey.id, ApiKey.role).where(
     ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
 )
 JOB_OF_TENANT = select(Job).where(
@@ -45,8 +46,19 @@ JOB_OF_TENANT = select(Job).where(
 )
 
 
-def tenant_for_key_hash(key_hash: str) -> tuple[Select[Any], dict[str, Any]]:
+def tenant_for_key_hash(key_hash: str) -> tuple[Any, dict[str, Any]]:
+    """(tenant id, key id, role) of an active key."""
     return TENANT_FOR_KEY_HASH, {"key_hash": key_hash}
+
+
+def signoffs_of_job(job_id: uuid.UUID) -> Select[Any]:
+    """A job's sign-offs, oldest first (the history)."""
+    return select(ReportSignoff).where(ReportSignoff.job_id == job_id).order_by(ReportSignoff.seq)
+
+
+def lock_job(job_id: uuid.UUID) -> Select[Any]:
+    """The job row, locked for the transaction (sign-offs of one job are taken in turn)."""
+    return select(Job.id).where(Job.id == job_id).with_for_update()
 
 
 def revoke_key(prefix: str) -> Update:

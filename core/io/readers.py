@@ -29,7 +29,7 @@ from core.errors import (
     MissingCoordinates,
     UnsupportedFormat,
 )
-from core.io.archive import extract_archive, is_archive
+from core.io.archive import extract_archive, is_archive, unpack_once
 from core.io.preflight import PreflightReport, preflight_10x_h5, preflight_h5ad
 
 LAYOUTS = ("visium", "visium_hd", "generic")
@@ -73,22 +73,29 @@ def sha256_path(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um: int | None = None) -> Sample:
-    """Read and check a sample; raises an :class:`~core.errors.InputError` on bad input."""
+def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um: int | None = None,
+                unpack_dir: str | Path | None = None) -> Sample:
+    """Read and check a sample; raises an :class:`~core.errors.InputError` on bad input.
+
+    An archive's member list is checked before anything is unpacked, and only the files the
+    readers open are extracted (:mod:`core.io.archive`). With ``unpack_dir`` the archive is
+    unpacked there once and reused by later calls (a job's validation and analysis share it;
+    the caller removes it); without, into a temporary folder removed on return.
+    """
     settings = settings or get_settings()
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist", code="not_found")
     if path.is_file() and is_archive(path):
+        limits = (settings.max_extract_bytes, settings.max_extract_members, settings.max_extract_ratio)
+        if unpack_dir is not None:
+            inner, digest = unpack_once(path, unpack_dir, *limits)
+            return _from_archive(read_sample(inner, settings, bin_size_um), digest)
         digest = sha256_path(path)
         tmp = Path(tempfile.mkdtemp(prefix="mgs-extract-"))
         try:
-            extract_archive(path, tmp, settings.max_extract_bytes, settings.max_extract_members)
-            inner = _find_sample_root(tmp)
-            s = read_sample(inner, settings, bin_size_um)
-            s.sha256 = digest
-            s.source_format = f"archive:{s.source_format}"
-            return s
+            inner = extract_archive(path, tmp / "files", *limits)
+            return _from_archive(read_sample(inner, settings, bin_size_um), digest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if path.is_dir():
@@ -100,22 +107,10 @@ def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um:
     )
 
 
-def _find_sample_root(root: Path) -> Path:
-    """Inside an extracted archive: the single .h5ad, or the folder that holds Space Ranger output."""
-    h5ads = [p for p in root.rglob("*.h5ad") if p.is_file()]
-    # the archive's top level counts too (a Visium HD archive made inside outs/ holds binned_outputs/
-    # at the top); a bin folder (binned_outputs/square_002um) stands for its Space Ranger HD root, so
-    # that the bin size is chosen for the budget rather than taken as the first folder found
-    for p in [root, *sorted(root.rglob("*"), key=lambda q: len(q.parts))]:
-        if p.is_dir() and ((p / "filtered_feature_bc_matrix.h5").is_file() or (p / "binned_outputs").is_dir()):
-            return p.parent.parent if p.parent.name == "binned_outputs" else p
-    if len(h5ads) == 1:
-        return h5ads[0]
-    if len(h5ads) > 1:
-        raise UnsupportedFormat("archive holds several .h5ad files; send one sample per archive")
-    raise UnsupportedFormat(
-        "archive holds neither an .h5ad nor a Space Ranger folder (filtered_feature_bc_matrix.h5 + spatial/)"
-    )
+def _from_archive(s: Sample, digest: str) -> Sample:
+    s.sha256 = digest
+    s.source_format = f"archive:{s.source_format}"
+    return s
 
 
 # --------------------------------------------------------------------------- h5ad

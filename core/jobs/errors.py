@@ -15,6 +15,11 @@ class Unauthorized(MGSError):
     http_status = 401
 
 
+class Forbidden(MGSError):
+    code = "forbidden"
+    http_status = 403
+
+
 class Conflict(MGSError):
     code = "conflict"
     http_status = 409
@@ -55,3 +60,24 @@ class TooManyRequests(MGSError):
 class UploadTimeout(MGSError):
     code = "upload_timeout"
     http_status = 408
+
+
+class Unavailable(MGSError):
+    """A dependency (database, broker) does not answer; retry with backoff."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class ConfigurationError(MGSError):
+    """The service cannot reach what its settings name (database, broker): fix the settings.
+
+    The CLI exits with :data:`CONFIG_EXIT_CODE`; the API answers 503.
+    """
+
+    code = "configuration_error"
+    http_status = 503
+    exit_code = 3
+
+
+CONFIG_EXIT_CODE = ConfigurationError.exit_code

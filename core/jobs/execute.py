@@ -132,7 +132,10 @@ def _guard(
         log.exception("job %s attempt %s failed unexpectedly", job_id, attempt)
         store.delete_prefix(prefix)
         with tx() as s:
-            lifecycle.release(s, job_id, attempt, f"{type(e).__name__}: {e}")
+            # the message may name servers, paths or SQL: logged above, the job keeps the type
+            lifecycle.release(
+                s, job_id, attempt, f"an internal error ({type(e).__name__}) stopped this attempt"
+            )
 
 
 def run_analysis_job(
@@ -156,24 +159,31 @@ def run_analysis_job(
         tracker(JobStage.VALIDATING.value, 0.0)
         sample = Path(tmp) / f"sample{UPLOAD_SUFFIX[upload_fmt]}"
         store.get_file(upload_key, sample)
-        validation = validate_in_subprocess(sample, settings)
+        # an archive is unpacked once, by the sandboxed validation, into unpacked/; the analysis
+        # reads the same folder (only the members the readers need were extracted)
+        unpacked = Path(tmp) / "unpacked"
+        validation = validate_in_subprocess(sample, settings, unpack_dir=unpacked)
         tracker(JobStage.VALIDATING.value, 1.0)
 
-        from core.runner import AnalyzeOptions, run_analysis_stage
+        from core.markers import marker_table_path
+        from core.options import JobOptions
+        from core.runner import run_analysis_stage
 
         out = Path(tmp) / "out"
         out.mkdir()
-        a_opts = AnalyzeOptions(
-            resolution=float(options.get("resolution", 1.0)),
-            seed=int(options.get("seed", settings.default_seed)),
-            markers=marker_table_path(options.get("markers"), settings),
-            species=str(options.get("species") or "Hs"),
+        job_opts = JobOptions.parse(options)
+        a_opts = job_opts.analysis(
+            markers=marker_table_path(job_opts.markers, settings.marker_tables_dir),
             write_h5ad=True,
         )
         if settings.analysis_memory_mb:
-            summary = analyse_in_subprocess(sample, out, a_opts, settings, tracker)
+            summary = analyse_in_subprocess(
+                sample, out, a_opts, settings, tracker, unpack_dir=unpacked
+            )
         else:
-            summary = run_analysis_stage(sample, out, a_opts, settings, progress=tracker)
+            summary = run_analysis_stage(
+                sample, out, a_opts, settings, progress=tracker, unpack_dir=unpacked
+            )
         tracker.check()
         upload_dir(store, out, prefix)
         with tx() as s:
@@ -212,12 +222,13 @@ def run_report_job(
         download_prefix(store, analysis_prefix, out)
         before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
 
-        from core.report import ReportOptions, write_report
+        from core.jobs.service import check_report_choice
+        from core.options import JobOptions
+        from core.report import write_report
 
-        r_opts = ReportOptions(
-            backend=options.get("backend") or settings.report_backend,
-            prompt_strategy=options.get("prompt_strategy") or "anti_parroting",
-            max_new_tokens=settings.max_new_tokens,
+        check_report_choice(options, settings)  # the allowlist may have narrowed since submit
+        r_opts = JobOptions.parse(options).report(
+            settings.report_backend, max_new_tokens=settings.max_new_tokens
         )
         provenance = write_report(
             out, r_opts, settings, progress=lambda f: tracker(JobStage.REPORTING.value, f)
@@ -298,25 +309,6 @@ def run_test_sleep_job(
             )
         return "succeeded"
     return "stopped"
-
-
-def marker_table_path(name: str | None, settings: Settings) -> str | None:
-    """A job names a marker table; only tables in ``MGS_MARKER_TABLES_DIR`` (or the shipped default)."""
-    if name in (None, "", "default"):
-        return None
-    import re
-
-    from core.errors import BadOption
-
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name) or name.startswith("."):
-        raise BadOption(f"marker table name {name!r} is not valid")
-    if not settings.marker_tables_dir:
-        raise BadOption(f"marker table {name!r} is not available on this server (only 'default')")
-    root = Path(settings.marker_tables_dir)
-    for cand in (root / name, root / f"{name}.tsv"):
-        if cand.is_file():
-            return str(cand)
-    raise BadOption(f"marker table {name!r} is not available on this server")
 
 
 def _upload_model() -> Any:

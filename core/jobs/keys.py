@@ -7,13 +7,15 @@ import hashlib
 import re
 import secrets
 import time
+import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from core.db import repositories as repo
-from core.db.models import ApiKey, Tenant
+from core.db.models import ApiKey, KeyRole, Tenant
 from core.errors import BadOption
 from core.jobs.errors import NotFound, Unauthorized
 
@@ -28,10 +30,28 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def create_key(session: Session, tenant_id: str) -> tuple[str, Tenant]:
-    """Make a key for ``tenant_id`` (creating the tenant and its webhook secret if new)."""
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key's tenant, the key's id and its role."""
+
+    tenant_id: str
+    key_id: uuid.UUID
+    role: str
+
+
+def create_key(
+    session: Session, tenant_id: str, role: str = KeyRole.SUBMITTER.value
+) -> tuple[str, Tenant]:
+    """Make a key for ``tenant_id`` (creating the tenant and its webhook secret if new).
+
+    ``role``: ``submitter`` (upload, submit, read) or ``reviewer`` (also sign reports).
+    """
     if not TENANT_RE.match(tenant_id):
         raise BadOption(f"tenant {tenant_id!r}: letters, digits, '_', '.', '-' only (max 64)")
+    if role not in {r.value for r in KeyRole}:
+        raise BadOption(
+            f"role {role!r}: one of {', '.join(r.value for r in KeyRole)}", code="invalid_role"
+        )
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         tenant = Tenant(id=tenant_id, webhook_secret=new_webhook_secret())
@@ -39,7 +59,7 @@ def create_key(session: Session, tenant_id: str) -> tuple[str, Tenant]:
         session.flush()
     prefix = secrets.token_hex(4)
     key = f"mgs_{prefix}_{secrets.token_urlsafe(32)}"
-    session.add(ApiKey(tenant_id=tenant_id, prefix=prefix, key_hash=hash_key(key)))
+    session.add(ApiKey(tenant_id=tenant_id, prefix=prefix, key_hash=hash_key(key), role=role))
     session.flush()
     return key, tenant
 
@@ -52,13 +72,20 @@ def revoke_key(session: Session, key_or_prefix: str) -> None:
         raise NotFound(f"no active key with prefix {prefix}")
 
 
-_auth_cache: dict[str, tuple[float, str]] = {}
+_auth_cache: dict[str, tuple[float, Caller]] = {}
 
 
 async def authenticate(
     session: AsyncSession, authorization: str | None, cache_s: float = 0.0
 ) -> str:
-    """The tenant of a ``Bearer`` key, or :class:`Unauthorized`.
+    """The tenant of a ``Bearer`` key, or :class:`Unauthorized` (see :func:`authenticate_caller`)."""
+    return (await authenticate_caller(session, authorization, cache_s)).tenant_id
+
+
+async def authenticate_caller(
+    session: AsyncSession, authorization: str | None, cache_s: float = 0.0
+) -> Caller:
+    """The :class:`Caller` of a ``Bearer`` key, or :class:`Unauthorized`.
 
     With ``cache_s`` > 0 a known key's tenant is remembered that long in this
     process (a revocation takes effect within ``cache_s``); unknown keys never are.
@@ -70,15 +97,16 @@ async def authenticate(
     hit = _auth_cache.get(digest)
     if hit is not None and hit[0] > now:
         return hit[1]
-    tenant = (await session.execute(*repo.tenant_for_key_hash(digest))).scalar_one_or_none()
-    if tenant is None:
+    row = (await session.execute(*repo.tenant_for_key_hash(digest))).one_or_none()
+    if row is None:
         _auth_cache.pop(digest, None)
         raise Unauthorized("unknown or revoked API key")
+    caller = Caller(tenant_id=row[0], key_id=row[1], role=row[2])
     if cache_s > 0:
         if len(_auth_cache) > 10_000:
             _auth_cache.clear()
-        _auth_cache[digest] = (now + cache_s, tenant)
-    return tenant
+        _auth_cache[digest] = (now + cache_s, caller)
+    return caller
 
 
 def webhook_secret(session: Session, tenant_id: str) -> str:

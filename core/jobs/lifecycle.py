@@ -7,6 +7,7 @@ newer attempt) can never overwrite a newer one. The task boundary commits.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,16 @@ from core.db import repositories as repo
 from core.db.models import Job, JobStage, JobState
 from core.jobs import outbox
 from core.jobs.errors import LeaseLost
+from core.jobs.sanitize import public_detail
+
+log = logging.getLogger(__name__)
+
+
+def _stored_detail(job_id: uuid.UUID, attempt: int | None, code: str, detail: str) -> str:
+    """What the job keeps (and its tenant reads): code + one sentence. The full text is logged."""
+    public = public_detail(code, detail)
+    log.warning("job %s attempt %s: %s: %s", job_id, attempt, code, detail)
+    return public
 
 
 def claim(
@@ -134,7 +145,7 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int, code: str, detail: s
             attempt,
             state=JobState.FAILED.value,
             error_code=code,
-            error_detail=detail[:4000],
+            error_detail=_stored_detail(job_id, attempt, code, detail),
             finished_at=func.now(),
             lease_owner=None,
             lease_expires_at=None,
@@ -163,7 +174,7 @@ def release(session: Session, job_id: uuid.UUID, attempt: int, detail: str) -> J
         job.stage = JobStage.VALIDATING.value
     job.lease_owner = None
     job.lease_expires_at = None
-    job.error_detail = detail[:4000]
+    job.error_detail = _stored_detail(job_id, attempt, "retrying", detail)
     job.updated_at = datetime.now(UTC)
     outbox.add_task(
         session, job, delay_s=min(2.0**job.stage_attempts, 60.0)
@@ -191,7 +202,7 @@ def hand_back(session: Session, job_id: uuid.UUID, attempt: int) -> Job | None:
 def _terminal(session: Session, job: Job, state: JobState, code: str, detail: str) -> None:
     job.state = state.value
     job.error_code = code
-    job.error_detail = detail
+    job.error_detail = _stored_detail(job.id, job.attempts, code, detail)
     job.finished_at = datetime.now(UTC)
     job.lease_owner = None
     job.lease_expires_at = None

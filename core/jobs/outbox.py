@@ -86,6 +86,19 @@ def add_webhook(session: Session | Any, job: Job) -> OutboxMessage | None:
     return msg
 
 
+def add_event(session: Session | Any, job: Job, event: dict[str, Any]) -> OutboxMessage | None:
+    """Queue any event (e.g. ``report.signed``) to the job's callback URL, if it has one."""
+    if not job.callback_url:
+        return None
+    msg = OutboxMessage(
+        kind=OutboxKind.WEBHOOK.value,
+        job_id=job.id,
+        payload={"url": job.callback_url, "tenant_id": job.tenant_id, "event": event},
+    )
+    session.add(msg)
+    return msg
+
+
 def publish_pending(session: Session, publish: Publish, limit: int = 100) -> int:
     """Publish due task messages; returns how many. The caller commits."""
     msgs = session.execute(repo.pending_outbox(OutboxKind.TASK.value, limit)).scalars().all()

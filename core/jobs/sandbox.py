@@ -8,6 +8,7 @@ Run as ``python -m core.jobs.sandbox PATH``: prints one JSON line.
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -16,6 +17,16 @@ from typing import Any
 
 from core.config import Settings, analysis_budget
 from core.errors import InputError, MGSError
+
+log = logging.getLogger(__name__)
+
+
+def _error_name(stderr_tail: str) -> str:
+    """The exception class a crashed child's traceback ends with (never its message or paths)."""
+    import re
+
+    names = re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))\b", stderr_tail, re.M)
+    return names[-1].rsplit(".", 1)[-1] if names else "an error"
 
 
 def _limits(memory_mb: int, cpu_s: int) -> Any:
@@ -27,8 +38,14 @@ def _limits(memory_mb: int, cpu_s: int) -> Any:
     return apply
 
 
-def validate_in_subprocess(path: Path, settings: Settings) -> dict[str, Any]:
-    """Read and check ``path`` in a limited child; returns its summary or raises an InputError."""
+def validate_in_subprocess(
+    path: Path, settings: Settings, unpack_dir: Path | None = None
+) -> dict[str, Any]:
+    """Read and check ``path`` in a limited child; returns its summary or raises an InputError.
+
+    An archive is unpacked (inside the child, under its limits) into ``unpack_dir`` when given,
+    where the analysis finds it again: one unpack per job attempt.
+    """
     memory_mb = settings.validation_memory_mb or settings.memory_budget_mb + 2048
     timeout = settings.validation_timeout_s
     import os
@@ -40,7 +57,8 @@ def validate_in_subprocess(path: Path, settings: Settings) -> dict[str, Any]:
 
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "core.jobs.sandbox", str(path)],
+            [sys.executable, "-m", "core.jobs.sandbox", str(path),
+             *([str(unpack_dir)] if unpack_dir is not None else [])],
             capture_output=True,
             timeout=timeout,
             preexec_fn=_limits(memory_mb, timeout),
@@ -60,8 +78,10 @@ def validate_in_subprocess(path: Path, settings: Settings) -> dict[str, Any]:
                 f"validating the sample needed more than {memory_mb} MiB; refused",
                 code="over_memory_budget",
             )
+        log.warning("validator exited with %s on %s: %s", proc.returncode, path.name, tail)
         raise InputError(
-            f"the sample could not be read (validator exited with {proc.returncode}): {tail}",
+            f"the sample could not be read: the validator stopped with {_error_name(tail)} "
+            f"(exit code {proc.returncode})",
             code="validation_crashed",
         )
     out = json.loads(lines[-1])
@@ -71,7 +91,12 @@ def validate_in_subprocess(path: Path, settings: Settings) -> dict[str, Any]:
 
 
 def analyse_in_subprocess(
-    sample: Path, out: Path, options: Any, settings: Settings, progress: Any
+    sample: Path,
+    out: Path,
+    options: Any,
+    settings: Settings,
+    progress: Any,
+    unpack_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run :func:`core.runner.run_analysis_stage` in a child limited to
     ``settings.analysis_memory_mb`` of address space; a sample that needs more fails the job
@@ -81,7 +106,6 @@ def analyse_in_subprocess(
     """
     import os
     import time
-    from dataclasses import asdict
 
     memory_mb = settings.analysis_memory_mb
     work = out.parent
@@ -89,8 +113,9 @@ def analyse_in_subprocess(
     spec = {
         "sample": str(sample),
         "out": str(out),
-        "options": asdict(options),
+        "options": options.as_dict(),
         "progress": str(progress_file),
+        "unpack_dir": str(unpack_dir) if unpack_dir is not None else None,
     }
     env = {**os.environ, "OMP_NUM_THREADS": str(settings.blas_threads or 1)}
 
@@ -151,7 +176,8 @@ def _analyse_main(spec_json: str) -> None:
     spec = json.loads(spec_json)
     try:
         from core.config import get_settings
-        from core.runner import AnalyzeOptions, run_analysis_stage
+        from core.options import AnalysisOptions
+        from core.runner import run_analysis_stage
 
         fh = open(spec["progress"], "a", buffering=1)  # noqa: SIM115 (lives as long as the child)
 
@@ -159,7 +185,12 @@ def _analyse_main(spec_json: str) -> None:
             fh.write(json.dumps({"p": [stage, frac]}) + "\n")
 
         summary = run_analysis_stage(
-            spec["sample"], spec["out"], AnalyzeOptions(**spec["options"]), get_settings(), progress
+            spec["sample"],
+            spec["out"],
+            AnalysisOptions.parse(spec["options"]),
+            get_settings(),
+            progress,
+            unpack_dir=spec.get("unpack_dir"),
         )
         print(json.dumps({"ok": True, "summary": summary}, default=str))
     except MGSError as e:
@@ -176,12 +207,12 @@ def _analyse_main(spec_json: str) -> None:
         )
 
 
-def _main(path: str) -> None:
+def _main(path: str, unpack_dir: str | None = None) -> None:
     try:
         from core.config import get_settings
         from core.io.readers import read_sample
 
-        sample = read_sample(path, get_settings())
+        sample = read_sample(path, get_settings(), unpack_dir=unpack_dir)
         summary = {
             "n_obs": int(sample.adata.n_obs),
             "n_vars": int(sample.adata.n_vars),
@@ -206,4 +237,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "--analyse":
         _analyse_main(sys.argv[2])
     else:
-        _main(sys.argv[1])
+        _main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

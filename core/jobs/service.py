@@ -14,14 +14,16 @@ import anyio
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.config import Settings
+from core.config import Settings, allowed_report_backends, allowed_report_models
 from core.db import repositories as repo
 from core.db.models import TERMINAL_STATES, Job, JobKind, JobState
 from core.errors import BadOption
 from core.jobs import outbox, webhooks
-from core.jobs.errors import Conflict, NotFound, TooManyRequests
+from core.jobs.errors import CallbackRefused, Conflict, NotFound, TooManyRequests
+from core.markers import marker_table_path
 from core.storage import ObjectStore
 
+CALLBACK_RESOLVE_TIMEOUT_S = 5.0
 REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
 
 
@@ -68,6 +70,7 @@ async def submit_job(
             return existing, False
     if req.kind == JobKind.TEST_SLEEP.value and not settings.enable_test_jobs:
         raise BadOption("unknown job kind")
+    check_report_choice(req.options, settings)
     if settings.max_concurrent_jobs_per_tenant > 0:
         await session.execute(repo.lock_tenant_submits(tenant_id))
         active = (await session.execute(repo.active_jobs_of_tenant(tenant_id))).scalar_one()
@@ -84,10 +87,24 @@ async def submit_job(
     ).scalar_one_or_none()
     if upload is None:
         raise NotFound(f"upload {req.upload_id} not found", code="upload_not_found")
+    if req.kind == JobKind.SPATIAL.value:
+        # what a worker would refuse is refused here: the options' bounds (the request model)
+        # and a marker table this server has
+        marker_table_path(req.options.get("markers"), settings.marker_tables_dir)
     if req.callback_url:
-        await anyio.to_thread.run_sync(
-            webhooks.check_callback_url, req.callback_url, settings.webhook_allow_private
-        )
+        # a host whose DNS does not answer must not hold the submit (and the LIMS) for minutes
+        with anyio.move_on_after(CALLBACK_RESOLVE_TIMEOUT_S) as scope:
+            await anyio.to_thread.run_sync(
+                webhooks.check_callback_url,
+                req.callback_url,
+                settings.webhook_allow_private,
+                abandon_on_cancel=True,
+            )
+        if scope.cancelled_caught:
+            raise CallbackRefused(
+                f"callback_url host did not resolve within {CALLBACK_RESOLVE_TIMEOUT_S:.0f} s; "
+                "give a callback URL whose host resolves, or none (poll with ?wait=30)"
+            )
     job = Job(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
@@ -122,6 +139,30 @@ async def submit_job(
         return existing, False
     await session.refresh(job)
     return job, True
+
+
+def check_report_choice(options: dict[str, Any], settings: Settings) -> None:
+    """Refuse a report backend or model the operator has not allowed (one tenant must not make
+    the shared report worker fetch or load arbitrary models). Raises ``backend_not_allowed`` or
+    ``model_not_allowed`` (422)."""
+    backend = options.get("backend")
+    if backend is not None:
+        allowed = allowed_report_backends(settings)
+        if backend not in allowed:
+            raise BadOption(
+                f"report backend {str(backend)[:40]!r} is not allowed on this server; allowed: "
+                f"{', '.join(allowed)} (MGS_REPORT_BACKENDS_ALLOWED)",
+                code="backend_not_allowed",
+            )
+    model = options.get("model")
+    if model is not None:
+        models = allowed_report_models(settings)
+        if model not in models:
+            raise BadOption(
+                "this model is not allowed on this server; allowed: "
+                f"{', '.join(models)} (MGS_REPORT_MODELS_ALLOWED)",
+                code="model_not_allowed",
+            )
 
 
 async def _by_key(session: AsyncSession, tenant_id: str, key: str, digest: str) -> Job | None:
@@ -223,14 +264,21 @@ async def artifact_key(store: ObjectStore, job: Job, name: str) -> str:
     """The storage key of result file ``name`` (report files win over analysis files)."""
     _finished(job)
     parts = name.split("/")
-    if not name or any(p in ("", ".", "..") for p in parts) or "\\" in name:
-        raise NotFound(f"artifact {name!r} not found", code="artifact_not_found")
+    if (
+        not name
+        or any(p in ("", ".", "..") for p in parts)
+        or "\\" in name
+        or "\x00" in name
+        or len(name.encode()) > 1000  # object keys are at most 1024 bytes with the prefix
+        or any(len(p.encode()) > 255 for p in parts)  # no file system takes a longer name
+    ):
+        raise NotFound(f"artifact {name[:100]!r} not found", code="artifact_not_found")
     for prefix in (job.report_prefix, job.analysis_prefix):
         if prefix:
             key = f"{prefix.rstrip('/')}/{name}"
             if await anyio.to_thread.run_sync(store.size, key) is not None:
                 return key
-    raise NotFound(f"artifact {name!r} not found", code="artifact_not_found")
+    raise NotFound(f"artifact {name[:100]!r} not found", code="artifact_not_found")
 
 
 async def report_key(store: ObjectStore, job: Job, fmt: str) -> str:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tarfile
 import tempfile
 import unicodedata
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 
@@ -27,13 +25,6 @@ from core.storage import ObjectStore
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _FLUSH = 1 << 20
-SPACERANGER_MARKERS = (
-    "filtered_feature_bc_matrix.h5",
-    "raw_feature_bc_matrix.h5",
-    "tissue_positions_list.csv",
-    "tissue_positions.csv",
-    "tissue_positions.parquet",
-)
 
 
 def _check_anndata_in_subprocess(path: Path) -> str:
@@ -71,64 +62,35 @@ def _check_anndata_in_subprocess(path: Path) -> str:
     return "h5ad"
 
 
-def sniff_format(path: Path, max_members: int, max_bytes: int | None = None) -> str:
+def sniff_format(
+    path: Path, max_members: int, max_bytes: int | None = None, max_ratio: float = 0.0
+) -> str:
     """``h5ad`` | ``tar.gz`` | ``tar`` | ``zip``; refuses everything else.
 
     Cheap structural checks only: an HDF5 file must look like AnnData (``obs``
-    and ``var`` groups); an archive must hold Space Ranger output (or one .h5ad).
+    and ``var`` groups); an archive's member list must be safe, within the size bounds, and
+    match a layout the readers know (:func:`core.io.archive.plan_archive`; nothing is unpacked).
     The full check runs later in the worker's sandboxed validation.
     """
+    from core.io.archive import plan_archive
+
     with open(path, "rb") as fh:
         head = fh.read(512)
     if head.startswith(HDF5_MAGIC):
         return _check_anndata_in_subprocess(path)
-    names: list[str] = []
-    fmt = ""
+    if head.startswith(b"PK\x03\x04"):
+        fmt = "zip"
+    elif head.startswith(b"\x1f\x8b") or head[257:262] == b"ustar":
+        fmt = "tar.gz" if head.startswith(b"\x1f\x8b") else "tar"
+    else:
+        raise UnsupportedFormat(
+            "expected an AnnData .h5ad (HDF5) or a Space Ranger folder as .tar.gz, .tar or .zip"
+        )
     try:
-        if head.startswith(b"PK\x03\x04"):
-            fmt = "zip"
-            with zipfile.ZipFile(path) as z:
-                infos = z.infolist()
-                if len(infos) > max_members:
-                    raise InputError(
-                        f"archive holds {len(infos)} members, over {max_members}",
-                        code="unsafe_file",
-                    )
-                if max_bytes is not None and sum(i.file_size for i in infos) > max_bytes:
-                    raise InputError(
-                        f"archive unpacks to more than {max_bytes:,} bytes (MGS_MAX_EXTRACT_BYTES)",
-                        code="unsafe_file",
-                    )
-                names = [i.filename for i in infos]
-        elif head.startswith(b"\x1f\x8b") or head[257:262] == b"ustar":
-            fmt = "tar.gz" if head.startswith(b"\x1f\x8b") else "tar"
-            with tarfile.open(path, "r:*") as t:
-                for i, m in enumerate(t):
-                    if i >= max_members:
-                        raise InputError(
-                            f"archive holds more than {max_members} members", code="unsafe_file"
-                        )
-                    if max_bytes is not None and m.offset_data + m.size > max_bytes:
-                        raise InputError(
-                            f"archive unpacks to more than {max_bytes:,} bytes (MGS_MAX_EXTRACT_BYTES)",
-                            code="unsafe_file",
-                        )
-                    names.append(m.name)
-        else:
-            raise UnsupportedFormat(
-                "expected an AnnData .h5ad (HDF5) or a Space Ranger folder as .tar.gz, .tar or .zip"
-            )
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
-        raise InputError(f"damaged archive: {e}", code="corrupt_file") from e
-    base = {PurePosixPath(n).name for n in names}
-    if any(m in base for m in SPACERANGER_MARKERS) or any(
-        n.endswith(".h5ad") or "binned_outputs/" in n for n in names
-    ):
-        return fmt
-    raise InputError(
-        "the archive holds no Space Ranger output (no feature matrix, positions or .h5ad)",
-        code="not_spaceranger",
-    )
+        plan_archive(path, max_bytes if max_bytes is not None else 2**62, max_members, max_ratio)
+    except UnsupportedFormat as e:  # an archive of the wrong content: not the request's format
+        raise InputError(e.detail, code="not_spaceranger") from e
+    return fmt
 
 
 def display_name(filename: str | None) -> str:
@@ -182,7 +144,11 @@ async def receive_upload(
         if size == 0:
             raise InputError("empty upload", code="empty_upload")
         fmt = await anyio.to_thread.run_sync(
-            sniff_format, tmp, settings.max_extract_members, settings.max_extract_bytes
+            sniff_format,
+            tmp,
+            settings.max_extract_members,
+            settings.max_extract_bytes,
+            settings.max_extract_ratio,
         )
         upload_id = uuid.uuid4()
         key = f"uploads/{tenant_id}/{upload_id}"

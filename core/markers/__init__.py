@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from core.errors import BadMarkerTable
+from core.errors import BadMarkerTable, BadOption
 
 LINEAGES = ("epithelial", "stromal", "endothelial", "lymphoid", "myeloid", "neural/glial", "other")
+
+# PanglaoDB "organs" that are systems present in every tissue: their types are broad types
+PAN_TISSUE_SYSTEMS = ("Immune system", "Connective tissue", "Vasculature", "Epithelium", "Smooth muscle", "Blood")
 
 # Lineage of PanglaoDB cell types, by keyword (checked in order; first match wins).
 _LINEAGE_KEYWORDS: list[tuple[str, tuple[str, ...]]] = [
@@ -65,6 +68,17 @@ class MarkerTable:
     lineage: dict[str, str]
     source: str
     organ_of_gene: dict[str, set[str]] = field(default_factory=dict)
+    # cell type -> its organ (PanglaoDB); types of no organ or of a pan-tissue system are broad
+    organ_of_type: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def broad_types(self) -> set[str]:
+        """Types found across tissues: no organ given, or a pan-tissue system (:data:`PAN_TISSUE_SYSTEMS`).
+
+        Annotation calls a lineage's broad type first and an organ-specific type only where its
+        own markers add evidence (see :func:`core.analysis.annotate.annotate`).
+        """
+        return {t for t in self.genes if self.organ_of_type.get(t, "") in ("", *PAN_TISSUE_SYSTEMS)}
 
     @property
     def cell_types(self) -> list[str]:
@@ -127,6 +141,7 @@ def load_panglao(
     genes: dict[str, list[str]] = {}
     lineage: dict[str, str] = {}
     organ_of_gene: dict[str, set[str]] = {}
+    organ_of_type: dict[str, str] = {}
     try:
         fh = path.open(newline="", encoding="utf-8")
     except OSError as e:
@@ -154,10 +169,13 @@ def load_panglao(
             if gene not in lst:
                 lst.append(gene)
             lineage[t] = lineage_of(t, row.get("germ layer"))
+            if organ and organ != "NA":
+                organ_of_type.setdefault(t, organ)
     genes = {t: g for t, g in genes.items() if len(g) >= min_genes}
     lineage = {t: lineage[t] for t in genes}
     return MarkerTable(genes=genes, lineage=lineage, source=f"panglao:{path.name}",
-                       organ_of_gene=organ_of_gene)
+                       organ_of_gene=organ_of_gene,
+                       organ_of_type={t: o for t, o in organ_of_type.items() if t in genes})
 
 
 def load_markers(
@@ -176,3 +194,19 @@ def load_markers(
     if "official gene symbol" in head:
         return load_panglao(p, species=species, organs=organs)
     return _parse_simple(p.read_text(encoding="utf-8").splitlines(), p.name)
+
+
+def marker_table_path(name: str | None, tables_dir: str | Path | None) -> str | None:
+    """The path of a marker table a job names: ``None`` for the shipped default, else a table in
+    ``tables_dir`` (the server's ``MGS_MARKER_TABLES_DIR``); :class:`BadOption` for any other name."""
+    if not name or name == "default":
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name) or name.startswith("."):
+        raise BadOption(f"marker table name {name!r} is not valid")
+    if not tables_dir:
+        raise BadOption(f"marker table {name!r} is not available on this server (only 'default')")
+    root = Path(tables_dir)
+    for cand in (root / name, root / f"{name}.tsv"):
+        if cand.is_file():
+            return str(cand)
+    raise BadOption(f"marker table {name!r} is not available on this server")

@@ -13,28 +13,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.config import Settings, get_settings
-from core.errors import BadOption, InputError, PromptLeakage
+from core.errors import InputError, PromptLeakage
+from core.options import ReportOptions
 
 PROMPT_FILE = "prompt.txt"
 LEAKAGE_FINDINGS_FILE = "leakage_findings.json"
 MODEL_INPUT_IMAGE = "he_model_input.png"
-
-
-@dataclass
-class ReportOptions:
-    """How to write one report."""
-
-    backend: str = "template"  # template | transformers | openai
-    model: str | None = None  # model id or local path (transformers); model name (openai)
-    prompt_strategy: str = "anti_parroting"
-    max_new_tokens: int = 1024
-    tiles: int = 0  # extra high-magnification tiles around the most distinct domains
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -111,7 +101,7 @@ def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOpti
         "leakage_gate": gate,
         "timings": {**g.timings} if g else {},
         "backend_details": g.extra if g else {},
-        "options": asdict(options),
+        "options": options.as_dict(),
         "analysis_provenance": analysis.get("provenance") or {},
     }
 
@@ -152,7 +142,7 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
     ModelUnavailable
         The model cannot be loaded or reached; there is no silent fallback.
     """
-    from core.report.backends import BACKENDS, GenerationRequest, get_backend
+    from core.report.backends import GenerationRequest, get_backend
     from core.report.image import png_bytes, prepare_images
     from core.report.leakage import (
         LeakageContext,
@@ -160,7 +150,7 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
         findings_as_dicts,
         lexicon_fingerprint,
     )
-    from core.report.prompts import STRATEGIES, build_prompt
+    from core.report.prompts import build_prompt
 
     def step(x: float) -> None:
         if progress is not None:
@@ -168,14 +158,8 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
 
     out_dir = Path(out_dir)
     settings = settings or get_settings()
-    if options.backend not in BACKENDS:
-        raise BadOption(f"unknown report backend {options.backend!r}; "
-                        f"choose one of {', '.join(BACKENDS)}")
-    if options.prompt_strategy not in STRATEGIES:
-        raise BadOption(f"unknown prompt strategy {options.prompt_strategy!r}; "
-                        f"choose one of {', '.join(STRATEGIES)}")
-    if options.max_new_tokens < 1 or options.tiles < 0:
-        raise BadOption("max_new_tokens must be at least 1 and tiles at least 0")
+    # ``options`` is a validated :class:`core.options.ReportOptions`: backend, strategy and
+    # bounds were checked where it was built (CLI, API, worker), once.
     t_start = time.perf_counter()
     features = _read_json(out_dir / "features.json", "tissue-blind features")
     analysis = _read_json(out_dir / "analysis.json", "computed results")

@@ -196,6 +196,33 @@ def _zip_bomb(tmp: Path) -> bytes:
     return buf.getvalue()
 
 
+def _sparse_1gib(tmp: Path) -> bytes:
+    # issue 18: a ~100-byte .tar.gz whose one (sparse) member declares 1 GiB
+    from tests.security.test_archives import sparse_targz
+
+    return sparse_targz()
+
+
+def _zip_file_folder_clash(tmp: Path) -> bytes:
+    # issue 18: outs/a is a file, then outs/a/b needs it to be a folder
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("outs/filtered_feature_bc_matrix.h5", b"x")
+        z.writestr("outs/spatial/tissue_positions.csv", b"x")
+        z.writestr("outs/a", b"x")
+        z.writestr("outs/a/b", b"x")
+    return buf.getvalue()
+
+
+def _zip_nested_outs(tmp: Path) -> bytes:
+    # the matrix two folders down, no positions anywhere: refused before unpacking
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("run1/sample/outs/filtered_feature_bc_matrix.h5", b"x" * 1000)
+        z.writestr("run1/sample/outs/web_summary.html", b"<html>")
+    return buf.getvalue()
+
+
 def _zip_dotdot(tmp: Path) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -224,9 +251,12 @@ CORPUS: dict[str, tuple[Callable[[Path], bytes], set[str]]] = {
     "tar_dotdot_path": (_tar(_dotdot), {"unsafe_file"}),
     "tar_symlink": (_tar(_symlink), {"unsafe_file"}),
     "tar_hardlink": (_tar(_hardlink), {"unsafe_file"}),
-    "tar_decompression_bomb": (_tar(_tar_bomb), {"unsafe_file"}),
-    "zip_decompression_bomb": (_zip_bomb, {"unsafe_file"}),
+    "tar_decompression_bomb": (_tar(_tar_bomb), {"archive_too_large"}),
+    "tar_sparse_member_1gib": (_sparse_1gib, {"archive_unsupported_member"}),
+    "zip_decompression_bomb": (_zip_bomb, {"archive_too_large"}),
     "zip_dotdot_path": (_zip_dotdot, {"unsafe_file"}),
+    "zip_file_folder_clash": (_zip_file_folder_clash, {"archive_path_conflict"}),
+    "zip_nested_outs_without_positions": (_zip_nested_outs, {"missing_coordinates"}),
     "log_normalised_no_counts": (_lognorm, {"missing_counts"}),
     "no_spots_after_qc": (_empty_after_qc, {"empty_after_qc"}),
     "unknown_gene_ids": (_unknown_genes, {"succeeded"}),

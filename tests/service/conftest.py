@@ -217,10 +217,10 @@ def api(service_env: dict[str, str], tmp_path_factory: Any) -> Iterator[str]:
     proc.stop()
 
 
-def make_key(env: dict[str, str], tenant: str) -> tuple[str, str]:
+def make_key(env: dict[str, str], tenant: str, role: str = "submitter") -> tuple[str, str]:
     """(api key, webhook secret) through the real CLI."""
     out = subprocess.run(
-        [sys.executable, "-m", "core.cli", "keys", "create", "--tenant", tenant],
+        [sys.executable, "-m", "core.cli", "keys", "create", "--tenant", tenant, "--role", role],
         env=env,
         cwd=ROOT,
         capture_output=True,

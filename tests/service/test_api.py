@@ -82,6 +82,7 @@ def test_upload_spaceranger_archives(api: str, tenant_a: dict[str, str]) -> None
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("outs/filtered_feature_bc_matrix.h5", b"x")
+            z.writestr("outs/spatial/tissue_positions.csv", b"x")
         assert upload(c, buf.getvalue(), "s.zip").json()["format"] == "zip"
 
 
@@ -118,7 +119,7 @@ def test_upload_archive_bomb_refused(api: str, tenant_a: dict[str, str]) -> None
         t.addfile(info, io.BytesIO(b"\0" * info.size))
     assert len(buf.getvalue()) < 1024 * 1024
     with client(api, tenant_a["auth"]) as c:
-        is_problem(upload(c, buf.getvalue(), "bomb.tar.gz"), 422, "unsafe_file")
+        is_problem(upload(c, buf.getvalue(), "bomb.tar.gz"), 422, "archive_too_large")
 
 
 def test_hostile_hdf5_does_not_take_the_api_down(api: str, tenant_a: dict[str, str]) -> None:
@@ -172,6 +173,18 @@ def test_submit_validation(api: str, tenant_a: dict[str, str], brain_upload: dic
             c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "options": {"bogus": 1}}),
             422,
             "validation_error",
+        )
+        # what a worker would refuse is refused at the door (one options model, issue 12)
+        for bad in ({"resolution": 5}, {"prompt_strategy": "no_such_strategy"},
+                    {"markers": "a\u0000b"}, {"n_domains": 1}, {"tiles": 99}):
+            r = c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "options": bad})
+            is_problem(r, 422, "validation_error")
+            assert r.json()["errors"][0]["loc"][:2] == ["body", "options"], bad
+        is_problem(
+            c.post("/v1/jobs", json={"upload_id": brain_upload["id"],
+                                     "options": {"markers": "no_such_table"}}),
+            422,
+            "invalid_option",
         )
         is_problem(
             c.post("/v1/jobs", json={"upload_id": str(uuid.uuid4())}), 404, "upload_not_found"

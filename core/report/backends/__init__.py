@@ -62,7 +62,11 @@ def get_backend(name: str, model: str | None = None, settings: Settings | None =
     if name == "transformers":
         from core.report.backends.hf import TransformersBackend
 
-        return TransformersBackend(model or settings.model_id, revision=settings.model_revision)
+        return TransformersBackend(
+            model or settings.model_id,
+            revision=settings.model_revision,
+            allow_download=settings.model_allow_download is not False,
+        )
     if name == "openai":
         from core.report.backends.openai_compat import OpenAIBackend
 

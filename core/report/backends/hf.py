@@ -31,8 +31,14 @@ def _import() -> tuple[Any, Any]:
     return torch, transformers
 
 
-def load_model(model_id: str, revision: str | None = None) -> tuple[Any, Any, str, str]:
-    """(processor, model, device, dtype name), loaded once per process for each model."""
+def load_model(
+    model_id: str, revision: str | None = None, allow_download: bool = True
+) -> tuple[Any, Any, str, str]:
+    """(processor, model, device, dtype name), loaded once per process for each model.
+
+    Without ``allow_download`` only local folders and the local Hugging Face cache are used: a
+    model that is not there fails at once (no network, no retries) with ``model_unavailable``.
+    """
     key = (model_id, revision)
     with _LOCK:
         if key in _CACHE:
@@ -45,11 +51,19 @@ def load_model(model_id: str, revision: str | None = None) -> tuple[Any, Any, st
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         try:
-            processor = transformers.AutoProcessor.from_pretrained(model_id, revision=revision)
+            local_only = not allow_download
+            processor = transformers.AutoProcessor.from_pretrained(
+                model_id, revision=revision, local_files_only=local_only
+            )
             model = transformers.AutoModelForImageTextToText.from_pretrained(
-                model_id, revision=revision, dtype=dtype
+                model_id, revision=revision, dtype=dtype, local_files_only=local_only
             )
         except (OSError, ValueError, KeyError) as e:
+            if not allow_download:
+                raise ModelUnavailable(
+                    f"model {model_id!r} is not available locally on this server and downloads "
+                    "are off (MGS_MODEL_ALLOW_DOWNLOAD); the administrator must install it first"
+                ) from e
             reason = " ".join(str(e).split())  # one line: the CLI prints it as one
             raise ModelUnavailable(f"cannot load model {model_id!r}"
                                    f"{f' at revision {revision}' if revision else ''}: "
@@ -65,14 +79,15 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, model_id: str, revision: str | None = None) -> None:
+    def __init__(self, model_id: str, revision: str | None = None, allow_download: bool = True) -> None:
         self.model_id = model_id
         self.revision = revision
+        self.allow_download = allow_download
 
     def generate(self, request: GenerationRequest) -> Generation:
         """Run the model on the prompt and images; only the new tokens are returned."""
         t0 = time.perf_counter()
-        processor, model, device, dtype = load_model(self.model_id, self.revision)
+        processor, model, device, dtype = load_model(self.model_id, self.revision, self.allow_download)
         t_load = time.perf_counter() - t0
         torch, _ = _import()
         content: list[dict[str, Any]] = [{"type": "image", "image": im} for im in request.images]

@@ -28,9 +28,25 @@ def _tar(path: Path, members: list[tuple[str, bytes]], link: str | None = None) 
 
 
 def test_tar_extracts(tmp_path: Path) -> None:
-    a = _tar(tmp_path / "a.tar.gz", [("outs/x.txt", b"hi"), ("outs/spatial/y.txt", b"yo")])
-    out = extract_archive(a, tmp_path / "o", 10_000, 100)
-    assert (out / "outs/spatial/y.txt").read_bytes() == b"yo"
+    a = _tar(
+        tmp_path / "a.tar.gz",
+        [
+            ("outs/filtered_feature_bc_matrix.h5", b"m"),
+            ("outs/spatial/tissue_positions.csv", b"yo"),
+            ("outs/x.txt", b"hi"),
+        ],
+    )
+    root = extract_archive(a, tmp_path / "o", 10_000, 100)
+    assert root == tmp_path / "o" / "outs"
+    assert (root / "spatial/tissue_positions.csv").read_bytes() == b"yo"
+    assert not (root / "x.txt").exists()  # not a file the readers open: never written
+
+
+def test_single_h5ad_anywhere(tmp_path: Path) -> None:
+    a = _tar(tmp_path / "a.tar.gz", [("deep/er/s.h5ad", b"h"), ("notes.txt", b"n")])
+    root = extract_archive(a, tmp_path / "o", 10_000, 100)
+    assert root == tmp_path / "o" / "deep/er/s.h5ad" and root.read_bytes() == b"h"
+    assert not (tmp_path / "o" / "notes.txt").exists()
 
 
 def test_tar_dotdot_refused(tmp_path: Path) -> None:
@@ -58,7 +74,7 @@ def test_zip_absolute_path_refused(tmp_path: Path) -> None:
 def test_decompression_bomb_stops_at_the_limit(tmp_path: Path) -> None:
     p = tmp_path / "bomb.zip"
     with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("outs/zeros.bin", b"\0" * 20_000_000)
+        z.writestr("outs/filtered_feature_bc_matrix.h5", b"\0" * 20_000_000)
     assert p.stat().st_size < 100_000
     with pytest.raises(errors.UnsafeFile, match="unpacks to more than"):
         extract_archive(p, tmp_path / "o", 1_000_000, 100)

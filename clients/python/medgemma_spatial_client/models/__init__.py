@@ -11,7 +11,7 @@ from .job_create import JobCreate
 from .job_error import JobError
 from .job_links import JobLinks
 from .job_options import JobOptions
-from .job_options_backend_type_0 import JobOptionsBackendType0
+from .job_options_species import JobOptionsSpecies
 from .job_out import JobOut
 from .job_out_options import JobOutOptions
 from .job_out_provenance import JobOutProvenance
@@ -21,6 +21,14 @@ from .job_page import JobPage
 from .list_jobs_state_type_0 import ListJobsStateType0
 from .problem import Problem
 from .problem_errors_type_0_item import ProblemErrorsType0Item
+from .prompt_strategy import PromptStrategy
+from .report_backend import ReportBackend
+from .report_history import ReportHistory
+from .report_history_report_status import ReportHistoryReportStatus
+from .signoff_create import SignoffCreate
+from .signoff_create_status import SignoffCreateStatus
+from .signoff_out import SignoffOut
+from .signoff_out_status import SignoffOutStatus
 from .upload_out import UploadOut
 from .upload_out_format import UploadOutFormat
 
@@ -36,7 +44,7 @@ __all__ = (
     "JobError",
     "JobLinks",
     "JobOptions",
-    "JobOptionsBackendType0",
+    "JobOptionsSpecies",
     "JobOut",
     "JobOutOptions",
     "JobOutProvenance",
@@ -46,6 +54,14 @@ __all__ = (
     "ListJobsStateType0",
     "Problem",
     "ProblemErrorsType0Item",
+    "PromptStrategy",
+    "ReportBackend",
+    "ReportHistory",
+    "ReportHistoryReportStatus",
+    "SignoffCreate",
+    "SignoffCreateStatus",
+    "SignoffOut",
+    "SignoffOutStatus",
     "UploadOut",
     "UploadOutFormat",
 )

@@ -1,6 +1,8 @@
 from enum import StrEnum
 
 class GetReportFormat(StrEnum):
+    FHIR = "fhir"
+    HL7 = "hl7"
     HTML = "html"
     JSON = "json"
     MARKDOWN = "markdown"

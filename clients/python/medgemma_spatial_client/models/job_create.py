@@ -30,7 +30,11 @@ class JobCreate:
             upload_id (UUID):
             callback_url (None | str | Unset):
             external_sample_id (None | str | Unset):
-            options (JobOptions | Unset):
+            options (JobOptions | Unset): Options of a job submitted to the service.
+
+                A subset of :class:`AnalysisOptions` and :class:`ReportOptions`; each field is the very
+                ``FieldInfo`` (bounds, allowed values, description) of its stage model, so the API answers
+                422 for anything a worker would refuse. ``markers`` names a table the server has.
      """
 
     upload_id: UUID

@@ -37,6 +37,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_200 = response.text
         return response_200
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+
+
+        return response_401
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -68,6 +75,8 @@ def sync_detailed(
 
      Prometheus metrics: jobs by state, stage durations, queue depth, HTTP latency.
 
+    With ``MGS_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -96,6 +105,8 @@ def sync(
 
      Prometheus metrics: jobs by state, stage durations, queue depth, HTTP latency.
 
+    With ``MGS_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -118,6 +129,8 @@ async def asyncio_detailed(
     """ Metrics
 
      Prometheus metrics: jobs by state, stage durations, queue depth, HTTP latency.
+
+    With ``MGS_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -146,6 +159,8 @@ async def asyncio(
     """ Metrics
 
      Prometheus metrics: jobs by state, stage durations, queue depth, HTTP latency.
+
+    With ``MGS_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

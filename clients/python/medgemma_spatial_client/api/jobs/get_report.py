@@ -117,7 +117,9 @@ def sync_detailed(
 ) -> Response[GetReportResponse200 | Problem]:
     """ Get Report
 
-     The report of a succeeded job: JSON, or ``?format=markdown`` / ``html``.
+     The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
+    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
+    status (preliminary, final, amended).
 
     Args:
         job_id (UUID):
@@ -153,7 +155,9 @@ def sync(
 ) -> GetReportResponse200 | Problem | None:
     """ Get Report
 
-     The report of a succeeded job: JSON, or ``?format=markdown`` / ``html``.
+     The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
+    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
+    status (preliminary, final, amended).
 
     Args:
         job_id (UUID):
@@ -184,7 +188,9 @@ async def asyncio_detailed(
 ) -> Response[GetReportResponse200 | Problem]:
     """ Get Report
 
-     The report of a succeeded job: JSON, or ``?format=markdown`` / ``html``.
+     The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
+    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
+    status (preliminary, final, amended).
 
     Args:
         job_id (UUID):
@@ -220,7 +226,9 @@ async def asyncio(
 ) -> GetReportResponse200 | Problem | None:
     """ Get Report
 
-     The report of a succeeded job: JSON, or ``?format=markdown`` / ``html``.
+     The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
+    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
+    status (preliminary, final, amended).
 
     Args:
         job_id (UUID):

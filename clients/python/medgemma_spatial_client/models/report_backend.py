@@ -1,6 +1,6 @@
 from enum import StrEnum
 
-class JobOptionsBackendType0(StrEnum):
+class ReportBackend(StrEnum):
     OPENAI = "openai"
     TEMPLATE = "template"
     TRANSFORMERS = "transformers"

@@ -1,0 +1,126 @@
+"""Report status from its sign-off history, and the status header every rendering shows.
+
+Pure (no database): the service reads the history, these functions turn it into the
+report's status (``preliminary`` until a reviewer signs it ``final``; ``amended`` after
+an addendum) and into the header block of the JSON, Markdown, HTML (and PDF) renderings.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+class ReportStatus(enum.StrEnum):
+    PRELIMINARY = "preliminary"
+    FINAL = "final"
+    AMENDED = "amended"
+
+
+@dataclass(frozen=True)
+class Signoff:
+    """One immutable sign-off record (as stored, in order)."""
+
+    seq: int
+    reviewer: str
+    key_id: str
+    status: str  # "final" | "amended"
+    comment: str | None
+    content_sha256: str
+    signed_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "reviewer": self.reviewer,
+            "key_id": self.key_id,
+            "status": self.status,
+            "comment": self.comment,
+            "content_sha256": self.content_sha256,
+            "signed_at": self.signed_at.isoformat(),
+        }
+
+
+def content_sha256(report_json: bytes) -> str:
+    """The hash a sign-off records: sha256 of the ``report.json`` artifact's bytes."""
+    return hashlib.sha256(report_json).hexdigest()
+
+
+def report_status(history: Sequence[Signoff]) -> ReportStatus:
+    """``preliminary`` with no sign-off, else the status of the latest one."""
+    if not history:
+        return ReportStatus.PRELIMINARY
+    return ReportStatus(history[-1].status)
+
+
+def addenda(history: Sequence[Signoff]) -> list[Signoff]:
+    """The amendments (each carries its comment as the addendum text)."""
+    return [s for s in history if s.status == ReportStatus.AMENDED.value]
+
+
+def status_lines(history: Sequence[Signoff]) -> list[str]:
+    """Plain-text header lines: the status, who signed it and when, then each addendum.
+
+    The PDF renderer and every export use these same lines.
+    """
+    status = report_status(history)
+    if status == ReportStatus.PRELIMINARY:
+        return ["Report status: PRELIMINARY (not yet reviewed and signed by a pathologist)"]
+    first = history[0]
+    lines = [
+        f"Report status: {status.value.upper()}",
+        f"Signed final by {first.reviewer} at {first.signed_at.isoformat()}"
+        + (f": {first.comment}" if first.comment else ""),
+    ]
+    for a in addenda(history):
+        lines.append(f"Addendum by {a.reviewer} at {a.signed_at.isoformat()}: {a.comment}")
+    return lines
+
+
+def with_status_json(report: Mapping[str, Any], history: Sequence[Signoff]) -> dict[str, Any]:
+    """``report.json`` with ``report_status`` and ``signoffs`` added in front."""
+    return {
+        "report_status": report_status(history).value,
+        "signoffs": [s.as_dict() for s in history],
+        **report,
+    }
+
+
+def with_status_markdown(markdown: str, history: Sequence[Signoff]) -> str:
+    """``report.md`` with the status block after its title line."""
+    block = "\n".join(f"> {line}  " for line in status_lines(history))
+    head, sep, rest = markdown.partition("\n")
+    if head.startswith("# "):
+        return f"{head}\n\n{block}\n{sep}{rest}"
+    return f"{block}\n\n{markdown}"
+
+
+def with_status_html(page: str, history: Sequence[Signoff]) -> str:
+    """``report.html`` with the status block after its ``<h1>`` (or at the top of the body)."""
+    status = report_status(history).value
+    items = "".join(f"<div>{html.escape(line)}</div>" for line in status_lines(history))
+    block = (
+        f"<div class='report-status report-status-{status}' data-report-status='{status}' "
+        f"style='border:2px solid #345;padding:.5rem;margin:.5rem 0'>{items}</div>"
+    )
+    for anchor in ("</h1>", "<body>"):
+        if anchor in page:
+            return page.replace(anchor, anchor + block, 1)
+    return block + page
+
+
+def render_with_status(fmt: str, content: bytes, history: Sequence[Signoff]) -> bytes:
+    """A stored rendering (``json``, ``markdown`` or ``html``) with the status header added."""
+    if fmt == "json":
+        return json.dumps(with_status_json(json.loads(content), history)).encode()
+    if fmt == "markdown":
+        return with_status_markdown(content.decode(), history).encode()
+    if fmt == "html":
+        return with_status_html(content.decode(), history).encode()
+    raise ValueError(f"no status header for format {fmt!r}")

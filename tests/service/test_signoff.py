@@ -1,0 +1,284 @@
+"""Pathologist sign-off and lab exports, on a real job: API + relay + analysis and report
+workers (template backend) on a small seeded synthetic sample; then roles, sign-off,
+history, webhooks, the status in every rendering, FHIR (validated with fhir.resources)
+and HL7 v2.5.1 (parsed with python-hl7)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.service.conftest import (
+    ROOT,
+    WebhookSink,
+    make_key,
+    start_relay,
+    start_worker,
+    wait_state,
+)
+from tests.service.helpers import client, tenant_of, upload
+
+fhir_dr = pytest.importorskip("fhir.resources.R4B.diagnosticreport")
+hl7 = pytest.importorskip("hl7")
+
+
+@pytest.fixture(scope="module")
+def hooks() -> Any:
+    s = WebhookSink()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def workers(service_env: dict[str, str], tmp_path_factory: Any):  # type: ignore[no-untyped-def]
+    logs = tmp_path_factory.mktemp("signoff-logs")
+    env = {**service_env, "MGS_REPORT_BACKEND": "template"}
+    procs = [
+        start_relay(env, logs / "relay.log"),
+        start_worker(env, logs / "analysis.log", "analysis"),
+        start_worker(env, logs / "report.log", "report"),
+    ]
+    yield procs
+    for p in procs:
+        p.stop()
+
+
+@pytest.fixture(scope="module")
+def keys(service_env: dict[str, str], tenant_a: dict[str, str], tenant_b: dict[str, str]) -> Any:
+    lab_a = tenant_of(tenant_a["key"], service_env)
+    lab_b = tenant_of(tenant_b["key"], service_env)
+    reviewer_a, _ = make_key(service_env, lab_a, "reviewer")
+    reviewer_b, _ = make_key(service_env, lab_b, "reviewer")
+    return {
+        "submitter": tenant_a["auth"],
+        "reviewer": f"Bearer {reviewer_a}",
+        "other_lab_reviewer": f"Bearer {reviewer_b}",
+    }
+
+
+@pytest.fixture(scope="module")
+def done_job(
+    api: str, keys: dict[str, str], workers: Any, hooks: WebhookSink, tmp_path_factory: Any
+) -> dict[str, Any]:
+    from core.synth import write_sample
+
+    path = tmp_path_factory.mktemp("sample") / "synthetic.h5ad"
+    write_sample(path, n_spots=500, n_genes=1500, seed=3)
+    with client(api, keys["submitter"]) as c:
+        up = upload(c, path.read_bytes(), "synthetic.h5ad").json()
+        job = c.post(
+            "/v1/jobs",
+            json={
+                "upload_id": up["id"],
+                "external_sample_id": "S-2026-0042",
+                "callback_url": hooks.url,
+                "options": {"backend": "template", "seed": 0},
+            },
+        ).json()
+        done = wait_state(c, job["id"], {"succeeded", "failed", "canceled"}, timeout=600)
+    assert done["state"] == "succeeded", (done, [p.tail() for p in workers])
+    return done
+
+
+def _sign(c: Any, job_id: str, **body: Any) -> Any:
+    return c.post(f"/v1/jobs/{job_id}/report/sign", json=body)
+
+
+def _hl7_status(c: Any, job_id: str) -> tuple[Any, str]:
+    r = c.get(f"/v1/jobs/{job_id}/report", params={"format": "hl7"})
+    assert r.status_code == 200, r.text
+    msg = hl7.parse(r.text)
+    obx = [s for s in msg if str(s[0]) == "OBX"]
+    flags = {str(s[11]) for s in obx}
+    status = str(msg.segment("OBR")[25])
+    assert flags == {status}, (flags, status)  # OBX-11 of every result = OBR-25
+    return msg, status
+
+
+def test_keys_create_refuses_an_unknown_role(service_env: dict[str, str]) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "core.cli", "keys", "create", "--tenant", "x", "--role", "boss"],
+        env=service_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "invalid_role" in r.stderr
+
+
+def test_roles_and_refusals(api: str, keys: dict[str, str], done_job: dict[str, Any]) -> None:
+    jid = done_job["id"]
+    with client(api, keys["submitter"]) as c:
+        r = _sign(c, jid, reviewer="Dr A. Submitter", status="final")
+        assert r.status_code == 403 and r.json()["code"] == "forbidden_role"
+        assert r.headers["content-type"] == "application/problem+json"
+        # a submitter may read the history
+        assert c.get(f"/v1/jobs/{jid}/report/history").json()["report_status"] == "preliminary"
+    with client(api, keys["other_lab_reviewer"]) as c:
+        r = _sign(c, jid, reviewer="Dr B", status="final")
+        assert r.status_code == 404 and r.json()["code"] == "job_not_found"
+        assert c.get(f"/v1/jobs/{jid}/report/history").status_code == 404
+        assert c.get(f"/v1/jobs/{jid}/report", params={"format": "fhir"}).status_code == 404
+    with client(api, keys["reviewer"]) as c:
+        r = _sign(c, str(uuid.uuid4()), reviewer="Dr R", status="final")
+        assert r.status_code == 404
+        r = _sign(c, jid, reviewer="Dr R", status="amended", comment="too early")
+        assert r.status_code == 409 and r.json()["code"] == "report_not_final"
+        r = _sign(c, jid, reviewer="Dr R", status="signed")
+        assert r.status_code == 422 and r.json()["code"] == "validation_error"
+
+
+def test_sign_job_not_succeeded(
+    api: str, keys: dict[str, str], done_job: dict[str, Any]
+) -> None:
+    with client(api, keys["submitter"]) as c:
+        job = c.post(
+            "/v1/jobs",
+            json={"upload_id": done_job["upload_id"], "options": {"backend": "template"}},
+        ).json()
+        c.post(f"/v1/jobs/{job['id']}/cancel")
+    with client(api, keys["reviewer"]) as c:
+        r = _sign(c, job["id"], reviewer="Dr R", status="final")
+        assert r.status_code == 409 and r.json()["code"] == "job_not_succeeded"
+
+
+def test_signoff_history_status_and_webhooks(
+    api: str,
+    keys: dict[str, str],
+    done_job: dict[str, Any],
+    hooks: WebhookSink,
+    tenant_a: dict[str, str],
+    service_env: dict[str, str],
+) -> None:
+    jid = done_job["id"]
+    with client(api, keys["reviewer"]) as c:
+        report_json = c.get(f"/v1/jobs/{jid}/artifacts/report.json").content
+        digest = hashlib.sha256(report_json).hexdigest()
+        assert c.get(f"/v1/jobs/{jid}/report").json()["report_status"] == "preliminary"
+        _, flag = _hl7_status(c, jid)
+        assert flag == "P"
+
+        r = _sign(c, jid, reviewer="Dr Ada Lovelace", status="final", comment="agree")
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["report_status"] == "final" and len(body["signoffs"]) == 1
+        first = body["signoffs"][0]
+        assert first["seq"] == 1 and first["reviewer"] == "Dr Ada Lovelace"
+        assert first["content_sha256"] == digest and first["comment"] == "agree"
+        _, flag = _hl7_status(c, jid)
+        assert flag == "F"
+
+        r = _sign(c, jid, reviewer="Dr Ada Lovelace", status="final")
+        assert r.status_code == 409 and r.json()["code"] == "report_already_signed"
+        r = _sign(c, jid, reviewer="Dr Ada Lovelace", status="amended", comment="  ")
+        assert r.status_code == 422 and r.json()["code"] == "amendment_needs_comment"
+
+        r = _sign(
+            c, jid, reviewer="Dr Grace Hopper", status="amended",
+            comment="Domain D2 | reviewed ^ again & confirmed",
+        )
+        assert r.status_code == 201, r.text
+        hist = c.get(f"/v1/jobs/{jid}/report/history").json()
+        assert hist["report_status"] == "amended"
+        assert [s["seq"] for s in hist["signoffs"]] == [1, 2]
+        assert [s["status"] for s in hist["signoffs"]] == ["final", "amended"]
+        assert hist["signoffs"][0] == first  # the first record did not change
+        assert all(s["content_sha256"] == digest for s in hist["signoffs"])
+        # the signed content did not change either
+        assert c.get(f"/v1/jobs/{jid}/artifacts/report.json").content == report_json
+
+        rep = c.get(f"/v1/jobs/{jid}/report").json()
+        assert rep["report_status"] == "amended" and len(rep["signoffs"]) == 2
+        assert rep["sections"]  # the report itself is still there
+        md = c.get(f"/v1/jobs/{jid}/report", params={"format": "markdown"}).text
+        assert "Report status: AMENDED" in md and "Addendum by Dr Grace Hopper" in md
+        page = c.get(f"/v1/jobs/{jid}/report", params={"format": "html"}).text
+        assert "data-report-status='amended'" in page and "Dr Ada Lovelace" in page
+        _, flag = _hl7_status(c, jid)
+        assert flag == "C"
+
+    events = [json.loads(h["body"]) for h in hooks.wait(3, timeout=60)]
+    signed = [e for e in events if e["type"] == "report.signed"]
+    assert [e["data"]["report_status"] for e in signed] == ["final", "amended"]
+    assert signed[1]["data"]["signoff"]["reviewer"] == "Dr Grace Hopper"
+    assert signed[0]["data"]["external_sample_id"] == "S-2026-0042"
+    from core.jobs.webhooks import verify
+
+    for h in hooks.received:
+        assert verify(tenant_a["secret"], h["headers"], h["body"])
+
+    # append-only: the database itself refuses to change or remove a sign-off
+    import psycopg
+
+    url = service_env["MGS_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
+    for sql in (
+        "UPDATE report_signoffs SET reviewer = 'someone else'",
+        "DELETE FROM report_signoffs",
+    ):
+        with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.RaiseException):
+            conn.execute(sql)
+
+
+def test_fhir_export(api: str, keys: dict[str, str], done_job: dict[str, Any]) -> None:
+    jid = done_job["id"]
+    with client(api, keys["submitter"]) as c:
+        r = c.get(f"/v1/jobs/{jid}/report", params={"format": "fhir"})
+        features = c.get(f"/v1/jobs/{jid}/artifacts/features.json").json()
+    assert r.status_code == 200 and r.headers["content-type"] == "application/fhir+json"
+    doc = r.json()
+    report = fhir_dr.DiagnosticReport.model_validate(doc)  # raises on an invalid resource
+    assert report.status == "amended"  # signed final, then amended (previous test)
+    assert any(i.value == "S-2026-0042" for i in report.identifier)
+    assert report.conclusion and "Addendum (Dr Grace Hopper" in report.conclusion
+    assert report.presentedForm is None  # no report.pdf artifact in this job
+    contained = {res.id: res for res in report.contained}
+    codes = {}
+    for ref in report.result:
+        obs = contained[ref.reference.lstrip("#")]
+        assert obs.get_resource_type() == "Observation" and obs.status == "amended"
+        assert obs.valueQuantity.system == "http://unitsofmeasure.org"
+        codes[obs.code.coding[0].code] = obs.valueQuantity
+    assert codes["units-analysed"].value == features["qc"]["units_analysed"]
+    assert codes["n-domains"].value == len(features["domains"])
+    lineages = {k for k in codes if k.startswith("lineage-")}
+    assert lineages == {f"lineage-{k}" for k in features["lineage_composition"]}
+    assert {"median-total-counts", "median-genes", "median-mito-percent"} <= set(codes)
+    interpreters = {p.display for p in report.resultsInterpreter}
+    assert interpreters == {"Dr Ada Lovelace", "Dr Grace Hopper"}
+
+
+def test_hl7_export(api: str, keys: dict[str, str], done_job: dict[str, Any]) -> None:
+    jid = done_job["id"]
+    with client(api, keys["submitter"]) as c:
+        msg, flag = _hl7_status(c, jid)
+        features = c.get(f"/v1/jobs/{jid}/artifacts/features.json").json()
+    msh = msg.segment("MSH")
+    assert str(msh[9]) == "ORU^R01^ORU_R01" and str(msh[12]) == "2.5.1"
+    assert str(msg.segment("PID")[3]).startswith("UNKNOWN")
+    obr = msg.segment("OBR")
+    assert str(obr[2]) == "S-2026-0042" and str(obr[3]) == jid and flag == "C"
+    obx = [s for s in msg if str(s[0]) == "OBX"]
+    numeric = {str(s[3][0][0]): float(str(s[5])) for s in obx if str(s[2]) == "NM"}
+    assert numeric["units-analysed"] == features["qc"]["units_analysed"]
+    assert numeric["n-domains"] == len(features["domains"])
+    text = [str(s[5]) for s in obx if str(s[2]) == "TX"]
+    assert text[0] == "Report status: AMENDED"
+    # the amendment's delimiters were escaped, so the message still parses into its fields
+    assert any("\\F\\" in t and "\\S\\" in t and "\\T\\" in t for t in text)
+    assert [int(str(s[1])) for s in obx] == list(range(1, len(obx) + 1))
+
+
+def test_unknown_format_is_a_validation_error(
+    api: str, keys: dict[str, str], done_job: dict[str, Any]
+) -> None:
+    with client(api, keys["submitter"]) as c:
+        r = c.get(f"/v1/jobs/{done_job['id']}/report", params={"format": "docx"})
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"
+
