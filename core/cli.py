@@ -1,6 +1,8 @@
 """``medgemma-spatial``: analyse a sample and write its report, on a laptop with no servers.
 
-Exit codes: 0 success; 2 bad input (one line saying what is wrong); 1 internal error.
+Exit codes: 0 success; 1 internal error; 2 bad input (one line saying what is wrong);
+4 the leakage gate refused the report prompt (every analysis artifact and the report with
+its computed findings are written, without a narrative; nothing was sent to any model).
 Service commands (``serve``, ``worker``, ``db``, ``keys``, ...) are registered lazily
 from the service package when its extra is installed.
 """
@@ -15,8 +17,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError, MGSError
+from core.errors import InputError, MGSError, PromptLeakage
 from core.options import PromptStrategy, ReportBackend
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_PROMPT_REFUSED = 0, 1, 2, 4
+EXIT_CODES = ("exit codes: 0 success; 1 internal error; 2 bad input (one line saying what is "
+              "wrong); 3 (service commands) a configuration error; 4 the leakage gate refused "
+              "the report prompt: the analysis and a report without a narrative are written, "
+              "nothing was sent to any model")
 
 
 class ProgressPrinter:
@@ -49,7 +57,8 @@ class ProgressPrinter:
 
 
 def _add_analysis_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, type=Path, help="output directory (created)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output directory (created; an existing file is bad input, exit 2)")
     p.add_argument("--resolution", type=float, default=1.0, help="Leiden resolution, 0.1 to 2.0 (default 1.0)")
     p.add_argument("--markers", help="marker table: a PanglaoDB TSV or a cell_type/lineage/genes TSV (default: shipped table)")
     p.add_argument("--species", default="Hs", choices=["Hs", "Mm"], help="species filter for a PanglaoDB table")
@@ -72,9 +81,10 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medgemma-spatial", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="medgemma-spatial", description=__doc__.splitlines()[0] if __doc__ else None,
+                                     epilog=EXIT_CODES)
     sub = parser.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("analyze", help="analyse a sample and write the report")
+    a = sub.add_parser("analyze", help="analyse a sample and write the report", epilog=EXIT_CODES)
     a.add_argument("sample", type=Path, help=".h5ad, Space Ranger outs/ folder, or .zip/.tar.gz of one")
     _add_analysis_args(a)
     d = sub.add_parser("demo", help="make a synthetic sample, analyse it, print where the report is")
@@ -151,9 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         if handler is not None:
             return int(handler(args) or 0)
         parser.error(f"unknown command {args.command}")
+    except PromptLeakage as e:
+        print(f"error: {e.code}: {e.detail}", file=sys.stderr)
+        return EXIT_PROMPT_REFUSED
     except InputError as e:
         print(f"error: {e.code}: {e.detail}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except MGSError as e:
         print(f"error: {e.code}: {e.detail}", file=sys.stderr)
         return int(getattr(e, "exit_code", 1))  # 3: a configuration error (database, broker)
@@ -180,9 +193,11 @@ def _print_summary(out: Path, summary: dict[str, Any]) -> None:
 
 
 def _demo(args: Any) -> int:
+    from core.runner import check_out_dir
     from core.synth import write_sample
 
     out: Path = args.out
+    check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     sample = out / f"synthetic_{args.layout}.h5ad"
     if not args.quiet:

@@ -160,8 +160,15 @@ def nhood_heatmap(path: Path, z: np.ndarray, names: list[str], title: str) -> No
     plt.close(fig)
 
 
-def write_figures(out: Path, res: AnalysisResult, image: np.ndarray | None, scalef: float, spot_px: float | None) -> list[str]:
-    """Write every figure under ``out`` (created); returns their file names."""
+def write_figures(out: Path, res: AnalysisResult, image: np.ndarray | None, scalef: float, spot_px: float | None,
+                  withheld: set[str] | None = None) -> list[str]:
+    """Write every figure under ``out`` (created); returns their file names.
+
+    ``withheld`` names the claims (:mod:`core.analysis.claims`) the data cannot carry: their
+    figures are not drawn (no domain map of unseparated domains, no all-"unassigned" maps,
+    no empty heatmap, no spatially-variable-genes figure with nothing significant).
+    """
+    held = withheld or set()
     out.mkdir(parents=True, exist_ok=True)
     image = _to_rgb(image)
     if image is None:
@@ -173,31 +180,38 @@ def write_figures(out: Path, res: AnalysisResult, image: np.ndarray | None, scal
         spot_px = float(np.median(d[:, 1])) * 0.9
     names: list[str] = []
     dom_names = [f"D{d + 1}" for d in range(res.domains.k)]
-    categorical_map(out / "domains.png", res, res.domains.labels, dom_names, "Spatial domains", image, scalef, spot_px)
-    names.append("domains.png")
-    ct_codes = np.unique(res.annotation.cell_type.astype(str), return_inverse=True)
-    categorical_map(out / "cell_types.png", res, ct_codes[1], [str(c) for c in ct_codes[0]],
-                    "Dominant cell type per spot", image, scalef, spot_px)
-    names.append("cell_types.png")
-    lin = np.array([LINEAGES.index(x) for x in res.annotation.lineage])
-    categorical_map(out / "lineages.png", res, lin, list(LINEAGES), "Lineage per spot", image, scalef,
-                    spot_px, colours=LINEAGE_COLOURS)
-    names.append("lineages.png")
+    if "domains" not in held:
+        categorical_map(out / "domains.png", res, res.domains.labels, dom_names, "Spatial domains", image, scalef,
+                        spot_px)
+        names.append("domains.png")
+    annotated = "annotation" not in held and bool(np.any(res.annotation.cell_type.astype(str) != "unassigned"))
+    if annotated:
+        ct_codes = np.unique(res.annotation.cell_type.astype(str), return_inverse=True)
+        categorical_map(out / "cell_types.png", res, ct_codes[1], [str(c) for c in ct_codes[0]],
+                        "Dominant cell type per spot", image, scalef, spot_px)
+        names.append("cell_types.png")
+        lin = np.array([LINEAGES.index(x) for x in res.annotation.lineage])
+        categorical_map(out / "lineages.png", res, lin, list(LINEAGES), "Lineage per spot", image, scalef,
+                        spot_px, colours=LINEAGE_COLOURS)
+        names.append("lineages.png")
     m = res.qc_metrics
-    continuous_maps(out / "qc_maps.png", res,
-                    [np.log10(m["total_counts"] + 1), m["n_genes"].astype(float), 100 * m["pct_mito"],
-                     res.annotation.confidence],
-                    ["log10 UMIs", "genes detected", "% mitochondrial", "annotation confidence"],
-                    None, scalef, spot_px, ncols=4)
+    qc_vals = [np.log10(m["total_counts"] + 1), m["n_genes"].astype(float), 100 * m["pct_mito"]]
+    qc_titles = ["log10 UMIs", "genes detected", "% mitochondrial"]
+    if annotated:
+        qc_vals.append(res.annotation.confidence)
+        qc_titles.append("annotation confidence")
+    continuous_maps(out / "qc_maps.png", res, qc_vals, qc_titles, None, scalef, spot_px, ncols=len(qc_vals))
     names.append("qc_maps.png")
-    composition_bars(out / "composition.png", res)
-    names.append("composition.png")
+    if annotated and "domains" not in held:
+        composition_bars(out / "composition.png", res)
+        names.append("composition.png")
     z, ct = res.nhood_celltype
-    nhood_heatmap(out / "nhood_enrichment.png", z, ct, "Neighbourhood enrichment (cell types)")
-    names.append("nhood_enrichment.png")
+    if annotated and "neighbourhood_enrichment" not in held and len(ct) >= 2:
+        nhood_heatmap(out / "nhood_enrichment.png", z, ct, "Neighbourhood enrichment (cell types)")
+        names.append("nhood_enrichment.png")
     I_vals = np.nan_to_num(res.moran["I"], nan=-np.inf)
     top = np.argsort(-I_vals)[:6]
-    if len(top):
+    if len(top) and "spatially_variable_genes" not in held:
         hv_cols = np.searchsorted(res.gene_names, res.hvg) if np.all(res.gene_names[:-1] <= res.gene_names[1:]) else None
         lookup = {g: i for i, g in enumerate(res.gene_names)}
         cols = [lookup[str(res.hvg[j])] if hv_cols is None else int(hv_cols[j]) for j in top]

@@ -21,7 +21,7 @@ import numpy as np
 
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
-from core.errors import MGSError
+from core.errors import BadOption, MGSError
 from core.options import AnalysisOptions
 
 Progress = Callable[[str, float], None]
@@ -72,6 +72,18 @@ def px_per_um_of(sample: Any) -> float | None:
     return None
 
 
+def check_out_dir(out_dir: str | Path) -> None:
+    """Refuse an output path that exists and is not a folder (bad input, before any work)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BadOption(f"--out {out} exists and is not a folder; name a folder (it is created if missing)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadOption(f"--out {out}: {parent} is a file, not a folder")
+            break
+
+
 def run_analysis_stage(
     sample_path: str | Path,
     out_dir: str | Path,
@@ -93,6 +105,7 @@ def run_analysis_stage(
     from core.markers import load_markers
 
     options = options or AnalyzeOptions()
+    check_out_dir(out_dir)
     settings = settings or get_settings()
     settings = analysis_budget(settings)
     report = progress or (lambda stage, frac: None)
@@ -120,8 +133,12 @@ def run_analysis_stage(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t2 = time.perf_counter()
+    from core.analysis.claims import assess_claims, withheld
+
+    claims = assess_claims(res)
+    held = withheld(claims)
     features = tissue_blind_features(res, image_available=sample.image is not None,
-                                     bin_size_um=sample.bin_size_um)
+                                     bin_size_um=sample.bin_size_um, claims=claims)
     if cells:
         from core.io.hd_cells_output import cell_platform, write_cell_outputs
 
@@ -139,7 +156,7 @@ def run_analysis_stage(
         assert rgb is not None
         Image.fromarray(rgb).save(out / "he_image.png")
         image_file = "he_image.png"
-    figures = _figures(out, res, sample)
+    figures = _figures(out, res, sample, held)
     timings["figures"] = round(time.perf_counter() - t2, 3)
     (out / "features.json").write_text(json.dumps(features, indent=2))
     _write_leakage_context(out / "leakage_context.json", sample, res, sample_path)
@@ -152,6 +169,7 @@ def run_analysis_stage(
         analysis["layout"] = sample.layout
         analysis["unit"] = "cell"
         analysis["cells"] = dict(cells)
+    analysis["claims"] = [c.as_dict() for c in claims]
     (out / "analysis.json").write_text(json.dumps(_jsonable(analysis), indent=2))
     report("analyzing", 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
@@ -160,10 +178,11 @@ def run_analysis_stage(
             "unit": getattr(sample, "unit", None), "n_cells": cells["n"] if cells else None}
 
 
-def _figures(out: Path, res: Any, sample: Any) -> list[str]:
+def _figures(out: Path, res: Any, sample: Any, held: dict[str, str]) -> list[str]:
     from core.figures import write_figures
 
-    return write_figures(out / "figures", res, sample.image, sample.image_scalef, sample.spot_diameter_px)
+    return write_figures(out / "figures", res, sample.image, sample.image_scalef, sample.spot_diameter_px,
+                         withheld=set(held))
 
 
 def _write_spots(path: Path, res: Any, cell_obs: Any = None) -> None:
@@ -307,6 +326,9 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
             "unavailable_reason": a.unavailable_reason,
         },
         "domains": {"k": dom.k, "silhouette_by_k": dom.silhouette, "smoothing_sigma_um": dom.sigma_um,
+                    "choice": {"method": dom.method, "stability": dom.stability,
+                               "close_alternative": dom.close_alternative,
+                               "candidates": dom.candidates},
                     "domains": domains},
         "spatial": {
             "graph": {"n_edges": int(res.spatial_graph.nnz // 2),

@@ -12,7 +12,8 @@ isolated speckles with a majority vote over the spatial neighbours.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +21,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 # smoothing radius (Gaussian sigma) in micrometres per layout
-SIGMA_UM = {"visium": 150.0, "visium_hd": 60.0, "generic": 100.0}
+# (tuned on bench/domain_sweep.py seeds 0-4: the earlier 150/60/100 um blurred small islands
+# and thin bands into their neighbours; an HD bin's 3-bin radius still averages ~30 cells)
+SIGMA_UM = {"visium": 90.0, "visium_hd": 24.0, "generic": 60.0}
 
 
 @dataclass
@@ -29,6 +32,12 @@ class DomainResult:
     k: int
     silhouette: dict[int, float]
     sigma_um: float
+    # every candidate count: {"k", "silhouette", "stability", "score", "chosen"}
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    # a count whose evidence is nearly as good as the chosen one's (None when clear-cut)
+    close_alternative: int | None = None
+    method: str = "fixed"
+    stability: float | None = None  # of the chosen count
 
 
 def grid_indices(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -136,25 +145,91 @@ def majority_filter(labels: np.ndarray, A: sp.csr_matrix, rounds: int = 2) -> np
     return lab
 
 
-def find_domains(
-    pcs: np.ndarray, probs: np.ndarray, xy: np.ndarray, layout: str, A: sp.csr_matrix,
-    px_per_um: float | None, seed: int = 0, k_range: tuple[int, int] = (2, 10),
-    n_domains: int | None = None,
-) -> DomainResult:
-    """Spatial domains from neighbourhood-smoothed PCs and cell-type probabilities.
+def ari(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index of two labellings of the same items."""
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    C = np.zeros((ai.max() + 1, bi.max() + 1))
+    np.add.at(C, (ai, bi), 1.0)
 
-    Parameters
-    ----------
-    pcs, probs
-        Expression embedding (n x d) and cell-type probabilities (n x K).
-    px_per_um
-        Coordinate pixels per micrometre (None: use the spot pitch as 100 um for Visium,
-        the bin pitch as the bin size for HD).
-    n_domains
-        Fix the number of domains instead of choosing it by silhouette.
+    def pairs(x: np.ndarray) -> float:
+        return float((x * (x - 1) / 2).sum())
+
+    n2 = len(ai) * (len(ai) - 1) / 2
+    s, sa, sb = pairs(C), pairs(C.sum(1)), pairs(C.sum(0))
+    expected = sa * sb / n2 if n2 else 0.0
+    den = (sa + sb) / 2 - expected
+    return float((s - expected) / den) if den > 0 else 1.0
+
+
+def _assign(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    D = (X * X).sum(1)[:, None] - 2 * X @ C.T + (C * C).sum(1)[None, :]
+    out: np.ndarray = D.argmin(axis=1)
+    return out
+
+
+# choice of the domain count: a candidate is admissible when its silhouette is within
+# SIL_TOLERANCE of the best and its stability is at least STABILITY_MIN; the largest
+# admissible count wins (a count that splits the tissue reproducibly, and separates it
+# nearly as well as the best, carries more of the structure than a coarser one).
+SIL_TOLERANCE = 0.05
+STABILITY_MIN = 0.9
+N_RESAMPLES = 4
+RESAMPLE_FRACTION = 0.7
+CLOSE_MARGIN = 0.05  # two counts whose scores differ by less than this are "close"
+
+
+def stability(X: np.ndarray, k: int, eval_idx: np.ndarray, seed: int,
+              n_resamples: int = N_RESAMPLES, fraction: float = RESAMPLE_FRACTION) -> float:
+    """Agreement of k-means with ``k`` clusters fitted on random subsamples (different seeds).
+
+    Each fit labels the same evaluation points; the score is the mean pairwise ARI.
     """
+    rng = np.random.default_rng(seed + 7919 * k)
+    n = len(X)
+    labs = []
+    for b in range(n_resamples):
+        fit = rng.choice(n, size=max(k * 10, int(n * fraction)), replace=False)
+        _, C, _ = kmeans(X[fit], k, seed + 1000 * (b + 1), n_init=2)
+        labs.append(_assign(X[eval_idx], C))
+    scores = [ari(labs[i], labs[j]) for i in range(len(labs)) for j in range(i + 1, len(labs))]
+    return float(np.mean(scores)) if scores else 1.0
+
+
+def choose_k(candidates: list[dict[str, Any]], sil_tolerance: float = SIL_TOLERANCE,
+             stability_min: float = STABILITY_MIN) -> tuple[int, int | None]:
+    """The chosen count and a close alternative (or None), from candidates holding ``k``,
+    ``silhouette`` and ``stability``.
+
+    Admissible: silhouette within ``sil_tolerance`` of the best and stability at least
+    ``stability_min``; the largest admissible k wins. Without any admissible k, the most
+    stable among those within the silhouette tolerance. Each candidate gets a ``score``
+    (silhouette shortfall from the best, plus the stability shortfall from the minimum) and a
+    count is "close" to the chosen one when it is admissible too, or its score is within
+    ``CLOSE_MARGIN`` of the admissibility bound.
+    """
+    best_sil = max(c["silhouette"] for c in candidates)
+    for c in candidates:
+        short = max(0.0, best_sil - sil_tolerance - c["silhouette"]) \
+            + max(0.0, stability_min - c["stability"])
+        c["score"] = round(short, 4)
+    ok = [c for c in candidates if c["score"] == 0]
+    if ok:
+        chosen = max(ok, key=lambda c: c["k"])
+    else:
+        near = [c for c in candidates if c["silhouette"] >= best_sil - sil_tolerance]
+        chosen = max(near, key=lambda c: (c["stability"], c["k"]))
+    others = [c for c in candidates if c is not chosen
+              and (c["score"] == 0 or c["score"] < CLOSE_MARGIN)
+              and abs(c["silhouette"] - chosen["silhouette"]) < sil_tolerance]
+    close = max(others, key=lambda c: (c["score"] == 0, c["silhouette"]))["k"] if others else None
+    return int(chosen["k"]), (int(close) if close is not None else None)
+
+
+def domain_features(pcs: np.ndarray, probs: np.ndarray, xy: np.ndarray, layout: str,
+                    px_per_um: float | None, sigma_um: float) -> np.ndarray:
+    """Neighbourhood-smoothed, centred expression embedding and cell-type probabilities."""
     n = len(xy)
-    sigma_um = SIGMA_UM.get(layout, SIGMA_UM["generic"])
     pcs = pcs[:, : min(pcs.shape[1], 20)]
     scale = np.sqrt((pcs.var(axis=0)).sum()) or 1.0
     pscale = np.sqrt(probs.var(axis=0).sum()) or 1.0
@@ -169,25 +244,58 @@ def find_domains(
             pitch = float(np.median(d[:, 1]))
             px_per_um = pitch / 100.0 if layout == "visium" else pitch / 50.0
         Fs = smooth_graph(F, xy, sigma_um * px_per_um)
-    Fs = Fs - Fs.mean(axis=0)
+    out: np.ndarray = Fs - Fs.mean(axis=0)
+    return out
+
+
+def find_domains(
+    pcs: np.ndarray, probs: np.ndarray, xy: np.ndarray, layout: str, A: sp.csr_matrix,
+    px_per_um: float | None, seed: int = 0, k_range: tuple[int, int] = (2, 10),
+    n_domains: int | None = None,
+) -> DomainResult:
+    """Spatial domains from neighbourhood-smoothed PCs and cell-type probabilities.
+
+    The count is chosen by silhouette and stability together (:func:`choose_k`): every
+    candidate is recorded with both, and a close alternative is flagged.
+
+    Parameters
+    ----------
+    pcs, probs
+        Expression embedding (n x d) and cell-type probabilities (n x K).
+    px_per_um
+        Coordinate pixels per micrometre (None: use the spot pitch as 100 um for Visium,
+        the bin pitch as the bin size for HD).
+    n_domains
+        Fix the number of domains instead of choosing it.
+    """
+    n = len(xy)
+    sigma_um = SIGMA_UM.get(layout, SIGMA_UM["generic"])
+    Fs = domain_features(pcs, probs, xy, layout, px_per_um, sigma_um)
     rng = np.random.default_rng(seed)
     sub = rng.choice(n, size=min(n, 1500), replace=False)
-    sil: dict[int, float] = {}
+    fit_idx = rng.choice(n, size=min(n, 5_000), replace=False)
     if n_domains is not None:
         ks = [n_domains]
     else:
         ks = list(range(k_range[0], min(k_range[1], max(2, n // 20)) + 1))
-    best_k, best_labels, best_s = ks[0], None, -np.inf
-    fit_idx = rng.choice(n, size=min(n, 5_000), replace=False)
+    fits: dict[int, np.ndarray] = {}
+    candidates: list[dict[str, Any]] = []
     for k in ks:
         _labels_fit, C, _ = kmeans(Fs[fit_idx], k, seed)
-        D = (Fs * Fs).sum(1)[:, None] - 2 * Fs @ C.T + (C * C).sum(1)[None, :]
-        labels = D.argmin(axis=1)
-        s = silhouette(Fs[sub], labels[sub]) if len(ks) > 1 else 0.0
-        sil[k] = round(s, 4)
-        if s > best_s + 1e-9:
-            best_k, best_labels, best_s = k, labels, s
-    assert best_labels is not None
+        labels = _assign(Fs, C)
+        fits[k] = labels
+        if len(np.unique(labels[sub])) > 1:
+            sil = silhouette(Fs[sub], labels[sub])
+            stab = stability(Fs[fit_idx], k, np.arange(min(len(fit_idx), 1500)), seed)
+            candidates.append({"k": k, "silhouette": round(sil, 4), "stability": round(stab, 4)})
+    if len(ks) > 1 and candidates:
+        best_k, close = choose_k(candidates)
+        method = "silhouette+stability"
+    else:
+        best_k, close, method = ks[0], None, "fixed"
+    for c in candidates:
+        c["chosen"] = c["k"] == best_k
+    best_labels = fits[best_k]
     labels = majority_filter(best_labels, A) if A.nnz else best_labels
     # relabel by size
     sizes = np.bincount(labels, minlength=best_k)
@@ -197,4 +305,8 @@ def find_domains(
     labels = remap[labels]
     present = np.unique(labels)
     labels = np.searchsorted(present, labels)
-    return DomainResult(labels=labels, k=len(present), silhouette=sil, sigma_um=sigma_um)
+    chosen_stab = next((c["stability"] for c in candidates if c["k"] == best_k), None)
+    return DomainResult(labels=labels, k=len(present),
+                        silhouette={c["k"]: c["silhouette"] for c in candidates},
+                        sigma_um=sigma_um, candidates=candidates, close_alternative=close,
+                        method=method, stability=chosen_stab)

@@ -41,8 +41,35 @@ def lineage_fractions(comp: np.ndarray, mask: np.ndarray | None = None) -> dict[
     return {lin: _r(v) for lin, v in zip(LINEAGES, mean, strict=True) if v >= 0.005}
 
 
-def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_um: float | None = None) -> dict[str, Any]:
-    """Build the features dictionary (schema ``mgs.features/1``) from an analysis result."""
+def not_assessed(claims: list[Any], annotation_available: bool = True) -> list[dict[str, Any]]:
+    """The failed reliability checks, as features carry them (claim, reason, value, threshold).
+
+    The reason of an unavailable annotation is said generically (the analysis.json reason names
+    the marker table's file).
+    """
+    out = []
+    for c in claims:
+        if c.passed:
+            continue
+        reason = c.reason
+        if c.name == "annotation" and not annotation_available:
+            reason = ("cell-type annotation was unavailable for this sample (too few marker "
+                      "genes of the marker table were found)")
+        out.append({"claim": c.name, "reason": reason, "value": c.value, "threshold": c.threshold})
+    return out
+
+
+def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_um: float | None = None,
+                          claims: list[Any] | None = None) -> dict[str, Any]:
+    """Build the features dictionary (schema ``mgs.features/1``) from an analysis result.
+
+    ``claims`` (from :func:`core.analysis.claims.assess_claims`): a failed claim's features are
+    withheld (domains, cell populations, neighbourhood statistics, spatially variable genes)
+    and listed under ``not_assessed`` with the reason.
+    """
+    from core.analysis.claims import withheld
+
+    held = withheld(claims or [])
     a = res.annotation
     lin_comp = a.lineage_composition
     n = len(res.obs_names)
@@ -90,7 +117,9 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
     lin_codes = np.array([LINEAGES.index(x) for x in a.lineage])
     from core.analysis.spatial import simpson_index
 
-    return {
+    annotated = a.available and "annotation" not in held
+    nhood_ok = annotated and "neighbourhood_enrichment" not in held
+    out: dict[str, Any] = {
         "schema": SCHEMA,
         "platform": {"layout": res.layout, "unit": unit, "unit_description": desc, "bin_size_um": bin_um},
         "qc": {
@@ -99,23 +128,25 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
             "median_genes_per_unit": _sig(float(np.median(res.qc_metrics["n_genes"]))),
             "median_mito_fraction": _r(float(np.median(res.qc_metrics["pct_mito"])), 3),
         },
-        "lineage_composition": lineage_fractions(lin_comp) if a.available else {},
+        "lineage_composition": lineage_fractions(lin_comp) if annotated else {},
         "annotation": {
-            "available": a.available,
+            "available": annotated,
             "n_cell_populations": len(np.unique(a.cell_type)),
             "median_confidence": _r(np.median(a.confidence)),
             "fraction_low_confidence": _r(np.mean(a.confidence < 0.5)),
             "mean_normalised_entropy": _r(np.mean(a.entropy)),
         },
         "clusters": {"n_clusters": int(res.clusters.max() + 1) if n else 0},
-        "domains": domains,
+        "domains": domains if "domains" not in held else [],
+        "domain_count": ({"chosen": len(domains), "close_alternative": res.domains.close_alternative}
+                         if "domains" not in held else {}),
         "spatial": {
             "heterogeneity": {
                 "mean_neighbourhood_entropy": _r(float(res.diversity.mean())),
                 "simpson_index": _r(simpson_index(lin_codes)),
             },
-            "lineage_colocalisation": coloc if a.available else [],
-            "lineage_segregation": segr if a.available else [],
+            "lineage_colocalisation": coloc if nhood_ok else [],
+            "lineage_segregation": segr if nhood_ok else [],
             "spatially_variable_genes": {
                 "n_tested": int(finite.sum()),
                 "n_significant_fdr05": int(np.sum(fdr[finite] < 0.05)),
@@ -125,3 +156,14 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
         },
         "image": {"available": bool(image_available)},
     }
+    if "annotation" in held:
+        out["annotation"] = {"available": False}
+        for d in out["domains"]:
+            d.update({"dominant_lineage": "unknown", "lineage_composition": {}})
+            d.pop("mean_confidence", None)
+        out["spatial"].pop("heterogeneity", None)
+    if "spatially_variable_genes" in held:
+        out["spatial"].pop("spatially_variable_genes", None)
+    if claims is not None:
+        out["not_assessed"] = not_assessed(claims, a.available)
+    return out

@@ -40,13 +40,25 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _marker_table_path(analysis: dict[str, Any]) -> Path | None:
+    """The marker table the analysis ran with, where it is still on disk.
+
+    The runner records the path the user gave in ``provenance.options.markers`` (and the
+    table's source name in ``annotation.marker_table``); older layouts kept it directly under
+    ``provenance``.
+    """
     prov = analysis.get("provenance") or {}
-    for key in ("marker_table", "markers", "marker_table_path"):
-        v = prov.get(key)
+    opts = prov.get("options") or {}
+    ann = analysis.get("annotation") or {}
+    candidates = [opts.get("markers") if isinstance(opts, dict) else None,
+                  ann.get("marker_table") if isinstance(ann, dict) else None]
+    candidates += [prov.get(k) for k in ("marker_table", "markers", "marker_table_path")]
+    for v in candidates:
         if isinstance(v, dict):
             v = v.get("path") or v.get("source")
-        if isinstance(v, str) and v.endswith((".tsv", ".txt")) and Path(v).is_file():
-            return Path(v)
+        if isinstance(v, str):
+            v = v.removeprefix("panglao:")
+            if v.endswith((".tsv", ".txt")) and Path(v).is_file():
+                return Path(v)
     return None
 
 
@@ -59,13 +71,60 @@ def _lexicon(analysis: dict[str, Any]) -> Any:
     if path is not None:
         from core.markers import load_markers
 
+        opts = (analysis.get("provenance") or {}).get("options") or {}
+        species = str(opts["species"]) if opts.get("species") in ("Hs", "Mm") else "Hs"
         try:
-            table = load_markers(path)
+            table = load_markers(path, species=species)
         except InputError:
             return lex
         if table.organ_of_gene:
             lex = lex.with_marker_genes(table.organ_of_gene)
     return lex
+
+
+def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOptions,
+                analysis: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
+    g = generation
+    return {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "backend": g.backend if g else None,
+        "model": g.model if g else None,
+        "model_revision": g.revision if g else None,
+        "written_by_language_model": g.written_by_language_model if g else False,
+        "decoding": g.decoding if g else None,
+        "prompt_strategy": prompt.strategy,
+        "prompt_sha256": prompt.sha256,
+        "prompt_file": PROMPT_FILE if g else None,
+        "prompt_chars": len(prompt.text),
+        "images_sent": len(prepared.images) if g and options.backend != "template" else 0,
+        "image": prepared.info,
+        "leakage_gate": gate,
+        "timings": {**g.timings} if g else {},
+        "backend_details": g.extra if g else {},
+        "options": options.as_dict(),
+        "analysis_provenance": analysis.get("provenance") or {},
+    }
+
+
+def _write_outputs(out_dir: Path, features: dict[str, Any], analysis: dict[str, Any], prompt: Any,
+                   prepared: Any, provenance: dict[str, Any], narrative: str, t_start: float) -> None:
+    from core.report.image import png_bytes, read_spot_table
+    from core.report.render import build_report, render_html, render_markdown
+
+    figures = sorted(f"figures/{p.name}" for p in (out_dir / "figures").glob("*.png")) \
+        if (out_dir / "figures").is_dir() else []
+    spots = read_spot_table(out_dir)
+    report = build_report(features, analysis, spots, narrative, prompt.text,
+                          prepared.info, provenance, figures)
+    provenance["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str),
+                                         encoding="utf-8")
+    (out_dir / "report.md").write_text(render_markdown(report, analysis, features),
+                                       encoding="utf-8")
+    model_input = [("H&E as sent to the model", png_bytes(prepared.images[0]))] \
+        if prepared.images and provenance.get("backend") else []
+    (out_dir / "report.html").write_text(
+        render_html(report, analysis, features, out_dir, model_input), encoding="utf-8")
 
 
 def write_report(out_dir: Path, options: ReportOptions, settings: Settings | None = None,
@@ -78,12 +137,13 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
     ------
     PromptLeakage
         The prompt carries something the model must not see (findings listed; also
-        written to ``leakage_findings.json``). Nothing was sent to any backend.
+        written to ``leakage_findings.json``). Nothing was sent to any backend; the
+        report files are written with the computed findings and no narrative.
     ModelUnavailable
         The model cannot be loaded or reached; there is no silent fallback.
     """
     from core.report.backends import GenerationRequest, get_backend
-    from core.report.image import png_bytes, prepare_images, read_spot_table
+    from core.report.image import png_bytes, prepare_images
     from core.report.leakage import (
         LeakageContext,
         find_leaks,
@@ -91,7 +151,6 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
         lexicon_fingerprint,
     )
     from core.report.prompts import build_prompt
-    from core.report.render import build_report, render_html, render_markdown
 
     def step(x: float) -> None:
         if progress is not None:
@@ -111,13 +170,25 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
     prompt = build_prompt(features, options.prompt_strategy, n_images=len(prepared.images))
     lexicon = _lexicon(analysis)
     findings = find_leaks(prompt.text, context, features, lexicon)
+    gate = {"passed": not findings, "findings": len(findings),
+            "lexicon": lexicon_fingerprint(lexicon),
+            "context_strings": sum(len(v) for v in asdict(context).values())}
     if findings:
         (out_dir / LEAKAGE_FINDINGS_FILE).write_text(json.dumps(
             {"prompt_sha256": prompt.sha256, "strategy": prompt.strategy,
              "findings": findings_as_dicts(findings)}, indent=2), encoding="utf-8")
+        # The analysis stands: write the report with its computed findings and no narrative,
+        # then tell the caller (the CLI exits with its own code, a job records the refusal).
+        provenance = _provenance(None, prompt, prepared, options, analysis, gate)
+        provenance["narrative_withheld"] = (
+            f"the leakage gate refused the prompt ({len(findings)} finding(s), listed in "
+            f"{LEAKAGE_FINDINGS_FILE}); nothing was sent to any model")
+        provenance["leakage_gate"]["findings_list"] = findings_as_dicts(findings)
+        _write_outputs(out_dir, features, analysis, prompt, prepared, provenance, "", t_start)
         lines = "\n".join(f"  - {f.describe()}" for f in findings)
         raise PromptLeakage(f"prompt refused by the leakage gate: {len(findings)} finding(s); "
-                            f"nothing was sent to any model\n{lines}")
+                            f"nothing was sent to any model; the report was written without "
+                            f"a narrative\n{lines}")
     (out_dir / PROMPT_FILE).write_text(prompt.text, encoding="utf-8")
     if prepared.images:
         (out_dir / MODEL_INPUT_IMAGE).write_bytes(png_bytes(prepared.images[0]))
@@ -129,40 +200,9 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
     generation = backend.generate(request)
     step(0.85)
 
-    figures = sorted(f"figures/{p.name}" for p in (out_dir / "figures").glob("*.png")) \
-        if (out_dir / "figures").is_dir() else []
-    provenance: dict[str, Any] = {
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "backend": generation.backend,
-        "model": generation.model,
-        "model_revision": generation.revision,
-        "written_by_language_model": generation.written_by_language_model,
-        "decoding": generation.decoding,
-        "prompt_strategy": prompt.strategy,
-        "prompt_sha256": prompt.sha256,
-        "prompt_file": PROMPT_FILE,
-        "prompt_chars": len(prompt.text),
-        "images_sent": len(prepared.images) if options.backend != "template" else 0,
-        "image": prepared.info,
-        "leakage_gate": {"passed": True, "findings": 0, "lexicon": lexicon_fingerprint(lexicon),
-                         "context_strings": sum(len(v) for v in asdict(context).values())},
-        "timings": {**generation.timings},
-        "backend_details": generation.extra,
-        "options": options.as_dict(),
-        "analysis_provenance": analysis.get("provenance") or {},
-    }
-    spots = read_spot_table(out_dir)
-    report = build_report(features, analysis, spots, generation.text, prompt.text,
-                          prepared.info, provenance, figures)
-    provenance["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str),
-                                         encoding="utf-8")
-    (out_dir / "report.md").write_text(render_markdown(report, analysis, features),
-                                       encoding="utf-8")
-    model_input = [("H&E as sent to the model", png_bytes(prepared.images[0]))] \
-        if prepared.images else []
-    (out_dir / "report.html").write_text(
-        render_html(report, analysis, features, out_dir, model_input), encoding="utf-8")
+    provenance = _provenance(generation, prompt, prepared, options, analysis, gate)
+    _write_outputs(out_dir, features, analysis, prompt, prepared, provenance, generation.text,
+                   t_start)
     step(1.0)
     return provenance
 

@@ -52,7 +52,8 @@ _PATH = re.compile(
     r"|\b(?:file|s3|gs|https?)://\S+)",
     re.IGNORECASE,
 )
-_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![A-Za-z0-9_])")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![A-Za-z0-9_])"
+                     r"(\s?%|\s?percent(?![A-Za-z]))?")
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,21 @@ def allowed_numbers(features: Any) -> set[float]:
     return out
 
 
+def sig_round(x: float, digits: int = 2) -> float:
+    """``x`` to ``digits`` significant figures, as features.json rounds counts."""
+    if x <= 0 or not math.isfinite(x):
+        return 0.0
+    mag = math.floor(math.log10(x)) - digits + 1
+    return float(round(x / 10**mag) * 10**mag)
+
+
+def is_aggregate(value: float, allowed: set[float]) -> bool:
+    """A large integer in a prompt is allowed when it is a features value, or that value
+    rounded as features.json rounds counts (two significant figures). Percentages are
+    aggregates by their format and are not checked here."""
+    return value in allowed or any(sig_round(a) == value for a in allowed if a >= RAW_COUNT_MIN)
+
+
 @lru_cache(maxsize=1)
 def _own_vocabulary() -> frozenset[str]:
     """Single words of the prompts' own fixed wording and the lineage names.
@@ -263,10 +279,12 @@ def find_leaks(
         findings.append(Finding("path", m.group(0), m.start(), "a file path or URL"))
     allowed = allowed_numbers(features) if features is not None else set()
     for m in _NUMBER.finditer(text):
-        if m.group(0) != m.group(1):
-            continue  # a decimal is an aggregate, not a count
         value = float(m.group(1).replace(",", ""))
-        if value >= RAW_COUNT_MIN and value not in allowed:
+        if m.group(2) and value <= 100:
+            continue  # a percentage (100% included) is an aggregate, not a count
+        if m.group(0).rstrip("% percnt") != m.group(1):
+            continue  # a decimal is an aggregate, not a count
+        if value >= RAW_COUNT_MIN and not is_aggregate(value, allowed):
             findings.append(Finding("raw_count", m.group(0), m.start(),
                                     "a large integer that is not an aggregated feature value"))
     unique = {(f.category, f.start, f.match): f for f in findings}

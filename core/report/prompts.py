@@ -153,10 +153,12 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
     ann = features.get("annotation") or {}
     annotated = annotation_available(features)
     comp = features.get("lineage_composition") or {}
+    held = not_assessed_reasons(features)
     if not annotated:
+        why = held.get("annotation") or ("cell-type annotation was unavailable for this sample "
+                                         "(too few marker genes of the marker table were found)")
         lines.append(
-            "Annotation: cell-type annotation was unavailable for this sample (too few marker "
-            "genes of the marker table were found), so lineage composition, per-domain "
+            f"Annotation: {why}, so lineage composition, per-domain "
             "lineages, annotation confidence and lineage-based spatial statistics were not "
             "computed; do not infer cell populations from their absence.")
     else:
@@ -173,7 +175,10 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
         lines.append(f"Unsupervised expression clusters: {_num(clusters.get('n_clusters'))}.")
     domains = features.get("domains") or []
     if domains:
-        lines.append(f"Spatial domains ({len(domains)}):")
+        alt = (features.get("domain_count") or {}).get("close_alternative")
+        lines.append(f"Spatial domains ({len(domains)}"
+                     + (f"; a division into {alt} fits the data nearly as well" if alt else "")
+                     + "):")
         for d in domains:
             if not isinstance(d, Mapping):
                 continue
@@ -208,7 +213,20 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
             f"Spatially variable genes: {_num(svg.get('n_significant_fdr05'))} of "
             f"{_num(svg.get('n_tested'))} tested are significant at FDR 0.05 "
             f"({_pct(svg.get('fraction_significant'))}); highest Moran's I: {top}.")
+    rest = [r for c, r in held.items() if annotated or c != "annotation"]  # said above
+    if rest:
+        lines.append("Not assessed (the data cannot carry these claims; say so, and do not "
+                     "describe them): " + "; ".join(rest) + ".")
     return "\n".join(lines)
+
+
+def not_assessed_reasons(features: Mapping[str, Any]) -> dict[str, str]:
+    """Claim -> reason for each reliability check the analysis failed (``not_assessed``)."""
+    out: dict[str, str] = {}
+    for item in features.get("not_assessed") or []:
+        if isinstance(item, Mapping) and item.get("claim") and item.get("reason"):
+            out[str(item["claim"])] = str(item["reason"])
+    return out
 
 
 def _headings() -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from core.report.prompts import QUESTIONS, SECTIONS, annotation_available
+from core.report.prompts import QUESTIONS, SECTIONS, annotation_available, not_assessed_reasons
 
 DISCLAIMER = (
     "Research output, not a diagnosis. This report was produced by an automated analysis "
@@ -196,18 +196,24 @@ def computed_sections(features: Mapping[str, Any], spots: list[dict[str, str]],
     """The computed tables of each section (never written by a model)."""
     spatial = features.get("spatial") or {}
     annotated = annotation_available(features)
+    held = not_assessed_reasons(features)
     return {
         "specimen_and_qc": {"platform": features.get("platform") or {},
                             "qc": features.get("qc") or {}, "qc_medians": qc_summary(spots)},
         "tissue_architecture": {"n_clusters": (features.get("clusters") or {}).get("n_clusters"),
-                                "domains": features.get("domains") or []},
+                                "domains": features.get("domains") or [],
+                                **({"domain_count": features["domain_count"]}
+                                   if features.get("domain_count") else {}),
+                                **({"domains_not_assessed": held["domains"]}
+                                   if "domains" in held else {})},
         "cell_populations": ({"annotation": features.get("annotation") or {},
                               "lineage_composition": features.get("lineage_composition") or {},
                               "populations": cell_population_table(spots)} if annotated else
                              {"annotation": {"available": False},
-                              "note": "cell-type annotation was unavailable (too few marker "
-                                      "genes of the marker table in this sample); no cell "
-                                      "populations or lineage composition were computed"}),
+                              "note": held.get("annotation") or
+                              "cell-type annotation was unavailable (too few marker "
+                              "genes of the marker table in this sample); no cell "
+                              "populations or lineage composition were computed"}),
         "spatial_organisation": dict(spatial) if annotated else {
             k: v for k, v in spatial.items() if k not in _LINEAGE_STATS},
         "morphology": {"image": dict(image_info)},
@@ -227,6 +233,25 @@ def computed_sections(features: Mapping[str, Any], spots: list[dict[str, str]],
 
 
 # --------------------------------------------------------------------------- render
+def not_assessed(analysis: Mapping[str, Any]) -> dict[str, Any]:
+    """What the analysis could not assess and why: its failed reliability checks
+    (``analysis.json`` ``claims``) and the reader's notes on the sample."""
+    claims = [c for c in analysis.get("claims") or []
+              if isinstance(c, Mapping) and c.get("passed") is False]
+    prov = analysis.get("provenance") or {}
+    qc = analysis.get("qc") or {}
+    notes = [str(n) for n in [*(prov.get("notes") or []), *(qc.get("notes") or [])]]
+    return {"claims": [{"claim": c.get("name"), "reason": c.get("reason"),
+                        "value": c.get("value"), "threshold": c.get("threshold")} for c in claims],
+            "notes": notes}
+
+
+def _not_assessed_lines(report: Mapping[str, Any]) -> list[str]:
+    na = report.get("not_assessed") or {}
+    return [f"{c['claim'].replace('_', ' ')}: {c['reason']}" for c in na.get("claims") or []] \
+        + [f"note: {n}" for n in na.get("notes") or []]
+
+
 def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
                  spots: list[dict[str, str]], narrative: str, prompt_text: str,
                  image_info: Mapping[str, Any], provenance: dict[str, Any],
@@ -258,11 +283,14 @@ def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
     return {
         "schema": REPORT_SCHEMA,
         "disclaimer": DISCLAIMER,
+        "not_assessed": not_assessed(analysis),
         "narrative_source": {
             "backend": provenance.get("backend"),
             "model": provenance.get("model"),
             "written_by_language_model": provenance.get("written_by_language_model"),
-            "label": ("written by a language model from the H&E image and tissue-blind features"
+            "label": (f"no narrative: {provenance['narrative_withheld']}"
+                      if provenance.get("narrative_withheld")
+                      else "written by a language model from the H&E image and tissue-blind features"
                       if provenance.get("written_by_language_model")
                       else "written by a deterministic template, without a language model"),
         },
@@ -348,6 +376,11 @@ def render_markdown(report: Mapping[str, Any], analysis: Mapping[str, Any],
            f"Narrative: {src['label']} (backend `{src['backend']}`"
            + (f", model `{src['model']}`" if src.get("model") else "") + "). "
            "Numbers marked ⟨unverified⟩ match no computed value.", ""]
+    lines = _not_assessed_lines(report)
+    if lines:
+        out += ["## What could not be assessed", "",
+                "The data cannot carry these claims, so they are not reported:", ""]
+        out += [f"- {x}" for x in lines] + [""]
     for s in report["sections"]:
         out += [f"## {s['title']}", "", "### Computed", "", _computed_md(s["computed"]) or "_none_",
                 "", "### Narrative", ""]
@@ -405,6 +438,11 @@ def render_html(report: Mapping[str, Any], analysis: Mapping[str, Any],
              f"<p>Narrative: {esc(src['label'])} (backend <code>{esc(str(src['backend']))}</code>"
              + (f", model <code>{esc(str(src['model']))}</code>" if src.get("model") else "")
              + "). Highlighted numbers match no computed value (unverified).</p>"]
+    lines = _not_assessed_lines(report)
+    if lines:
+        parts.append("<h2>What could not be assessed</h2><p>The data cannot carry these claims, "
+                     "so they are not reported:</p><ul>"
+                     + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>")
     for s in report["sections"]:
         parts.append(f"<h2>{esc(s['title'])}</h2>")
         parts.append(f"<div class='computed'><h3>Computed</h3>{_html_value(s['computed'])}</div>")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.report.backends import Generation, GenerationRequest
-from core.report.prompts import SECTIONS, annotation_available
+from core.report.prompts import SECTIONS, annotation_available, not_assessed_reasons
 
 TEMPLATE_VERSION = "1"
 
@@ -39,6 +39,7 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
     domains = [d for d in features.get("domains") or [] if isinstance(d, Mapping)]
     spatial = features.get("spatial") or {}
     svg = spatial.get("spatially_variable_genes") or {}
+    held = not_assessed_reasons(features)
     out: dict[str, str] = {}
 
     out["specimen_and_qc"] = (
@@ -56,9 +57,20 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
             f"The section divides into {len(domains)} spatial domains: {'; '.join(parts)}. "
             f"The largest is {largest.get('id')}."
         )
+        alt = (features.get("domain_count") or {}).get("close_alternative")
+        if alt:
+            out["tissue_architecture"] += (f" A division into {alt} domains fits the data nearly "
+                                           "as well, so the count is uncertain.")
+    elif "domains" in held:
+        out["tissue_architecture"] = f"Spatial domains are not reported: {held['domains']}."
     else:
         out["tissue_architecture"] = "No spatial domains were computed."
-    if not annotated:
+    if not annotated and "annotation" in held and "marker" not in held["annotation"]:
+        out["cell_populations"] = (
+            f"Cell populations are not reported: {held['annotation']}; no lineage composition "
+            "or annotation confidence is given."
+        )
+    elif not annotated:
         out["cell_populations"] = (
             "Cell-type annotation was unavailable for this sample: too few genes of the marker "
             "table were found, so no cell populations, lineage composition or annotation "
@@ -85,17 +97,23 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
     lineage_stats = (f"Found together more than by chance: {together}. Kept apart: {apart}. "
                      if annotated else "Lineage co-localisation was not computed because the "
                      "annotation was unavailable. ")
-    out["spatial_organisation"] = (
-        lineage_stats +
-        f"{svg.get('n_significant_fdr05', 'An unknown number of')} of "
-        f"{svg.get('n_tested', 'the tested')} genes vary spatially (FDR 0.05)."
-    )
+    if "neighbourhood_enrichment" in held and annotated:
+        lineage_stats = f"Lineage co-localisation is not reported: {held['neighbourhood_enrichment']}. "
+    svg_text = (f"Spatially variable genes are not reported: {held['spatially_variable_genes']}."
+                if "spatially_variable_genes" in held else
+                f"{svg.get('n_significant_fdr05', 'An unknown number of')} of "
+                f"{svg.get('n_tested', 'the tested')} genes vary spatially (FDR 0.05).")
+    out["spatial_organisation"] = lineage_stats + svg_text
     out["morphology"] = (
         "The template writer does not read the image; morphology was not assessed."
         if has_image else "No H&E image was available; morphology was not assessed."
     )
+    data_checks = [r for c, r in held.items() if c not in ("domains", "annotation",
+                                                            "neighbourhood_enrichment",
+                                                            "spatially_variable_genes")]
     out["uncertainty"] = (
-        f"Each {unit} can mix several cells, so lineage shares are estimates. This narrative "
+        (f"The data are too thin for some claims: {'; '.join(data_checks)}. " if data_checks else "")
+        + f"Each {unit} can mix several cells, so lineage shares are estimates. This narrative "
         "was written by a deterministic template from the computed features, without a "
         "language model, and adds no interpretation beyond them."
     )

@@ -33,6 +33,20 @@ def result(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_claims_and_domain_choice_recorded(result: Path) -> None:
+    """A good sample: every reliability check passes and the domain choice is explained."""
+    analysis = json.loads((result / "analysis.json").read_text())
+    claims = {c["name"]: c for c in analysis["claims"]}
+    assert all(c["passed"] for c in claims.values()), [c for c in claims.values() if not c["passed"]]
+    choice = analysis["domains"]["choice"]
+    assert choice["method"] == "silhouette+stability"
+    chosen = [c for c in choice["candidates"] if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["k"] == analysis["domains"]["k"]
+    assert all({"k", "silhouette", "stability"} <= set(c) for c in choice["candidates"])
+    features = json.loads((result / "features.json").read_text())
+    assert features["not_assessed"] == [] and len(features["domains"]) == analysis["domains"]["k"]
+
+
 def test_output_contract(result: Path) -> None:
     spots = pd.read_csv(result / "spots.csv")
     assert list(spots.columns[: len(SPOT_COLUMNS)]) == SPOT_COLUMNS
@@ -75,6 +89,27 @@ def test_bad_input_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "unsupported_format" in capsys.readouterr().err
 
 
+def test_out_naming_an_existing_file_is_bad_input(sample: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    taken = tmp_path / "taken.txt"
+    taken.write_text("mine")
+    assert main(["analyze", str(sample), "--out", str(taken), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: invalid_option: --out")
+    assert taken.read_text() == "mine"
+    assert main(["analyze", str(sample), "--out", str(taken / "sub"), "--quiet"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["demo", "--out", str(taken), "--quiet"]) == 2
+    assert "invalid_option" in capsys.readouterr().err
+
+
+def test_help_names_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "2 bad input" in out and "4 the leakage gate refused" in out
+
+
 def test_bad_resolution(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(sample), "--out", str(tmp_path / "o"), "--resolution", "5", "--quiet"]) == 2
     assert "invalid_option" in capsys.readouterr().err
@@ -108,6 +143,28 @@ def test_real_spaceranger_subset(shared_data: Path, tmp_path: Path) -> None:
     # 100 genes named by Ensembl id: no marker overlap, said plainly rather than guessed
     assert analysis["annotation"]["available"] is False
     assert "Ensembl" in analysis["annotation"]["unavailable_reason"]
+    # too shallow and sparse for most claims: each is withheld with its reason, and the
+    # report says plainly what could not be assessed and why
+    claims = {c["name"]: c for c in analysis["claims"]}
+    assert {"name", "passed", "value", "threshold", "reason"} <= set(claims["domains"])
+    for name in ("depth_per_unit", "genes_kept", "spatial_graph_degree", "domains", "annotation",
+                 "spatially_variable_genes"):
+        assert claims[name]["passed"] is False and claims[name]["reason"], name
+    assert claims["genes_kept"]["value"] == 34
+    features = json.loads((out / "features.json").read_text())
+    assert features["domains"] == [] and "spatially_variable_genes" not in features["spatial"]
+    assert {x["claim"] for x in features["not_assessed"]} >= {"domains", "annotation"}
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert not figures & {"domains.png", "cell_types.png", "lineages.png", "nhood_enrichment.png",
+                          "spatially_variable_genes.png", "composition.png"}
+    report_md = (out / "report.md").read_text()
+    assert "## What could not be assessed" in report_md
+    assert "divides into" not in report_md and "Spatial domains are not reported" in report_md
+    assert "median 9 UMIs per spot" in report_md
+    assert "blank" in report_md and "sample is shallow" in report_md  # the notes reach the report
+    report = json.loads((out / "report.json").read_text())
+    assert {c["claim"] for c in report["not_assessed"]["claims"]} >= {"domains", "annotation"}
+    assert not any(f.endswith("domains.png") for f in report["figures"])
     # the same folder as a .tar.gz, as a LIMS uploads it
     tgz = tmp_path / "outs.tar.gz"
     with tarfile.open(tgz, "w:gz") as t:

@@ -159,10 +159,11 @@ def test_cli_missing_model_exits_1_with_one_line(sample: Path, tmp_path: Path,
     assert not (out / "report.json").exists()
 
 
-def test_cli_planted_leak_exits_2_and_sends_nothing(sample: Path, tmp_path: Path,
+def test_cli_planted_leak_exits_4_and_sends_nothing(sample: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """A features stage that lets the organ through is stopped by the gate (exit 2)."""
+    """A features stage that lets the organ through is stopped by the gate: exit 4 (not 2,
+    bad input), every analysis artifact kept, the report written without a narrative."""
     import core.analysis.features as feats
 
     real = feats.tissue_blind_features
@@ -182,11 +183,17 @@ def test_cli_planted_leak_exits_2_and_sends_nothing(sample: Path, tmp_path: Path
         rc = analyze(sample, out, "--backend", "openai")
     finally:
         get_settings.cache_clear()
-    assert rc == 2
+    assert rc == 4
     err = capsys.readouterr().err
     assert err.startswith("error: prompt_leakage: ")
     assert "colon" in err
-    assert not (out / "prompt.txt").exists() and not (out / "report.json").exists()
+    assert not (out / "prompt.txt").exists()
+    for name in ("spots.csv", "features.json", "analysis.json", "report.json", "report.md",
+                 "report.html"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["provenance"]["leakage_gate"]["passed"] is False
+    assert all(s["narrative"] == "" for s in report["sections"])
     findings = json.loads((out / "leakage_findings.json").read_text())
     assert findings["findings"]
 

@@ -68,7 +68,16 @@ def test_leaking_features_are_refused_before_any_backend(tmp_path: Path) -> None
     assert "'colon'" in e.value.detail and "nothing was sent" in e.value.detail
     findings = json.loads((d / "leakage_findings.json").read_text())["findings"]
     assert {f["category"] for f in findings} >= {"organ_word", "metadata"}
-    assert not (d / "prompt.txt").exists() and not (d / "report.json").exists()
+    assert not (d / "prompt.txt").exists()
+    # the analysis stands: the report is written with its computed findings, no narrative
+    report = json.loads((d / "report.json").read_text())
+    assert report["provenance"]["leakage_gate"]["passed"] is False
+    assert report["provenance"]["backend"] is None
+    assert report["narrative_source"]["label"].startswith("no narrative: the leakage gate")
+    assert all(s["narrative"] == "" for s in report["sections"])
+    assert any(s["computed"] for s in report["sections"])
+    assert "no narrative" in (d / "report.md").read_text()
+    assert (d / "report.html").is_file()
 
 
 def test_planted_metadata_reaching_the_prompt_is_refused(tmp_path: Path) -> None:

@@ -98,6 +98,29 @@ def test_raw_counts_outside_the_aggregated_fields_are_refused() -> None:
     assert _cats("0.155 and 12.5 and 99", features=features) == set()
 
 
+def test_aggregates_in_their_own_formats_pass() -> None:
+    """Percentages (100% included), fractions and counts rounded as features.json rounds
+    them are aggregates; a precise large integer that is no feature is still refused."""
+    features = {"annotation": {"fraction_low_confidence": 1.0}, "qc": {"units_analysed": 12345}}
+    assert _cats("100% of bins with low confidence", features=features) == set()
+    assert _cats("100 % of spots; 100 percent", features=features) == set()
+    assert _cats("0.45 of spots, 45%", features=features) == set()
+    assert _cats("12000 units", features=features) == set()  # 12345 at two significant figures
+    assert _cats("12,000 units", features=features) == set()
+    assert _cats("12346 units", features=features) == {"raw_count"}
+    assert _cats("100 units", features=features) == {"raw_count"}  # not a percentage
+    assert _cats("18734%", features=features) == {"raw_count"}
+
+
+def test_prompt_with_every_spot_low_confidence_passes() -> None:
+    features = example_features()
+    features["annotation"]["fraction_low_confidence"] = 1.0
+    features["annotation"]["median_confidence"] = 0.09
+    prompt = build_prompt(features, "anti_parroting", n_images=1)
+    assert "100%" in prompt.text
+    assert find_leaks(prompt.text, None, features) == []
+
+
 def test_check_prompt_lists_every_finding_and_why() -> None:
     with pytest.raises(PromptLeakage) as e:
         check_prompt("goblet cells of the colon, MUC2 high, 18734 UMIs", features={})
@@ -113,6 +136,19 @@ def test_marker_table_genes_extend_the_lexicon() -> None:
                                                "ZZTOP3": {"Immune system"}})
     cats = {f.match: f.category for f in find_leaks("ZZTOP1 ZZTOP2 ZZTOP3", lexicon=lex)}
     assert cats == {"ZZTOP1": "organ_gene"}
+
+
+@pytest.mark.skipif(not PANGLAO.is_file(), reason="../shared/data PanglaoDB table absent")
+def test_run_marker_table_reaches_the_lexicon() -> None:
+    """The runner records the table as provenance.options.markers and
+    annotation.marker_table ("panglao:<name>"): the report finds it there (issue 12)."""
+    from core.report import _lexicon, _marker_table_path
+
+    analysis = {"annotation": {"marker_table": f"panglao:{PANGLAO.name}"},
+                "provenance": {"options": {"markers": str(PANGLAO), "species": "Hs"}}}
+    assert _marker_table_path(analysis) == PANGLAO
+    assert len(_lexicon(analysis).organ_genes) > len(default_lexicon().organ_genes)
+    assert _marker_table_path({"provenance": {"options": {"markers": None}}}) is None
 
 
 def test_word_lists_are_data_files_derived_from_the_marker_table() -> None:
