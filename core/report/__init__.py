@@ -5,7 +5,10 @@
 ``he_image.png`` and ``leakage_context.json``), so a GPU worker can run it later from
 stored artifacts. It builds a tissue-blind prompt from ``features.json`` only, passes
 it through the leakage gate, asks the chosen backend for a narrative, and writes
-``prompt.txt``, ``report.json``, ``report.md`` and ``report.html``.
+``prompt.txt``, ``report.json``, ``report.md``, ``report.html`` and ``report.pdf``.
+The report files are written to temporary names and renamed into place; a failed
+report stage leaves a ``report.json`` with ``status: failed`` and the error, and no
+other report file.
 """
 
 from __future__ import annotations
@@ -78,8 +81,58 @@ def _lexicon(analysis: dict[str, Any]) -> Any:
     return lex
 
 
+REPORT_OUTPUTS = ("report.json", "report.md", "report.html", "report.pdf")
+
+
+def write_files_atomically(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Write every file to a temporary name first, then rename them all into place.
+
+    A failure while rendering or writing leaves no half-written report file behind.
+    """
+    tmp = {name: out_dir / f".{name}.tmp" for name in files}
+    try:
+        for name, data in files.items():
+            tmp[name].write_bytes(data)
+        for name in files:
+            tmp[name].replace(out_dir / name)
+    finally:
+        for p in tmp.values():
+            p.unlink(missing_ok=True)
+
+
+def record_failure(out_dir: Path, error: BaseException) -> None:
+    """Replace any report files with a ``report.json`` that records why the stage failed.
+
+    The analysis artifacts are left untouched.
+    """
+    from core.errors import MGSError
+
+    code = error.code if isinstance(error, MGSError) else "internal_error"
+    for name in REPORT_OUTPUTS:
+        (out_dir / name).unlink(missing_ok=True)
+    doc = {"schema": "mgs.report/1", "status": "failed",
+           "error": {"code": str(code), "message": " ".join(str(error).split())[:2000]},
+           "failed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    write_files_atomically(out_dir, {"report.json": json.dumps(doc, indent=2).encode("utf-8")})
+
+
 def write_report(out_dir: Path, options: ReportOptions, settings: Settings | None = None,
                  progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Write the report (see :func:`_write_report`); on failure, record it in ``report.json``.
+
+    The failure is re-raised after it is recorded; the analysis artifacts are not touched.
+    """
+    try:
+        return _write_report(Path(out_dir), options, settings, progress)
+    except Exception as e:
+        refused = isinstance(e, PromptLeakage)
+        if (refused or not isinstance(e, InputError)) and Path(out_dir).is_dir():
+            record_failure(Path(out_dir), e)
+        raise  # wrong options or a missing analysis folder: nothing to record
+
+
+def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | None = None,
+                  progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Write ``prompt.txt``, ``report.json``, ``report.md`` and ``report.html`` into ``out_dir``.
 
     Returns the report's provenance.
@@ -100,6 +153,7 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
         findings_as_dicts,
         lexicon_fingerprint,
     )
+    from core.report.pdf import PDF_FILE, pdf_available, render_pdf
     from core.report.prompts import STRATEGIES, build_prompt
     from core.report.render import build_report, render_html, render_markdown
 
@@ -170,15 +224,24 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
     spots = read_spot_table(out_dir)
     report = build_report(features, analysis, spots, generation.text, prompt.text,
                           prepared.info, provenance, figures)
-    provenance["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str),
-                                         encoding="utf-8")
-    (out_dir / "report.md").write_text(render_markdown(report, analysis, features),
-                                       encoding="utf-8")
-    model_input = [("H&E as sent to the model", png_bytes(prepared.images[0]))] \
+    model_input = [("H&E image as sent to the model", png_bytes(prepared.images[0]))] \
         if prepared.images else []
-    (out_dir / "report.html").write_text(
-        render_html(report, analysis, features, out_dir, model_input), encoding="utf-8")
+    ctx = asdict(context)
+    files: dict[str, bytes] = {
+        "report.md": render_markdown(report, analysis, features, ctx).encode("utf-8"),
+        "report.html": render_html(report, analysis, features, out_dir, model_input,
+                                   ctx).encode("utf-8"),
+    }
+    if pdf_available():
+        files[PDF_FILE] = render_pdf(report, analysis, features, out_dir, model_input, ctx)
+        report["pdf"] = {"written": True, "file": PDF_FILE}
+    else:
+        report["pdf"] = {"written": False,
+                         "reason": "fpdf2 is not installed (pip install 'medgemma-spatial[pdf]')"}
+    provenance["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
+    report["status"] = "complete"
+    files["report.json"] = json.dumps(report, indent=2, default=str).encode("utf-8")
+    write_files_atomically(out_dir, files)
     step(1.0)
     return provenance
 

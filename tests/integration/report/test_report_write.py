@@ -40,10 +40,20 @@ def test_template_report_files_and_provenance(tmp_path: Path, strategy: str) -> 
     assert prov["unverified_numbers"] == 0 and prov["numbers_in_narrative"] > 0
     assert 0 < prov["parroting"]["score"] <= 1
     md = (d / "report.md").read_text()
-    assert "not a diagnosis" in md and "## Cell populations" in md
+    assert "Not a diagnosis" in md and "### Cell populations and composition" in md
+    assert report["status"] == "complete" and report["claim_check"]["counts"]["contradicted"] == 0
     html = (d / "report.html").read_text()
     assert "data:image/png;base64," in html and "src='figures/" not in html
     assert html.count("<img") == 2  # model input overview + figures/domains.png
+
+
+def _assert_failure_recorded(d: Path, code: str) -> None:
+    """A failed report stage: report.json records it, no other report file, analysis intact."""
+    report = json.loads((d / "report.json").read_text())
+    assert report["status"] == "failed" and report["error"]["code"] == code
+    assert not any((d / f).exists() for f in ("report.md", "report.html", "report.pdf"))
+    assert not list(d.glob(".*.tmp"))
+    assert (d / "features.json").is_file() and (d / "analysis.json").is_file()
 
 
 def test_text_only_when_no_image(tmp_path: Path) -> None:
@@ -68,7 +78,8 @@ def test_leaking_features_are_refused_before_any_backend(tmp_path: Path) -> None
     assert "'colon'" in e.value.detail and "nothing was sent" in e.value.detail
     findings = json.loads((d / "leakage_findings.json").read_text())["findings"]
     assert {f["category"] for f in findings} >= {"organ_word", "metadata"}
-    assert not (d / "prompt.txt").exists() and not (d / "report.json").exists()
+    assert not (d / "prompt.txt").exists()
+    _assert_failure_recorded(d, "prompt_leakage")
 
 
 def test_planted_metadata_reaching_the_prompt_is_refused(tmp_path: Path) -> None:
@@ -92,14 +103,14 @@ def test_unreachable_openai_server_fails_clearly(tmp_path: Path) -> None:
                         openai_max_retries=1, openai_timeout_s=2)
     with pytest.raises(ModelUnavailable, match=r"cannot reach .*after 2 attempt"):
         write_report(d, ReportOptions(backend="openai"), settings=settings)
-    assert not (d / "report.json").exists()  # no silent template fallback
+    _assert_failure_recorded(d, "model_unavailable")  # no silent template fallback
 
 
 def test_missing_transformers_model_fails_clearly(tmp_path: Path) -> None:
     d = write_output_dir(tmp_path)
     with pytest.raises(ModelUnavailable):
         write_report(d, ReportOptions(backend="transformers", model=str(tmp_path / "no-model")))
-    assert not (d / "report.json").exists()
+    _assert_failure_recorded(d, "model_unavailable")
 
 
 def test_missing_features_is_an_input_error(tmp_path: Path) -> None:
