@@ -53,6 +53,7 @@ REPORT_TYPES = {
     "json": "application/json",
     "markdown": "text/markdown; charset=utf-8",
     "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
 }
 
 
@@ -182,6 +183,7 @@ def _stream(
                 "application/json": {"schema": {"type": "object"}},
                 "text/markdown": {"schema": {"type": "string"}},
                 "text/html": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
             },
         },
         **problem_responses(401, 429, 404, 409, 422),
@@ -193,12 +195,13 @@ async def get_report(
     session: ReadSessionDep,
     store: StoreDep,
     tenant: TenantDep,
-    format: Literal["json", "markdown", "html"] = "json",
+    format: Literal["json", "markdown", "html", "pdf"] = "json",
 ) -> StreamingResponse:
-    """The report of a succeeded job: JSON, or ``?format=markdown`` / ``html``."""
+    """The report of a succeeded job: JSON, or ``?format=markdown`` / ``html`` / ``pdf``."""
     job = await service.get_job(session, tenant, job_id)
     key = await service.report_key(store, job, format)
-    return _stream(store, key, REPORT_TYPES[format])
+    filename = f"report-{job_id}.pdf" if format == "pdf" else None
+    return _stream(store, key, REPORT_TYPES[format], filename)
 
 
 @router.get(

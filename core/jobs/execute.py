@@ -39,7 +39,7 @@ STAGE_SPAN = {
     JobStage.ANALYZING.value: (0.1, 0.6),
     JobStage.REPORTING.value: (0.7, 0.3),
 }
-REPORT_FILES = ("prompt.txt", "report.json", "report.md", "report.html")
+REPORT_FILES = ("prompt.txt", "report.json", "report.md", "report.html", "report.pdf")
 UPLOAD_SUFFIX = {"h5ad": ".h5ad", "tar.gz": ".tar.gz", "tar": ".tar", "zip": ".zip"}
 
 # Set by the worker on a warm shutdown (SIGTERM): running jobs are handed back at their
@@ -199,6 +199,7 @@ def run_report_job(
             return "skipped"
         attempt, options, timings = job.attempts, dict(job.options), dict(job.timings)
         summary = dict(job.summary)
+        specimen_id = job.external_sample_id
         analysis_prefix = job.analysis_prefix
         assert analysis_prefix
     prefix = f"jobs/{job_id}/attempt-{attempt}"
@@ -218,6 +219,7 @@ def run_report_job(
             backend=options.get("backend") or settings.report_backend,
             prompt_strategy=options.get("prompt_strategy") or "anti_parroting",
             max_new_tokens=settings.max_new_tokens,
+            specimen_id=specimen_id,
         )
         provenance = write_report(
             out, r_opts, settings, progress=lambda f: tracker(JobStage.REPORTING.value, f)

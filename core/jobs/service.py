@@ -22,7 +22,8 @@ from core.jobs import outbox, webhooks
 from core.jobs.errors import Conflict, NotFound, TooManyRequests
 from core.storage import ObjectStore
 
-REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
+REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html",
+                "pdf": "report.pdf"}
 
 
 @dataclass
@@ -235,5 +236,5 @@ async def artifact_key(store: ObjectStore, job: Job, name: str) -> str:
 
 async def report_key(store: ObjectStore, job: Job, fmt: str) -> str:
     if fmt not in REPORT_FILES:
-        raise BadOption("format must be json, markdown or html")
+        raise BadOption("format must be json, markdown, html or pdf")
     return await artifact_key(store, job, REPORT_FILES[fmt])

@@ -38,6 +38,7 @@ class ReportOptions:
     prompt_strategy: str = "anti_parroting"
     max_new_tokens: int = 1024
     tiles: int = 0  # extra high-magnification tiles around the most distinct domains
+    specimen_id: str | None = None  # the lab's identifier, shown in the report header only
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:

@@ -302,7 +302,8 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
                                       if prov.get("model_revision") else "")
              if src.get("written_by_language_model") else
              f"none: deterministic template writer ({prov.get('model_revision') or 'v1'})")
-    header = [("Specimen", _specimen(context)),
+    given = (prov.get("options") or {}).get("specimen_id")
+    header = [("Specimen", str(given) if given else _specimen(context)),
               ("Platform", _platform(features, analysis)),
               ("Report date", str(prov.get("created_at") or "n/a (not recorded)")
                .replace("T", " ").replace("+00:00", " UTC")),
