@@ -7,8 +7,11 @@ process and reused. torch and transformers are imported here only.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,63 @@ def _import() -> tuple[Any, Any]:
     return torch, transformers
 
 
+HUB_PROBE_TIMEOUT_S = 3.0
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def hub_offline() -> bool:
+    """Whether the environment forbids reaching the Hugging Face Hub."""
+    return any(os.environ.get(k, "").strip().lower() in _TRUE
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _cached(model_id: str, revision: str | None) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        hit = try_to_load_from_cache(model_id, "config.json", revision=revision)
+    except Exception:  # an invalid repo id: not cached
+        return False
+    return isinstance(hit, str)
+
+
+def _hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        req = urllib.request.Request(f"{endpoint}/api/models?limit=1", method="HEAD")
+        with urllib.request.urlopen(req, timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        return True  # the hub answered
+    except (OSError, ValueError):
+        return False
+
+
+def check_weights_reachable(model_id: str, revision: str | None = None) -> bool:
+    """Know within seconds whether a hub model can be loaded; True when it must load from cache.
+
+    Cached weights load with ``local_files_only`` (no network round trips). Weights that
+    are not cached raise :class:`ModelUnavailable` at once when the hub is offline
+    (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``) or does not answer within
+    ``HUB_PROBE_TIMEOUT_S``, instead of minutes of download retries.
+    """
+    if _cached(model_id, revision):
+        return hub_offline() or not _hub_reachable()
+    if hub_offline():
+        raise ModelUnavailable(
+            f"cannot load model {model_id!r}: its weights are not in the local Hugging Face "
+            "cache and the hub is offline (HF_HUB_OFFLINE); download it first or give a "
+            "local model folder")
+    if not _hub_reachable():
+        raise ModelUnavailable(
+            f"cannot load model {model_id!r}: its weights are not in the local Hugging Face "
+            f"cache and the hub did not answer within {HUB_PROBE_TIMEOUT_S:g} s; download it "
+            "first or give a local model folder")
+    return False
+
+
 def load_model(model_id: str, revision: str | None = None) -> tuple[Any, Any, str, str]:
     """(processor, model, device, dtype name), loaded once per process for each model."""
     key = (model_id, revision)
@@ -42,12 +102,16 @@ def load_model(model_id: str, revision: str | None = None) -> tuple[Any, Any, st
             raise ModelUnavailable(f"cannot load model {model_id!r}: no such local directory "
                                    "(give a model folder or a Hugging Face model id)")
         torch, transformers = _import()
+        local_only = False
+        if not local.is_dir():
+            local_only = check_weights_reachable(model_id, revision)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         try:
-            processor = transformers.AutoProcessor.from_pretrained(model_id, revision=revision)
+            processor = transformers.AutoProcessor.from_pretrained(
+                model_id, revision=revision, local_files_only=local_only)
             model = transformers.AutoModelForImageTextToText.from_pretrained(
-                model_id, revision=revision, dtype=dtype
+                model_id, revision=revision, dtype=dtype, local_files_only=local_only
             )
         except (OSError, ValueError, KeyError) as e:
             reason = " ".join(str(e).split())  # one line: the CLI prints it as one

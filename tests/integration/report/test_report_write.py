@@ -118,3 +118,31 @@ def test_missing_features_is_an_input_error(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match=r"features\.json"):
         write_report(tmp_path, ReportOptions())
+
+
+def test_hub_model_offline_fails_fast_without_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub id whose weights are not cached: model_unavailable before any download attempt."""
+    pytest.importorskip("transformers", reason="the model extra is not installed")
+    from core.report.backends import hf
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty cache
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    probes: list[float] = []
+    real_probe = hf._hub_reachable
+    monkeypatch.setattr(hf, "_hub_reachable", lambda timeout_s=3.0: probes.append(timeout_s)
+                        or real_probe(timeout_s))
+    d = write_output_dir(tmp_path / "out")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable, match=r"not in the local Hugging Face cache.*offline"):
+        write_report(d, ReportOptions(backend="transformers", model="google/medgemma-4b-it"))
+    assert probes == []  # offline: not even a probe
+    _assert_failure_recorded(d, "model_unavailable")
+    # online but the hub does not answer (a closed port on loopback): one short probe
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(ModelUnavailable, match="did not answer"):
+        write_report(d, ReportOptions(backend="transformers", model="google/medgemma-4b-it"))
+    assert probes == [hf.HUB_PROBE_TIMEOUT_S]
