@@ -459,7 +459,8 @@ def render_html(report: Mapping[str, Any], analysis: Mapping[str, Any],
             text.append(f"<div class='narrative'><span class='label'>Narrative, "
                         f"{esc(doc.narrative_label)}:</span>{_mark(f.narrative, ref, False)}</div>")
         figs = "".join(_figure_html(x) for x in f.figures)
-        cls = "finding" if figs else "finding nofig"
+        wide = any(x.file.endswith("domains.png") for x in f.figures)  # map + bars: full width
+        cls = "finding" if figs and not wide else "finding nofig"
         p.append(f"<div class='{cls}' id='finding-{f.id}'><div>{''.join(text)}</div>"
                  + (f"<div>{figs}</div>" if figs else "") + "</div>")
     p.append("</section>")
