@@ -213,7 +213,8 @@ def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | No
         "prompt_sha256": prompt.sha256,
         "prompt_file": PROMPT_FILE,
         "prompt_chars": len(prompt.text),
-        "images_sent": len(prepared.images) if options.backend != "template" else 0,
+        "images_sent": (0 if options.backend == "template" else
+                        int(generation.extra.get("images_used", len(prepared.images)))),
         "image": prepared.info,
         "leakage_gate": {"passed": True, "findings": 0, "lexicon": lexicon_fingerprint(lexicon),
                          "context_strings": sum(len(v) for v in asdict(context).values())},

@@ -91,6 +91,28 @@ def check_weights_reachable(model_id: str, revision: str | None = None) -> bool:
     return False
 
 
+def _load_gguf(path: Path) -> tuple[Any, Any, str, str]:
+    """A single-file GGUF model (text-only, e.g. Gemma 3 270M): tokenizer and causal LM.
+
+    transformers dequantises the weights on load (needs the ``gguf`` package).
+    """
+    if not path.is_file():
+        raise ModelUnavailable(f"cannot load model {str(path)!r}: no such GGUF file")
+    torch, transformers = _import()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=dtype)
+    except (OSError, ValueError, KeyError, ImportError) as e:
+        reason = " ".join(str(e).split())
+        raise ModelUnavailable(f"cannot load GGUF model {str(path)!r}: {reason}") from e
+    model.to(device)
+    model.eval()
+    return tok, model, device, str(dtype).removeprefix("torch.")
+
+
 def load_model(model_id: str, revision: str | None = None) -> tuple[Any, Any, str, str]:
     """(processor, model, device, dtype name), loaded once per process for each model."""
     key = (model_id, revision)
@@ -98,6 +120,9 @@ def load_model(model_id: str, revision: str | None = None) -> tuple[Any, Any, st
         if key in _CACHE:
             return _CACHE[key]
         local = Path(model_id).expanduser()
+        if model_id.endswith(".gguf"):
+            _CACHE[key] = _load_gguf(local)
+            return _CACHE[key]
         if model_id.startswith(("/", "./", "../", "~")) and not local.is_dir():
             raise ModelUnavailable(f"cannot load model {model_id!r}: no such local directory "
                                    "(give a model folder or a Hugging Face model id)")
@@ -139,13 +164,23 @@ class TransformersBackend:
         processor, model, device, dtype = load_model(self.model_id, self.revision)
         t_load = time.perf_counter() - t0
         torch, _ = _import()
-        content: list[dict[str, Any]] = [{"type": "image", "image": im} for im in request.images]
-        content.append({"type": "text", "text": request.prompt})
-        messages = [{"role": "user", "content": content}]
-        inputs = processor.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-            return_tensors="pt",
-        )
+        text_only = getattr(processor, "image_processor", None) is None
+        if text_only:  # a language model without vision: the prompt alone, no images
+            if getattr(processor, "chat_template", None):
+                inputs = processor.apply_chat_template(
+                    [{"role": "user", "content": request.prompt}], add_generation_prompt=True,
+                    tokenize=True, return_dict=True, return_tensors="pt")
+            else:
+                inputs = processor(request.prompt, return_tensors="pt")
+        else:
+            content: list[dict[str, Any]] = [{"type": "image", "image": im}
+                                             for im in request.images]
+            content.append({"type": "text", "text": request.prompt})
+            messages = [{"role": "user", "content": content}]
+            inputs = processor.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                return_tensors="pt",
+            )
         inputs = inputs.to(device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
@@ -167,5 +202,6 @@ class TransformersBackend:
             decoding={"do_sample": False, "max_new_tokens": request.max_new_tokens,
                       "dtype": dtype, "device": device},
             timings={"load_s": round(t_load, 3), "generate_s": round(t_gen, 3)},
-            extra={"input_tokens": n_in, "output_tokens": len(new)},
+            extra={"input_tokens": n_in, "output_tokens": len(new),
+                   "images_used": 0 if text_only else len(request.images)},
         )
