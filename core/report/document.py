@@ -487,8 +487,8 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
         "(z-scores); spatially variable genes are ranked by Moran's I",
         "Domain enrichment is a domain's lineage share minus that lineage's share in the rest "
         "of the section",
-        f"Narrative: {src.get('label') or 'n/a'}; the model saw only tissue-blind aggregates "
-        "and the H&E image, never the organ or specimen identifiers (leakage gate)",
+        f"Narrative: {src.get('label') or 'n/a'}; the model never saw the organ or the "
+        "specimen identifiers (leakage gate)",
     ] + ([f"Random seed {params['seed']}"] if params.get("seed") is not None else []))
 
     # ---- appendix

@@ -218,8 +218,6 @@ def computed_sections(features: Mapping[str, Any], spots: list[dict[str, str]],
                 "Annotation depends on the marker table; unlisted cell types are not found.",
                 "The model saw only tissue-blind aggregates and the H&E image; it was not told "
                 "the organ of origin.",
-                "The narrative was checked claim by claim; sentences with a claim that "
-                "contradicts the computed results were removed from the findings.",
             ],
         },
         "follow_up": {},
@@ -233,6 +231,10 @@ def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
                  figures: list[str]) -> dict[str, Any]:
     """The structured report; adds number checks and the parroting score to ``provenance``."""
     computed = computed_sections(features, spots, image_info)
+    if provenance.get("written_by_language_model") and not provenance.get("images_sent"):
+        computed["uncertainty"]["limitations"] = [
+            x.replace("aggregates and the H&E image", "aggregates, without the image")
+            for x in computed["uncertainty"]["limitations"]]
     ref = collect_numbers(analysis, features, computed)
     split = split_sections(narrative)
     sections = []
@@ -277,7 +279,9 @@ def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
             "backend": provenance.get("backend"),
             "model": provenance.get("model"),
             "written_by_language_model": provenance.get("written_by_language_model"),
-            "label": ("written by a language model from the H&E image and tissue-blind features"
+            "label": (("written by a language model from the H&E image and tissue-blind features"
+                       if provenance.get("images_sent") else
+                       "written by a language model from tissue-blind features (no image)")
                       if provenance.get("written_by_language_model")
                       else "written by a deterministic template, without a language model"),
         },
