@@ -1,7 +1,7 @@
 # Two commands for a newcomer:  make demo   (set up + run the demo)   and   make test
 PY ?= python3.11
 VENV ?= .venv
-EXTRAS ?= service,model,dev
+EXTRAS ?= service,model,pdf,dev
 
 .PHONY: venv demo test test-fast test-outages lint bench services
 

@@ -18,35 +18,6 @@ from core.config import Settings, get_settings
 API_VERSION = "1.0.0"
 
 
-def _install_dependency_errors(app: FastAPI) -> None:
-    """The database gone mid-run (dropped, down, unreachable): 503 ``database_unavailable``
-    with what to check, not 500 ``internal_error``."""
-    from fastapi import Request
-    from fastapi.responses import JSONResponse
-    from sqlalchemy.exc import DBAPIError
-
-    from core.jobs.preflight import redact
-
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        import psycopg
-
-        if not (exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError)):
-            return await errors_unexpected(request, exc)
-        url = redact(app.state.settings.database_url)
-        return errors.problem(
-            503,
-            "database_unavailable",
-            f"the database {url} does not answer or does not exist; the administrator checks "
-            "MGS_DATABASE_URL and Postgres (medgemma-spatial db upgrade)",
-            headers={"Retry-After": "30"},
-        )
-
-    async def errors_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        handler = app.exception_handlers[Exception]
-        return await handler(request, exc)  # type: ignore[no-any-return,misc]
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts."""
     settings = settings or get_settings()
@@ -114,8 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HttpMetrics, registry=registry)
-    errors.install(app)
-    _install_dependency_errors(app)
+    errors.install(app)  # database and storage outages: 503 with Retry-After (api/errors.py)
     app.include_router(uploads.router)
     app.include_router(jobs.router)
     app.include_router(health.router)

@@ -94,6 +94,9 @@ class ReportOptions(_Options):
     max_new_tokens: int = Field(1024, ge=MAX_NEW_TOKENS_RANGE[0], le=MAX_NEW_TOKENS_RANGE[1],
                                 description="Most tokens the model may write.")
     tiles: int = Field(0, ge=0, le=MAX_TILES, description="Extra high-magnification H&E tiles for the model.")
+    specimen_id: _PathOrName | None = Field(
+        None, description="The lab's specimen identifier, shown in the report header only (never in a prompt)."
+    )
 
 
 _JOB_ANALYSIS_FIELDS = ("resolution", "seed", "markers", "species", "organs", "n_domains")

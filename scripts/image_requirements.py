@@ -6,7 +6,7 @@ nothing else (the same pins CI installs with ``pip install -e '.[...]'``):
 - ``api``: the ``service`` extra plus the few base dependencies the API process
   imports (settings, and h5py for sniffing uploads); no scientific stack, no torch.
 - ``analysis``: the base dependencies plus the ``service`` extra.
-- ``report``: the base dependencies plus the ``service`` and ``model`` extras.
+- ``report``: the base dependencies plus the ``service``, ``model`` and ``pdf`` extras.
 
 ``python scripts/image_requirements.py api > requirements.txt``
 """
@@ -43,7 +43,7 @@ def requirements(target: str, pyproject: Path = ROOT / "pyproject.toml") -> list
         return [r for r in base if _name(r) in API_BASE] + extras["service"]
     out = base + extras["service"]
     if target == "report":
-        out += extras["model"]
+        out += extras["model"] + extras["pdf"]
     return out
 
 

@@ -56,7 +56,7 @@ def _iso_datetime(v: object) -> object:
 
 JobId = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid)]
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
-ReportFormat = Literal["json", "markdown", "html", "fhir", "hl7"]
+ReportFormat = Literal["json", "markdown", "html", "pdf", "fhir", "hl7"]
 
 
 def _finished(job: Job) -> bool:
@@ -248,6 +248,7 @@ def _stream(
                 "application/json": {"schema": {"type": "object"}},
                 "text/markdown": {"schema": {"type": "string"}},
                 "text/html": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
                 "application/fhir+json": {"schema": {"type": "object"}},
                 "x-application/hl7-v2+er7": {"schema": {"type": "string"}},
             },
@@ -264,12 +265,17 @@ async def get_report(
     tenant: TenantDep,
     format: ReportFormat = "json",
 ) -> Response:
-    """The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
-    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
-    status (preliminary, final, amended)."""
+    """The report of a succeeded job: JSON, ``markdown``, ``html``, ``pdf`` (the document a lab
+    attaches to a case), ``fhir`` (a FHIR R4 DiagnosticReport) or ``hl7`` (an HL7 v2.5.1
+    ORU^R01 message); the text formats show the report status (preliminary, final, amended)."""
     job = await service.get_job(session, tenant, job_id)
     body = await reports.render(session, store, settings, job, format)
-    return Response(body, media_type=reports.MEDIA_TYPES[format])
+    headers = (
+        {"Content-Disposition": f'attachment; filename="report-{job_id}.pdf"'}
+        if format == "pdf"
+        else None
+    )
+    return Response(body, media_type=reports.MEDIA_TYPES[format], headers=headers)
 
 
 def _history_out(job_id: uuid.UUID, history: list[Signoff]) -> ReportHistory:

@@ -121,6 +121,7 @@ class Stage:
     options: dict[str, Any]
     summary: dict[str, Any]
     analysis_prefix: str | None
+    external_sample_id: str | None
     upload_key: str | None
     upload_format: str | None
     prefix: str  # this attempt's artifacts: jobs/{id}/attempt-{n}
@@ -158,6 +159,7 @@ def run_stage(
             "options": dict(job.options),
             "summary": dict(job.summary),
             "analysis_prefix": job.analysis_prefix,
+            "external_sample_id": job.external_sample_id,
             "upload_key": upload.storage_key if upload is not None else None,
             "upload_format": upload.format if upload is not None else None,
         }
@@ -357,7 +359,9 @@ def _report(st: Stage) -> str:
 
     check_report_choice(options, settings)  # the allowlist may have narrowed since submit
     r_opts = JobOptions.parse(options).report(
-        settings.report_backend, max_new_tokens=settings.max_new_tokens
+        settings.report_backend,
+        max_new_tokens=settings.max_new_tokens,
+        specimen_id=st.external_sample_id,
     )
     provenance = write_report(
         out, r_opts, settings, progress=lambda f: tracker(JobStage.REPORTING.value, f)

@@ -21,6 +21,7 @@ MEDIA_TYPES = {
     "json": "application/json",
     "markdown": "text/markdown; charset=utf-8",
     "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
     "fhir": "application/fhir+json",
     "hl7": "x-application/hl7-v2+er7; charset=utf-8",
 }
@@ -60,6 +61,8 @@ async def render(
     """The report in ``fmt`` (json, markdown, html, fhir, hl7), its status header included."""
     if fmt not in MEDIA_TYPES:
         raise BadOption(f"format must be one of {', '.join(MEDIA_TYPES)}")
+    if fmt == "pdf":  # made with the report; its header says the status it was made with
+        return await _read(store, job, service.REPORT_FILES[fmt])
     if fmt in service.REPORT_FILES:
         content = await _read(store, job, service.REPORT_FILES[fmt])
         history = await signoff.history(session, job)

@@ -24,7 +24,8 @@ from core.markers import marker_table_path
 from core.storage import ObjectStore
 
 CALLBACK_RESOLVE_TIMEOUT_S = 5.0
-REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
+REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html",
+                "pdf": "report.pdf"}
 
 
 @dataclass
@@ -282,5 +283,5 @@ async def artifact_key(store: ObjectStore, job: Job, name: str) -> str:
 
 async def report_key(store: ObjectStore, job: Job, fmt: str) -> str:
     if fmt not in REPORT_FILES:
-        raise BadOption("format must be json, markdown or html")
+        raise BadOption("format must be json, markdown, html or pdf")
     return await artifact_key(store, job, REPORT_FILES[fmt])

@@ -5,7 +5,10 @@
 ``he_image.png`` and ``leakage_context.json``), so a GPU worker can run it later from
 stored artifacts. It builds a tissue-blind prompt from ``features.json`` only, passes
 it through the leakage gate, asks the chosen backend for a narrative, and writes
-``prompt.txt``, ``report.json``, ``report.md`` and ``report.html``.
+``prompt.txt``, ``report.json``, ``report.md``, ``report.html`` and ``report.pdf``.
+The report files are written to temporary names and renamed into place; a failed
+report stage leaves a ``report.json`` with ``status: failed`` and the error, and no
+other report file.
 """
 
 from __future__ import annotations
@@ -82,6 +85,41 @@ def _lexicon(analysis: dict[str, Any]) -> Any:
     return lex
 
 
+REPORT_OUTPUTS = ("report.json", "report.md", "report.html", "report.pdf")
+
+
+def write_files_atomically(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Write every file to a temporary name first, then rename them all into place.
+
+    A failure while rendering or writing leaves no half-written report file behind.
+    """
+    tmp = {name: out_dir / f".{name}.tmp" for name in files}
+    try:
+        for name, data in files.items():
+            tmp[name].write_bytes(data)
+        for name in files:
+            tmp[name].replace(out_dir / name)
+    finally:
+        for p in tmp.values():
+            p.unlink(missing_ok=True)
+
+
+def record_failure(out_dir: Path, error: BaseException) -> None:
+    """Replace any report files with a ``report.json`` that records why the stage failed.
+
+    The analysis artifacts are left untouched.
+    """
+    from core.errors import MGSError
+
+    code = error.code if isinstance(error, MGSError) else "internal_error"
+    for name in REPORT_OUTPUTS:
+        (out_dir / name).unlink(missing_ok=True)
+    doc = {"schema": "mgs.report/1", "status": "failed",
+           "error": {"code": str(code), "message": " ".join(str(error).split())[:2000]},
+           "failed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    write_files_atomically(out_dir, {"report.json": json.dumps(doc, indent=2).encode("utf-8")})
+
+
 def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOptions,
                 analysis: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
     g = generation
@@ -96,7 +134,8 @@ def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOpti
         "prompt_sha256": prompt.sha256,
         "prompt_file": PROMPT_FILE if g else None,
         "prompt_chars": len(prompt.text),
-        "images_sent": len(prepared.images) if g and options.backend != "template" else 0,
+        "images_sent": (0 if not g or options.backend == "template" else
+                        int(g.extra.get("images_used", len(prepared.images)))),
         "image": prepared.info,
         "leakage_gate": gate,
         "timings": {**g.timings} if g else {},
@@ -107,8 +146,11 @@ def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOpti
 
 
 def _write_outputs(out_dir: Path, features: dict[str, Any], analysis: dict[str, Any], prompt: Any,
-                   prepared: Any, provenance: dict[str, Any], narrative: str, t_start: float) -> None:
+                   prepared: Any, provenance: dict[str, Any], narrative: str, context: Any,
+                   t_start: float) -> None:
+    """Render report.json, .md, .html and .pdf from one document and write them atomically."""
     from core.report.image import png_bytes, read_spot_table
+    from core.report.pdf import PDF_FILE, pdf_available, render_pdf
     from core.report.render import build_report, render_html, render_markdown
 
     figures = sorted(f"figures/{p.name}" for p in (out_dir / "figures").glob("*.png")) \
@@ -116,20 +158,48 @@ def _write_outputs(out_dir: Path, features: dict[str, Any], analysis: dict[str, 
     spots = read_spot_table(out_dir)
     report = build_report(features, analysis, spots, narrative, prompt.text,
                           prepared.info, provenance, figures)
-    provenance["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str),
-                                         encoding="utf-8")
-    (out_dir / "report.md").write_text(render_markdown(report, analysis, features),
-                                       encoding="utf-8")
-    model_input = [("H&E as sent to the model", png_bytes(prepared.images[0]))] \
+    model_input = [("H&E image as sent to the model", png_bytes(prepared.images[0]))] \
         if prepared.images and provenance.get("backend") else []
-    (out_dir / "report.html").write_text(
-        render_html(report, analysis, features, out_dir, model_input), encoding="utf-8")
+    ctx = asdict(context)
+    files: dict[str, bytes] = {
+        "report.md": render_markdown(report, analysis, features, ctx).encode("utf-8"),
+        "report.html": render_html(report, analysis, features, out_dir, model_input,
+                                   ctx).encode("utf-8"),
+    }
+    if pdf_available():
+        files[PDF_FILE] = render_pdf(report, analysis, features, out_dir, model_input, ctx)
+        report["pdf"] = {"written": True, "file": PDF_FILE}
+    else:
+        report["pdf"] = {"written": False,
+                         "reason": "fpdf2 is not installed (pip install 'medgemma-spatial[pdf]')"}
+    provenance["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
+    report["status"] = "complete" if narrative or not provenance.get("narrative_withheld") \
+        else "narrative_withheld"
+    files["report.json"] = json.dumps(report, indent=2, default=str).encode("utf-8")
+    write_files_atomically(out_dir, files)
 
 
 def write_report(out_dir: Path, options: ReportOptions, settings: Settings | None = None,
                  progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Write ``prompt.txt``, ``report.json``, ``report.md`` and ``report.html`` into ``out_dir``.
+    """Write the report (see :func:`_write_report`); on failure, record it in ``report.json``.
+
+    The failure is re-raised after it is recorded; the analysis artifacts are not touched. A
+    prompt refused by the leakage gate is not a failure of the report: it was written with the
+    computed findings and no narrative, and :class:`PromptLeakage` tells the caller.
+    """
+    try:
+        return _write_report(Path(out_dir), options, settings, progress)
+    except PromptLeakage:
+        raise
+    except Exception as e:
+        if not isinstance(e, InputError) and Path(out_dir).is_dir():
+            record_failure(Path(out_dir), e)
+        raise  # wrong options or a missing analysis folder: nothing to record
+
+
+def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | None = None,
+                  progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Write ``prompt.txt``, ``report.json``, ``report.md``, ``report.html`` and ``report.pdf``.
 
     Returns the report's provenance.
 
@@ -184,7 +254,8 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
             f"the leakage gate refused the prompt ({len(findings)} finding(s), listed in "
             f"{LEAKAGE_FINDINGS_FILE}); nothing was sent to any model")
         provenance["leakage_gate"]["findings_list"] = findings_as_dicts(findings)
-        _write_outputs(out_dir, features, analysis, prompt, prepared, provenance, "", t_start)
+        _write_outputs(out_dir, features, analysis, prompt, prepared, provenance, "", context,
+                       t_start)
         lines = "\n".join(f"  - {f.describe()}" for f in findings)
         raise PromptLeakage(f"prompt refused by the leakage gate: {len(findings)} finding(s); "
                             f"nothing was sent to any model; the report was written without "
@@ -202,7 +273,7 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
 
     provenance = _provenance(generation, prompt, prepared, options, analysis, gate)
     _write_outputs(out_dir, features, analysis, prompt, prepared, provenance, generation.text,
-                   t_start)
+                   context, t_start)
     step(1.0)
     return provenance
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import bisect
 import html
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -225,7 +224,6 @@ def computed_sections(features: Mapping[str, Any], spots: list[dict[str, str]],
                 "Annotation depends on the marker table; unlisted cell types are not found.",
                 "The model saw only tissue-blind aggregates and the H&E image; it was not told "
                 "the organ of origin.",
-                "Numbers in the narrative that match no computed value are marked unverified.",
             ],
         },
         "follow_up": {},
@@ -246,18 +244,16 @@ def not_assessed(analysis: Mapping[str, Any]) -> dict[str, Any]:
             "notes": notes}
 
 
-def _not_assessed_lines(report: Mapping[str, Any]) -> list[str]:
-    na = report.get("not_assessed") or {}
-    return [f"{c['claim'].replace('_', ' ')}: {c['reason']}" for c in na.get("claims") or []] \
-        + [f"note: {n}" for n in na.get("notes") or []]
-
-
 def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
                  spots: list[dict[str, str]], narrative: str, prompt_text: str,
                  image_info: Mapping[str, Any], provenance: dict[str, Any],
                  figures: list[str]) -> dict[str, Any]:
     """The structured report; adds number checks and the parroting score to ``provenance``."""
     computed = computed_sections(features, spots, image_info)
+    if provenance.get("written_by_language_model") and not provenance.get("images_sent"):
+        computed["uncertainty"]["limitations"] = [
+            x.replace("aggregates and the H&E image", "aggregates, without the image")
+            for x in computed["uncertainty"]["limitations"]]
     ref = collect_numbers(analysis, features, computed)
     split = split_sections(narrative)
     sections = []
@@ -275,7 +271,22 @@ def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
     n_checked += len(un_checks)
     n_unverified += sum(not c["verified"] for c in un_checks)
     score, copied, total = parroting_score(prompt_text, narrative)
+    from core.report.claims import check_claims, strike, summarise
+
+    checked_all: list[dict[str, Any]] = []
+    for s in sections:
+        checked = check_claims(str(s["narrative"]), features, analysis, ref)
+        for c in checked:
+            c["section"] = s["id"]
+        checked_all += checked
+        s["narrative_checked"] = strike(str(s["narrative"]), checked)
+    un_checked = check_claims(unassigned, features, analysis, ref)
+    for c in un_checked:
+        c["section"] = "unassigned"
+    checked_all += un_checked
+    counts = summarise(checked_all)
     provenance.update({
+        "claims": counts,
         "numbers_in_narrative": n_checked,
         "unverified_numbers": n_unverified,
         "parroting": {"score": score, "prompt_numbers": total, "copied_verbatim": copied},
@@ -289,16 +300,20 @@ def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
             "model": provenance.get("model"),
             "written_by_language_model": provenance.get("written_by_language_model"),
             "label": (f"no narrative: {provenance['narrative_withheld']}"
-                      if provenance.get("narrative_withheld")
-                      else "written by a language model from the H&E image and tissue-blind features"
+                      if provenance.get("narrative_withheld") else
+                      ("written by a language model from the H&E image and tissue-blind features"
+                       if provenance.get("images_sent") else
+                       "written by a language model from tissue-blind features (no image)")
                       if provenance.get("written_by_language_model")
                       else "written by a deterministic template, without a language model"),
         },
         "sections": sections,
         "narrative_unassigned": {"text": unassigned,
+                                 "text_checked": strike(unassigned, un_checked),
                                  "unverified_numbers": [c["text"] for c in un_checks
                                                         if not c["verified"]]},
         "narrative_raw": narrative,
+        "claim_check": {"counts": counts, "sentences": checked_all},
         "figures": figures,
         "provenance": provenance,
     }
@@ -319,157 +334,183 @@ def _marked(text: str, ref_checks: list[dict[str, Any]], wrap: tuple[str, str],
     return "".join(out)
 
 
+
 def _ref(report: Mapping[str, Any], analysis: Mapping[str, Any],
          features: Mapping[str, Any]) -> list[float]:
     computed = {s["id"]: s["computed"] for s in report["sections"]}
     return collect_numbers(analysis, features, computed)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list):
-        return ", ".join(_fmt(x) for x in v)
-    if isinstance(v, Mapping):
-        return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
-    return "" if v is None else str(v)
+def _mark(text: str, ref: list[float], md: bool) -> str:
+    wrap = ("", " ⟨unverified⟩") if md else (
+        "<mark class='unverified' title='matches no computed value'>", "</mark>")
+    return _marked(text, check_numbers(text, ref), wrap, not md)
 
 
-def _md_table(rows: list[Mapping[str, Any]]) -> str:
-    if not rows:
-        return ""
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)).replace("|", "/") for c in cols) + " |"
-              for r in rows]
-    return "\n".join(lines)
-
-
-def _computed_md(computed: Mapping[str, Any]) -> str:
-    parts = []
-    for k, v in computed.items():
-        if isinstance(v, list) and v and isinstance(v[0], Mapping):
-            parts.append(f"*{k}*\n\n{_md_table(v)}")
-        elif isinstance(v, Mapping):
-            inner = [(kk, vv) for kk, vv in v.items() if not (isinstance(vv, list) and vv
-                                                               and isinstance(vv[0], Mapping))]
-            tables = [(kk, vv) for kk, vv in v.items() if (kk, vv) not in inner]
-            if inner:
-                parts.append(f"*{k}*: " + "; ".join(f"{kk} = {_fmt(vv)}" for kk, vv in inner))
-            for kk, vv in tables:
-                parts.append(f"*{k}.{kk}*\n\n{_md_table(vv)}")
-        elif isinstance(v, list):
-            parts.append(f"*{k}*:\n" + "\n".join(f"- {_fmt(x)}" for x in v))
-        elif v is not None:
-            parts.append(f"*{k}*: {_fmt(v)}")
-    return "\n\n".join(parts)
-
-
+# --------------------------------------------------------------------------- markdown
 def render_markdown(report: Mapping[str, Any], analysis: Mapping[str, Any],
-                    features: Mapping[str, Any]) -> str:
-    """``report.md``: computed tables and narrative per section; unverified numbers marked."""
+                    features: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> str:
+    """``report.md``: the same document as the HTML and PDF, in Markdown."""
+    from core.report.document import build_document
+
+    doc = build_document(report, analysis, features, context)
     ref = _ref(report, analysis, features)
-    prov = report["provenance"]
-    src = report["narrative_source"]
-    out = ["# Spatial transcriptomics pathology report (research)", "",
-           f"> **{report['disclaimer']}**", "",
-           f"Narrative: {src['label']} (backend `{src['backend']}`"
-           + (f", model `{src['model']}`" if src.get("model") else "") + "). "
-           "Numbers marked ⟨unverified⟩ match no computed value.", ""]
-    lines = _not_assessed_lines(report)
-    if lines:
-        out += ["## What could not be assessed", "",
-                "The data cannot carry these claims, so they are not reported:", ""]
-        out += [f"- {x}" for x in lines] + [""]
-    for s in report["sections"]:
-        out += [f"## {s['title']}", "", "### Computed", "", _computed_md(s["computed"]) or "_none_",
-                "", "### Narrative", ""]
-        text = s["narrative"]
-        out.append(_marked(text, check_numbers(text, ref), ("", " ⟨unverified⟩"), False)
-                   if text else "_The narrative has nothing under this heading._")
-        out.append("")
-    un = report["narrative_unassigned"]["text"]
-    if un:
-        out += ["## Narrative outside the report headings", "",
-                _marked(un, check_numbers(un, ref), ("", " ⟨unverified⟩"), False), ""]
-    if report["figures"]:
-        out += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in report["figures"]] + [""]
-    out += ["## Provenance", "", "```json", json.dumps(prov, indent=2, default=str), "```", ""]
+    out = [f"# {doc.title}", "", f"> **{doc.research_use}**", ""]
+    out += [f"- **{k}:** {v}" for k, v in doc.header] + [""]
+    out += ["## Impression", ""] + [f"- {x}" for x in doc.impression] + [""]
+    out += ["## Findings", ""]
+    for f in doc.findings:
+        out += [f"### {f.title}", ""] + [p + "\n" for p in f.paragraphs]
+        out += [f"- {k}: {v}" for k, v in f.facts] + ([""] if f.facts else [])
+        if f.narrative:
+            out += [f"*Narrative ({doc.narrative_label}):*", "", _mark(f.narrative, ref, True), ""]
+        for fig in f.figures:
+            out += [f"![Figure {fig.number}. {fig.title}]({fig.file})", "",
+                    f"*Figure {fig.number}. {fig.title}.* {fig.caption}", ""]
+    out += ["## Limitations", ""] + [f"- {x}" for x in doc.limitations] + [""]
+    out += ["## Methods", ""] + [f"- {x}" for x in doc.methods] + [""]
+    out += ["## Appendix", ""]
+    for t in doc.tables:
+        out += [f"### {t.title}", "", "| " + " | ".join(t.columns) + " |",
+                "|" + "---|" * len(t.columns)]
+        out += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in t.rows]
+        out += [""] + ([t.note, ""] if t.note else [])
+    if doc.removed:
+        out += ["### Sentences removed from the narrative", ""]
+        for s in doc.removed:
+            why = "; ".join(f"{c['text']}: {c['reason']}" for c in s["claims"]
+                            if c["verdict"] == "contradicted")
+            out += [f"- ~~{_mark(s['sentence'], ref, True)}~~ (contradicted: {why})"]
+        out += [""]
+    extra = [f for f in doc.extra_figures if f.file]
+    for fig in extra:
+        out += [f"![Figure {fig.number}. {fig.title}]({fig.file})", "",
+                f"*Figure {fig.number}. {fig.title}.* {fig.caption}", ""]
+    out += ["### Provenance", ""] + [f"- {k}: {v}" for k, v in doc.provenance] + [""]
     return "\n".join(out)
 
 
+# --------------------------------------------------------------------------- html
 _CSS = """
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-.disclaimer{border:2px solid #b00;background:#fff3f3;padding:.8rem;font-weight:600}
-.narrative{background:#f6f8fa;border-left:4px solid #6a8;padding:.6rem 1rem;white-space:pre-wrap}
-.computed{border-left:4px solid #68a;padding:.2rem 1rem}
-mark.unverified{background:#ffd27f} table{border-collapse:collapse;margin:.5rem 0}
-td,th{border:1px solid #ccc;padding:.2rem .5rem;font-size:.9rem} img{max-width:100%}
-pre{background:#f4f4f4;padding:.6rem;overflow-x:auto;font-size:.8rem}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:72rem;margin:0 auto;
+ padding:1rem 1.5rem 3rem;color:#1d1d1f;line-height:1.45;font-size:15px}
+h1{font-size:1.5rem;margin:.6rem 0} h2{font-size:1.2rem;border-bottom:2px solid #ddd;
+ padding-bottom:.2rem;margin-top:1.8rem} h3{font-size:1.05rem;margin:1.2rem 0 .4rem}
+.ruo{border:2px solid #b00;background:#fff3f3;padding:.5rem .8rem;font-weight:600}
+.ruo-footer{display:none}
+dl.header{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:.8rem 0;
+ padding:.6rem .8rem;background:#f5f7fa;border:1px solid #dde3ea}
+dl.header dt{font-weight:600} dl.header dd{margin:0;overflow-wrap:anywhere}
+.impression{border-left:4px solid #2a6;padding:.2rem 1rem;background:#f3fbf6}
+.finding{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.15fr);gap:1.2rem;
+ align-items:start;margin-bottom:1rem}
+.finding.nofig{grid-template-columns:minmax(0,1fr)}
+.narrative{background:#f6f8fa;border-left:4px solid #6a8;padding:.4rem .8rem;
+ white-space:pre-wrap;overflow-wrap:anywhere}
+.narrative .label{display:block;font-size:.8rem;color:#555;white-space:normal}
+figure{margin:0 0 1rem} figure img{width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85rem;color:#333} figcaption b{color:#000}
+.tablewrap{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:.4rem 0;width:100%}
+td,th{border:1px solid #ccc;padding:.25rem .45rem;font-size:.85rem;text-align:left;
+ vertical-align:top;overflow-wrap:anywhere}
+th{background:#f0f2f5} ul.facts{list-style:none;padding:0;margin:.3rem 0}
+ul.facts li{padding:.1rem 0;border-bottom:1px dotted #ddd}
+ul.facts span.v{float:right;font-variant-numeric:tabular-nums}
+details{margin:.6rem 0;border:1px solid #ddd;padding:.4rem .8rem}
+summary{cursor:pointer;font-weight:600}
+del.removed{color:#8a1f1f} mark.unverified{background:#ffd27f}
+@media (max-width:900px){.finding{grid-template-columns:minmax(0,1fr)}}
+@page{size:A4;margin:16mm 14mm 20mm}
+@media print{body{max-width:none;padding:0;font-size:10.5pt}
+ .finding{grid-template-columns:minmax(0,1fr)} figure{break-inside:avoid}
+ figure img{max-height:120mm;width:auto;max-width:100%}
+ details{border:none;padding:0} details>*{display:block}
+ .ruo-footer{display:block;position:fixed;bottom:0;left:0;right:0;font-size:8pt;color:#600;
+ text-align:center;border-top:1px solid #b00;background:#fff}}
 """
 
 
-def _html_value(v: Any) -> str:
-    if isinstance(v, list) and v and isinstance(v[0], Mapping):
-        cols = list(v[0])
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols)
-                       + "</tr>" for r in v)
-        return f"<table><tr>{head}</tr>{body}</table>"
-    if isinstance(v, Mapping):
-        return "<ul>" + "".join(f"<li><b>{html.escape(str(k))}</b>: {_html_value(x)}</li>"
-                                for k, x in v.items()) + "</ul>"
-    if isinstance(v, list):
-        return html.escape(", ".join(_fmt(x) for x in v))
-    return html.escape(_fmt(v))
+def _img_tag(data: bytes | None, alt: str) -> str:
+    if data is None:
+        return ""
+    b64 = base64.b64encode(data).decode("ascii")
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{b64}'>"
+
+
+def _figure_html(fig: Any) -> str:
+    esc = html.escape
+    return (f"<figure id='fig{fig.number}'>{_img_tag(fig.data, fig.title)}<figcaption>"
+            f"<b>Figure {fig.number}. {esc(fig.title)}.</b> {esc(fig.caption)}</figcaption>"
+            "</figure>")
+
+
+def _table_html(t: Any) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in t.columns)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in t.rows)
+    note = f"<p class='note'>{esc(t.note)}</p>" if t.note else ""
+    return (f"<h3>{esc(t.title)}</h3><div class='tablewrap'><table><thead><tr>{head}</tr>"
+            f"</thead><tbody>{body}</tbody></table></div>{note}")
 
 
 def render_html(report: Mapping[str, Any], analysis: Mapping[str, Any],
                 features: Mapping[str, Any], out_dir: Path,
-                extra_images: list[tuple[str, bytes]] | None = None) -> str:
-    """``report.html``: self-contained, with the figures embedded as base64 PNG."""
+                extra_images: list[tuple[str, bytes]] | None = None,
+                context: Mapping[str, Any] | None = None) -> str:
+    """``report.html``: self-contained (figures embedded), laid out as a pathology report."""
+    from core.report.document import build_document
+
+    doc = build_document(report, analysis, features, context, out_dir, extra_images)
     ref = _ref(report, analysis, features)
-    src = report["narrative_source"]
     esc = html.escape
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-             f"<title>Spatial pathology report (research)</title><style>{_CSS}</style></head><body>",
-             "<h1>Spatial transcriptomics pathology report (research)</h1>",
-             f"<p class='disclaimer'>{esc(report['disclaimer'])}</p>",
-             f"<p>Narrative: {esc(src['label'])} (backend <code>{esc(str(src['backend']))}</code>"
-             + (f", model <code>{esc(str(src['model']))}</code>" if src.get("model") else "")
-             + "). Highlighted numbers match no computed value (unverified).</p>"]
-    lines = _not_assessed_lines(report)
-    if lines:
-        parts.append("<h2>What could not be assessed</h2><p>The data cannot carry these claims, "
-                     "so they are not reported:</p><ul>"
-                     + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>")
-    for s in report["sections"]:
-        parts.append(f"<h2>{esc(s['title'])}</h2>")
-        parts.append(f"<div class='computed'><h3>Computed</h3>{_html_value(s['computed'])}</div>")
-        text = s["narrative"]
-        body = (_marked(text, check_numbers(text, ref),
-                        ("<mark class='unverified' title='matches no computed value'>", "</mark>"),
-                        True) if text else "<i>The narrative has nothing under this heading.</i>")
-        parts.append(f"<h3>Narrative</h3><div class='narrative'>{body}</div>")
-    un = report["narrative_unassigned"]["text"]
-    if un:
-        marked = _marked(un, check_numbers(un, ref),
-                         ("<mark class='unverified' title='matches no computed value'>", "</mark>"),
-                         True)
-        parts.append("<h2>Narrative outside the report headings</h2>"
-                     f"<div class='narrative'>{marked}</div>")
-    images: list[tuple[str, bytes]] = list(extra_images or [])
-    for f in report["figures"]:
-        p = out_dir / f
-        if p.is_file():
-            images.append((Path(f).stem, p.read_bytes()))
-    if images:
-        parts.append("<h2>Figures</h2>")
-        for name, data in images:
-            b64 = base64.b64encode(data).decode("ascii")
-            parts.append(f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{b64}'>"
-                         f"<figcaption>{esc(name)}</figcaption></figure>")
-    parts.append("<h2>Provenance</h2><pre>"
-                 + esc(json.dumps(report["provenance"], indent=2, default=str)) + "</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    p = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+         f"<title>{esc(doc.title)} (research use only)</title><style>{_CSS}</style></head><body>",
+         f"<p class='ruo'>{esc(doc.research_use)}</p>",
+         f"<div class='ruo-footer'>{esc(doc.research_use)}</div>",
+         f"<h1>{esc(doc.title)}</h1>", "<dl class='header'>"]
+    p += [f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in doc.header]
+    p += ["</dl>", "<section id='impression'><h2>Impression</h2><div class='impression'><ul>"]
+    p += [f"<li>{esc(x)}</li>" for x in doc.impression]
+    p += ["</ul></div></section>", "<section id='findings'><h2>Findings</h2>"]
+    for f in doc.findings:
+        text = [f"<h3>{esc(f.title)}</h3>"] + [f"<p>{esc(x)}</p>" for x in f.paragraphs]
+        if f.facts:
+            text.append("<ul class='facts'>" + "".join(
+                f"<li>{esc(k)} <span class='v'>{esc(v)}</span></li>" for k, v in f.facts)
+                + "</ul>")
+        if f.narrative:
+            text.append(f"<div class='narrative'><span class='label'>Narrative, "
+                        f"{esc(doc.narrative_label)}:</span>{_mark(f.narrative, ref, False)}</div>")
+        figs = "".join(_figure_html(x) for x in f.figures)
+        wide = any(x.file.endswith("domains.png") for x in f.figures)  # map + bars: full width
+        cls = "finding" if figs and not wide else "finding nofig"
+        p.append(f"<div class='{cls}' id='finding-{f.id}'><div>{''.join(text)}</div>"
+                 + (f"<div>{figs}</div>" if figs else "") + "</div>")
+    p.append("</section>")
+    p += ["<section id='limitations'><h2>Limitations</h2><ul>"]
+    p += [f"<li>{esc(x)}</li>" for x in doc.limitations] + ["</ul></section>"]
+    p += ["<section id='methods'><h2>Methods</h2><ul>"]
+    p += [f"<li>{esc(x)}</li>" for x in doc.methods] + ["</ul></section>"]
+    p += ["<section id='appendix'><h2>Appendix</h2>",
+          "<details><summary>Full tables</summary>"]
+    p += [_table_html(t) for t in doc.tables] + ["</details>"]
+    if doc.removed:
+        p.append(f"<details><summary>Sentences removed from the narrative "
+                 f"({len(doc.removed)})</summary><ul>")
+        for s in doc.removed:
+            why = "; ".join(f"{c['text']}: {c['reason']}" for c in s["claims"]
+                            if c["verdict"] == "contradicted")
+            p.append(f"<li><del class='removed'>{_mark(s['sentence'], ref, False)}</del> "
+                     f"(contradicted: {esc(why)})</li>")
+        p.append("</ul></details>")
+    if doc.extra_figures:
+        p.append("<details><summary>Other figures</summary>"
+                 + "".join(_figure_html(x) for x in doc.extra_figures if x.data) + "</details>")
+    p.append("<details><summary>Provenance</summary><div class='tablewrap'><table><tbody>"
+             + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in doc.provenance)
+             + "</tbody></table></div></details></section>")
+    p.append(f"<p class='ruo'>{esc(doc.research_use)}</p></body></html>")
+    return "\n".join(p)

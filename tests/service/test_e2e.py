@@ -83,7 +83,10 @@ def test_visium_end_to_end(
         md = c.get(f"/v1/jobs/{job['id']}/report", params={"format": "markdown"})
         assert md.headers["content-type"].startswith("text/markdown") and md.text.strip()
         html = c.get(f"/v1/jobs/{job['id']}/report", params={"format": "html"})
-        assert "<html" in html.text.lower()
+        assert "<html" in html.text.lower() and f"E2E-{kind}" in html.text
+        pdf = c.get(f"/v1/jobs/{job['id']}/report", params={"format": "pdf"})
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert pdf.content.startswith(b"%PDF-")
         names = {a["name"] for a in c.get(f"/v1/jobs/{job['id']}/artifacts").json()["items"]}
         for must in ("spots.csv", "features.json", "analysis.json", "report.json", "report.md"):
             assert must in names, names

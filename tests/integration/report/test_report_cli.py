@@ -156,7 +156,8 @@ def test_cli_missing_model_exits_1_with_one_line(sample: Path, tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: model_unavailable: "), err
     assert "/nonexistent" in err[0]
-    assert not (out / "report.json").exists()
+    failed = json.loads((out / "report.json").read_text())  # the failure, recorded
+    assert failed["status"] == "failed" and not (out / "report.html").exists()
 
 
 def test_cli_planted_leak_exits_4_and_sends_nothing(sample: Path, tmp_path: Path,
@@ -213,7 +214,7 @@ def test_cli_template_backend_without_annotation(sample: Path, tmp_path: Path) -
     assert "cell-type annotation was unavailable" in prompt
     report = read_report(out)
     assert report["provenance"]["backend"] == "template"
-    assert "annotation was unavailable" in (out / "report.md").read_text()
+    assert "Cell types were not annotated" in (out / "report.md").read_text()
 
 
 def test_cli_eval_leakage_passes(capsys: pytest.CaptureFixture[str]) -> None:

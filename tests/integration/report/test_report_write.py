@@ -40,10 +40,20 @@ def test_template_report_files_and_provenance(tmp_path: Path, strategy: str) -> 
     assert prov["unverified_numbers"] == 0 and prov["numbers_in_narrative"] > 0
     assert 0 < prov["parroting"]["score"] <= 1
     md = (d / "report.md").read_text()
-    assert "not a diagnosis" in md and "## Cell populations" in md
+    assert "Not a diagnosis" in md and "### Cell populations and composition" in md
+    assert report["status"] == "complete" and report["claim_check"]["counts"]["contradicted"] == 0
     html = (d / "report.html").read_text()
     assert "data:image/png;base64," in html and "src='figures/" not in html
     assert html.count("<img") == 2  # model input overview + figures/domains.png
+
+
+def _assert_failure_recorded(d: Path, code: str) -> None:
+    """A failed report stage: report.json records it, no other report file, analysis intact."""
+    report = json.loads((d / "report.json").read_text())
+    assert report["status"] == "failed" and report["error"]["code"] == code
+    assert not any((d / f).exists() for f in ("report.md", "report.html", "report.pdf"))
+    assert not list(d.glob(".*.tmp"))
+    assert (d / "features.json").is_file() and (d / "analysis.json").is_file()
 
 
 def test_text_only_when_no_image(tmp_path: Path) -> None:
@@ -101,14 +111,14 @@ def test_unreachable_openai_server_fails_clearly(tmp_path: Path) -> None:
                         openai_max_retries=1, openai_timeout_s=2)
     with pytest.raises(ModelUnavailable, match=r"cannot reach .*after 2 attempt"):
         write_report(d, ReportOptions(backend="openai"), settings=settings)
-    assert not (d / "report.json").exists()  # no silent template fallback
+    _assert_failure_recorded(d, "model_unavailable")  # no silent template fallback
 
 
 def test_missing_transformers_model_fails_clearly(tmp_path: Path) -> None:
     d = write_output_dir(tmp_path)
     with pytest.raises(ModelUnavailable):
         write_report(d, ReportOptions(backend="transformers", model=str(tmp_path / "no-model")))
-    assert not (d / "report.json").exists()
+    _assert_failure_recorded(d, "model_unavailable")
 
 
 def test_missing_features_is_an_input_error(tmp_path: Path) -> None:
@@ -116,3 +126,31 @@ def test_missing_features_is_an_input_error(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match=r"features\.json"):
         write_report(tmp_path, ReportOptions())
+
+
+def test_hub_model_offline_fails_fast_without_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub id whose weights are not cached: model_unavailable before any download attempt."""
+    pytest.importorskip("transformers", reason="the model extra is not installed")
+    from core.report.backends import hf
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty cache
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    probes: list[float] = []
+    real_probe = hf._hub_reachable
+    monkeypatch.setattr(hf, "_hub_reachable", lambda timeout_s=3.0: probes.append(timeout_s)
+                        or real_probe(timeout_s))
+    d = write_output_dir(tmp_path / "out")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable, match=r"not in the local Hugging Face cache.*offline"):
+        write_report(d, ReportOptions(backend="transformers", model="google/medgemma-4b-it"))
+    assert probes == []  # offline: not even a probe
+    _assert_failure_recorded(d, "model_unavailable")
+    # online but the hub does not answer (a closed port on loopback): one short probe
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(ModelUnavailable, match="did not answer"):
+        write_report(d, ReportOptions(backend="transformers", model="google/medgemma-4b-it"))
+    assert probes == [hf.HUB_PROBE_TIMEOUT_S]

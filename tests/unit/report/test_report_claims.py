@@ -1,52 +1,65 @@
-"""Withheld claims and a close domain count reach the prompt, the template and the report."""
+"""The claim-by-claim check of a narrative against the computed results."""
 
 from __future__ import annotations
 
-from core.report.backends.template import write_template_narrative
-from core.report.leakage import find_leaks
-from core.report.prompts import build_prompt
-from core.report.render import computed_sections, not_assessed
+from core.report.claims import check_claims, domain_enrichment, split_sentences, strike, summarise
+from core.report.render import collect_numbers
 from core.report.samples import example_features
 
+ANALYSIS = {"annotation": {"cell_type_counts": {"Epithelial cells": 90, "Fibroblasts": 60,
+                                                "T cells": 40, "Macrophages": 20,
+                                                "Dendritic cells": 0}}}
 
-def test_close_domain_count_is_said() -> None:
+
+def _check(text: str) -> list[dict]:  # type: ignore[type-arg]
     f = example_features()
-    f["domain_count"] = {"chosen": len(f["domains"]), "close_alternative": 2}
-    prompt = build_prompt(f, "anti_parroting", n_images=1).text
-    assert "a division into 2 fits the data nearly as well" in prompt
-    assert find_leaks(prompt, None, f) == []
-    text = write_template_narrative(f, has_image=True)
-    assert "A division into 2 domains fits the data nearly as well" in text
-    assert computed_sections(f, [], {})["tissue_architecture"]["domain_count"]["close_alternative"] == 2
+    return check_claims(text, f, ANALYSIS, collect_numbers(f, ANALYSIS))
 
 
-def test_withheld_claims_are_said_not_described() -> None:
-    f = example_features()
-    f["domains"] = []
-    f["spatial"].pop("spatially_variable_genes")
-    f["not_assessed"] = [
-        {"claim": "domains", "reason": "the 2 candidate domains are not separated (silhouette "
-                                       "0.09, at least 0.15 needed)", "value": 0.09, "threshold": 0.15},
-        {"claim": "spatially_variable_genes", "reason": "none of the tested genes is spatially "
-                                                        "variable at FDR 0.05", "value": 0, "threshold": 1},
-    ]
-    prompt = build_prompt(f, "anti_parroting", n_images=1).text
-    assert "Not assessed" in prompt and "silhouette 0.09" in prompt
-    assert find_leaks(prompt, None, f) == []
-    text = write_template_narrative(f, has_image=True)
-    assert "divides into" not in text
-    assert "Spatial domains are not reported: the 2 candidate domains are not separated" in text
-    assert "Spatially variable genes are not reported" in text
-    comp = computed_sections(f, [], {})
-    assert "not separated" in comp["tissue_architecture"]["domains_not_assessed"]
+def _verdicts(text: str) -> list[str]:
+    return [s["verdict"] for s in _check(text)]
 
 
-def test_report_lists_failed_claims_and_notes() -> None:
-    analysis = {"claims": [{"name": "genes_kept", "passed": False, "value": 34, "threshold": 200,
-                            "reason": "only 34 genes kept"},
-                           {"name": "domains", "passed": True, "value": 0.5, "threshold": 0.15,
-                            "reason": "fine"}],
-                "provenance": {"notes": ["blank image"]}, "qc": {"notes": ["shallow sample"]}}
-    na = not_assessed(analysis)
-    assert [c["claim"] for c in na["claims"]] == ["genes_kept"]
-    assert na["notes"] == ["blank image", "shallow sample"]
+def test_sentences_split_on_stops_and_lines() -> None:
+    assert split_sentences("## Head\nOne is 31%. Two D2 here!\n- three") == [
+        "Head", "One is 31%.", "Two D2 here!", "three"]
+
+
+def test_enrichment_is_against_the_rest_of_the_section() -> None:
+    e = domain_enrichment(example_features())
+    # D1: epithelial 0.6 in 35% of the section; overall 0.31 -> rest (0.31-0.21)/0.65 = 0.154
+    assert abs(e["D1"]["epithelial"] - (0.6 - 0.1 / 0.65)) < 1e-3
+    assert e["D3"]["lymphoid"] > 0.05 > e["D3"]["epithelial"]
+
+
+def test_supported_claims() -> None:
+    assert _verdicts(
+        "Epithelial is the most abundant lineage (31%). D1 is the largest domain. "
+        "D3 is enriched for lymphoid cells. D1 is adjacent to D2. Macrophages are present."
+    ) == ["supported"] * 5
+
+
+def test_contradicted_claims() -> None:
+    checked = _check(
+        "Lymphoid cells dominate the section. D9 is immune. D2 is the largest domain. "
+        "D1 is enriched for lymphoid cells. D1 borders D4. Epithelium is 77% of spots. "
+        "The dendritic domain is the most important spatial domain.")
+    assert [s["verdict"] for s in checked] == ["contradicted"] * 7
+    reasons = [c["reason"] for s in checked for c in s["claims"] if c["verdict"] == "contradicted"]
+    assert "the largest lineage in the section is epithelial" in reasons
+    assert "this cell type was not found in the sample" in reasons
+    assert "the domains do not touch" in reasons
+
+
+def test_unverifiable_and_negated() -> None:
+    assert _verdicts("The tissue looks well preserved. D1 is not the largest domain.") == [
+        "unverifiable", "supported"]
+
+
+def test_strike_removes_contradicted_sentences_and_counts() -> None:
+    text = "D1 is the largest domain. Epithelium is 77% of spots. The tissue looks fine."
+    checked = _check(text)
+    assert strike(text, checked) == "D1 is the largest domain. The tissue looks fine."
+    counts = summarise(checked)
+    assert counts["sentences_removed"] == 1 and counts["contradicted"] == 1
+    assert counts["supported"] >= 2 and counts["unverifiable"] == 1

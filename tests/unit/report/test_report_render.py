@@ -63,4 +63,8 @@ def test_unverified_numbers_are_marked_in_markdown_and_html(tmp_path) -> None:  
     assert "31% of spots, not 77% ⟨unverified⟩" in md
     html = render_html(report, {}, features, tmp_path)
     assert "<mark class='unverified' title='matches no computed value'>77%</mark>" in html
-    assert "not a diagnosis" in html
+    assert "Not a diagnosis" in html
+    # the contradicted sentence is struck from the findings and kept, marked, in the appendix
+    body, appendix = html.split("<section id='appendix'>")
+    assert "not 77%" not in body and "<del class='removed'>" in appendix
+    assert report["claim_check"]["counts"]["sentences_removed"] == 1

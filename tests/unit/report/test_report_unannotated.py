@@ -50,6 +50,9 @@ def test_report_writes_without_annotation(tmp_path: Path) -> None:
     d = write_output_dir(tmp_path, features=example_features(annotated=False))
     write_report(d, ReportOptions())
     md = (d / "report.md").read_text()
-    assert "annotation was unavailable" in md
+    assert "Cell types were not annotated" in md
+    # domain confidence and diversity do not apply: n/a with the reason, never 0
+    d1 = next(line for line in md.splitlines() if line.startswith("| D1 |"))
+    assert "n/a (not annotated)" in d1 and "| 0.00 |" not in d1 and "| 0 |" not in d1
     report = json.loads((d / "report.json").read_text())
     assert report["narrative_source"]["backend"] == "template"

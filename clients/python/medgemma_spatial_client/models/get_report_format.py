@@ -6,6 +6,7 @@ class GetReportFormat(StrEnum):
     HTML = "html"
     JSON = "json"
     MARKDOWN = "markdown"
+    PDF = "pdf"
 
     def __str__(self) -> str:
         return str(self.value)

@@ -124,9 +124,9 @@ def sync_detailed(
 ) -> Response[GetReportResponse200 | Problem]:
     """ Get Report
 
-     The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
-    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
-    status (preliminary, final, amended).
+     The report of a succeeded job: JSON, ``markdown``, ``html``, ``pdf`` (the document a lab
+    attaches to a case), ``fhir`` (a FHIR R4 DiagnosticReport) or ``hl7`` (an HL7 v2.5.1
+    ORU^R01 message); the text formats show the report status (preliminary, final, amended).
 
     Args:
         job_id (UUID):
@@ -162,9 +162,9 @@ def sync(
 ) -> GetReportResponse200 | Problem | None:
     """ Get Report
 
-     The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
-    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
-    status (preliminary, final, amended).
+     The report of a succeeded job: JSON, ``markdown``, ``html``, ``pdf`` (the document a lab
+    attaches to a case), ``fhir`` (a FHIR R4 DiagnosticReport) or ``hl7`` (an HL7 v2.5.1
+    ORU^R01 message); the text formats show the report status (preliminary, final, amended).
 
     Args:
         job_id (UUID):
@@ -195,9 +195,9 @@ async def asyncio_detailed(
 ) -> Response[GetReportResponse200 | Problem]:
     """ Get Report
 
-     The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
-    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
-    status (preliminary, final, amended).
+     The report of a succeeded job: JSON, ``markdown``, ``html``, ``pdf`` (the document a lab
+    attaches to a case), ``fhir`` (a FHIR R4 DiagnosticReport) or ``hl7`` (an HL7 v2.5.1
+    ORU^R01 message); the text formats show the report status (preliminary, final, amended).
 
     Args:
         job_id (UUID):
@@ -233,9 +233,9 @@ async def asyncio(
 ) -> GetReportResponse200 | Problem | None:
     """ Get Report
 
-     The report of a succeeded job: JSON, ``markdown``, ``html``, ``fhir`` (a FHIR R4
-    DiagnosticReport) or ``hl7`` (an HL7 v2.5.1 ORU^R01 message); each shows the report
-    status (preliminary, final, amended).
+     The report of a succeeded job: JSON, ``markdown``, ``html``, ``pdf`` (the document a lab
+    attaches to a case), ``fhir`` (a FHIR R4 DiagnosticReport) or ``hl7`` (an HL7 v2.5.1
+    ORU^R01 message); the text formats show the report status (preliminary, final, amended).
 
     Args:
         job_id (UUID):

@@ -1,0 +1,570 @@
+"""The report as a pathologist reads it: one document model, rendered to HTML, Markdown and PDF.
+
+:func:`build_document` turns ``report.json`` (narrative, claim check, provenance) and the
+analysis documents into a plain structure: a header, an impression, findings by topic
+(each with its figure), limitations, methods and an appendix. Every quantity has one
+source (``analysis.json`` where it holds the full-precision value, else ``features.json``),
+is written once, in plain words with units; a value that does not apply is shown as
+"n/a" with its reason and nothing empty is shown.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.report.claims import domain_enrichment
+
+TITLE = "Spatial transcriptomics pathology report"
+STATUS = "Preliminary (research use only, not for diagnosis)"
+RESEARCH_USE = ("Research use only. Not a diagnosis: produced by an automated analysis; a "
+                "qualified pathologist must review the tissue itself.")
+ENRICHED_MIN = 0.05  # lineage share at least 5 points above the rest of the section
+LOW_CONFIDENCE_WARN = 0.5
+
+
+@dataclass
+class Figure:
+    """A numbered figure with what it shows and how to read it."""
+
+    file: str
+    title: str
+    caption: str
+    number: int = 0
+    data: bytes | None = None
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass
+class Finding:
+    """One topic of the findings: plain sentences, the checked narrative, its figures."""
+
+    id: str
+    title: str
+    paragraphs: list[str]
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    narrative: str = ""
+    figures: list[Figure] = field(default_factory=list)
+
+
+@dataclass
+class Document:
+    title: str
+    header: list[tuple[str, str]]
+    impression: list[str]
+    narrative_label: str
+    findings: list[Finding]
+    limitations: list[str]
+    methods: list[str]
+    tables: list[Table]
+    removed: list[dict[str, Any]]
+    claim_counts: dict[str, int]
+    provenance: list[tuple[str, str]]
+    extra_figures: list[Figure]
+    research_use: str = RESEARCH_USE
+
+    def figures(self) -> list[Figure]:
+        """Every figure in citation order."""
+        return [f for fd in self.findings for f in fd.figures] + self.extra_figures
+
+
+# --------------------------------------------------------------------------- formatting
+def pct(x: Any, digits: int = 0) -> str:
+    try:
+        v = float(x) * 100
+    except (TypeError, ValueError):
+        return "n/a"
+    if 0 < v < 1 and digits == 0:
+        return "<1%"
+    return f"{v:.{digits}f}%"
+
+
+def num(x: Any, digits: int = 0) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{v:,.{digits}f}"
+
+
+def _ranked(comp: Mapping[str, Any]) -> list[tuple[str, float]]:
+    return sorted(((str(k), float(v)) for k, v in (comp or {}).items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)),
+                  key=lambda kv: -kv[1])
+
+
+def _join(words: list[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _sentence_list(items: list[str]) -> list[str]:
+    """Items as sentences: stripped, capitalised, ending with a full stop."""
+    out = []
+    for s in items:
+        s = " ".join(str(s).split()).rstrip(" .;,")
+        if s:
+            out.append(s[0].upper() + s[1:] + ".")
+    return out
+
+
+# --------------------------------------------------------------------------- figures
+CAPTIONS: dict[str, tuple[str, str]] = {
+    "qc_maps": ("Sample quality across the section",
+                "Each panel colours every {unit} by one quality measure: total transcripts "
+                "(UMIs, log10), genes detected, the mitochondrial share of transcripts (%) and "
+                "the confidence of the cell-type call. Brighter is higher; look for regions "
+                "that differ from the rest (edges, folds, damaged tissue)."),
+    "domains": ("Spatial domains and their composition",
+                "Left: each {unit} coloured by its spatial domain over the H&E image. Right: the "
+                "mean estimated lineage composition of each domain (bars sum to 1), domains in "
+                "the same colours as the map. Read the map for where a domain lies and the bars "
+                "for what it is made of."),
+    "composition": ("Lineage composition per domain",
+                    "Stacked bars: the mean estimated share of each lineage in the {unit}s of "
+                    "each domain; taller segments are larger shares."),
+    "lineages": ("Dominant lineage per {unit}",
+                 "Each {unit} coloured by the lineage with the highest estimated share; the same "
+                 "lineage colours are used in every figure."),
+    "cell_types": ("Dominant cell type per {unit}",
+                   "Each {unit} coloured by the cell type with the highest score; shades of a "
+                   "lineage's colour mark the cell types of that lineage."),
+    "nhood_enrichment": ("Which cell types sit next to each other",
+                         "Neighbourhood enrichment z-scores between cell types: red means the "
+                         "two types are neighbours more often than by chance, blue less often; "
+                         "values beyond about 2 in either direction are notable."),
+    "spatially_variable_genes": ("Genes with the strongest spatial pattern",
+                                 "Expression of the genes with the highest spatial "
+                                 "autocorrelation (Moran's I, in each title); brighter is higher "
+                                 "expression. These genes outline the section's structure."),
+}
+FIGURE_TOPIC = {"qc_maps": "quality", "domains": "architecture", "composition": "architecture",
+                "lineages": "cells", "cell_types": "cells", "nhood_enrichment": "spatial",
+                "spatially_variable_genes": "spatial"}
+
+
+def _figure(file: str, unit: str) -> Figure:
+    stem = Path(file).stem
+    title, caption = CAPTIONS.get(stem, (stem.replace("_", " ").capitalize(),
+                                         "A figure of the analysis."))
+    return Figure(file=file, title=title.format(unit=unit), caption=caption.format(unit=unit))
+
+
+# --------------------------------------------------------------------------- claims of the analysis
+def _withheld(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Claims of the analysis that its own checks withheld (``analysis['claims']``)."""
+    claims = analysis.get("claims")
+    if isinstance(claims, Mapping):
+        claims = [{"name": k, **(v if isinstance(v, Mapping) else {"passed": bool(v)})}
+                  for k, v in claims.items()]
+    if not isinstance(claims, list):
+        return []
+    return [dict(c) for c in claims if isinstance(c, Mapping) and c.get("passed") is False]
+
+
+def _is_withheld(withheld: list[dict[str, Any]], *words: str) -> bool:
+    names = " ".join(str(c.get("name", "")).lower() for c in withheld)
+    return any(w in names for w in words)
+
+
+# --------------------------------------------------------------------------- the document
+def _unit(features: Mapping[str, Any]) -> str:
+    return str((features.get("platform") or {}).get("unit") or "spot")
+
+
+def _platform(features: Mapping[str, Any], analysis: Mapping[str, Any]) -> str:
+    p = features.get("platform") or {}
+    layout = str(p.get("layout") or analysis.get("layout") or "")
+    name = {"visium": "10x Visium", "visium_hd": "10x Visium HD"}.get(layout, layout or "n/a")
+    desc = str(p.get("unit_description") or "").replace(" um ", " µm ") or None
+    if p.get("bin_size_um"):
+        desc = f"{num(p['bin_size_um'])} µm bins"
+    return f"{name} ({desc})" if desc else name
+
+
+def _specimen(context: Mapping[str, Any]) -> str:
+    ids = [str(x) for k in ("sample_ids", "library_ids") for x in (context.get(k) or [])]
+    ids = list(dict.fromkeys(ids))
+    return ", ".join(ids) if ids else "n/a (the input carried no specimen identifier)"
+
+
+def _quality(features: Mapping[str, Any], analysis: Mapping[str, Any], unit: str
+             ) -> tuple[list[str], list[tuple[str, str]]]:
+    fq = features.get("qc") or {}
+    aq = analysis.get("qc") or {}
+    qs = analysis.get("qc_summary") or {}
+    n_in, n_kept = aq.get("n_spots_in"), aq.get("n_spots_kept", fq.get("units_analysed"))
+    removed = (1 - n_kept / n_in) if n_in and n_kept is not None else fq.get("fraction_removed_by_qc")
+    genes = (qs.get("n_genes") or {}).get("median", fq.get("median_genes_per_unit"))
+    umis = (qs.get("total_counts") or {}).get("median")
+    mito = (qs.get("pct_mito") or {}).get("median", fq.get("median_mito_fraction"))
+    facts = [(f"{unit.capitalize()}s analysed", num(n_kept)),
+             ("Removed by quality control", pct(removed, 1) if removed is not None else
+              "n/a (not recorded)"),
+             (f"Median genes detected per {unit}", num(genes)),
+             (f"Median transcripts (UMIs) per {unit}", num(umis) if umis is not None else
+              "n/a (not recorded)"),
+             ("Median mitochondrial share of transcripts", pct(mito, 1))]
+    text = (f"{num(n_kept)} {unit}s were analysed"
+            + (f" ({pct(removed, 1)} removed by quality control)" if removed is not None else "")
+            + f"; the median {unit} detected {num(genes)} genes"
+            + (f" from {num(umis)} transcripts" if umis is not None else "")
+            + f", with {pct(mito, 1)} of transcripts mitochondrial.")
+    return [text], facts
+
+
+def _domain_rows(features: Mapping[str, Any], analysis: Mapping[str, Any], annotated: bool
+                 ) -> list[dict[str, Any]]:
+    enrich = domain_enrichment(features)
+    markers_used = (analysis.get("annotation") or {}).get("markers_used") or {}
+    a_domains = {str(d.get("id")): d for d in (analysis.get("domains") or {}).get("domains") or []
+                 if isinstance(d, Mapping)}
+    rows = []
+    for d in features.get("domains") or []:
+        did = str(d.get("id"))
+        up = sorted(((lin, v) for lin, v in (enrich.get(did) or {}).items() if v >= ENRICHED_MIN),
+                    key=lambda kv: -kv[1])
+        down = sorted(((lin, v) for lin, v in (enrich.get(did) or {}).items()
+                       if v <= -ENRICHED_MIN), key=lambda kv: kv[1])
+        genes = [m for m in (a_domains.get(did) or {}).get("markers") or []
+                 if isinstance(m, Mapping) and (m.get("log2fc") or 0) >= 1
+                 and (float(m["pval_adj"]) if m.get("pval_adj") is not None else 1.0) < 0.05]
+        gene_set = {str(m.get("gene")) for m in genes}
+        programmes = sorted(((ct, [g for g in gs if g in gene_set])
+                             for ct, gs in markers_used.items()),
+                            key=lambda kv: -len(kv[1]))
+        programmes = [(ct, gs) for ct, gs in programmes if len(gs) >= 2][:2]
+        rows.append({"id": did, "fraction": d.get("fraction_of_units"),
+                     "composition": _ranked(d.get("lineage_composition") or {}),
+                     "up": up, "down": down, "programmes": programmes,
+                     "top_genes": [str(m.get("gene")) for m in genes[:5]],
+                     "confidence": d.get("mean_confidence") if annotated else None,
+                     "entropy": d.get("mean_neighbourhood_entropy") if annotated else None,
+                     "adjacent": [str(x) for x in d.get("adjacent_domains") or []]})
+    return rows
+
+
+def _describe_domain(r: Mapping[str, Any]) -> str:
+    parts = [f"{r['id']} ({pct(r['fraction'])} of the section)"]
+    if r["up"]:
+        parts.append("enriched for " + _join([f"{lin} (+{v * 100:.0f} percentage points "
+                                              "against the rest of the section)" if i == 0
+                                              else f"{lin} (+{v * 100:.0f})"
+                                              for i, (lin, v) in enumerate(r["up"][:3])]))
+    elif r["composition"]:
+        parts.append("close to the section's overall composition (no lineage 5 points above "
+                     "the rest)")
+    if r["down"]:
+        parts.append("depleted of " + _join([lin for lin, _ in r["down"][:2]]))
+    if r["programmes"]:
+        parts.append("expressing the marker programme of " + _join(
+            [f"{ct if ct[:2].isupper() else ct.lower()} ({', '.join(gs[:4])})"
+             for ct, gs in r["programmes"]]))
+    elif r["top_genes"]:
+        parts.append("top marker genes " + ", ".join(r["top_genes"][:4]))
+    return parts[0] + ": " + "; ".join(parts[1:]) + "." if len(parts) > 1 else parts[0] + "."
+
+
+def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
+                   features: Mapping[str, Any], context: Mapping[str, Any] | None = None,
+                   out_dir: Path | None = None,
+                   extra_images: list[tuple[str, bytes]] | None = None) -> Document:
+    """The report's content, ready for any renderer."""
+    from core.report.prompts import annotation_available
+
+    context = context or {}
+    unit = _unit(features)
+    annotated = annotation_available(features)
+    withheld = _withheld(analysis)
+    prov = report.get("provenance") or {}
+    aprov = prov.get("analysis_provenance") or analysis.get("provenance") or {}
+    versions = aprov.get("versions") or {}
+    src = report.get("narrative_source") or {}
+    narratives = {s["id"]: s.get("narrative_checked", s.get("narrative", ""))
+                  for s in report.get("sections") or []}
+    if not src.get("written_by_language_model"):
+        # The template restates the computed findings: showing it would state each
+        # quantity twice. Its text stays in report.json and report.md's appendix.
+        narratives = {}
+
+    model = (f"{src.get('model')}" + (f" (revision {prov.get('model_revision')})"
+                                      if prov.get("model_revision") else "")
+             if src.get("written_by_language_model") else
+             f"none: deterministic template writer ({prov.get('model_revision') or 'v1'})")
+    given = (prov.get("options") or {}).get("specimen_id")
+    header = [("Specimen", str(given) if given else _specimen(context)),
+              ("Platform", _platform(features, analysis)),
+              ("Report date", str(prov.get("created_at") or "n/a (not recorded)")
+               .replace("T", " ").replace("+00:00", " UTC")),
+              ("Pipeline", f"MedGemma Spatial {versions.get('medgemma-spatial', 'n/a')}"),
+              ("Narrative model", model),
+              ("Report status", STATUS)]
+
+    # ---- findings
+    figs = {Path(f).stem: _figure(f, unit) for f in report.get("figures") or []}
+    if "domains" in figs and "composition" in figs:
+        figs.pop("composition")  # the domain figure carries the composition bars beside the map
+    q_text, q_facts = _quality(features, analysis, unit)
+    findings = [Finding("quality", "Sample quality", [], q_facts,
+                        narratives.get("specimen_and_qc", ""))]
+
+    rows = _domain_rows(features, analysis, annotated)
+    n_clusters = (features.get("clusters") or {}).get("n_clusters")
+    if rows and not _is_withheld(withheld, "domain"):
+        largest = max(rows, key=lambda r: float(r["fraction"] or 0))
+        arch = [f"The section divides into {len(rows)} spatial domains (regions of similar "
+                f"expression and neighbourhood); the largest is {largest['id']} "
+                f"({pct(largest['fraction'])})."]
+        arch += [_describe_domain(r) for r in rows] if annotated else [
+            "Domains could not be characterised by lineage: cell types were not annotated."]
+    else:
+        arch = ["No spatial domains were computed."]
+    facts = [("Expression clusters", num(n_clusters)) if n_clusters else
+             ("Expression clusters", "n/a (not computed)")]
+    findings.append(Finding("architecture", "Tissue architecture and domains", arch, facts,
+                            narratives.get("tissue_architecture", "")))
+
+    ann = features.get("annotation") or {}
+    if annotated:
+        comp = _ranked(features.get("lineage_composition") or {})
+        present = [(k, v) for k, v in comp if v > 0]
+        cells = [("Estimated lineage composition of the section: "
+                  + ", ".join(f"{k} {pct(v)}" for k, v in present) + ". "
+                  f"Each {unit} can hold several cells, so this is the mean estimated share "
+                  f"per {unit}, not a count of {unit}s by their dominant call.")]
+        conf = ann.get("median_confidence")
+        low = ann.get("fraction_low_confidence")
+        cells.append(f"{num(ann.get('n_cell_populations'))} cell populations were scored; the "
+                     f"median confidence of a {unit}'s call is {num(conf, 2)} (0 to 1), and "
+                     f"{pct(low)} of {unit}s have a low-confidence call"
+                     + (" — treat cell-type statements with caution." if (low or 0) >
+                        LOW_CONFIDENCE_WARN else "."))
+    else:
+        cells = ["Cell types were not annotated: too few genes of the marker table were found "
+                 "in this sample, so no cell populations or lineage composition are reported."]
+    cm = (analysis.get("annotation") or {}).get("confidence_meaning")
+    if annotated and cm:
+        cells.append(str(cm))
+    findings.append(Finding("cells", "Cell populations and composition", cells, [],
+                            narratives.get("cell_populations", "")))
+
+    sp = features.get("spatial") or {}
+    spatial = []
+    if annotated:
+        together = [f"{r.get('a')} with {r.get('b')} (z = {num(r.get('z'), 1)})"
+                    for r in sp.get("lineage_colocalisation") or [] if isinstance(r, Mapping)]
+        apart = [f"{r.get('a')} from {r.get('b')} (z = {num(r.get('z'), 1)})"
+                 for r in sp.get("lineage_segregation") or [] if isinstance(r, Mapping)]
+        if together:
+            spatial.append("Lineages found next to each other more often than by chance: "
+                           + "; ".join(together[:3]) + ".")
+        if apart:
+            spatial.append("Lineages kept apart: " + "; ".join(apart[:3]) + ".")
+        if not together and not apart:
+            spatial.append("No lineage pair sits together or apart more than by chance.")
+    else:
+        spatial.append("Lineage neighbourhoods were not assessed: cell types were not annotated.")
+    svg = sp.get("spatially_variable_genes") or {}
+    top_genes = [f"{g.get('gene')} (Moran's I {num(g.get('I'), 2)})"
+                 for g in ((analysis.get("spatial") or {}).get("morans_i") or {}).get("top") or []
+                 if isinstance(g, Mapping)][:5]
+    if svg.get("n_tested"):
+        spatial.append(f"{num(svg.get('n_significant_fdr05'))} of {num(svg.get('n_tested'))} "
+                       f"tested genes ({pct(svg.get('fraction_significant'))}) vary in space "
+                       "(false discovery rate 5%)"
+                       + (f"; the strongest are {', '.join(top_genes)}." if top_genes else "."))
+    findings.append(Finding("spatial", "Spatial organisation", spatial, [],
+                            narratives.get("spatial_organisation", "")))
+    if narratives.get("morphology"):
+        findings.append(Finding("morphology", "Morphology from the H&E image",
+                                ["The pipeline does not measure morphology; the only statement "
+                                 "below is the model's reading of the image."], [],
+                                narratives["morphology"]))
+    if narratives.get("follow_up"):
+        findings.append(Finding("follow_up", "Suggested follow-up", [], [],
+                                narratives["follow_up"]))
+    other = (report.get("narrative_unassigned") or {})
+    other_text = other.get("text_checked", other.get("text", ""))
+    if other_text and src.get("written_by_language_model"):
+        findings.append(Finding("other", "Statements outside the report headings", [], [],
+                                other_text))
+    findings = [f for f in findings if f.paragraphs or f.facts or f.narrative]
+
+    # ---- figures: beside their topic, numbered in citation order
+    used = set()
+    for f in findings:
+        for stem, topic in FIGURE_TOPIC.items():
+            if topic == f.id and stem in figs:
+                f.figures.append(figs[stem])
+                used.add(stem)
+    extra = [fig for stem, fig in figs.items() if stem not in used]
+    for name, data in extra_images or []:
+        extra.append(Figure(file="", title=name, data=data,
+                            caption="The H&E image exactly as the model received it (cropped to "
+                                    "the tissue and letterboxed to the model's input size)."))
+    for n, fig in enumerate([x for fd in findings for x in fd.figures] + extra, start=1):
+        fig.number = n
+        if fig.data is None and out_dir is not None and fig.file:
+            p = Path(out_dir) / fig.file
+            fig.data = p.read_bytes() if p.is_file() else None
+    for fd in findings:
+        fd.figures = [x for x in fd.figures if x.data is not None or out_dir is None]
+        if fd.figures:
+            nums = [str(x.number) for x in fd.figures]
+            refs = f"Figure {nums[0]}" if len(nums) == 1 else f"Figures {_join(nums)}"
+            fd.paragraphs = [*fd.paragraphs, f"See {refs}."]
+
+    # ---- impression (computed, never written by the model)
+    impression = [q_text[0]]
+    if rows and annotated and not _is_withheld(withheld, "domain"):
+        distinct = [r for r in rows if r["up"]]
+        impression.append(
+            f"{len(rows)} spatial domains"
+            + (": " + "; ".join(f"{r['id']} {r['up'][0][0]}-enriched" for r in distinct)
+               if distinct else "") + ".")
+    elif rows:
+        impression.append(f"{len(rows)} spatial domains.")
+    if annotated:
+        comp = _ranked(features.get("lineage_composition") or {})
+        if comp:
+            impression.append(f"Most abundant lineage: {comp[0][0]} ({pct(comp[0][1])})"
+                              + (f", then {comp[1][0]} ({pct(comp[1][1])})" if len(comp) > 1
+                                 else "") + ".")
+        if (ann.get("fraction_low_confidence") or 0) > LOW_CONFIDENCE_WARN:
+            impression.append(f"Cell-type calls are uncertain: {pct(ann['fraction_low_confidence'])}"
+                              f" of {unit}s have a low-confidence call.")
+    else:
+        impression.append("Cell types could not be annotated in this sample.")
+
+    # ---- limitations
+    unc = next((s.get("computed") or {} for s in report.get("sections") or []
+                if s.get("id") == "uncertainty"), {})
+    limitations = _sentence_list(unc.get("limitations") or [])
+    if not limitations:
+        limitations = _sentence_list([
+            f"Each {unit} can hold several cells; cell populations are estimates",
+            "Annotation depends on the marker table; unlisted cell types are not found"])
+    for c in withheld:
+        name = str(c.get("name", "a claim")).replace("_", " ")
+        reason = str(c.get("reason") or "its check did not pass").rstrip(".")
+        limitations.append(f"Not assessed: {name}, because {reason}.")
+    for note in (report.get("not_assessed") or {}).get("notes") or []:  # e.g. a shallow sample
+        text = " ".join(str(note).split()).rstrip(".")
+        if text:
+            limitations.append(f"{text[0].upper()}{text[1:]}.")
+    if narratives.get("uncertainty"):
+        limitations.append("The narrative's own account of uncertainty: "
+                           + " ".join(narratives["uncertainty"].split()))
+    counts = dict((report.get("claim_check") or {}).get("counts") or {})
+    if counts:
+        limitations.append(
+            f"The narrative was checked claim by claim against the computed results: "
+            f"{counts.get('supported', 0)} claims supported, {counts.get('contradicted', 0)} "
+            f"contradicted, {counts.get('unverifiable', 0)} could not be checked; "
+            f"{counts.get('sentences_removed', 0)} sentence(s) with a contradicted claim were "
+            "removed from the findings (listed in the appendix).")
+
+    # ---- methods
+    params = aprov.get("parameters") or {}
+    methods = _sentence_list([
+        f"Counts were filtered for quality (minimum transcripts and genes per {unit}, maximum "
+        "mitochondrial share), normalised and log-transformed; the most variable genes were "
+        "reduced by principal components",
+        "Expression clusters came from Leiden clustering of a nearest-neighbour graph"
+        + (f" (resolution {params['resolution']})" if params.get("resolution") else ""),
+        "Spatial domains were found by smoothing expression over neighbouring "
+        f"{unit}s and clustering; the number of domains was chosen by silhouette score",
+        "Cell types were scored from a marker-gene table; lineage composition is the mean "
+        f"estimated share per {unit}",
+        "Neighbourhood enrichment compares observed neighbour pairs with random permutations "
+        "(z-scores); spatially variable genes are ranked by Moran's I",
+        "Domain enrichment is a domain's lineage share minus that lineage's share in the rest "
+        "of the section",
+        f"Narrative: {src.get('label') or 'n/a'}; the model never saw the organ or the "
+        "specimen identifiers (leakage gate)",
+    ] + ([f"Random seed {params['seed']}"] if params.get("seed") is not None else []))
+
+    # ---- appendix
+    tables = []
+    if rows:
+        tables.append(Table(
+            "Spatial domains",
+            ["Domain", "Share of section", "Composition (estimated)", "Enriched vs rest",
+             "Mean call confidence", "Neighbourhood diversity", "Touches"],
+            [[r["id"], pct(r["fraction"]),
+              ", ".join(f"{k} {pct(v)}" for k, v in r["composition"] if v > 0) or
+              "n/a (not annotated)",
+              ", ".join(f"{k} +{pct(v)}" for k, v in r["up"]) or "none",
+              num(r["confidence"], 2) if r["confidence"] is not None else
+              "n/a (not annotated)",
+              num(r["entropy"], 2) if r["entropy"] is not None else "n/a (not annotated)",
+              ", ".join(r["adjacent"]) or "none"] for r in rows],
+            "Neighbourhood diversity is the mean Shannon entropy of cell types around each "
+            f"{unit} (higher is more mixed)."))
+    pops = next((s.get("computed", {}).get("populations") for s in report.get("sections") or []
+                 if s.get("id") == "cell_populations"), None)
+    if pops:
+        tables.append(Table(
+            f"Cell populations (dominant call per {unit})",
+            ["Cell type", "Lineage", f"{unit.capitalize()}s", "Share", "Mean confidence"],
+            [[str(p.get("cell_type")), str(p.get("lineage") or "n/a"), num(p.get("units")),
+              pct(p.get("fraction")), num(p.get("mean_confidence"), 2)
+              if p.get("mean_confidence") is not None else "n/a (no score)"] for p in pops],
+            f"Counts {unit}s by their single most likely cell type; the lineage composition in "
+            f"the findings averages the estimated mix within each {unit}, so the two differ."))
+    th = (analysis.get("qc") or {}).get("thresholds") or {}
+    if th:
+        labels = {"min_counts": f"Minimum transcripts per {unit}",
+                  "min_genes": f"Minimum genes per {unit}",
+                  "max_mito_fraction": "Maximum mitochondrial share",
+                  "min_spots_per_gene": f"Minimum {unit}s per gene"}
+        tables.append(Table("Quality-control thresholds", ["Threshold", "Value"],
+                            [[labels.get(k, k.replace("_", " ").capitalize()),
+                              pct(v, 0) if "fraction" in k else num(v, 0)]
+                             for k, v in th.items() if v is not None]))
+    removed = [s for s in (report.get("claim_check") or {}).get("sentences") or []
+               if s.get("verdict") == "contradicted"]
+    provenance = [
+        ("Input checksum (SHA-256)", str(aprov.get("input_sha256") or "n/a (not recorded)")),
+        ("Input format", str(aprov.get("input_format") or "n/a (not recorded)")),
+        ("Analysis parameters", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in params.items()
+                                          if v is not None) or "n/a (not recorded)"),
+        ("Software versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or
+         "n/a (not recorded)"),
+        ("Narrative backend", str(src.get("backend") or "n/a")),
+        ("Prompt strategy", str(prov.get("prompt_strategy") or "n/a").replace("_", " ")),
+        ("Prompt checksum (SHA-256)", str(prov.get("prompt_sha256") or "n/a")),
+        ("Images sent to the model", num(prov.get("images_sent"))),
+        ("Leakage gate", "passed" if (prov.get("leakage_gate") or {}).get("passed")
+         else "n/a (not recorded)"),
+        ("Decoding", ", ".join(f"{str(k).replace('_', ' ')} {v}"
+                               for k, v in (prov.get("decoding") or {}).items()) or "n/a"),
+        ("Timings", ", ".join(f"{str(k).removesuffix('_s').replace('_', ' ')} {v} s"
+                              for k, v in (prov.get("timings") or {}).items()) or "n/a"),
+    ]
+    return Document(TITLE, header, impression, str(src.get("label") or ""), findings,
+                    limitations, methods, tables, removed, counts, provenance, extra)
+
+
+def document_json(doc: Document) -> str:
+    """A compact JSON view of the document (tests and debugging)."""
+    from dataclasses import asdict
+
+    d = asdict(doc)
+    for f in d["findings"]:
+        for fig in f["figures"]:
+            fig.pop("data", None)
+    for fig in d["extra_figures"]:
+        fig.pop("data", None)
+    return json.dumps(d, indent=2, default=str)
