@@ -123,8 +123,8 @@ def _sentence_list(items: list[str]) -> list[str]:
 CAPTIONS: dict[str, tuple[str, str]] = {
     "qc_maps": ("Sample quality across the section",
                 "Each panel colours every {unit} by one quality measure: total transcripts "
-                "(UMIs, log10), genes detected, the mitochondrial share of transcripts (%) and "
-                "the confidence of the cell-type call. Brighter is higher; look for regions "
+                "(UMIs, log10), genes detected, the mitochondrial share of transcripts (%){conf}. "
+                "Brighter is higher; look for regions "
                 "that differ from the rest (edges, folds, damaged tissue)."),
     "domains": ("Spatial domains and their composition",
                 "Left: each {unit} coloured by its spatial domain over the H&E image. Right: the "
@@ -154,11 +154,14 @@ FIGURE_TOPIC = {"qc_maps": "quality", "domains": "architecture", "composition": 
                 "spatially_variable_genes": "spatial"}
 
 
-def _figure(file: str, unit: str) -> Figure:
+def _figure(file: str, unit: str, annotated: bool = True) -> Figure:
     stem = Path(file).stem
     title, caption = CAPTIONS.get(stem, (stem.replace("_", " ").capitalize(),
                                          "A figure of the analysis."))
-    return Figure(file=file, title=title.format(unit=unit), caption=caption.format(unit=unit))
+    # the QC maps carry a confidence panel only where cell types were called
+    conf = " and the confidence of the cell-type call" if annotated else ""
+    return Figure(file=file, title=title.format(unit=unit),
+                  caption=caption.format(unit=unit, conf=conf))
 
 
 # --------------------------------------------------------------------------- claims of the analysis
@@ -312,7 +315,7 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
               ("Report status", STATUS)]
 
     # ---- findings
-    figs = {Path(f).stem: _figure(f, unit) for f in report.get("figures") or []}
+    figs = {Path(f).stem: _figure(f, unit, annotated) for f in report.get("figures") or []}
     if "domains" in figs and "composition" in figs:
         figs.pop("composition")  # the domain figure carries the composition bars beside the map
     q_text, q_facts = _quality(features, analysis, unit)
@@ -328,6 +331,14 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
                 f"({pct(largest['fraction'])})."]
         arch += [_describe_domain(r) for r in rows] if annotated else [
             "Domains could not be characterised by lineage: cell types were not annotated."]
+    elif _is_withheld(withheld, "domain"):
+        why = next((str(c.get("reason") or "") for c in withheld
+                    if "domain" in str(c.get("name", "")).lower()), "")
+        why = why.split(": ", 1)[1] if why.lower().startswith("spatial domains not assessed: ") \
+            else why
+        why = why.rstrip(".").replace("it rests on", "they rest on", 1)
+        arch = [f"Spatial domains are not reported: {why}." if why else
+                "Spatial domains are not reported: the data cannot carry them."]
     else:
         arch = ["No spatial domains were computed."]
     facts = [("Expression clusters", num(n_clusters)) if n_clusters else
@@ -458,11 +469,15 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
     for c in withheld:
         name = str(c.get("name", "a claim")).replace("_", " ")
         reason = str(c.get("reason") or "its check did not pass").rstrip(".")
+        # "spatial domains not assessed: it rests on ..." -> "it rests on ..." (said once)
+        head, sep, rest = reason.partition(" not assessed: ")
+        if sep and len(head.split()) <= 4:
+            reason = rest
         limitations.append(f"Not assessed: {name}, because {reason}.")
     for note in (report.get("not_assessed") or {}).get("notes") or []:  # e.g. a shallow sample
         text = " ".join(str(note).split()).rstrip(".")
         if text:
-            limitations.append(f"{text[0].upper()}{text[1:]}.")
+            limitations.append(f"Note on the sample: {text}.")
     if narratives.get("uncertainty"):
         limitations.append("The narrative's own account of uncertainty: "
                            + " ".join(narratives["uncertainty"].split()))
@@ -484,7 +499,8 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
         "Expression clusters came from Leiden clustering of a nearest-neighbour graph"
         + (f" (resolution {params['resolution']})" if params.get("resolution") else ""),
         "Spatial domains were found by smoothing expression over neighbouring "
-        f"{unit}s and clustering; the number of domains was chosen by silhouette score",
+        f"{unit}s and clustering; the number of domains was chosen by silhouette score and stability across "
+        "subsamples (see analysis.json domains.choice)",
         "Cell types were scored from a marker-gene table; lineage composition is the mean "
         f"estimated share per {unit}",
         "Neighbourhood enrichment compares observed neighbour pairs with random permutations "

@@ -158,10 +158,12 @@ def test_real_spaceranger_subset(shared_data: Path, tmp_path: Path) -> None:
     assert not figures & {"domains.png", "cell_types.png", "lineages.png", "nhood_enrichment.png",
                           "spatially_variable_genes.png", "composition.png"}
     report_md = (out / "report.md").read_text()
-    assert "## What could not be assessed" in report_md
+    limitations = report_md.split("## Limitations", 1)[1].split("## Methods", 1)[0]
+    assert "Not assessed: domains" in limitations and "Not assessed: annotation" in limitations
     assert "divides into" not in report_md and "Spatial domains are not reported" in report_md
-    assert "median 9 UMIs per spot" in report_md
-    assert "blank" in report_md and "sample is shallow" in report_md  # the notes reach the report
+    assert "median 9 UMIs per spot" in limitations
+    assert "blank" in limitations and "shallow" in limitations  # the notes reach the report
+    assert "confidence of the cell-type call" not in report_md  # no such panel was drawn
     report = json.loads((out / "report.json").read_text())
     assert {c["claim"] for c in report["not_assessed"]["claims"]} >= {"domains", "annotation"}
     assert not any(f.endswith("domains.png") for f in report["figures"])
