@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings, allowed_report_backends, allowed_report_models
 from core.db import repositories as repo
-from core.db.models import TERMINAL_STATES, Job, JobKind, JobState
+from core.db.models import Job, JobKind, JobState
 from core.errors import BadOption
 from core.jobs import lifecycle, outbox, webhooks
 from core.jobs.errors import CallbackRefused, Conflict, NotFound, TooManyRequests
@@ -242,10 +242,6 @@ def _finished(job: Job) -> None:
         )
 
 
-def _assert_terminal(job: Job) -> bool:
-    return job.state in {s.value for s in TERMINAL_STATES}
-
-
 async def list_artifacts(store: ObjectStore, job: Job) -> list[tuple[str, int]]:
     """``(name, size)`` of every result file (analysis artifacts, then the report)."""
     _finished(job)
@@ -279,9 +275,3 @@ async def artifact_key(store: ObjectStore, job: Job, name: str) -> str:
             if await anyio.to_thread.run_sync(store.size, key) is not None:
                 return key
     raise NotFound(f"artifact {name[:100]!r} not found", code="artifact_not_found")
-
-
-async def report_key(store: ObjectStore, job: Job, fmt: str) -> str:
-    if fmt not in REPORT_FILES:
-        raise BadOption("format must be json, markdown, html or pdf")
-    return await artifact_key(store, job, REPORT_FILES[fmt])
