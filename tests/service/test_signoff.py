@@ -231,13 +231,26 @@ def test_fhir_export(api: str, keys: dict[str, str], done_job: dict[str, Any]) -
     with client(api, keys["submitter"]) as c:
         r = c.get(f"/v1/jobs/{jid}/report", params={"format": "fhir"})
         features = c.get(f"/v1/jobs/{jid}/artifacts/features.json").json()
+        pdf = c.get(f"/v1/jobs/{jid}/report", params={"format": "pdf"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/fhir+json"
     doc = r.json()
     report = fhir_dr.DiagnosticReport.model_validate(doc)  # raises on an invalid resource
     assert report.status == "amended"  # signed final, then amended (previous test)
     assert any(i.value == "S-2026-0042" for i in report.identifier)
     assert report.conclusion and "Addendum (Dr Grace Hopper" in report.conclusion
-    assert report.presentedForm is None  # no report.pdf artifact in this job
+    # the job's report.pdf, attached whole with its size and SHA-1 (FHIR R4 Attachment.hash)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    (form,) = report.presentedForm or []
+    assert form.contentType == "application/pdf" and form.size == len(pdf.content)
+    import base64
+    import hashlib
+
+    # fhir.resources decodes base64Binary fields on validation; the JSON carries base64
+    assert form.data == pdf.content
+    assert base64.b64decode(doc["presentedForm"][0]["data"]) == pdf.content
+    digest = hashlib.sha1(pdf.content).digest()
+    assert form.hash == digest
+    assert doc["presentedForm"][0]["hash"] == base64.b64encode(digest).decode()
     contained = {res.id: res for res in report.contained}
     codes = {}
     for ref in report.result:
