@@ -76,7 +76,8 @@ def pg_url() -> Iterator[str]:
 def redis_url() -> Iterator[str]:
     import redis
 
-    db = random.randint(5, 15)
+    # MGS_TEST_REDIS_DB pins the db (parallel test runs on one machine each take their own)
+    db = int(os.environ.get("MGS_TEST_REDIS_DB") or random.randint(5, 15))
     url = f"{REDIS_BASE}/{db}"
     r = redis.Redis.from_url(url)
     r.flushdb()
