@@ -177,7 +177,7 @@ def main() -> None:
     ours_cmd = [
         sys.executable,
         "-m",
-        "core.cli",
+        "cli",
         "analyze",
         str(sample),
         "--out",
@@ -251,7 +251,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "core.cli",
+                "cli",
                 "analyze",
                 str(sample),
                 "--out",

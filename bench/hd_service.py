@@ -95,7 +95,7 @@ def main() -> None:
 
         def start(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
             fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (lives as long as the process)
-            p = subprocess.Popen([sys.executable, "-m", "core.cli", *cmd], env=env, cwd=ROOT,
+            p = subprocess.Popen([sys.executable, "-m", "cli", *cmd], env=env, cwd=ROOT,
                                  stdout=fh, stderr=subprocess.STDOUT)
             procs.append(p)
             return p

@@ -153,14 +153,14 @@ def start_stack(
         "PYTHONPATH": str(ROOT),
     }
     subprocess.run(
-        [sys.executable, "-m", "core.cli", "db", "upgrade"],
+        [sys.executable, "-m", "cli", "db", "upgrade"],
         env=env,
         check=True,
         cwd=ROOT,
         capture_output=True,
     )
     out = subprocess.run(
-        [sys.executable, "-m", "core.cli", "keys", "create", "--tenant", "bench"],
+        [sys.executable, "-m", "cli", "keys", "create", "--tenant", "bench"],
         env=env,
         check=True,
         cwd=ROOT,
@@ -175,7 +175,7 @@ def start_stack(
         [
             sys.executable,
             "-m",
-            "core.cli",
+            "cli",
             "serve",
             "--port",
             str(port),

@@ -22,7 +22,7 @@ def test_api_runs_without_the_analysis_stack(tmp_path: Path) -> None:
             raise SystemExit("the blocker is not active")
         except ImportError:
             pass
-        import api.main, api.cli, scripts.healthcheck, worker.relay
+        import api.main, cli.service, scripts.healthcheck, worker.relay
         import core.jobs.service, core.jobs.uploads, core.jobs.outbox, core.storage, core.db.migrate
         app = api.main.create_app()
         spec = app.openapi()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cli import main
+from cli import main
 from core.config import Settings
 from core.io.hd_cells_fixture import KnownCells, make_hd_cells
 from core.io.readers import read_sample

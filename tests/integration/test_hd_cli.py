@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cli import main
+from cli import main
 from core.config import Settings
 from core.io.hd_fixture import hd_folder_from_h5ad
 from core.io.readers import read_sample

@@ -83,7 +83,7 @@ class Fleet:
         args = [
             sys.executable,
             "-m",
-            "core.cli",
+            "cli",
             "worker",
             "--queues",
             "analysis",
@@ -522,7 +522,7 @@ def test_poison_input(
         [
             sys.executable,
             "-m",
-            "core.cli",
+            "cli",
             "worker",
             "--queues",
             "report",

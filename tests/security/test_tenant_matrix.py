@@ -101,7 +101,7 @@ def revoked_key(service_env: dict[str, str], api: str) -> str:
     with client(api, f"Bearer {key}") as c:
         assert c.get("/v1/jobs").status_code == 200
     subprocess.run(
-        [sys.executable, "-m", "core.cli", "keys", "revoke", key],
+        [sys.executable, "-m", "cli", "keys", "revoke", key],
         env=service_env, cwd=ROOT, check=True, capture_output=True,
     )
     return key

@@ -169,7 +169,7 @@ def start_api(env: dict[str, str], log: Path) -> tuple[Proc, str]:
 
     port = free_port()
     proc = Proc(
-        [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--log-level", "warning"],
         env,
         log,
     )
@@ -195,7 +195,7 @@ def start_worker(
     args = [
         sys.executable,
         "-m",
-        "core.cli",
+        "cli",
         "worker",
         "--queues",
         queues,
@@ -208,7 +208,7 @@ def start_worker(
 
 
 def start_relay(env: dict[str, str], log: Path, **overrides: str) -> Proc:
-    return Proc([sys.executable, "-m", "core.cli", "relay"], {**env, **overrides}, log)
+    return Proc([sys.executable, "-m", "cli", "relay"], {**env, **overrides}, log)
 
 
 @pytest.fixture(scope="session")
@@ -221,7 +221,7 @@ def api(service_env: dict[str, str], tmp_path_factory: Any) -> Iterator[str]:
 def make_key(env: dict[str, str], tenant: str, role: str = "submitter") -> tuple[str, str]:
     """(api key, webhook secret) through the real CLI."""
     out = subprocess.run(
-        [sys.executable, "-m", "core.cli", "keys", "create", "--tenant", tenant, "--role", role],
+        [sys.executable, "-m", "cli", "keys", "create", "--tenant", tenant, "--role", role],
         env=env,
         cwd=ROOT,
         capture_output=True,

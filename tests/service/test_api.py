@@ -60,7 +60,7 @@ def test_auth_missing_unknown_revoked(api: str, service_env: dict[str, str]) -> 
     with client(api, f"Bearer {key}") as c:
         assert c.get("/v1/jobs").status_code == 200
         subprocess.run(
-            [sys.executable, "-m", "core.cli", "keys", "revoke", key],
+            [sys.executable, "-m", "cli", "keys", "revoke", key],
             env=service_env,
             cwd=ROOT,
             check=True,
@@ -276,14 +276,14 @@ def test_openapi_has_operation_ids_and_error_schemas(api: str) -> None:
 
 
 def test_service_commands_on_the_main_entry_point() -> None:
-    """`medgemma-spatial serve|worker|relay|db|keys` are reachable through core.cli."""
+    """`medgemma-spatial serve|worker|relay|db|keys` are reachable through the cli package."""
     out = subprocess.run(
-        [sys.executable, "-m", "core.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
     for cmd in ("serve", "worker", "relay", "db", "keys"):
         assert cmd in out
     r = subprocess.run(
-        [sys.executable, "-m", "core.cli", "serve", "--help"],
+        [sys.executable, "-m", "cli", "serve", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -19,7 +19,7 @@ from tests.service.helpers import BRAIN_H5AD, client, upload
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], env=env, cwd=ROOT, capture_output=True,
+        [sys.executable, "-m", "cli", *args], env=env, cwd=ROOT, capture_output=True,
         text=True, timeout=120,
     )
 

@@ -103,7 +103,7 @@ def _hl7_status(c: Any, job_id: str) -> tuple[Any, str]:
 
 def test_keys_create_refuses_an_unknown_role(service_env: dict[str, str]) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "core.cli", "keys", "create", "--tenant", "x", "--role", "boss"],
+        [sys.executable, "-m", "cli", "keys", "create", "--tenant", "x", "--role", "boss"],
         env=service_env,
         cwd=ROOT,
         capture_output=True,

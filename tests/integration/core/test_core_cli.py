@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.cli import main
+from cli import main
 from core.synth import write_sample
 
 SPOT_COLUMNS = ["barcode", "x", "y", "cluster", "domain", "cell_type", "lineage", "confidence", "entropy",

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from core.cli import main
+from cli import main
 from core.config import get_settings
 
 MAX_TOKENS = 24

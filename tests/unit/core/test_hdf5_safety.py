@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 import pytest
 
+from cli import main
 from core import errors
-from core.cli import main
 from core.config import Settings
 from core.io.hdf5_safety import ALLOWED_FILTERS, check_hdf5_tree, harden_hdf5, plugin_loading_state
 from core.io.preflight import preflight_h5ad

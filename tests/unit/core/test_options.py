@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from cli import main
 from core.errors import BadOption
 from core.options import AnalysisOptions, JobOptions, PromptStrategy, ReportBackend, ReportOptions
 from core.report.backends import BACKENDS

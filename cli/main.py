@@ -4,7 +4,7 @@ Exit codes: 0 success; 1 internal error; 2 bad input (one line saying what is wr
 4 the leakage gate refused the report prompt (every analysis artifact and the report with
 its computed findings are written, without a narrative; nothing was sent to any model).
 Service commands (``serve``, ``worker``, ``db``, ``keys``, ...) are registered lazily
-from the service package when its extra is installed.
+from :mod:`cli.service` when the service extra is installed.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     # its own options (--tissue, --seed, --help) are parsed by core.report.evaluation.main
     esub.add_parser("leakage", help="adversarial validation of the prompt leakage gate", add_help=False)
     try:
-        from api.cli import register  # the service extra
+        from cli.service import register  # needs the service extra
     except ImportError:
         pass
     else:

@@ -1,7 +1,7 @@
 """Service subcommands of ``medgemma-spatial``: serve, worker, relay, db upgrade, keys create/revoke.
 
-``core.cli`` calls :func:`register` lazily, so the base CLI works without the
-service extra. ``python -m api.cli ...`` runs them on their own.
+``cli.main`` calls :func:`register` lazily, so the base CLI works without the
+service extra. ``python -m cli.service ...`` runs them on their own.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.with_relay:
         import subprocess
 
-        relay = subprocess.Popen([sys.executable, "-m", "core.cli", "relay"])
+        relay = subprocess.Popen([sys.executable, "-m", "cli", "relay"])
     try:
         app.worker_main(argv)
     finally:
