@@ -8,7 +8,7 @@
     python bench/hd_cells.py nuclei --px 20000 --work /tmp/hdnuc
 
 Each measured step runs in its own subprocess; its peak RSS is that child's ``ru_maxrss``. The
-sample is synthetic with known cells (as core/io/hd_cells_fixture.py, vectorised by bands of rows),
+sample is synthetic with known cells (as tests/fixtures/hd_cells.py, vectorised by bands of rows),
 so the run also reports nuclei recall and the share of bins assigned to their true cell.
 """
 
@@ -28,13 +28,13 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.io.hd_fixture import MICRONS_PER_PIXEL, hd_barcode  # noqa: E402
+from tests.fixtures.hd import MICRONS_PER_PIXEL, hd_barcode  # noqa: E402
 
 BIN_UM = 2
 
 
 def _types() -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
-    from core.io.hd_cells_fixture import DEFAULT_TYPES, _markers
+    from tests.fixtures.hd_cells import DEFAULT_TYPES, _markers
 
     marker = _markers(DEFAULT_TYPES)
     genes = list(dict.fromkeys(g for t in DEFAULT_TYPES for g in marker[t]))

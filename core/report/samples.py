@@ -1,26 +1,14 @@
-"""Small synthetic analysis output folders: for tests, the leakage evaluation and demos.
+"""An example ``features.json`` document of the agreed, tissue-blind shape.
 
-They follow the contract of the analysis stage (``features.json``, ``analysis.json``,
-``spots.csv``, ``figures/``, ``he_image.png``, ``leakage_context.json``) and are made
-from a seed, so the report stage can run without the analysis.
+``medgemma-spatial eval leakage`` (core/report/evaluation.py) plants tissue words in it to test
+the leakage gate, and bench/gpu_report.py prompts a model with it, so it ships with the
+package. The test helper that writes a whole synthetic analysis output folder around it is
+tests/fixtures/report_outputs.py.
 """
 
 from __future__ import annotations
 
-import copy
-import csv
-import json
-from pathlib import Path
 from typing import Any
-
-import numpy as np
-from PIL import Image
-
-LINEAGES = ("epithelial", "stromal", "endothelial", "lymphoid", "myeloid", "neural/glial", "other")
-_CELL_TYPES = {
-    "epithelial": "Epithelial cells", "stromal": "Fibroblasts", "endothelial": "Endothelial cells",
-    "lymphoid": "T cells", "myeloid": "Macrophages",
-}
 
 
 def example_features(n_units: int = 4900, n_domains: int = 4,
@@ -78,70 +66,3 @@ def example_features(n_units: int = 4900, n_domains: int = 4,
         },
         "image": {"available": True},
     }
-
-
-def write_output_dir(out_dir: Path, seed: int = 0, features: dict[str, Any] | None = None,
-                     image: str | None = "uint8", context: dict[str, Any] | None = None,
-                     n_spots: int = 120) -> Path:
-    """Write a synthetic analysis output folder; return it.
-
-    Parameters
-    ----------
-    image
-        ``"uint8"`` (RGB), ``"rgba"``, ``"grey"`` or ``None`` (no image).
-    context
-        ``leakage_context.json`` content; none is written when ``None``.
-    """
-    rng = np.random.default_rng(seed)
-    out_dir = Path(out_dir)
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    feats = copy.deepcopy(features) if features is not None else example_features()
-    domain_ids = [d["id"] for d in feats.get("domains") or []] or ["D1"]
-    side = int(np.ceil(np.sqrt(n_spots)))
-    r, c = np.divmod(np.arange(n_spots), side)
-    # Full-resolution pixels; the tissue sits off-centre so cropping matters.
-    x = 2000 + c * 365.0 + (r % 2) * 182.0
-    y = 1500 + r * 316.0
-    dom = np.minimum((c * len(domain_ids)) // side, len(domain_ids) - 1)
-    lineages = list(_CELL_TYPES)
-    with (out_dir / "spots.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["barcode", "x", "y", "cluster", "domain", "cell_type", "lineage", "confidence",
-                    "entropy", "total_counts", "n_genes", "pct_mito", "pct_ribo"])
-        for i in range(n_spots):
-            lin = lineages[(int(dom[i]) + int(rng.integers(0, 2))) % len(lineages)]
-            w.writerow([f"BC{i:05d}", f"{x[i]:.1f}", f"{y[i]:.1f}", int(dom[i]) % 3,
-                        domain_ids[int(dom[i])], _CELL_TYPES[lin], lin,
-                        f"{rng.uniform(0.4, 0.95):.3f}", f"{rng.uniform(0.1, 0.6):.3f}",
-                        int(rng.integers(3000, 9000)), int(rng.integers(1500, 3500)),
-                        f"{rng.uniform(1, 8):.2f}", f"{rng.uniform(5, 20):.2f}"])
-    scalef = 0.1
-    analysis: dict[str, Any] = {
-        "image": {"file": None, "scalef": scalef, "spot_diameter_px": 200.0},
-        "qc": feats.get("qc", {}),
-        "n_domains": len(domain_ids),
-        "features": feats,
-        "provenance": {"seed": seed, "pipeline": "synthetic report fixture"},
-    }
-    if image is not None:
-        h, w_ = int((y.max() + 2500) * scalef), int((x.max() + 3000) * scalef)
-        arr = np.full((h, w_, 3), 245, dtype=np.uint8)
-        for xi, yi, d in zip(x * scalef, y * scalef, dom, strict=True):
-            tint = np.array([200 - 30 * d, 80 + 20 * d, 170], dtype=np.uint8)
-            arr[int(yi) - 8:int(yi) + 8, int(xi) - 8:int(xi) + 8] = tint
-        if image == "rgba":
-            pil = Image.fromarray(np.dstack([arr, np.full(arr.shape[:2], 255, np.uint8)]), "RGBA")
-        elif image == "grey":
-            pil = Image.fromarray(arr.mean(2).astype(np.uint8), "L")
-        else:
-            pil = Image.fromarray(arr, "RGB")
-        pil.save(out_dir / "he_image.png")
-        analysis["image"]["file"] = "he_image.png"
-    feats.setdefault("image", {})["available"] = image is not None
-    fig = Image.fromarray(rng.integers(0, 255, size=(40, 60, 3), dtype=np.uint8))
-    fig.save(out_dir / "figures" / "domains.png")
-    (out_dir / "features.json").write_text(json.dumps(feats, indent=2))
-    (out_dir / "analysis.json").write_text(json.dumps(analysis, indent=2))
-    if context is not None:
-        (out_dir / "leakage_context.json").write_text(json.dumps(context, indent=2))
-    return out_dir

@@ -13,8 +13,8 @@ import pytest
 
 from cli import main
 from core.config import Settings
-from core.io.hd_cells_fixture import KnownCells, make_hd_cells
 from core.io.readers import read_sample
+from tests.fixtures.hd_cells import KnownCells, make_hd_cells
 
 
 @pytest.fixture(scope="module")

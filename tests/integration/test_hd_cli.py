@@ -10,9 +10,9 @@ import pytest
 
 from cli import main
 from core.config import Settings
-from core.io.hd_fixture import hd_folder_from_h5ad
 from core.io.readers import read_sample
 from core.synth import write_sample
+from tests.fixtures.hd import hd_folder_from_h5ad
 
 
 @pytest.fixture(scope="module")

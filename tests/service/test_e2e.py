@@ -158,7 +158,7 @@ def test_report_worker_with_tiny_gemma3(
 ) -> None:
     """The report worker on the transformers backend with a tiny random-weight Gemma 3
     (loaded once, at worker start): the job succeeds through the real model code path."""
-    from core.report.tiny_model import build_tiny_gemma3
+    from tests.fixtures.tiny_model import build_tiny_gemma3
 
     for p in workers:  # only the workers below (transformers backend) may take this job
         p.stop()

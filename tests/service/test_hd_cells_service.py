@@ -32,7 +32,7 @@ def workers(service_env: dict[str, str], tmp_path_factory: Any):  # type: ignore
 
 @pytest.fixture(scope="module")
 def sr4_outs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from core.io.hd_cells_fixture import make_hd_cells
+    from tests.fixtures.hd_cells import make_hd_cells
 
     return make_hd_cells(tmp_path_factory.mktemp("hdsr4") / "outs", seed=7, segmented=True).out
 

@@ -12,8 +12,8 @@ import scipy.sparse as sp
 from core.config import Settings
 from core.errors import BadOption, OverMemoryBudget
 from core.io.hd import aggregate_bins, bin_options, choose_bin_size
-from core.io.hd_fixture import MICRONS_PER_PIXEL, make_fake_hd, write_hd_bins
 from core.io.readers import read_sample
+from tests.fixtures.hd import MICRONS_PER_PIXEL, make_fake_hd, write_hd_bins
 
 
 def dense_reference(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, factor: int) -> dict[tuple[int, int], np.ndarray]:

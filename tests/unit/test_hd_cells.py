@@ -10,9 +10,9 @@ import pytest
 
 from core.config import Settings
 from core.io.hd_cells import cells_from_bins, expand_nuclei, find_segmented, read_segmented
-from core.io.hd_cells_fixture import KnownCells, make_hd_cells
-from core.io.hd_fixture import MICRONS_PER_PIXEL
 from core.io.nuclei import NucleiParams, haematoxylin, match_labels, segment_nuclei
+from tests.fixtures.hd import MICRONS_PER_PIXEL
+from tests.fixtures.hd_cells import KnownCells, make_hd_cells
 
 
 @pytest.fixture(scope="module")

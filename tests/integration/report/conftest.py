@@ -23,7 +23,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Path of a tiny random-weight Gemma 3 folder; skips without the model extra."""
     torch = pytest.importorskip("torch", reason="the model extra (torch) is not installed")
     pytest.importorskip("transformers", reason="the model extra (transformers) is not installed")
-    from core.report.tiny_model import build_tiny_gemma3
+    from tests.fixtures.tiny_model import build_tiny_gemma3
 
     torch.set_num_threads(1)
     return str(build_tiny_gemma3(tmp_path_factory.mktemp("tiny-gemma3")))

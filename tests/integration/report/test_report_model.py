@@ -22,7 +22,7 @@ from core.report import ReportOptions, write_report
 from core.report.backends import GenerationRequest
 from core.report.backends.hf import TransformersBackend, load_model
 from core.report.backends.openai_compat import OpenAIBackend
-from core.report.samples import write_output_dir
+from tests.fixtures.report_outputs import write_output_dir
 
 pytestmark = pytest.mark.model
 MAX_TOKENS = 24

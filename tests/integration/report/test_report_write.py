@@ -14,7 +14,8 @@ from core.errors import ModelUnavailable, PromptLeakage
 from core.report import ReportOptions, write_report
 from core.report.evaluation import synth_like_context
 from core.report.prompts import SECTIONS, STRATEGIES
-from core.report.samples import example_features, write_output_dir
+from core.report.samples import example_features
+from tests.fixtures.report_outputs import write_output_dir
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

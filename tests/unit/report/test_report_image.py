@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.report.image import letterbox, prepare_images, tissue_box, to_rgb_uint8
-from core.report.samples import write_output_dir
+from tests.fixtures.report_outputs import write_output_dir
 
 
 def test_float_unit_range_and_uint8_agree() -> None:

@@ -10,7 +10,8 @@ from core.report import ReportOptions, write_report
 from core.report.backends.template import write_template_narrative
 from core.report.prompts import STRATEGIES, annotation_available, build_prompt
 from core.report.render import computed_sections
-from core.report.samples import example_features, write_output_dir
+from core.report.samples import example_features
+from tests.fixtures.report_outputs import write_output_dir
 
 
 def test_annotation_flag() -> None:
