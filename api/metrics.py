@@ -49,7 +49,7 @@ class HttpMetrics:
 
 async def render(app_state: Any) -> bytes:
     """The HTTP registry plus figures read from Postgres and Redis at scrape time."""
-    from core.db import repositories as repo
+    from core.jobs.monitoring import job_stats
 
     out = generate_latest(app_state.metrics_registry)
     jobs = GaugeMetricFamily("mgs_jobs", "Jobs by state", labels=["state"])
@@ -60,11 +60,11 @@ async def render(app_state: Any) -> bytes:
         "mgs_queue_depth", "Messages waiting in each broker queue", labels=["queue"]
     )
     async with app_state.sessionmaker() as s:
-        counts = dict((await s.execute(repo.jobs_by_state())).all())
-        for st in ("queued", "running", "succeeded", "failed", "canceled"):
-            jobs.add_metric([st], counts.get(st, 0))
-        for stage, total, n in (await s.execute(repo.stage_durations())).all():
-            stages.add_metric([stage], count_value=int(n), sum_value=float(total))
+        stats = await job_stats(s)
+    for state, n in stats.by_state.items():
+        jobs.add_metric([state], n)
+    for d in stats.stage_durations:
+        stages.add_metric([d.stage], count_value=d.count, sum_value=d.total_s)
     for q in QUEUES:
         try:
             depth.add_metric([q], await app_state.redis.llen(q))

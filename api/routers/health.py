@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 
 import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.errors import problem_responses
+from api.errors import problem, problem_responses
 from api.metrics import render
-from api.schemas import Health
-from core.db import repositories as repo
+from api.schemas import Health, ReadinessProblem
 from core.jobs.errors import Unauthorized
+from core.jobs.monitoring import ping_database, readiness
 
 router = APIRouter(tags=["health"])
+READY_RETRY_AFTER_S = 5
 
 
 @router.get("/healthz", operation_id="healthz", response_model=Health)
@@ -28,17 +28,30 @@ async def healthz() -> Health:
     "/readyz",
     operation_id="readyz",
     response_model=Health,
-    responses={503: {"model": Health, "description": "Not ready"}},
+    responses={
+        503: {
+            "model": ReadinessProblem,
+            "description": "Not ready: problem+json (code ``not_ready``) naming each check",
+            "content": {
+                "application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/ReadinessProblem"}
+                }
+            },
+            "headers": {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
+            },
+        }
+    },
 )
 async def readyz(request: Request) -> Response:
     """Postgres, Redis and the object store, checked in parallel within
-    ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``."""
+    ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``.
+    Not ready: 503 problem+json, code ``not_ready``, the checks in ``checks``."""
     state = request.app.state
-    budget = state.settings.readiness_timeout_s
 
     async def database() -> None:
         async with state.read_sessionmaker() as s:
-            await s.execute(repo.PING)
+            await ping_database(s)
 
     async def broker() -> None:
         await state.redis.ping()
@@ -47,25 +60,19 @@ async def readyz(request: Request) -> Response:
         # a hung store must not hold the answer: the thread is left to finish on its own
         await anyio.to_thread.run_sync(state.store.ping, abandon_on_cancel=True)
 
-    checks: dict[str, str] = {}
-
-    async def run(name: str, check: Callable[[], Awaitable[None]]) -> None:
-        try:
-            with anyio.fail_after(budget):
-                await check()
-            checks[name] = "ok"
-        except TimeoutError:
-            checks[name] = f"slow: no answer within {budget:g} s"
-        except Exception as e:
-            checks[name] = f"error: {type(e).__name__}"
-
-    async with anyio.create_task_group() as tg:
-        for name, check in (("database", database), ("broker", broker), ("storage", storage)):
-            tg.start_soon(run, name, check)
-    checks = {k: checks[k] for k in ("database", "broker", "storage")}
-    ok = all(v == "ok" for v in checks.values())
-    body = Health(status="ok" if ok else "unavailable", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    ready = await readiness(
+        {"database": database, "broker": broker, "storage": storage},
+        state.settings.readiness_timeout_s,
+    )
+    if ready.ok:
+        return JSONResponse(Health(status="ok", checks=ready.checks).model_dump())
+    return problem(
+        503,
+        "not_ready",
+        f"not ready: {ready.failing()}",
+        headers={"Retry-After": str(READY_RETRY_AFTER_S)},
+        checks=ready.checks,
+    )
 
 
 @router.get(

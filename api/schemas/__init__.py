@@ -38,6 +38,14 @@ class Problem(BaseModel):
     )
 
 
+class ReadinessProblem(Problem):
+    """``/readyz`` not ready (code ``not_ready``): the problem plus each dependency's check."""
+
+    checks: dict[str, str] = Field(
+        description="database, broker, storage: ok, error: <type> or slow: no answer within N s"
+    )
+
+
 class UploadOut(BaseModel):
     id: uuid.UUID
     filename: str = Field(description="The client's file name; display text only.")

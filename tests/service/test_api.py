@@ -327,7 +327,8 @@ def test_outages_answer_503_with_retry_after_and_recover(
             is_problem(r, 503, "storage_unavailable")
             assert int(r.headers["retry-after"]) >= 1
             ready = c.get("/readyz")
-            assert ready.status_code == 503
+            is_problem(ready, 503, "not_ready")  # problem+json like every other error
+            assert int(ready.headers["retry-after"]) >= 1 and "storage" in ready.json()["detail"]
             assert ready.json()["checks"]["storage"].startswith("error")
             assert ready.json()["checks"]["database"] == "ok"
 

@@ -22,6 +22,9 @@ from .list_jobs_state_type_0 import ListJobsStateType0
 from .problem import Problem
 from .problem_errors_type_0_item import ProblemErrorsType0Item
 from .prompt_strategy import PromptStrategy
+from .readiness_problem import ReadinessProblem
+from .readiness_problem_checks import ReadinessProblemChecks
+from .readiness_problem_errors_type_0_item import ReadinessProblemErrorsType0Item
 from .report_backend import ReportBackend
 from .report_history import ReportHistory
 from .report_history_report_status import ReportHistoryReportStatus
@@ -55,6 +58,9 @@ __all__ = (
     "Problem",
     "ProblemErrorsType0Item",
     "PromptStrategy",
+    "ReadinessProblem",
+    "ReadinessProblemChecks",
+    "ReadinessProblemErrorsType0Item",
     "ReportBackend",
     "ReportHistory",
     "ReportHistoryReportStatus",

@@ -9,6 +9,7 @@ from ...types import Response, UNSET
 from ... import errors
 
 from ...models.health import Health
+from ...models.readiness_problem import ReadinessProblem
 from typing import cast
 
 
@@ -32,7 +33,7 @@ def _get_kwargs(
 
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Health | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Health | ReadinessProblem | None:
     if response.status_code == 200:
         response_200 = Health.from_dict(response.json())
 
@@ -41,7 +42,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_200
 
     if response.status_code == 503:
-        response_503 = Health.from_dict(response.json())
+        response_503 = ReadinessProblem.from_dict(response.json())
 
 
 
@@ -53,7 +54,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Health]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Health | ReadinessProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -66,18 +67,19 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
 
-) -> Response[Health]:
+) -> Response[Health | ReadinessProblem]:
     """ Readyz
 
      Postgres, Redis and the object store, checked in parallel within
     ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``.
+    Not ready: 503 problem+json, code ``not_ready``, the checks in ``checks``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Health]
+        Response[Health | ReadinessProblem]
      """
 
 
@@ -95,18 +97,19 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
 
-) -> Health | None:
+) -> Health | ReadinessProblem | None:
     """ Readyz
 
      Postgres, Redis and the object store, checked in parallel within
     ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``.
+    Not ready: 503 problem+json, code ``not_ready``, the checks in ``checks``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Health
+        Health | ReadinessProblem
      """
 
 
@@ -119,18 +122,19 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
 
-) -> Response[Health]:
+) -> Response[Health | ReadinessProblem]:
     """ Readyz
 
      Postgres, Redis and the object store, checked in parallel within
     ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``.
+    Not ready: 503 problem+json, code ``not_ready``, the checks in ``checks``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Health]
+        Response[Health | ReadinessProblem]
      """
 
 
@@ -148,18 +152,19 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
 
-) -> Health | None:
+) -> Health | ReadinessProblem | None:
     """ Readyz
 
      Postgres, Redis and the object store, checked in parallel within
     ``MGS_READINESS_TIMEOUT_S`` (1.5 s); each check says ``ok``, ``error: ...`` or ``slow: ...``.
+    Not ready: 503 problem+json, code ``not_ready``, the checks in ``checks``.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Health
+        Health | ReadinessProblem
      """
 
 
