@@ -22,6 +22,7 @@ import numpy as np
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
 from core.errors import BadOption, MGSError
+from core.jsonable import to_jsonable
 from core.options import AnalysisOptions
 
 Progress = Callable[[str, float], None]
@@ -40,23 +41,6 @@ def _versions() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
     return out
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, (np.floating, float)):
-        f = float(o)
-        return f if np.isfinite(f) else None
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    return o
 
 
 def px_per_um_of(sample: Any) -> float | None:
@@ -170,7 +154,7 @@ def run_analysis_stage(
         analysis["unit"] = "cell"
         analysis["cells"] = dict(cells)
     analysis["claims"] = [c.as_dict() for c in claims]
-    (out / "analysis.json").write_text(json.dumps(_jsonable(analysis), indent=2))
+    (out / "analysis.json").write_text(json.dumps(to_jsonable(analysis), indent=2))
     report("analyzing", 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
             "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k,

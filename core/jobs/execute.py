@@ -8,7 +8,6 @@ progress and lease renewals are visible at once.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from core.jobs import lifecycle
 from core.jobs.errors import LeaseLost
 from core.jobs.outages import is_transient
 from core.jobs.sandbox import analyse_in_subprocess, validate_in_subprocess
+from core.jsonable import to_jsonable
 from core.storage import ObjectStore, download_prefix, upload_dir
 
 log = logging.getLogger(__name__)
@@ -332,7 +332,7 @@ def _analysis(st: Stage) -> str:
             st.job_id,
             st.attempt,
             st.prefix,
-            {"validation": validation, "analysis": _jsonable(summary)},
+            {"validation": validation, "analysis": to_jsonable(summary)},
             tracker.close(),
         )
     return "analyzed"
@@ -381,10 +381,6 @@ def _report(st: Stage) -> str:
             st.attempt,
             timings=tracker.close(),
             report_prefix=st.prefix,
-            summary={**st.summary, "report": _jsonable(provenance)},
+            summary={**st.summary, "report": to_jsonable(provenance)},
         )
     return "succeeded"
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=str))

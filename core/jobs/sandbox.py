@@ -1,4 +1,5 @@
-"""Validation of an uploaded sample in a subprocess with memory and time limits.
+"""Validation of an uploaded sample in a subprocess with memory and time limits
+(set in the child by :mod:`core.rlimits`).
 
 A hostile or broken file (decompression bomb, huge declared shapes, a crash in
 a C library) kills only the child; the worker reports a clear error code.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 
 from core.config import Settings, analysis_budget
 from core.errors import InputError, MGSError
+from core.rlimits import Limits, limited
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +28,6 @@ def _error_name(stderr_tail: str) -> str:
 
     names = re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))\b", stderr_tail, re.M)
     return names[-1].rsplit(".", 1)[-1] if names else "an error"
-
-
-def _limits(memory_mb: int, cpu_s: int) -> Any:
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return apply
 
 
 def validate_in_subprocess(
@@ -57,11 +49,11 @@ def validate_in_subprocess(
 
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "core.jobs.sandbox", str(path),
-             *([str(unpack_dir)] if unpack_dir is not None else [])],
+            limited([sys.executable, "-m", "core.jobs.sandbox", str(path),
+                     *([str(unpack_dir)] if unpack_dir is not None else [])],
+                    Limits(memory_mb=memory_mb, cpu_s=timeout)),
             capture_output=True,
             timeout=timeout,
-            preexec_fn=_limits(memory_mb, timeout),
             env={**os.environ, **env_overrides},
             check=False,
         )
@@ -119,16 +111,14 @@ def analyse_in_subprocess(
     }
     env = {**os.environ, "OMP_NUM_THREADS": str(settings.blas_threads or 1)}
 
-    def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
     with open(work / "analysis.out", "wb") as so, open(work / "analysis.err", "wb") as se:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.jobs.sandbox", "--analyse", json.dumps(spec)],
+            limited(
+                [sys.executable, "-m", "core.jobs.sandbox", "--analyse", json.dumps(spec)],
+                Limits(memory_mb=memory_mb),
+            ),
             stdout=so,
             stderr=se,
-            preexec_fn=limits,
             env=env,
         )
         try:

@@ -31,21 +31,20 @@ _FLUSH = 1 << 20
 
 def _check_anndata_in_subprocess(path: Path) -> str:
     """Open the HDF5 file in a limited child: a hostile file can't crash the API process."""
-    import resource
     import subprocess
     import sys
 
-    def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))
-        resource.setrlimit(resource.RLIMIT_CPU, (20, 25))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    from core.rlimits import Limits, limited
 
+    # called from a worker thread of the API: the limits are set in the child (no preexec_fn)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "core.io.hdf5_safety", str(path)],
+            limited(
+                [sys.executable, "-m", "core.io.hdf5_safety", str(path)],
+                Limits(memory_mb=2048, cpu_s=20),
+            ),
             capture_output=True,
             timeout=30,
-            preexec_fn=limits,
             check=False,
         )
     except subprocess.TimeoutExpired as e:
