@@ -25,6 +25,14 @@ class Layout(StrEnum):
     GENERIC = "generic"
 
 
+class Unit(StrEnum):
+    """What one measured unit (a row of spots.csv) is."""
+
+    SPOT = "spot"
+    BIN = "bin"
+    CELL = "cell"
+
+
 class ReportBackend(StrEnum):
     """Who writes the report's narrative."""
 
@@ -162,5 +170,6 @@ __all__ = [
     "PromptStrategy",
     "ReportBackend",
     "ReportOptions",
+    "Unit",
     "describe_validation_error",
 ]

@@ -15,14 +15,20 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
 from core.errors import BadOption, MGSError
-from core.options import AnalysisOptions
+from core.options import AnalysisOptions, Unit
+from core.results import SCHEMA_VERSION, AnalysisRecord
+
+if TYPE_CHECKING:
+    from core.analysis.claims import Claim
+    from core.analysis.pipeline import AnalysisResult
+    from core.io.readers import Sample
 
 Progress = Callable[[str, float], None]
 
@@ -164,13 +170,9 @@ def run_analysis_stage(
         _write_h5ad(out / "analysis.h5ad", sample, res)
     timings["analysis_total"] = round(time.perf_counter() - t1, 3)
     timings["total"] = round(time.perf_counter() - t0, 3)
-    analysis = _analysis_json(res, sample, options, table.source, timings, image_file, figures)
-    if cells:
-        analysis["layout"] = sample.layout
-        analysis["unit"] = "cell"
-        analysis["cells"] = dict(cells)
-    analysis["claims"] = [c.as_dict() for c in claims]
-    (out / "analysis.json").write_text(json.dumps(_jsonable(analysis), indent=2))
+    record = analysis_record(res, sample, options, table.source, timings, image_file, figures,
+                             claims)
+    record.write(out / "analysis.json")
     report("analyzing", 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
             "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k,
@@ -270,8 +272,10 @@ def _calibration(layout: str) -> dict[str, Any]:
             "fitted_on": "synth.py samples, seeds 0-2 (bench/accuracy.py --fit-calibration)"}
 
 
-def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source: str,
-                   timings: dict[str, float], image_file: str | None, figures: list[str]) -> dict[str, Any]:
+def analysis_record(res: AnalysisResult, sample: Sample, options: AnalyzeOptions,
+                    marker_source: str, timings: dict[str, float], image_file: str | None,
+                    figures: list[str], claims: list[Claim]) -> AnalysisRecord:
+    """The :class:`~core.results.AnalysisRecord` (``analysis.json``) of one analysis."""
     a = res.annotation
     order = np.argsort(-np.nan_to_num(res.moran["I"], nan=-np.inf))
     moran_top = [
@@ -292,9 +296,11 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
                         "markers": res.domain_markers.get(str(d), [])})
     z_ct, ct_names = res.nhood_celltype
     z_lin, lin_names = res.nhood_lineage
-    return {
-        "schema": "mgs.analysis/1",
-        "layout": res.layout,
+    cells = sample.cells
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        # cells lie irregularly and were analysed as a generic layout; the record keeps the slide's
+        "layout": sample.layout if cells else res.layout,
         "n_spots": len(res.obs_names),
         "n_genes": len(res.gene_names),
         "qc": res.qc.as_dict(),
@@ -357,7 +363,11 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
             "timings_s": timings,
             "command": " ".join(sys.argv[:1]),
         },
+        "unit": Unit.CELL if cells else None,
+        "cells": dict(cells) if cells else None,
+        "claims": [c.as_dict() for c in claims],
     }
+    return AnalysisRecord.model_validate(_jsonable(doc))
 
 
 __all__ = ["ARTIFACTS", "AnalyzeOptions", "MGSError", "run_analysis_stage"]

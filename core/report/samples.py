@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.results import AnalysisRecord
+
 LINEAGES = ("epithelial", "stromal", "endothelial", "lymphoid", "myeloid", "neural/glial", "other")
 _CELL_TYPES = {
     "epithelial": "Epithelial cells", "stromal": "Fibroblasts", "endothelial": "Endothelial cells",
@@ -80,6 +82,60 @@ def example_features(n_units: int = 4900, n_domains: int = 4,
     }
 
 
+def example_analysis(features: dict[str, Any] | None = None, seed: int = 0, n_spots: int = 120,
+                     scalef: float = 0.1, image_file: str | None = None) -> AnalysisRecord:
+    """A minimal :class:`~core.results.AnalysisRecord` agreeing with ``features``.
+
+    Its per-unit sections are empty (no markers, no Moran's I genes, no claims), so a report
+    built from it states what ``features`` holds; the cell types called are those
+    :func:`write_output_dir` writes to ``spots.csv``.
+    """
+    feats = features if features is not None else example_features()
+    fq = feats.get("qc") or {}
+    n_kept = int(fq.get("units_analysed") or n_spots)
+    removed = float(fq.get("fraction_removed_by_qc") or 0.0)
+    annotated = bool((feats.get("annotation") or {}).get("available", True))
+    platform = feats.get("platform") or {}
+    domains = [{"id": str(d["id"]), "n": 0, "cell_types": {}, "markers": []}
+               for d in feats.get("domains") or []]
+    counts = {name: 1 for name in _CELL_TYPES.values()} if annotated else {}
+    return AnalysisRecord.model_validate({
+        "layout": platform.get("layout") or "visium",
+        "n_spots": n_kept, "n_genes": 2000,
+        "qc": {"n_spots_in": round(n_kept / (1 - removed)), "n_genes_in": 2000,
+               "n_spots_kept": n_kept, "n_genes_kept": 2000, "removed_spots": {},
+               "removed_genes": {}, "thresholds": {}, "notes": []},
+        "qc_summary": {}, "hvg": {"n": 2000}, "pca": {"n_comps": 0, "variance_ratio": []},
+        "clusters": {"n": 0, "sizes": [], "markers": {}, "majority_cell_type": {}},
+        "annotation": {"marker_table": "default", "cell_types_scored": list(counts),
+                       "types_skipped_few_markers": {}, "types_merged_into": {},
+                       "markers_used": {}, "cell_type_counts": counts, "lineage_counts": {},
+                       "median_confidence": 0.0, "confidence_meaning": "",
+                       "calibration": {"method": "none", "feature": "", "a": 0.0, "b": 0.0,
+                                       "fitted_on": "synthetic report fixture"},
+                       "n_unassigned": 0, "mean_entropy": 0.0,
+                       "composition_estimated": annotated, "available": annotated,
+                       "unavailable_reason": None if annotated else "synthetic report fixture"},
+        "domains": {"k": len(domains), "silhouette_by_k": {}, "smoothing_sigma_um": None,
+                    "choice": {"method": "fixed", "stability": None, "close_alternative": None,
+                               "candidates": []},
+                    "domains": domains},
+        "spatial": {"graph": {"n_edges": 0, "mean_degree": 0.0},
+                    "morans_i": {"n_tested": 0, "n_significant_fdr05": 0, "top": []},
+                    "nhood_enrichment_celltype": {"names": [], "z": []},
+                    "nhood_enrichment_lineage": {"names": [], "z": []},
+                    "neighbourhood_entropy": {"mean": 0.0, "median": 0.0}},
+        "image": {"file": image_file, "scalef": scalef, "spot_diameter_px": 200.0,
+                  "source": None},
+        "figures": [],
+        "provenance": {"input_sha256": "0" * 64, "input_format": "synthetic", "preflight": None,
+                       "notes": [], "bin_size": None, "parameters": {}, "options": {},
+                       "seed": seed, "versions": {}, "timings_s": {},
+                       "command": "synthetic report fixture"},
+        "claims": [],
+    })
+
+
 def write_output_dir(out_dir: Path, seed: int = 0, features: dict[str, Any] | None = None,
                      image: str | None = "uint8", context: dict[str, Any] | None = None,
                      n_spots: int = 120) -> Path:
@@ -116,13 +172,7 @@ def write_output_dir(out_dir: Path, seed: int = 0, features: dict[str, Any] | No
                         int(rng.integers(3000, 9000)), int(rng.integers(1500, 3500)),
                         f"{rng.uniform(1, 8):.2f}", f"{rng.uniform(5, 20):.2f}"])
     scalef = 0.1
-    analysis: dict[str, Any] = {
-        "image": {"file": None, "scalef": scalef, "spot_diameter_px": 200.0},
-        "qc": feats.get("qc", {}),
-        "n_domains": len(domain_ids),
-        "features": feats,
-        "provenance": {"seed": seed, "pipeline": "synthetic report fixture"},
-    }
+    image_file = "he_image.png" if image is not None else None
     if image is not None:
         h, w_ = int((y.max() + 2500) * scalef), int((x.max() + 3000) * scalef)
         arr = np.full((h, w_, 3), 245, dtype=np.uint8)
@@ -136,12 +186,12 @@ def write_output_dir(out_dir: Path, seed: int = 0, features: dict[str, Any] | No
         else:
             pil = Image.fromarray(arr, "RGB")
         pil.save(out_dir / "he_image.png")
-        analysis["image"]["file"] = "he_image.png"
     feats.setdefault("image", {})["available"] = image is not None
     fig = Image.fromarray(rng.integers(0, 255, size=(40, 60, 3), dtype=np.uint8))
     fig.save(out_dir / "figures" / "domains.png")
     (out_dir / "features.json").write_text(json.dumps(feats, indent=2))
-    (out_dir / "analysis.json").write_text(json.dumps(analysis, indent=2))
+    example_analysis(feats, seed=seed, n_spots=n_spots, scalef=scalef,
+                     image_file=image_file).write(out_dir / "analysis.json")
     if context is not None:
         (out_dir / "leakage_context.json").write_text(json.dumps(context, indent=2))
     return out_dir
