@@ -333,6 +333,9 @@ def read_analysis(path: str | Path) -> AnalysisRecord:
 def json_schema() -> dict[str, JsonValue]:
     """The JSON Schema of ``analysis.json`` (what docs/analysis.schema.json holds)."""
     schema: dict[str, JsonValue] = AnalysisRecord.model_json_schema(by_alias=True, mode="serialization")
+    # every file this release writes carries its version (older files lack it; see the module doc)
+    required = schema.get("required")
+    schema["required"] = ["schema_version", "schema", *(required if isinstance(required, list) else [])]
     schema["$id"] = "https://medgemma-spatial.dev/schemas/analysis.schema.json"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
