@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.enums import JobState
+
 QUEUES = ("analysis", "report")
 
 
@@ -61,8 +63,8 @@ async def render(app_state: Any) -> bytes:
     )
     async with app_state.sessionmaker() as s:
         counts = dict((await s.execute(repo.jobs_by_state())).all())
-        for st in ("queued", "running", "succeeded", "failed", "canceled"):
-            jobs.add_metric([st], counts.get(st, 0))
+        for st in JobState:
+            jobs.add_metric([st.value], counts.get(st.value, 0))
         for stage, total, n in (await s.execute(repo.stage_durations())).all():
             stages.add_metric([stage], count_value=int(n), sum_value=float(total))
     for q in QUEUES:

@@ -14,23 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from core.enums import Layout as Layout
+from core.enums import Unit as Unit
 from core.errors import BadOption
-
-
-class Layout(StrEnum):
-    """How the measured units are laid out on the slide."""
-
-    VISIUM = "visium"
-    VISIUM_HD = "visium_hd"
-    GENERIC = "generic"
-
-
-class Unit(StrEnum):
-    """What one measured unit (a row of spots.csv) is."""
-
-    SPOT = "spot"
-    BIN = "bin"
-    CELL = "cell"
 
 
 class ReportBackend(StrEnum):

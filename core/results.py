@@ -26,8 +26,8 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from core.enums import Layout, Unit
 from core.errors import InputError
-from core.options import Layout, Unit
 
 SCHEMA_VERSION: Final = 1
 SUPPORTED_VERSIONS = (1,)

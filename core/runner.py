@@ -21,8 +21,9 @@ import numpy as np
 
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
+from core.enums import JobStage, Layout, Unit
 from core.errors import BadOption, MGSError
-from core.options import AnalysisOptions, Unit
+from core.options import AnalysisOptions
 from core.results import SCHEMA_VERSION, AnalysisRecord
 
 if TYPE_CHECKING:
@@ -71,9 +72,9 @@ def px_per_um_of(sample: Any) -> float | None:
     if cells and cells.get("px_per_um"):
         return float(cells["px_per_um"])
     if sample.spot_diameter_px:
-        if sample.layout == "visium":
+        if sample.layout == Layout.VISIUM:
             return float(sample.spot_diameter_px) / 55.0
-        if sample.layout == "visium_hd" and sample.bin_size_um:
+        if sample.layout == Layout.VISIUM_HD and sample.bin_size_um:
             return float(sample.spot_diameter_px) / float(sample.bin_size_um)
     return None
 
@@ -117,7 +118,7 @@ def run_analysis_stage(
     report = progress or (lambda stage, frac: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    report("validating", 0.0)
+    report(JobStage.VALIDATING, 0.0)
     params = AnalysisParams(resolution=options.resolution, seed=options.seed,
                             n_domains=options.n_domains, threads=settings.threads,
                             blas_threads=settings.blas_threads)
@@ -128,7 +129,7 @@ def run_analysis_stage(
     cells = getattr(sample, "cells", None)
     cell_obs = sample.adata.obs[["area_um2", "n_bins", "in_nucleus_frac"]].copy() if cells else None
     timings["read"] = round(time.perf_counter() - t0, 3)
-    report("validating", 1.0)
+    report(JobStage.VALIDATING, 1.0)
 
     t1 = time.perf_counter()
     # cells lie irregularly: the analysis treats them as a generic layout (k-nearest-neighbour graph)
@@ -173,7 +174,7 @@ def run_analysis_stage(
     record = analysis_record(res, sample, options, table.source, timings, image_file, figures,
                              claims)
     record.write(out / "analysis.json")
-    report("analyzing", 1.0)
+    report(JobStage.ANALYZING, 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
             "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k,
             "bin_size_um": sample.bin_size_um, "notes": list(sample.notes),
@@ -257,8 +258,8 @@ def _write_h5ad(path: Path, sample: Any, res: Any) -> None:
 
 def _confidence_meaning(layout: str) -> str:
     """One sentence on what a spot's confidence means (for analysis.json and the report)."""
-    unit = "spot" if layout == "visium" else "bin"
-    what = "dominant cell type" if layout == "visium" else "cell type"
+    unit = Unit.SPOT if layout == Layout.VISIUM else Unit.BIN
+    what = "dominant cell type" if layout == Layout.VISIUM else "cell type"
     return (f"A {unit}'s confidence is the estimated probability that its {what} call is right: "
             f"of calls at confidence 0.8, about 80% were right on the synthetic accuracy sweep "
             f"(docs/accuracy.md).")
@@ -267,7 +268,7 @@ def _confidence_meaning(layout: str) -> str:
 def _calibration(layout: str) -> dict[str, Any]:
     from core.analysis.annotate import CALIB_FEATURE_DOC, CALIBRATION
 
-    a, b = CALIBRATION["visium" if layout == "visium" else "hd"]
+    a, b = CALIBRATION["visium" if layout == Layout.VISIUM else "hd"]
     return {"method": "Platt scaling", "feature": CALIB_FEATURE_DOC, "a": a, "b": b,
             "fitted_on": "synth.py samples, seeds 0-2 (bench/accuracy.py --fit-calibration)"}
 
