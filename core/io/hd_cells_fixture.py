@@ -81,7 +81,8 @@ def paint_he(labels: np.ndarray, cell_px: np.ndarray | None, rng: np.random.Gene
     od += rng.normal(0, 0.03, size=od.shape).astype(np.float32) * (1 + nuc[..., None])
     od = np.maximum(od, 0)
     rgb = np.exp(-(od.reshape(-1, 3) @ RGB_FROM_HED.astype(np.float32)) * np.log(10)).reshape(H, W, 3)
-    return np.clip(rgb * 255, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(rgb * 255, 0, 255).astype(np.uint8)
+    return out
 
 
 def make_hd_cells(out: Path, n_rows: int = 120, n_cols: int = 120, seed: int = 0, spacing_bins: float = 6.5,

@@ -96,7 +96,7 @@ def build_tiny_gemma3(out_dir: Path, seed: int = 0, image_size: int = 224,
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_CORPUS, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>",
         pad_token="<pad>", mask_token="<mask>",
         additional_special_tokens=SPECIAL_TOKENS[5:],
@@ -127,7 +127,7 @@ def build_tiny_gemma3(out_dir: Path, seed: int = 0, image_size: int = 224,
         eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids["<image_soft_token>"],
     )
-    model = Gemma3ForConditionalGeneration(config).eval()
+    model = Gemma3ForConditionalGeneration(config).eval()  # type: ignore[no-untyped-call]
     model.generation_config.pad_token_id = ids["<pad>"]
     model.generation_config.eos_token_id = [ids["<eos>"], ids["<end_of_turn>"]]
     model.save_pretrained(out_dir)
