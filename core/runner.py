@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+from pydantic import JsonValue
 
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
@@ -27,6 +28,8 @@ from core.options import AnalysisOptions
 from core.results import SCHEMA_VERSION, AnalysisRecord
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from core.analysis.claims import Claim
     from core.analysis.pipeline import AnalysisResult
     from core.io.readers import Sample
@@ -41,6 +44,24 @@ ARTIFACTS = ("spots.csv", "features.json", "analysis.json", "he_image.png", "lea
 AnalyzeOptions = AnalysisOptions
 
 
+class AnalysisSummary(TypedDict, total=False):
+    """What :func:`run_analysis_stage` returns (and a job stores under ``summary.analysis``).
+
+    Every key but ``report`` is always set; the CLI adds ``report`` (the report's provenance).
+    """
+
+    n_spots: int
+    layout: str
+    timings: dict[str, float]
+    files: list[str]
+    n_domains: int
+    bin_size_um: float | None
+    notes: list[str]
+    unit: str | None
+    n_cells: int | None
+    report: dict[str, object]
+
+
 def _versions() -> dict[str, str]:
     out = {"medgemma-spatial": __version__, "python": platform.python_version()}
     for pkg in ("numpy", "scipy", "pandas", "anndata", "h5py", "igraph", "faiss-cpu", "matplotlib"):
@@ -49,7 +70,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _jsonable(o: Any) -> Any:
+def _jsonable(o: object) -> JsonValue:
     if isinstance(o, dict):
         return {str(k): _jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
@@ -63,12 +84,14 @@ def _jsonable(o: Any) -> Any:
         return int(o)
     if isinstance(o, np.bool_):
         return bool(o)
-    return o
+    if o is None or isinstance(o, str | int | bool):
+        return o
+    return str(o)
 
 
-def px_per_um_of(sample: Any) -> float | None:
+def px_per_um_of(sample: Sample) -> float | None:
     """Full-resolution pixels per micrometre, from the spot diameter or the bin pitch."""
-    cells = getattr(sample, "cells", None)
+    cells = sample.cells
     if cells and cells.get("px_per_um"):
         return float(cells["px_per_um"])
     if sample.spot_diameter_px:
@@ -98,7 +121,7 @@ def run_analysis_stage(
     settings: Settings | None = None,
     progress: Progress | None = None,
     unpack_dir: str | Path | None = None,
-) -> dict[str, Any]:
+) -> AnalysisSummary:
     """Read, check and analyse ``sample_path``; write the artifacts into ``out_dir``.
 
     ``unpack_dir``: where an archive was (or is to be) unpacked, shared with the validation step.
@@ -126,7 +149,7 @@ def run_analysis_stage(
     table = load_markers(options.markers, species=options.species, organs=options.organs)
     sample = read_sample(sample_path, settings, bin_size_um=options.bin_size, unpack_dir=unpack_dir,
                          unit=options.unit)
-    cells = getattr(sample, "cells", None)
+    cells = sample.cells
     cell_obs = sample.adata.obs[["area_um2", "n_bins", "in_nucleus_frac"]].copy() if cells else None
     timings["read"] = round(time.perf_counter() - t0, 3)
     report(JobStage.VALIDATING, 1.0)
@@ -178,17 +201,17 @@ def run_analysis_stage(
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
             "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k,
             "bin_size_um": sample.bin_size_um, "notes": list(sample.notes),
-            "unit": getattr(sample, "unit", None), "n_cells": cells["n"] if cells else None}
+            "unit": sample.unit, "n_cells": int(cells["n"]) if cells else None}
 
 
-def _figures(out: Path, res: Any, sample: Any, held: dict[str, str]) -> list[str]:
+def _figures(out: Path, res: AnalysisResult, sample: Sample, held: dict[str, str]) -> list[str]:
     from core.figures import write_figures
 
     return write_figures(out / "figures", res, sample.image, sample.image_scalef, sample.spot_diameter_px,
                          withheld=set(held))
 
 
-def _write_spots(path: Path, res: Any, cell_obs: Any = None) -> None:
+def _write_spots(path: Path, res: AnalysisResult, cell_obs: pd.DataFrame | None = None) -> None:
     import pandas as pd
 
     a = res.annotation
@@ -220,7 +243,8 @@ def _write_spots(path: Path, res: Any, cell_obs: Any = None) -> None:
     df.to_csv(path, index=False)
 
 
-def _write_leakage_context(path: Path, sample: Any, res: Any, sample_path: str | Path) -> None:
+def _write_leakage_context(path: Path, sample: Sample, res: AnalysisResult,
+                           sample_path: str | Path) -> None:
     """Strings the report gate must never let into a prompt (ids, names from the input's metadata)."""
     from core.report.leakage import leakage_context_from_adata
 
@@ -230,7 +254,7 @@ def _write_leakage_context(path: Path, sample: Any, res: Any, sample_path: str |
     path.write_text(json.dumps(ctx, indent=1))
 
 
-def _write_h5ad(path: Path, sample: Any, res: Any) -> None:
+def _write_h5ad(path: Path, sample: Sample, res: AnalysisResult) -> None:
     import anndata as ad
     import pandas as pd
 
@@ -265,7 +289,7 @@ def _confidence_meaning(layout: str) -> str:
             f"(docs/accuracy.md).")
 
 
-def _calibration(layout: str) -> dict[str, Any]:
+def _calibration(layout: str) -> dict[str, JsonValue]:
     from core.analysis.annotate import CALIB_FEATURE_DOC, CALIBRATION
 
     a, b = CALIBRATION["visium" if layout == Layout.VISIUM else "hd"]
@@ -298,7 +322,7 @@ def analysis_record(res: AnalysisResult, sample: Sample, options: AnalyzeOptions
     z_ct, ct_names = res.nhood_celltype
     z_lin, lin_names = res.nhood_lineage
     cells = sample.cells
-    doc: dict[str, Any] = {
+    doc: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         # cells lie irregularly and were analysed as a generic layout; the record keeps the slide's
         "layout": sample.layout if cells else res.layout,
