@@ -15,10 +15,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError, MGSError, PromptLeakage
 from core.options import PromptStrategy, ReportBackend
+
+if TYPE_CHECKING:
+    from core.runner import AnalysisSummary
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_PROMPT_REFUSED = 0, 1, 2, 4
 EXIT_CODES = ("exit codes: 0 success; 1 internal error; 2 bad input (one line saying what is "
@@ -106,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _analyze(args: Any, sample: Path, progress: ProgressPrinter) -> dict[str, Any]:
+def _analyze(args: Any, sample: Path, progress: ProgressPrinter) -> AnalysisSummary:
     from core.config import get_settings
     from core.options import AnalysisOptions, ReportOptions
     from core.runner import run_analysis_stage
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_summary(out: Path, summary: dict[str, Any]) -> None:
+def _print_summary(out: Path, summary: AnalysisSummary) -> None:
     t = summary.get("timings", {}).get("total")
     print(f"analysed {summary['n_spots']} {summary['layout']} spots into {summary['n_domains']} domains"
           + (f" in {t:.1f} s" if t else ""))

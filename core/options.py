@@ -14,15 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from core.enums import Layout as Layout
+from core.enums import Unit as Unit
 from core.errors import BadOption
-
-
-class Layout(StrEnum):
-    """How the measured units are laid out on the slide."""
-
-    VISIUM = "visium"
-    VISIUM_HD = "visium_hd"
-    GENERIC = "generic"
 
 
 class ReportBackend(StrEnum):
@@ -162,5 +156,6 @@ __all__ = [
     "PromptStrategy",
     "ReportBackend",
     "ReportOptions",
+    "Unit",
     "describe_validation_error",
 ]

@@ -15,15 +15,25 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+from pydantic import JsonValue
 
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
+from core.enums import JobStage, Layout, Unit
 from core.errors import BadOption, MGSError
 from core.jsonable import to_jsonable
 from core.options import AnalysisOptions
+from core.results import SCHEMA_VERSION, AnalysisRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from core.analysis.claims import Claim
+    from core.analysis.pipeline import AnalysisResult
+    from core.io.readers import Sample
 
 Progress = Callable[[str, float], None]
 
@@ -35,6 +45,24 @@ ARTIFACTS = ("spots.csv", "features.json", "analysis.json", "he_image.png", "lea
 AnalyzeOptions = AnalysisOptions
 
 
+class AnalysisSummary(TypedDict, total=False):
+    """What :func:`run_analysis_stage` returns (and a job stores under ``summary.analysis``).
+
+    Every key but ``report`` is always set; the CLI adds ``report`` (the report's provenance).
+    """
+
+    n_spots: int
+    layout: str
+    timings: dict[str, float]
+    files: list[str]
+    n_domains: int
+    bin_size_um: float | None
+    notes: list[str]
+    unit: str | None
+    n_cells: int | None
+    report: dict[str, object]
+
+
 def _versions() -> dict[str, str]:
     out = {"medgemma-spatial": __version__, "python": platform.python_version()}
     for pkg in ("numpy", "scipy", "pandas", "anndata", "h5py", "igraph", "faiss-cpu", "matplotlib"):
@@ -43,15 +71,15 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def px_per_um_of(sample: Any) -> float | None:
+def px_per_um_of(sample: Sample) -> float | None:
     """Full-resolution pixels per micrometre, from the spot diameter or the bin pitch."""
-    cells = getattr(sample, "cells", None)
+    cells = sample.cells
     if cells and cells.get("px_per_um"):
         return float(cells["px_per_um"])
     if sample.spot_diameter_px:
-        if sample.layout == "visium":
+        if sample.layout == Layout.VISIUM:
             return float(sample.spot_diameter_px) / 55.0
-        if sample.layout == "visium_hd" and sample.bin_size_um:
+        if sample.layout == Layout.VISIUM_HD and sample.bin_size_um:
             return float(sample.spot_diameter_px) / float(sample.bin_size_um)
     return None
 
@@ -75,7 +103,7 @@ def run_analysis_stage(
     settings: Settings | None = None,
     progress: Progress | None = None,
     unpack_dir: str | Path | None = None,
-) -> dict[str, Any]:
+) -> AnalysisSummary:
     """Read, check and analyse ``sample_path``; write the artifacts into ``out_dir``.
 
     ``unpack_dir``: where an archive was (or is to be) unpacked, shared with the validation step.
@@ -95,7 +123,7 @@ def run_analysis_stage(
     report = progress or (lambda stage, frac: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    report("validating", 0.0)
+    report(JobStage.VALIDATING, 0.0)
     params = AnalysisParams(resolution=options.resolution, seed=options.seed,
                             n_domains=options.n_domains, threads=settings.threads,
                             blas_threads=settings.blas_threads)
@@ -103,10 +131,10 @@ def run_analysis_stage(
     table = load_markers(options.markers, species=options.species, organs=options.organs)
     sample = read_sample(sample_path, settings, bin_size_um=options.bin_size, unpack_dir=unpack_dir,
                          unit=options.unit)
-    cells = getattr(sample, "cells", None)
+    cells = sample.cells
     cell_obs = sample.adata.obs[["area_um2", "n_bins", "in_nucleus_frac"]].copy() if cells else None
     timings["read"] = round(time.perf_counter() - t0, 3)
-    report("validating", 1.0)
+    report(JobStage.VALIDATING, 1.0)
 
     t1 = time.perf_counter()
     # cells lie irregularly: the analysis treats them as a generic layout (k-nearest-neighbour graph)
@@ -148,28 +176,24 @@ def run_analysis_stage(
         _write_h5ad(out / "analysis.h5ad", sample, res)
     timings["analysis_total"] = round(time.perf_counter() - t1, 3)
     timings["total"] = round(time.perf_counter() - t0, 3)
-    analysis = _analysis_json(res, sample, options, table.source, timings, image_file, figures)
-    if cells:
-        analysis["layout"] = sample.layout
-        analysis["unit"] = "cell"
-        analysis["cells"] = dict(cells)
-    analysis["claims"] = [c.as_dict() for c in claims]
-    (out / "analysis.json").write_text(json.dumps(to_jsonable(analysis), indent=2))
-    report("analyzing", 1.0)
+    record = analysis_record(res, sample, options, table.source, timings, image_file, figures,
+                             claims)
+    record.write(out / "analysis.json")
+    report(JobStage.ANALYZING, 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
             "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k,
             "bin_size_um": sample.bin_size_um, "notes": list(sample.notes),
-            "unit": getattr(sample, "unit", None), "n_cells": cells["n"] if cells else None}
+            "unit": sample.unit, "n_cells": int(cells["n"]) if cells else None}
 
 
-def _figures(out: Path, res: Any, sample: Any, held: dict[str, str]) -> list[str]:
+def _figures(out: Path, res: AnalysisResult, sample: Sample, held: dict[str, str]) -> list[str]:
     from core.figures import write_figures
 
     return write_figures(out / "figures", res, sample.image, sample.image_scalef, sample.spot_diameter_px,
                          withheld=set(held))
 
 
-def _write_spots(path: Path, res: Any, cell_obs: Any = None) -> None:
+def _write_spots(path: Path, res: AnalysisResult, cell_obs: pd.DataFrame | None = None) -> None:
     import pandas as pd
 
     a = res.annotation
@@ -201,7 +225,8 @@ def _write_spots(path: Path, res: Any, cell_obs: Any = None) -> None:
     df.to_csv(path, index=False)
 
 
-def _write_leakage_context(path: Path, sample: Any, res: Any, sample_path: str | Path) -> None:
+def _write_leakage_context(path: Path, sample: Sample, res: AnalysisResult,
+                           sample_path: str | Path) -> None:
     """Strings the report gate must never let into a prompt (ids, names from the input's metadata)."""
     from core.report.leakage import leakage_context_from_adata
 
@@ -211,7 +236,7 @@ def _write_leakage_context(path: Path, sample: Any, res: Any, sample_path: str |
     path.write_text(json.dumps(ctx, indent=1))
 
 
-def _write_h5ad(path: Path, sample: Any, res: Any) -> None:
+def _write_h5ad(path: Path, sample: Sample, res: AnalysisResult) -> None:
     import anndata as ad
     import pandas as pd
 
@@ -239,23 +264,25 @@ def _write_h5ad(path: Path, sample: Any, res: Any) -> None:
 
 def _confidence_meaning(layout: str) -> str:
     """One sentence on what a spot's confidence means (for analysis.json and the report)."""
-    unit = "spot" if layout == "visium" else "bin"
-    what = "dominant cell type" if layout == "visium" else "cell type"
+    unit = Unit.SPOT if layout == Layout.VISIUM else Unit.BIN
+    what = "dominant cell type" if layout == Layout.VISIUM else "cell type"
     return (f"A {unit}'s confidence is the estimated probability that its {what} call is right: "
             f"of calls at confidence 0.8, about 80% were right on the synthetic accuracy sweep "
             f"(docs/accuracy.md).")
 
 
-def _calibration(layout: str) -> dict[str, Any]:
+def _calibration(layout: str) -> dict[str, JsonValue]:
     from core.analysis.annotate import CALIB_FEATURE_DOC, CALIBRATION
 
-    a, b = CALIBRATION["visium" if layout == "visium" else "hd"]
+    a, b = CALIBRATION["visium" if layout == Layout.VISIUM else "hd"]
     return {"method": "Platt scaling", "feature": CALIB_FEATURE_DOC, "a": a, "b": b,
             "fitted_on": "synth.py samples, seeds 0-2 (bench/accuracy.py --fit-calibration)"}
 
 
-def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source: str,
-                   timings: dict[str, float], image_file: str | None, figures: list[str]) -> dict[str, Any]:
+def analysis_record(res: AnalysisResult, sample: Sample, options: AnalyzeOptions,
+                    marker_source: str, timings: dict[str, float], image_file: str | None,
+                    figures: list[str], claims: list[Claim]) -> AnalysisRecord:
+    """The :class:`~core.results.AnalysisRecord` (``analysis.json``) of one analysis."""
     a = res.annotation
     order = np.argsort(-np.nan_to_num(res.moran["I"], nan=-np.inf))
     moran_top = [
@@ -276,9 +303,11 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
                         "markers": res.domain_markers.get(str(d), [])})
     z_ct, ct_names = res.nhood_celltype
     z_lin, lin_names = res.nhood_lineage
-    return {
-        "schema": "mgs.analysis/1",
-        "layout": res.layout,
+    cells = sample.cells
+    doc: dict[str, object] = {
+        "schema_version": SCHEMA_VERSION,
+        # cells lie irregularly and were analysed as a generic layout; the record keeps the slide's
+        "layout": sample.layout if cells else res.layout,
         "n_spots": len(res.obs_names),
         "n_genes": len(res.gene_names),
         "qc": res.qc.as_dict(),
@@ -341,7 +370,11 @@ def _analysis_json(res: Any, sample: Any, options: AnalyzeOptions, marker_source
             "timings_s": timings,
             "command": " ".join(sys.argv[:1]),
         },
+        "unit": Unit.CELL if cells else None,
+        "cells": dict(cells) if cells else None,
+        "claims": [c.as_dict() for c in claims],
     }
+    return AnalysisRecord.model_validate(to_jsonable(doc))
 
 
 __all__ = ["ARTIFACTS", "AnalyzeOptions", "MGSError", "run_analysis_stage"]

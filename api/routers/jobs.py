@@ -24,13 +24,13 @@ from api.schemas import (
     JobLinks,
     JobOut,
     JobPage,
-    JobStateName,
     NoNulStr,
     ReportHistory,
     SignoffCreate,
     SignoffOut,
 )
-from core.db.models import TERMINAL_STATES, Job
+from core.db.models import Job
+from core.enums import TERMINAL_STATES, JobStage, JobState
 from core.jobs import reports, service, signoff
 from core.report.signoff import Signoff, report_status
 
@@ -68,8 +68,8 @@ def job_out(job: Job) -> JobOut:
     error = JobError(code=job.error_code, detail=job.error_detail or "") if job.error_code else None
     return JobOut(
         id=job.id,
-        state=job.state,  # type: ignore[arg-type]
-        stage=job.stage,  # type: ignore[arg-type]
+        state=JobState(job.state),
+        stage=JobStage(job.stage),
         progress=job.progress,
         attempts=job.attempts,
         external_sample_id=job.external_sample_id,
@@ -125,7 +125,7 @@ async def create_job(
 async def list_jobs(
     session: ReadSessionDep,
     tenant: TenantDep,
-    state: JobStateName | None = None,
+    state: JobState | None = None,
     external_sample_id: Annotated[NoNulStr | None, Query()] = None,
     created_after: IsoDatetime | None = None,
     created_before: IsoDatetime | None = None,
@@ -136,7 +136,7 @@ async def list_jobs(
     jobs, nxt = await service.list_jobs(
         session,
         tenant,
-        state=state,
+        state=state.value if state else None,
         external_sample_id=external_sample_id,
         created_after=created_after,
         created_before=created_before,

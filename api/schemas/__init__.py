@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from core.enums import JobStage, JobState
 from core.options import JobOptions
+from core.report.signoff import ReportStatus
 
 
 def no_nul(v: str | None) -> str | None:
@@ -20,8 +22,6 @@ def no_nul(v: str | None) -> str | None:
 
 NoNulStr = Annotated[str, AfterValidator(no_nul)]
 
-JobStateName = Literal["queued", "running", "succeeded", "failed", "canceled"]
-JobStageName = Literal["validating", "analyzing", "reporting"]
 
 
 class Problem(BaseModel):
@@ -78,8 +78,8 @@ class JobLinks(BaseModel):
 
 class JobOut(BaseModel):
     id: uuid.UUID
-    state: JobStateName
-    stage: JobStageName
+    state: JobState
+    stage: JobStage
     progress: float = Field(ge=0, le=1)
     attempts: int = Field(
         description="Worker claims so far, all stages together (a clean run ends at 2: analysis, "
@@ -122,7 +122,6 @@ class Health(BaseModel):
     checks: dict[str, str] = Field(default_factory=dict)
 
 
-ReportStatusName = Literal["preliminary", "final", "amended"]
 
 
 class SignoffCreate(BaseModel):
@@ -152,5 +151,5 @@ class SignoffOut(BaseModel):
 
 class ReportHistory(BaseModel):
     job_id: uuid.UUID
-    report_status: ReportStatusName
+    report_status: ReportStatus
     signoffs: list[SignoffOut]

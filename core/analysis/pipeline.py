@@ -21,6 +21,7 @@ from core.analysis import domains as dom
 from core.analysis import preprocess as pp
 from core.analysis import qc as qcm
 from core.analysis import spatial as spa
+from core.enums import JobStage
 from core.errors import BadOption
 from core.markers import LINEAGES, MarkerTable, load_default_markers
 
@@ -204,7 +205,7 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
         now = time.perf_counter()
         t[name] = round(now - clock, 3)
         clock = now
-        report("analyzing", frac)
+        report(JobStage.ANALYZING, frac)
 
     X = adata.X
     X = sp.csr_matrix(X, dtype=np.float32)

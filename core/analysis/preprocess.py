@@ -39,14 +39,14 @@ class LogNormalized:
     def row_values(self, r0: int, r1: int) -> np.ndarray:
         """The stored values of rows ``r0:r1`` (float32, aligned with ``indices[indptr[r0]:indptr[r1]]``)."""
         a, b = int(self.indptr[r0]), int(self.indptr[r1])
-        out = np.multiply(self.counts.data[a:b], np.repeat(self.scale[r0:r1], np.diff(self.indptr[r0:r1 + 1])))
+        out: np.ndarray = np.multiply(self.counts.data[a:b], np.repeat(self.scale[r0:r1], np.diff(self.indptr[r0:r1 + 1])))
         np.log1p(out, out=out)
         return out
 
     def columns(self, cols: list[int] | np.ndarray) -> np.ndarray:
         """Dense n x len(cols) log-normalised values of a few genes (one pass over the counts)."""
         sub = self.counts[:, cols].toarray().astype(np.float32, copy=False)
-        out = np.multiply(sub, self.scale[:, None])
+        out: np.ndarray = np.multiply(sub, self.scale[:, None])
         np.log1p(out, out=out)
         return out
 
@@ -159,7 +159,8 @@ def pca_sparse(X: sp.csr_matrix, n_comps: int = 50, seed: int = 0, n_iter: int =
         return out
 
     def At(M: np.ndarray) -> np.ndarray:  # (X - 1 mu^T)^T M
-        return Xd.T @ M - np.outer(mu, ones @ M)
+        out: np.ndarray = Xd.T @ M - np.outer(mu, ones @ M)
+        return out
 
     ell = min(k + oversample, g, n)
     Q = _orthonormal(A(rng.standard_normal((g, ell))))

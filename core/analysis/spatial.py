@@ -142,7 +142,7 @@ def neighbourhood_diversity(A: sp.csr_matrix, labels: np.ndarray, rings: int = 2
     C = counts.toarray()
     C = C / np.maximum(C.sum(axis=1, keepdims=True), 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
-        H = -np.where(C > 0, C * np.log(C), 0.0).sum(axis=1)
+        H: np.ndarray = -np.where(C > 0, C * np.log(C), 0.0).sum(axis=1)
     return H
 
 

@@ -23,22 +23,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-class JobState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-
-TERMINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED)
-
-
-class JobStage(enum.StrEnum):
-    VALIDATING = "validating"
-    ANALYZING = "analyzing"
-    REPORTING = "reporting"
+# re-exported: the job enums are defined once, in core.enums
+from core.enums import TERMINAL_STATES as TERMINAL_STATES
+from core.enums import JobStage as JobStage
+from core.enums import JobState as JobState
 
 
 class JobKind(enum.StrEnum):

@@ -37,7 +37,8 @@ def haematoxylin(rgb: np.ndarray) -> np.ndarray:
     x = np.maximum(np.asarray(rgb[..., :3], dtype=np.float32) / 255.0, 1e-6)
     od = np.log(x) / np.float32(_LOG_ADJUST)
     h = od @ HED_FROM_RGB[:, 0].astype(np.float32)
-    return np.maximum(h, 0).astype(np.float32)
+    out: np.ndarray = np.maximum(h, 0).astype(np.float32)
+    return out
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -169,12 +170,14 @@ def _segment_tile(rgb: np.ndarray, thr: float, mpp: float, p: NucleiParams) -> n
     small[0] = False
     if small.any():
         ws[small[ws]] = 0
-    return ws
+    labels: np.ndarray = ws
+    return labels
 
 
 def _disk(r: int) -> np.ndarray:
     y, x = np.ogrid[-r:r + 1, -r:r + 1]
-    return (x * x + y * y) <= r * r
+    disk: np.ndarray = (x * x + y * y) <= r * r
+    return disk
 
 
 def segment_nuclei(image: Any, microns_per_px: float, points_xy: np.ndarray | None = None,

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,6 +318,7 @@ def _analysis(st: Stage) -> str:
         markers=marker_table_path(job_opts.markers, settings.marker_tables_dir),
         write_h5ad=True,
     )
+    summary: Mapping[str, object]
     if settings.analysis_memory_mb:
         summary = analyse_in_subprocess(sample, out, a_opts, settings, tracker, unpack_dir=unpacked)
     else:

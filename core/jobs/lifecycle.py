@@ -40,7 +40,7 @@ def claim(
     session: Session, job_id: uuid.UUID, phase: str, worker: str, settings: Settings
 ) -> Job | None:
     """Take the job for ``phase``; ``None`` when it is not queued for that phase (a duplicate)."""
-    job = session.execute(
+    job: Job | None = session.execute(
         repo.claim_job(job_id, phase, worker, settings.job_lease_s)
     ).scalar_one_or_none()
     if job is None:
@@ -74,7 +74,7 @@ def heartbeat(
     }
     if timings is not None:
         values["timings"] = timings
-    job = session.execute(repo.owned_update(job_id, attempt, **values)).scalar_one_or_none()
+    job: Job | None = session.execute(repo.owned_update(job_id, attempt, **values)).scalar_one_or_none()
     if job is None:
         raise LeaseLost(f"attempt {attempt} no longer owns job {job_id}")
     return job
@@ -89,7 +89,7 @@ def finish_analysis(
     timings: dict[str, Any],
 ) -> Job:
     """Commit the analysis artifacts of ``attempt`` and queue the report stage."""
-    job = session.execute(
+    job: Job | None = session.execute(
         repo.owned_update(
             job_id,
             attempt,
@@ -134,7 +134,7 @@ def succeed(
         values["analysis_prefix"] = analysis_prefix
     if summary is not None:
         values["summary"] = summary
-    job = session.execute(repo.owned_update(job_id, attempt, **values)).scalar_one_or_none()
+    job: Job | None = session.execute(repo.owned_update(job_id, attempt, **values)).scalar_one_or_none()
     if job is None:
         raise LeaseLost(f"attempt {attempt} no longer owns job {job_id}")
     outbox.add_webhook(session, job)
@@ -143,7 +143,7 @@ def succeed(
 
 def fail(session: Session, job_id: uuid.UUID, attempt: int, code: str, detail: str) -> Job | None:
     """Fail the job with ``{code, detail}`` (no-op returning ``None`` if no longer owner)."""
-    job = session.execute(
+    job: Job | None = session.execute(
         repo.owned_update(
             job_id,
             attempt,
@@ -241,7 +241,7 @@ def reclaim(session: Session, job: Job, reason: str, settings: Settings) -> str:
 async def cancel(session: Any, tenant_id: str, job_id: uuid.UUID) -> Job | None:
     """A client cancels a queued or running job (async API session); ``None`` when the job
     is not queued or running. A running worker notices at its next progress step."""
-    job = (await session.execute(repo.cancel_job(job_id, tenant_id))).scalar_one_or_none()
+    job: Job | None = (await session.execute(repo.cancel_job(job_id, tenant_id))).scalar_one_or_none()
     if job is not None:
         outbox.add_webhook(session, job)
     return job

@@ -19,11 +19,15 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Settings, get_settings
 from core.errors import InputError, PromptLeakage
 from core.options import ReportOptions
+from core.results import AnalysisRecord, read_analysis
+
+if TYPE_CHECKING:
+    from core.report.leakage import Lexicon
 
 PROMPT_FILE = "prompt.txt"
 LEAKAGE_FINDINGS_FILE = "leakage_findings.json"
@@ -42,22 +46,14 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _marker_table_path(analysis: dict[str, Any]) -> Path | None:
+def _marker_table_path(analysis: AnalysisRecord) -> Path | None:
     """The marker table the analysis ran with, where it is still on disk.
 
-    The runner records the path the user gave in ``provenance.options.markers`` (and the
-    table's source name in ``annotation.marker_table``); older layouts kept it directly under
-    ``provenance``.
+    The runner records the path the user gave in ``provenance.options.markers`` and the
+    table's source name in ``annotation.marker_table`` (``panglao:<path>`` for PanglaoDB).
     """
-    prov = analysis.get("provenance") or {}
-    opts = prov.get("options") or {}
-    ann = analysis.get("annotation") or {}
-    candidates = [opts.get("markers") if isinstance(opts, dict) else None,
-                  ann.get("marker_table") if isinstance(ann, dict) else None]
-    candidates += [prov.get(k) for k in ("marker_table", "markers", "marker_table_path")]
-    for v in candidates:
-        if isinstance(v, dict):
-            v = v.get("path") or v.get("source")
+    markers = analysis.provenance.options.get("markers")
+    for v in (markers if isinstance(markers, str) else None, analysis.annotation.marker_table):
         if isinstance(v, str):
             v = v.removeprefix("panglao:")
             if v.endswith((".tsv", ".txt")) and Path(v).is_file():
@@ -65,7 +61,7 @@ def _marker_table_path(analysis: dict[str, Any]) -> Path | None:
     return None
 
 
-def _lexicon(analysis: dict[str, Any]) -> Any:
+def _lexicon(analysis: AnalysisRecord) -> Lexicon:
     """The shipped lexicon, plus the one-organ genes of the run's PanglaoDB table if present."""
     from core.report.leakage import default_lexicon
 
@@ -74,10 +70,10 @@ def _lexicon(analysis: dict[str, Any]) -> Any:
     if path is not None:
         from core.markers import load_markers
 
-        opts = (analysis.get("provenance") or {}).get("options") or {}
-        species = str(opts["species"]) if opts.get("species") in ("Hs", "Mm") else "Hs"
+        sp = analysis.provenance.options.get("species")
+        species = sp if sp in ("Hs", "Mm") else "Hs"
         try:
-            table = load_markers(path, species=species)
+            table = load_markers(path, species=str(species))
         except InputError:
             return lex
         if table.organ_of_gene:
@@ -121,7 +117,7 @@ def record_failure(out_dir: Path, error: BaseException) -> None:
 
 
 def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOptions,
-                analysis: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
+                analysis: AnalysisRecord, gate: dict[str, Any]) -> dict[str, Any]:
     g = generation
     return {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -141,11 +137,11 @@ def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOpti
         "timings": {**g.timings} if g else {},
         "backend_details": g.extra if g else {},
         "options": options.as_dict(),
-        "analysis_provenance": analysis.get("provenance") or {},
+        "analysis_provenance": analysis.provenance.model_dump(mode="json"),
     }
 
 
-def _write_outputs(out_dir: Path, features: dict[str, Any], analysis: dict[str, Any], prompt: Any,
+def _write_outputs(out_dir: Path, features: dict[str, Any], analysis: AnalysisRecord, prompt: Any,
                    prepared: Any, provenance: dict[str, Any], narrative: str, context: Any,
                    t_start: float) -> None:
     """Render report.json, .md, .html and .pdf from one document and write them atomically."""
@@ -232,11 +228,11 @@ def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | No
     # bounds were checked where it was built (CLI, API, worker), once.
     t_start = time.perf_counter()
     features = _read_json(out_dir / "features.json", "tissue-blind features")
-    analysis = _read_json(out_dir / "analysis.json", "computed results")
+    analysis = read_analysis(out_dir / "analysis.json")
     context = LeakageContext.load(out_dir)
     step(0.05)
 
-    prepared = prepare_images(out_dir, analysis, tiles=options.tiles)
+    prepared = prepare_images(out_dir, analysis.image, tiles=options.tiles)
     prompt = build_prompt(features, options.prompt_strategy, n_images=len(prepared.images))
     lexicon = _lexicon(analysis)
     findings = find_leaks(prompt.text, context, features, lexicon)

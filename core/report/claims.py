@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.report.render import check_numbers
+from core.results import AnalysisRecord
 
 SUPPORTED, CONTRADICTED, UNVERIFIABLE = "supported", "contradicted", "unverifiable"
 
@@ -97,12 +98,8 @@ def domain_enrichment(features: Mapping[str, Any]) -> dict[str, dict[str, float]
     return out
 
 
-def _found_cell_types(analysis: Mapping[str, Any]) -> set[str] | None:
-    ann = analysis.get("annotation") or {}
-    counts = ann.get("cell_type_counts")
-    if isinstance(counts, Mapping):
-        return {k for k, v in counts.items() if v}
-    return None
+def _found_cell_types(analysis: AnalysisRecord) -> set[str]:
+    return {k for k, v in analysis.annotation.cell_type_counts.items() if v}
 
 
 def _lineages_in(sentence: str) -> list[str]:
@@ -116,7 +113,7 @@ def _lineages_in(sentence: str) -> list[str]:
     return sorted(first, key=lambda k: first[k])  # in the order the sentence names them
 
 
-def check_claims(narrative: str, features: Mapping[str, Any], analysis: Mapping[str, Any],
+def check_claims(narrative: str, features: Mapping[str, Any], analysis: AnalysisRecord,
                  ref: list[float]) -> list[dict[str, Any]]:
     """One entry per sentence: its text, claims (kind, text, verdict, reason) and verdict."""
     domains = {str(d.get("id")): d for d in features.get("domains") or []

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.report.claims import domain_enrichment
+from core.results import AnalysisRecord
 
 TITLE = "Spatial transcriptomics pathology report"
 STATUS = "Preliminary (research use only, not for diagnosis)"
@@ -165,15 +166,9 @@ def _figure(file: str, unit: str, annotated: bool = True) -> Figure:
 
 
 # --------------------------------------------------------------------------- claims of the analysis
-def _withheld(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Claims of the analysis that its own checks withheld (``analysis['claims']``)."""
-    claims = analysis.get("claims")
-    if isinstance(claims, Mapping):
-        claims = [{"name": k, **(v if isinstance(v, Mapping) else {"passed": bool(v)})}
-                  for k, v in claims.items()]
-    if not isinstance(claims, list):
-        return []
-    return [dict(c) for c in claims if isinstance(c, Mapping) and c.get("passed") is False]
+def _withheld(analysis: AnalysisRecord) -> list[dict[str, Any]]:
+    """Claims of the analysis that its own checks withheld (``analysis.json`` ``claims``)."""
+    return [c.model_dump(mode="json") for c in analysis.withheld_claims]
 
 
 def _is_withheld(withheld: list[dict[str, Any]], *words: str) -> bool:
@@ -186,9 +181,9 @@ def _unit(features: Mapping[str, Any]) -> str:
     return str((features.get("platform") or {}).get("unit") or "spot")
 
 
-def _platform(features: Mapping[str, Any], analysis: Mapping[str, Any]) -> str:
+def _platform(features: Mapping[str, Any], analysis: AnalysisRecord) -> str:
     p = features.get("platform") or {}
-    layout = str(p.get("layout") or analysis.get("layout") or "")
+    layout = str(p.get("layout") or analysis.layout.value)
     name = {"visium": "10x Visium", "visium_hd": "10x Visium HD"}.get(layout, layout or "n/a")
     desc = str(p.get("unit_description") or "").replace(" um ", " µm ") or None
     if p.get("bin_size_um"):
@@ -202,16 +197,21 @@ def _specimen(context: Mapping[str, Any]) -> str:
     return ", ".join(ids) if ids else "n/a (the input carried no specimen identifier)"
 
 
-def _quality(features: Mapping[str, Any], analysis: Mapping[str, Any], unit: str
+def _quality(features: Mapping[str, Any], analysis: AnalysisRecord, unit: str
              ) -> tuple[list[str], list[tuple[str, str]]]:
     fq = features.get("qc") or {}
-    aq = analysis.get("qc") or {}
-    qs = analysis.get("qc_summary") or {}
-    n_in, n_kept = aq.get("n_spots_in"), aq.get("n_spots_kept", fq.get("units_analysed"))
-    removed = (1 - n_kept / n_in) if n_in and n_kept is not None else fq.get("fraction_removed_by_qc")
-    genes = (qs.get("n_genes") or {}).get("median", fq.get("median_genes_per_unit"))
-    umis = (qs.get("total_counts") or {}).get("median")
-    mito = (qs.get("pct_mito") or {}).get("median", fq.get("median_mito_fraction"))
+    aq = analysis.qc
+    qs = analysis.qc_summary
+    n_in, n_kept = aq.n_spots_in, aq.n_spots_kept
+    removed = (1 - n_kept / n_in) if n_in else fq.get("fraction_removed_by_qc")
+
+    def median(metric: str, fallback: Any = None) -> Any:
+        d = qs.get(metric)
+        return d.median if d is not None else fallback
+
+    genes = median("n_genes", fq.get("median_genes_per_unit"))
+    umis = median("total_counts")
+    mito = median("pct_mito", fq.get("median_mito_fraction"))
     facts = [(f"{unit.capitalize()}s analysed", num(n_kept)),
              ("Removed by quality control", pct(removed, 1) if removed is not None else
               "n/a (not recorded)"),
@@ -227,12 +227,11 @@ def _quality(features: Mapping[str, Any], analysis: Mapping[str, Any], unit: str
     return [text], facts
 
 
-def _domain_rows(features: Mapping[str, Any], analysis: Mapping[str, Any], annotated: bool
+def _domain_rows(features: Mapping[str, Any], analysis: AnalysisRecord, annotated: bool
                  ) -> list[dict[str, Any]]:
     enrich = domain_enrichment(features)
-    markers_used = (analysis.get("annotation") or {}).get("markers_used") or {}
-    a_domains = {str(d.get("id")): d for d in (analysis.get("domains") or {}).get("domains") or []
-                 if isinstance(d, Mapping)}
+    markers_used = analysis.annotation.markers_used
+    a_domains = {d.id: d for d in analysis.domains.domains}
     rows = []
     for d in features.get("domains") or []:
         did = str(d.get("id"))
@@ -240,10 +239,9 @@ def _domain_rows(features: Mapping[str, Any], analysis: Mapping[str, Any], annot
                     key=lambda kv: -kv[1])
         down = sorted(((lin, v) for lin, v in (enrich.get(did) or {}).items()
                        if v <= -ENRICHED_MIN), key=lambda kv: kv[1])
-        genes = [m for m in (a_domains.get(did) or {}).get("markers") or []
-                 if isinstance(m, Mapping) and (m.get("log2fc") or 0) >= 1
-                 and (float(m["pval_adj"]) if m.get("pval_adj") is not None else 1.0) < 0.05]
-        gene_set = {str(m.get("gene")) for m in genes}
+        a_dom = a_domains.get(did)
+        genes = [m for m in (a_dom.markers if a_dom else []) if m.log2fc >= 1 and m.pval_adj < 0.05]
+        gene_set = {m.gene for m in genes}
         programmes = sorted(((ct, [g for g in gs if g in gene_set])
                              for ct, gs in markers_used.items()),
                             key=lambda kv: -len(kv[1]))
@@ -251,7 +249,7 @@ def _domain_rows(features: Mapping[str, Any], analysis: Mapping[str, Any], annot
         rows.append({"id": did, "fraction": d.get("fraction_of_units"),
                      "composition": _ranked(d.get("lineage_composition") or {}),
                      "up": up, "down": down, "programmes": programmes,
-                     "top_genes": [str(m.get("gene")) for m in genes[:5]],
+                     "top_genes": [m.gene for m in genes[:5]],
                      "confidence": d.get("mean_confidence") if annotated else None,
                      "entropy": d.get("mean_neighbourhood_entropy") if annotated else None,
                      "adjacent": [str(x) for x in d.get("adjacent_domains") or []]})
@@ -279,7 +277,7 @@ def _describe_domain(r: Mapping[str, Any]) -> str:
     return parts[0] + ": " + "; ".join(parts[1:]) + "." if len(parts) > 1 else parts[0] + "."
 
 
-def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
+def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
                    features: Mapping[str, Any], context: Mapping[str, Any] | None = None,
                    out_dir: Path | None = None,
                    extra_images: list[tuple[str, bytes]] | None = None) -> Document:
@@ -291,7 +289,7 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
     annotated = annotation_available(features)
     withheld = _withheld(analysis)
     prov = report.get("provenance") or {}
-    aprov = prov.get("analysis_provenance") or analysis.get("provenance") or {}
+    aprov = prov.get("analysis_provenance") or analysis.provenance.model_dump(mode="json")
     versions = aprov.get("versions") or {}
     src = report.get("narrative_source") or {}
     narratives = {s["id"]: s.get("narrative_checked", s.get("narrative", ""))
@@ -364,7 +362,7 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
     else:
         cells = ["Cell types were not annotated: too few genes of the marker table were found "
                  "in this sample, so no cell populations or lineage composition are reported."]
-    cm = (analysis.get("annotation") or {}).get("confidence_meaning")
+    cm = analysis.annotation.confidence_meaning
     if annotated and cm:
         cells.append(str(cm))
     findings.append(Finding("cells", "Cell populations and composition", cells, [],
@@ -387,9 +385,8 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
     else:
         spatial.append("Lineage neighbourhoods were not assessed: cell types were not annotated.")
     svg = sp.get("spatially_variable_genes") or {}
-    top_genes = [f"{g.get('gene')} (Moran's I {num(g.get('I'), 2)})"
-                 for g in ((analysis.get("spatial") or {}).get("morans_i") or {}).get("top") or []
-                 if isinstance(g, Mapping)][:5]
+    top_genes = [f"{g.gene} (Moran's I {num(g.I, 2)})"
+                 for g in analysis.spatial.morans_i.top][:5]
     if svg.get("n_tested"):
         spatial.append(f"{num(svg.get('n_significant_fdr05'))} of {num(svg.get('n_tested'))} "
                        f"tested genes ({pct(svg.get('fraction_significant'))}) vary in space "
@@ -539,7 +536,7 @@ def build_document(report: Mapping[str, Any], analysis: Mapping[str, Any],
               if p.get("mean_confidence") is not None else "n/a (no score)"] for p in pops],
             f"Counts {unit}s by their single most likely cell type; the lineage composition in "
             f"the findings averages the estimated mix within each {unit}, so the two differ."))
-    th = (analysis.get("qc") or {}).get("thresholds") or {}
+    th = analysis.qc.thresholds
     if th:
         labels = {"min_counts": f"Minimum transcripts per {unit}",
                   "min_genes": f"Minimum genes per {unit}",

@@ -66,7 +66,8 @@ class Hl7Settings:
 def _section(report: Mapping[str, Any], sid: str) -> Mapping[str, Any]:
     for s in report.get("sections") or []:
         if s.get("id") == sid:
-            return s
+            section: Mapping[str, Any] = s
+            return section
     return {}
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import CorruptFile
+from core.results import ImageInfo
 
 MODEL_IMAGE_SIZE = 896
 Image.MAX_IMAGE_PIXELS = None  # size is checked by preflight before analysis
@@ -87,18 +88,19 @@ def _read_png(path: Path) -> np.ndarray:
         raise CorruptFile(f"cannot read image {path.name}: {e}") from e
 
 
-def find_image(out_dir: Path, analysis: dict[str, Any]) -> tuple[Path | None, float, float | None]:
+def find_image(out_dir: Path, image: ImageInfo | None) -> tuple[Path | None, float, float | None]:
     """The image file of an output folder, its scale (image px per full-res px), spot diameter.
 
-    Order: the file ``analysis.json`` names; ``tissue_hires_image.png``; ``tissue_lowres_image.png``
-    (in the folder or its ``spatial/``, with Space Ranger's ``scalefactors_json.json``).
+    ``image``: what ``analysis.json`` says of the image (``None``: nothing). Order: the file it
+    names; ``tissue_hires_image.png``; ``tissue_lowres_image.png`` (in the folder or its
+    ``spatial/``, with Space Ranger's ``scalefactors_json.json``).
     """
-    meta = analysis.get("image") or {}
-    spot = meta.get("spot_diameter_px")
-    if meta.get("file"):
-        p = out_dir / str(meta["file"])
+    spot = image.spot_diameter_px if image else None
+    meta_scalef = image.scalef if image else None
+    if image and image.file:
+        p = out_dir / image.file
         if p.is_file():
-            return p, float(meta.get("scalef") or 1.0), float(spot) if spot else None
+            return p, float(meta_scalef or 1.0), float(spot) if spot else None
     for folder in (out_dir, out_dir / "spatial"):
         sf_path = folder / "scalefactors_json.json"
         sf = json.loads(sf_path.read_text()) if sf_path.is_file() else {}
@@ -106,7 +108,7 @@ def find_image(out_dir: Path, analysis: dict[str, Any]) -> tuple[Path | None, fl
         for res in ("hires", "lowres"):
             p = folder / f"tissue_{res}_image.png"
             if p.is_file():
-                scalef = sf.get(f"tissue_{res}_scalef") or meta.get("scalef") or 1.0
+                scalef = sf.get(f"tissue_{res}_scalef") or meta_scalef or 1.0
                 return p, float(scalef), float(spot) if spot else None
     return None, 1.0, None
 
@@ -160,13 +162,13 @@ def _distinct_domains(rows: list[dict[str, str]], n: int) -> list[str]:
     return sorted(score, key=lambda d: (-score[d], d))[:n]
 
 
-def prepare_images(out_dir: Path, analysis: dict[str, Any], tiles: int = 0,
+def prepare_images(out_dir: Path, image: ImageInfo | None, tiles: int = 0,
                    size: int = MODEL_IMAGE_SIZE) -> PreparedImages:
     """Overview (cropped to the tissue, letterboxed) plus ``tiles`` views of distinct domains.
 
     An output folder without an image gives an empty :class:`PreparedImages`.
     """
-    path, scalef, spot = find_image(out_dir, analysis)
+    path, scalef, spot = find_image(out_dir, image)
     if path is None:
         return PreparedImages(info={"available": False, "reason": "no H&E image in the sample"})
     rgb = to_rgb_uint8(_read_png(path))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.report.document import Document, Figure, build_document
+from core.results import AnalysisRecord
 
 PDF_FILE = "report.pdf"
 
@@ -182,7 +183,7 @@ def render_pdf_document(doc: Document) -> bytes:
     return bytes(pdf.output())
 
 
-def render_pdf(report: Mapping[str, Any], analysis: Mapping[str, Any],
+def render_pdf(report: Mapping[str, Any], analysis: AnalysisRecord,
                features: Mapping[str, Any], out_dir: Path,
                extra_images: list[tuple[str, bytes]] | None = None,
                context: Mapping[str, Any] | None = None) -> bytes:

@@ -20,6 +20,7 @@ from statistics import median
 from typing import Any
 
 from core.report.prompts import QUESTIONS, SECTIONS, annotation_available, not_assessed_reasons
+from core.results import AnalysisRecord
 
 DISCLAIMER = (
     "Research output, not a diagnosis. This report was produced by an automated analysis "
@@ -231,20 +232,21 @@ def computed_sections(features: Mapping[str, Any], spots: list[dict[str, str]],
 
 
 # --------------------------------------------------------------------------- render
-def not_assessed(analysis: Mapping[str, Any]) -> dict[str, Any]:
+def not_assessed(analysis: AnalysisRecord) -> dict[str, Any]:
     """What the analysis could not assess and why: its failed reliability checks
     (``analysis.json`` ``claims``) and the reader's notes on the sample."""
-    claims = [c for c in analysis.get("claims") or []
-              if isinstance(c, Mapping) and c.get("passed") is False]
-    prov = analysis.get("provenance") or {}
-    qc = analysis.get("qc") or {}
-    notes = [str(n) for n in [*(prov.get("notes") or []), *(qc.get("notes") or [])]]
-    return {"claims": [{"claim": c.get("name"), "reason": c.get("reason"),
-                        "value": c.get("value"), "threshold": c.get("threshold")} for c in claims],
+    notes = [*analysis.provenance.notes, *analysis.qc.notes]
+    return {"claims": [{"claim": c.name, "reason": c.reason, "value": c.value,
+                        "threshold": c.threshold} for c in analysis.withheld_claims],
             "notes": notes}
 
 
-def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
+def _numbers_doc(analysis: AnalysisRecord) -> dict[str, Any]:
+    """The analysis as a JSON document for :func:`collect_numbers` (its version left out)."""
+    return analysis.model_dump(mode="json", exclude={"schema_version"})
+
+
+def build_report(features: Mapping[str, Any], analysis: AnalysisRecord,
                  spots: list[dict[str, str]], narrative: str, prompt_text: str,
                  image_info: Mapping[str, Any], provenance: dict[str, Any],
                  figures: list[str]) -> dict[str, Any]:
@@ -254,7 +256,7 @@ def build_report(features: Mapping[str, Any], analysis: Mapping[str, Any],
         computed["uncertainty"]["limitations"] = [
             x.replace("aggregates and the H&E image", "aggregates, without the image")
             for x in computed["uncertainty"]["limitations"]]
-    ref = collect_numbers(analysis, features, computed)
+    ref = collect_numbers(_numbers_doc(analysis), features, computed)
     split = split_sections(narrative)
     sections = []
     n_checked = n_unverified = 0
@@ -335,10 +337,10 @@ def _marked(text: str, ref_checks: list[dict[str, Any]], wrap: tuple[str, str],
 
 
 
-def _ref(report: Mapping[str, Any], analysis: Mapping[str, Any],
+def _ref(report: Mapping[str, Any], analysis: AnalysisRecord,
          features: Mapping[str, Any]) -> list[float]:
     computed = {s["id"]: s["computed"] for s in report["sections"]}
-    return collect_numbers(analysis, features, computed)
+    return collect_numbers(_numbers_doc(analysis), features, computed)
 
 
 def _mark(text: str, ref: list[float], md: bool) -> str:
@@ -348,7 +350,7 @@ def _mark(text: str, ref: list[float], md: bool) -> str:
 
 
 # --------------------------------------------------------------------------- markdown
-def render_markdown(report: Mapping[str, Any], analysis: Mapping[str, Any],
+def render_markdown(report: Mapping[str, Any], analysis: AnalysisRecord,
                     features: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> str:
     """``report.md``: the same document as the HTML and PDF, in Markdown."""
     from core.report.document import build_document
@@ -455,7 +457,7 @@ def _table_html(t: Any) -> str:
             f"</thead><tbody>{body}</tbody></table></div>{note}")
 
 
-def render_html(report: Mapping[str, Any], analysis: Mapping[str, Any],
+def render_html(report: Mapping[str, Any], analysis: AnalysisRecord,
                 features: Mapping[str, Any], out_dir: Path,
                 extra_images: list[tuple[str, bytes]] | None = None,
                 context: Mapping[str, Any] | None = None) -> str:

@@ -18,6 +18,8 @@ from typing import Any
 
 
 class ReportStatus(enum.StrEnum):
+    """The status of a report: preliminary until a reviewer signs it final, then amended."""
+
     PRELIMINARY = "preliminary"
     FINAL = "final"
     AMENDED = "amended"

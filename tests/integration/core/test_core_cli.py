@@ -33,6 +33,19 @@ def result(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_analysis_json_follows_its_model_and_schema(result: Path) -> None:
+    """The runner writes analysis.json through core.results; the published schema holds it."""
+    from core.results import SCHEMA_VERSION, json_schema, read_analysis
+
+    doc = json.loads((result / "analysis.json").read_text())
+    assert doc["schema_version"] == SCHEMA_VERSION and "unit" not in doc
+    record = read_analysis(result)
+    assert record.layout == "visium" and record.n_spots == doc["n_spots"]
+    assert record.to_dict() == doc
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(doc, json_schema())
+
+
 def test_claims_and_domain_choice_recorded(result: Path) -> None:
     """A good sample: every reliability check passes and the domain choice is explained."""
     analysis = json.loads((result / "analysis.json").read_text())

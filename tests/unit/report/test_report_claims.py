@@ -5,15 +5,18 @@ from __future__ import annotations
 from core.report.claims import check_claims, domain_enrichment, split_sentences, strike, summarise
 from core.report.render import collect_numbers
 from core.report.samples import example_features
+from tests.fixtures.report_outputs import example_analysis
 
-ANALYSIS = {"annotation": {"cell_type_counts": {"Epithelial cells": 90, "Fibroblasts": 60,
-                                                "T cells": 40, "Macrophages": 20,
-                                                "Dendritic cells": 0}}}
+COUNTS = {"Epithelial cells": 90, "Fibroblasts": 60, "T cells": 40, "Macrophages": 20,
+          "Dendritic cells": 0}
+_BASE = example_analysis()
+ANALYSIS = _BASE.model_copy(update={
+    "annotation": _BASE.annotation.model_copy(update={"cell_type_counts": COUNTS})})
 
 
 def _check(text: str) -> list[dict]:  # type: ignore[type-arg]
     f = example_features()
-    return check_claims(text, f, ANALYSIS, collect_numbers(f, ANALYSIS))
+    return check_claims(text, f, ANALYSIS, collect_numbers(f, {"annotation": {"counts": COUNTS}}))
 
 
 def _verdicts(text: str) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from core.report.image import letterbox, prepare_images, tissue_box, to_rgb_uint8
+from core.results import read_analysis
 from tests.fixtures.report_outputs import write_output_dir
 
 
@@ -52,8 +53,7 @@ def test_tissue_box_pads_and_clips() -> None:
 @pytest.mark.parametrize("kind", ["uint8", "rgba", "grey"])
 def test_prepare_crops_to_spots(tmp_path: Path, kind: str) -> None:
     d = write_output_dir(tmp_path, image=kind)
-    analysis = json.loads((d / "analysis.json").read_text())
-    prepared = prepare_images(d, analysis, tiles=2)
+    prepared = prepare_images(d, read_analysis(d).image, tiles=2)
     assert len(prepared.images) == 3
     assert all(im.size == (896, 896) and im.mode == "RGB" for im in prepared.images)
     h, w = prepared.info["source_shape"]
@@ -64,7 +64,7 @@ def test_prepare_crops_to_spots(tmp_path: Path, kind: str) -> None:
 
 def test_no_image_means_text_only(tmp_path: Path) -> None:
     d = write_output_dir(tmp_path, image=None)
-    prepared = prepare_images(d, json.loads((d / "analysis.json").read_text()))
+    prepared = prepare_images(d, read_analysis(d).image)
     assert not prepared.available and prepared.info["available"] is False
 
 
@@ -74,5 +74,5 @@ def test_space_ranger_hires_fallback(tmp_path: Path) -> None:
     Image.new("RGBA", (700, 600), (200, 100, 150, 255)).save(d / "spatial" / "tissue_hires_image.png")
     (d / "spatial" / "scalefactors_json.json").write_text(json.dumps(
         {"tissue_hires_scalef": 0.08, "spot_diameter_fullres": 180.0}))
-    prepared = prepare_images(d, {"image": {"file": None}})
+    prepared = prepare_images(d, None)
     assert prepared.available and prepared.info["scalef"] == 0.08

@@ -16,6 +16,7 @@ from core.report.leakage import (
 )
 from core.report.prompts import STRATEGIES, build_prompt
 from core.report.samples import example_features
+from core.results import AnalysisRecord
 
 PANGLAO = Path(__file__).resolve().parents[4] / "shared" / "data" / "PanglaoDB_markers_27_Mar_2020.tsv"
 
@@ -143,12 +144,20 @@ def test_run_marker_table_reaches_the_lexicon() -> None:
     """The runner records the table as provenance.options.markers and
     annotation.marker_table ("panglao:<name>"): the report finds it there (issue 12)."""
     from core.report import _lexicon, _marker_table_path
+    from tests.fixtures.report_outputs import example_analysis
 
-    analysis = {"annotation": {"marker_table": f"panglao:{PANGLAO.name}"},
-                "provenance": {"options": {"markers": str(PANGLAO), "species": "Hs"}}}
+    base = example_analysis()
+
+    def with_table(markers: str | None, source: str) -> AnalysisRecord:
+        return base.model_copy(update={
+            "annotation": base.annotation.model_copy(update={"marker_table": source}),
+            "provenance": base.provenance.model_copy(
+                update={"options": {"markers": markers, "species": "Hs"}})})
+
+    analysis = with_table(str(PANGLAO), f"panglao:{PANGLAO.name}")
     assert _marker_table_path(analysis) == PANGLAO
     assert len(_lexicon(analysis).organ_genes) > len(default_lexicon().organ_genes)
-    assert _marker_table_path({"provenance": {"options": {"markers": None}}}) is None
+    assert _marker_table_path(with_table(None, "default")) is None
 
 
 def test_word_lists_are_data_files_derived_from_the_marker_table() -> None:

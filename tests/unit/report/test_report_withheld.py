@@ -7,6 +7,7 @@ from core.report.leakage import find_leaks
 from core.report.prompts import build_prompt
 from core.report.render import computed_sections, not_assessed
 from core.report.samples import example_features
+from tests.fixtures.report_outputs import example_analysis
 
 
 def test_close_domain_count_is_said() -> None:
@@ -42,11 +43,15 @@ def test_withheld_claims_are_said_not_described() -> None:
 
 
 def test_report_lists_failed_claims_and_notes() -> None:
-    analysis = {"claims": [{"name": "genes_kept", "passed": False, "value": 34, "threshold": 200,
-                            "reason": "only 34 genes kept"},
-                           {"name": "domains", "passed": True, "value": 0.5, "threshold": 0.15,
-                            "reason": "fine"}],
-                "provenance": {"notes": ["blank image"]}, "qc": {"notes": ["shallow sample"]}}
+    from core.results import Claim
+
+    base = example_analysis()
+    analysis = base.model_copy(update={
+        "claims": [Claim(name="genes_kept", passed=False, value=34, threshold=200,
+                         reason="only 34 genes kept"),
+                   Claim(name="domains", passed=True, value=0.5, threshold=0.15, reason="fine")],
+        "provenance": base.provenance.model_copy(update={"notes": ["blank image"]}),
+        "qc": base.qc.model_copy(update={"notes": ["shallow sample"]})})
     na = not_assessed(analysis)
     assert [c["claim"] for c in na["claims"]] == ["genes_kept"]
     assert na["notes"] == ["blank image", "shallow sample"]

@@ -15,10 +15,9 @@ from .job_options_species import JobOptionsSpecies
 from .job_out import JobOut
 from .job_out_options import JobOutOptions
 from .job_out_provenance import JobOutProvenance
-from .job_out_stage import JobOutStage
-from .job_out_state import JobOutState
 from .job_page import JobPage
-from .list_jobs_state_type_0 import ListJobsStateType0
+from .job_stage import JobStage
+from .job_state import JobState
 from .problem import Problem
 from .problem_errors_type_0_item import ProblemErrorsType0Item
 from .prompt_strategy import PromptStrategy
@@ -27,7 +26,7 @@ from .readiness_problem_checks import ReadinessProblemChecks
 from .readiness_problem_errors_type_0_item import ReadinessProblemErrorsType0Item
 from .report_backend import ReportBackend
 from .report_history import ReportHistory
-from .report_history_report_status import ReportHistoryReportStatus
+from .report_status import ReportStatus
 from .signoff_create import SignoffCreate
 from .signoff_create_status import SignoffCreateStatus
 from .signoff_out import SignoffOut
@@ -51,10 +50,9 @@ __all__ = (
     "JobOut",
     "JobOutOptions",
     "JobOutProvenance",
-    "JobOutStage",
-    "JobOutState",
     "JobPage",
-    "ListJobsStateType0",
+    "JobStage",
+    "JobState",
     "Problem",
     "ProblemErrorsType0Item",
     "PromptStrategy",
@@ -63,7 +61,7 @@ __all__ = (
     "ReadinessProblemErrorsType0Item",
     "ReportBackend",
     "ReportHistory",
-    "ReportHistoryReportStatus",
+    "ReportStatus",
     "SignoffCreate",
     "SignoffCreateStatus",
     "SignoffOut",

@@ -8,8 +8,8 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
-from ..models.job_out_stage import JobOutStage
-from ..models.job_out_state import JobOutState
+from ..models.job_stage import JobStage
+from ..models.job_state import JobState
 from ..types import UNSET, Unset
 from typing import cast
 from uuid import UUID
@@ -44,9 +44,9 @@ class JobOut:
             links (JobLinks):
             options (JobOutOptions):
             progress (float):
-            stage (JobOutStage):
+            stage (JobStage): The stage a job is in: validating its input, analyzing, reporting.
             started_at (datetime.datetime | None):
-            state (JobOutState):
+            state (JobState): The state of a job: queued, running, then succeeded, failed or canceled (terminal).
             updated_at (datetime.datetime):
             upload_id (UUID):
             provenance (JobOutProvenance | Unset): What the job ran with: validation summary, analysis versions and
@@ -63,9 +63,9 @@ class JobOut:
     links: JobLinks
     options: JobOutOptions
     progress: float
-    stage: JobOutStage
+    stage: JobStage
     started_at: datetime.datetime | None
-    state: JobOutState
+    state: JobState
     updated_at: datetime.datetime
     upload_id: UUID
     provenance: JobOutProvenance | Unset = UNSET
@@ -238,7 +238,7 @@ class JobOut:
 
         progress = d.pop("progress")
 
-        stage = JobOutStage(d.pop("stage"))
+        stage = JobStage(d.pop("stage"))
 
 
 
@@ -261,7 +261,7 @@ class JobOut:
         started_at = _parse_started_at(d.pop("started_at"))
 
 
-        state = JobOutState(d.pop("state"))
+        state = JobState(d.pop("state"))
 
 
 

@@ -8,7 +8,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
-from ..models.report_history_report_status import ReportHistoryReportStatus
+from ..models.report_status import ReportStatus
 from typing import cast
 from uuid import UUID
 
@@ -28,12 +28,12 @@ class ReportHistory:
     """ 
         Attributes:
             job_id (UUID):
-            report_status (ReportHistoryReportStatus):
+            report_status (ReportStatus): The status of a report: preliminary until a reviewer signs it final, then amended.
             signoffs (list[SignoffOut]):
      """
 
     job_id: UUID
-    report_status: ReportHistoryReportStatus
+    report_status: ReportStatus
     signoffs: list[SignoffOut]
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -76,7 +76,7 @@ class ReportHistory:
 
 
 
-        report_status = ReportHistoryReportStatus(d.pop("report_status"))
+        report_status = ReportStatus(d.pop("report_status"))
 
 
 

@@ -9,7 +9,7 @@ from ...types import Response, UNSET
 from ... import errors
 
 from ...models.job_page import JobPage
-from ...models.list_jobs_state_type_0 import ListJobsStateType0
+from ...models.job_state import JobState
 from ...models.problem import Problem
 from ...types import UNSET, Unset
 from typing import cast
@@ -19,7 +19,7 @@ import datetime
 
 def _get_kwargs(
     *,
-    state: ListJobsStateType0 | None | Unset = UNSET,
+    state: JobState | None | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
@@ -36,7 +36,7 @@ def _get_kwargs(
     json_state: None | str | Unset
     if isinstance(state, Unset):
         json_state = UNSET
-    elif isinstance(state, ListJobsStateType0):
+    elif isinstance(state, JobState):
         json_state = state.value
     else:
         json_state = state
@@ -145,7 +145,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    state: ListJobsStateType0 | None | Unset = UNSET,
+    state: JobState | None | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
@@ -158,7 +158,7 @@ def sync_detailed(
      Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
 
     Args:
-        state (ListJobsStateType0 | None | Unset):
+        state (JobState | None | Unset):
         external_sample_id (None | str | Unset):
         created_after (datetime.datetime | None | Unset):
         created_before (datetime.datetime | None | Unset):
@@ -193,7 +193,7 @@ limit=limit,
 def sync(
     *,
     client: AuthenticatedClient,
-    state: ListJobsStateType0 | None | Unset = UNSET,
+    state: JobState | None | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
@@ -206,7 +206,7 @@ def sync(
      Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
 
     Args:
-        state (ListJobsStateType0 | None | Unset):
+        state (JobState | None | Unset):
         external_sample_id (None | str | Unset):
         created_after (datetime.datetime | None | Unset):
         created_before (datetime.datetime | None | Unset):
@@ -236,7 +236,7 @@ limit=limit,
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    state: ListJobsStateType0 | None | Unset = UNSET,
+    state: JobState | None | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
@@ -249,7 +249,7 @@ async def asyncio_detailed(
      Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
 
     Args:
-        state (ListJobsStateType0 | None | Unset):
+        state (JobState | None | Unset):
         external_sample_id (None | str | Unset):
         created_after (datetime.datetime | None | Unset):
         created_before (datetime.datetime | None | Unset):
@@ -284,7 +284,7 @@ limit=limit,
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    state: ListJobsStateType0 | None | Unset = UNSET,
+    state: JobState | None | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
@@ -297,7 +297,7 @@ async def asyncio(
      Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
 
     Args:
-        state (ListJobsStateType0 | None | Unset):
+        state (JobState | None | Unset):
         external_sample_id (None | str | Unset):
         created_after (datetime.datetime | None | Unset):
         created_before (datetime.datetime | None | Unset):

@@ -1,6 +1,6 @@
 from enum import StrEnum
 
-class ListJobsStateType0(StrEnum):
+class JobState(StrEnum):
     CANCELED = "canceled"
     FAILED = "failed"
     QUEUED = "queued"

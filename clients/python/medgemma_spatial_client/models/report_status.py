@@ -1,6 +1,6 @@
 from enum import StrEnum
 
-class ReportHistoryReportStatus(StrEnum):
+class ReportStatus(StrEnum):
     AMENDED = "amended"
     FINAL = "final"
     PRELIMINARY = "preliminary"

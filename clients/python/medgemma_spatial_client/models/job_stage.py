@@ -1,6 +1,6 @@
 from enum import StrEnum
 
-class JobOutStage(StrEnum):
+class JobStage(StrEnum):
     ANALYZING = "analyzing"
     REPORTING = "reporting"
     VALIDATING = "validating"
