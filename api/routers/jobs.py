@@ -294,11 +294,23 @@ def _history_out(job_id: uuid.UUID, history: list[Signoff]) -> ReportHistory:
     responses=problem_responses(401, 403, 429, 404, 409, 422),
 )
 async def sign_report(
-    job_id: JobId, body: SignoffCreate, session: SessionDep, store: StoreDep, caller: CallerDep
+    job_id: JobId,
+    body: SignoffCreate,
+    session: SessionDep,
+    store: StoreDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
 ) -> ReportHistory:
     """Sign the report (reviewer keys only): ``final`` once, then ``amended`` with a comment
-    (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires."""
-    await signoff.sign_report(
+    (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires.
+    A retry (same ``Idempotency-Key`` and body, or without a key the same sign-off again
+    within ``MGS_SIGNOFF_REPEAT_WINDOW_S``) adds nothing and answers the same history with
+    ``Idempotent-Replayed: true``."""
+    _record, _status, replayed = await signoff.sign_report(
         session,
         store,
         caller,
@@ -306,7 +318,11 @@ async def sign_report(
         reviewer=body.reviewer,
         status=body.status,
         comment=body.comment,
+        idempotency_key=idempotency_key,
+        repeat_window_s=settings.signoff_repeat_window_s,
     )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     job = await service.get_job(session, caller.tenant_id, job_id)
     history = await signoff.history(session, job)
     await session.commit()
