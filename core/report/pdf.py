@@ -17,10 +17,17 @@ from core.report.document import Document, Figure, build_document
 PDF_FILE = "report.pdf"
 
 
-def _fonts() -> dict[str, Path]:
-    import matplotlib
+# Debian's fonts-dejavu-core: the API image has it (it renders signed PDFs without matplotlib)
+SYSTEM_DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 
-    base = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+def _fonts() -> dict[str, Path]:
+    try:
+        import matplotlib
+
+        base = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    except ImportError:
+        base = SYSTEM_DEJAVU
     return {"": base / "DejaVuSans.ttf", "B": base / "DejaVuSans-Bold.ttf",
             "I": base / "DejaVuSans-Oblique.ttf", "BI": base / "DejaVuSans-BoldOblique.ttf"}
 
