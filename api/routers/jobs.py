@@ -31,7 +31,7 @@ from api.schemas import (
     SignoffOut,
 )
 from core.db.models import TERMINAL_STATES, Job
-from core.jobs import reports, service, signoff
+from core.jobs import outbox, reports, service, signoff
 from core.report.signoff import Signoff, report_status
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -81,6 +81,7 @@ def job_out(job: Job) -> JobOut:
         started_at=job.started_at,
         finished_at=job.finished_at,
         error=error,
+        report=outbox.report_outcome(job),  # type: ignore[arg-type]
         provenance=job.summary or {},
         links=JobLinks(
             self=base,

@@ -18,6 +18,8 @@ from .job_out_provenance import JobOutProvenance
 from .job_out_stage import JobOutStage
 from .job_out_state import JobOutState
 from .job_page import JobPage
+from .job_report import JobReport
+from .job_report_narrative import JobReportNarrative
 from .list_jobs_state_type_0 import ListJobsStateType0
 from .problem import Problem
 from .problem_errors_type_0_item import ProblemErrorsType0Item
@@ -51,6 +53,8 @@ __all__ = (
     "JobOutStage",
     "JobOutState",
     "JobPage",
+    "JobReport",
+    "JobReportNarrative",
     "ListJobsStateType0",
     "Problem",
     "ProblemErrorsType0Item",
