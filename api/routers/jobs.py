@@ -16,6 +16,7 @@ from pydantic import BeforeValidator
 
 from api.deps import CallerDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from api.errors import problem_responses
+from api.longpoll import CachedStatus
 from api.schemas import (
     ArtifactList,
     ArtifactOut,
@@ -209,10 +210,26 @@ async def get_job(
                 job = await service.get_job(session, tenant, job_id)
             body = job_out(job).model_dump_json().encode()
     else:
-        job = await service.get_job(session, tenant, job_id)
-        # the hot polling path: serialise once, skip FastAPI's second validation pass
-        body = job_out(job).model_dump_json().encode()
-    etag = etag_of(body)
+        # the hot polling path: the body from this process's status cache (dropped by Postgres
+        # NOTIFY on every change of the row, see api/longpoll.py), else read, serialised once
+        # (no second validation pass by FastAPI) and kept
+        listener = request.app.state.job_listener
+        if not listener.connected:
+            listener.start_soon()
+        generation = listener.generation
+        hit = listener.cached(str(job_id), tenant)
+        if hit is not None:
+            body, etag = hit.body, hit.etag
+        else:
+            job = await service.get_job(session, tenant, job_id)
+            body = job_out(job).model_dump_json().encode()
+            etag = etag_of(body)
+            listener.store(str(job_id), CachedStatus(tenant, body, etag), generation)
+        return _status_response(body, etag, if_none_match)
+    return _status_response(body, etag_of(body), if_none_match)
+
+
+def _status_response(body: bytes, etag: str, if_none_match: str | None) -> Response:
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
@@ -225,10 +242,13 @@ async def get_job(
     response_model=JobOut,
     responses=problem_responses(401, 429, 404, 409, 422),
 )
-async def cancel_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobOut:
+async def cancel_job(
+    request: Request, job_id: JobId, session: SessionDep, tenant: TenantDep
+) -> JobOut:
     """Cancel a queued or running job (a worker stops at its next stage boundary)."""
     job = await service.cancel_job(session, tenant, job_id)
     await session.commit()
+    request.app.state.job_listener.forget(str(job_id))  # read-your-writes in this process
     return job_out(job)
 
 
