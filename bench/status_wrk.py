@@ -28,10 +28,12 @@ Prints one JSON object. Figures go in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -197,8 +199,15 @@ def main() -> None:
             result["longpoll"]["pollers"] = args.pollers
         print(json.dumps(result, indent=2))
     finally:
+        tree = load_api.tree_pids(proc.pid)
         proc.terminate()
-        proc.wait(15)
+        try:
+            proc.wait(30)  # 1,000 held connections can take a while to close
+        except subprocess.TimeoutExpired:
+            for pid in reversed(tree):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            proc.wait(10)
         import psycopg
 
         admin = os.environ.get("MGS_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
