@@ -51,7 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = aioredis.from_url(settings.broker_url)
         from api.longpoll import JobChangeListener
 
-        app.state.job_listener = JobChangeListener(settings.database_url)  # connects on first use
+        app.state.job_listener = JobChangeListener(
+            settings.database_url, settings.status_cache_entries
+        )  # connects on first use
 
         async def sweep_periodically() -> None:
             while True:

@@ -8,10 +8,19 @@ job (no worker runs, so it stays queued), then:
 
 1. ``paced``: plain ``GET /v1/jobs/{id}`` offered at ``--rate`` requests/s (each wrk
    connection waits connections/rate s between requests) for ``--duration`` s: p50/p99.
+   wrk has no rate option and wrk2 is not packaged here: this pacing is closed-loop (a
+   connection sends its next request only after the answer plus the delay), so when the
+   API falls behind the achieved rate drops below the offered one and the latencies do not
+   include the time a request would have waited to be sent (no coordinated-omission
+   correction). Read ``req_per_s`` (achieved) beside ``offered_per_s``.
 2. ``open``: the same GET as fast as ``--connections`` connections go: throughput and the
    API's CPU time per request (user+system of the API process / requests served).
 3. ``longpoll``: ``--pollers`` connections each holding ``GET ?wait=N`` with the current
    ETag (304 after N s, then again): the API's peak RSS while they wait, and its CPU.
+
+The API runs with ``--workers`` uvicorn processes (2, as Dockerfile.api's CMD). The result
+records the machine's load average before and after (``/proc/loadavg``) and its CPU count:
+figures from a shared machine are only comparable within one run.
 
 Prints one JSON object. Figures go in docs/benchmarks.md.
 """
@@ -19,10 +28,12 @@ Prints one JSON object. Figures go in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,6 +80,17 @@ def cpu_s(pids: list[int]) -> float:
     return total
 
 
+def held_connections(port: int) -> int:
+    """Established TCP connections to the API's port (``ss``), i.e. requests it holds open."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return len(out.splitlines())
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def run_wrk(
     url: str, script: str, connections: int, duration: float, threads: int, timeout_s: int,
     api_pids: list[int],
@@ -76,12 +98,15 @@ def run_wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(script)
     peak = [0.0]
+    held = [0]
+    port = int(url.split(":")[2].split("/")[0])
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
             peak[0] = max(peak[0], sum(load_api.rss_mb(p) for p in api_pids))
-            time.sleep(0.2)
+            held[0] = max(held[0], held_connections(port))
+            time.sleep(0.5)
 
     t = threading.Thread(target=sample, daemon=True)
     cpu0 = cpu_s(api_pids)
@@ -102,6 +127,8 @@ def run_wrk(
     res["api_cpu_s"] = round(cpu, 2)
     res["api_cpu_ms_per_request"] = round(1000 * cpu / max(res["requests"], 1), 3)
     res["api_rss_peak_mb"] = round(peak[0], 1)
+    res["connections_held_peak"] = held[0]
+    res["loadavg_after"] = loadavg()
     return res
 
 
@@ -115,12 +142,19 @@ def main() -> None:
     ap.add_argument("--pollers", type=int, default=1000)
     ap.add_argument("--wait", type=int, default=20, help="long poll N (s)")
     ap.add_argument("--no-longpoll", action="store_true", help="a checkout without ?wait")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="uvicorn worker processes of the API (Dockerfile.api runs 2)")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="py-spy the API during the open run; collapsed stacks to this file "
+                    "(pip install py-spy)")
+    ap.add_argument("--only", choices=("paced", "open", "longpoll"), action="append",
+                    help="run only these phases (repeatable)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
     load_api.ROOT = args.code_root.resolve()
     tmp = Path(tempfile.mkdtemp(prefix="mgs-wrk-"))
-    base, key, proc, _env, db = load_api.start_stack(tmp, 1)
+    base, key, proc, _env, db = load_api.start_stack(tmp, args.workers)
     try:
         auth = {"Authorization": f"Bearer {key}"}
         h5 = tmp / "s.h5ad"
@@ -134,23 +168,46 @@ def main() -> None:
         time.sleep(2)
         pids = load_api.tree_pids(proc.pid)
         rss0 = round(sum(load_api.rss_mb(p) for p in pids), 1)
-        result: dict[str, Any] = {"code_root": str(args.code_root), "api_rss_idle_mb": rss0}
+        result: dict[str, Any] = {
+            "code_root": str(args.code_root), "api_workers": args.workers,
+            "cpus": os.cpu_count(), "loadavg_before": loadavg(), "api_rss_idle_mb": rss0,
+        }
         delay_ms = 1000 * args.connections / args.rate
-        result["paced"] = run_wrk(url, lua(auth, delay_ms), args.connections, args.duration, 2,
-                                  5, pids)
-        result["paced"]["offered_per_s"] = args.rate
-        result["open"] = run_wrk(url, lua(auth, None), 8, args.duration, 2, 5, pids)
-        if not args.no_longpoll:
+        phases = set(args.only or ("paced", "open", "longpoll"))
+        if "paced" in phases:
+            result["paced"] = run_wrk(url, lua(auth, delay_ms), args.connections,
+                                      args.duration, 2, 5, pids)
+            result["paced"]["offered_per_s"] = args.rate
+        if "open" in phases:
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen(
+                    ["py-spy", "record", "--format", "raw", "--rate", "200", "--nonblocking",
+                     "-o", str(args.profile), "--subprocesses", "-p", str(proc.pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
+            result["open"] = run_wrk(url, lua(auth, None), 8, args.duration, 2, 5, pids)
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(30)
+        if not args.no_longpoll and "longpoll" in phases:
             hdrs = {**auth, "If-None-Match": etag.replace('"', '\\"')}
             result["longpoll"] = run_wrk(
                 f"{url}?wait={args.wait}", lua(hdrs, None), args.pollers,
-                max(args.duration, args.wait * 2), 2, args.wait + 10, pids,
+                max(args.duration, args.wait * 2), 2, args.wait + 60, pids,
             )
             result["longpoll"]["pollers"] = args.pollers
         print(json.dumps(result, indent=2))
     finally:
+        tree = load_api.tree_pids(proc.pid)
         proc.terminate()
-        proc.wait(15)
+        try:
+            proc.wait(30)  # 1,000 held connections can take a while to close
+        except subprocess.TimeoutExpired:
+            for pid in reversed(tree):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            proc.wait(10)
         import psycopg
 
         admin = os.environ.get("MGS_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")

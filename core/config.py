@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     auth_cache_s: float = Field(
         5.0, description="API processes cache a key's tenant this long (s); a revoked key stops within it."
     )
+    status_cache_entries: int = Field(
+        10000,
+        description="GET /v1/jobs/{id} bodies each API process keeps, dropped by Postgres NOTIFY "
+        "on every change of the job row (coherent while the listener is connected); 0 = off.",
+    )
+    signoff_repeat_window_s: float = Field(
+        120.0,
+        description="A sign-off without Idempotency-Key that repeats the latest one of the job "
+        "(same key, reviewer, status and comment) within this long is a retry: the earlier record "
+        "is returned, none is added (s); 0 = only Idempotency-Key makes a retry.",
+    )
     rate_limit_per_minute: int = Field(
         1200,
         description="Requests one API key may make per minute (token bucket in Redis, shared by all "

@@ -3,8 +3,9 @@
 The Dockerfiles call this so the images install what the project declares and
 nothing else (the same pins CI installs with ``pip install -e '.[...]'``):
 
-- ``api``: the ``service`` extra plus the few base dependencies the API process
-  imports (settings, and h5py for sniffing uploads); no scientific stack, no torch.
+- ``api``: the ``service`` and ``pdf`` extras plus the few base dependencies the API process
+  imports (settings, and h5py for sniffing uploads); no scientific stack, no torch. The
+  ``pdf`` extra (fpdf2, which brings Pillow) renders the report PDF again after a sign-off.
 - ``analysis``: the base dependencies plus the ``service`` extra.
 - ``report``: the base dependencies plus the ``service``, ``model`` and ``pdf`` extras.
 
@@ -40,7 +41,7 @@ def requirements(target: str, pyproject: Path = ROOT / "pyproject.toml") -> list
         missing = API_BASE - {_name(r) for r in base}
         if missing:
             raise ValueError(f"pyproject.toml no longer lists {sorted(missing)}")
-        return [r for r in base if _name(r) in API_BASE] + extras["service"]
+        return [r for r in base if _name(r) in API_BASE] + extras["service"] + extras["pdf"]
     out = base + extras["service"]
     if target == "report":
         out += extras["model"] + extras["pdf"]

@@ -16,6 +16,7 @@ from pydantic import BeforeValidator
 
 from api.deps import CallerDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from api.errors import problem_responses
+from api.longpoll import CachedStatus
 from api.schemas import (
     ArtifactList,
     ArtifactOut,
@@ -31,7 +32,7 @@ from api.schemas import (
 )
 from core.db.models import Job
 from core.enums import TERMINAL_STATES, JobStage, JobState
-from core.jobs import reports, service, signoff
+from core.jobs import outbox, reports, service, signoff
 from core.report.signoff import Signoff, report_status
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -81,6 +82,7 @@ def job_out(job: Job) -> JobOut:
         started_at=job.started_at,
         finished_at=job.finished_at,
         error=error,
+        report=outbox.report_outcome(job),  # type: ignore[arg-type]
         provenance=job.summary or {},
         links=JobLinks(
             self=base,
@@ -208,10 +210,26 @@ async def get_job(
                 job = await service.get_job(session, tenant, job_id)
             body = job_out(job).model_dump_json().encode()
     else:
-        job = await service.get_job(session, tenant, job_id)
-        # the hot polling path: serialise once, skip FastAPI's second validation pass
-        body = job_out(job).model_dump_json().encode()
-    etag = etag_of(body)
+        # the hot polling path: the body from this process's status cache (dropped by Postgres
+        # NOTIFY on every change of the row, see api/longpoll.py), else read, serialised once
+        # (no second validation pass by FastAPI) and kept
+        listener = request.app.state.job_listener
+        if not listener.connected:
+            listener.start_soon()
+        generation = listener.generation
+        hit = listener.cached(str(job_id), tenant)
+        if hit is not None:
+            body, etag = hit.body, hit.etag
+        else:
+            job = await service.get_job(session, tenant, job_id)
+            body = job_out(job).model_dump_json().encode()
+            etag = etag_of(body)
+            listener.store(str(job_id), CachedStatus(tenant, body, etag), generation)
+        return _status_response(body, etag, if_none_match)
+    return _status_response(body, etag_of(body), if_none_match)
+
+
+def _status_response(body: bytes, etag: str, if_none_match: str | None) -> Response:
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
@@ -224,10 +242,13 @@ async def get_job(
     response_model=JobOut,
     responses=problem_responses(401, 429, 404, 409, 422),
 )
-async def cancel_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobOut:
+async def cancel_job(
+    request: Request, job_id: JobId, session: SessionDep, tenant: TenantDep
+) -> JobOut:
     """Cancel a queued or running job (a worker stops at its next stage boundary)."""
     job = await service.cancel_job(session, tenant, job_id)
     await session.commit()
+    request.app.state.job_listener.forget(str(job_id))  # read-your-writes in this process
     return job_out(job)
 
 
@@ -294,11 +315,23 @@ def _history_out(job_id: uuid.UUID, history: list[Signoff]) -> ReportHistory:
     responses=problem_responses(401, 403, 429, 404, 409, 422),
 )
 async def sign_report(
-    job_id: JobId, body: SignoffCreate, session: SessionDep, store: StoreDep, caller: CallerDep
+    job_id: JobId,
+    body: SignoffCreate,
+    session: SessionDep,
+    store: StoreDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
 ) -> ReportHistory:
     """Sign the report (reviewer keys only): ``final`` once, then ``amended`` with a comment
-    (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires."""
-    await signoff.sign_report(
+    (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires.
+    A retry (same ``Idempotency-Key`` and body, or without a key the same sign-off again
+    within ``MGS_SIGNOFF_REPEAT_WINDOW_S``) adds nothing and answers the same history with
+    ``Idempotent-Replayed: true``."""
+    _record, _status, replayed = await signoff.sign_report(
         session,
         store,
         caller,
@@ -306,7 +339,11 @@ async def sign_report(
         reviewer=body.reviewer,
         status=body.status,
         comment=body.comment,
+        idempotency_key=idempotency_key,
+        repeat_window_s=settings.signoff_repeat_window_s,
     )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     job = await service.get_job(session, caller.tenant_id, job_id)
     history = await signoff.history(session, job)
     await session.commit()

@@ -69,6 +69,18 @@ class JobError(BaseModel):
     detail: str
 
 
+class JobReport(BaseModel):
+    narrative: Literal["written", "withheld"] = Field(
+        description="'withheld': the report was written with the computed findings and no "
+        "narrative; 'reason' says why."
+    )
+    reason: JobError | None = Field(
+        None,
+        description="Why the narrative is missing: code 'prompt_leakage' (the leakage gate "
+        "refused the prompt; nothing was sent to any model).",
+    )
+
+
 class JobLinks(BaseModel):
     self: str
     report: str
@@ -94,6 +106,9 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: JobError | None
+    report: JobReport | None = Field(
+        None, description="A succeeded job's report in brief: whether it has a narrative, and why not."
+    )
     provenance: dict[str, Any] = Field(
         default_factory=dict,
         description="What the job ran with: validation summary, analysis versions and parameters, "

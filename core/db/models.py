@@ -156,6 +156,13 @@ class ReportSignoff(Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({_values(SignoffStatus)})", name="ck_report_signoffs_status"),
         Index("uq_report_signoffs_job_seq", "job_id", "seq", unique=True),
+        Index(
+            "uq_report_signoffs_job_idempotency_key",
+            "job_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -168,6 +175,9 @@ class ReportSignoff(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     content_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # a retried request (same Idempotency-Key, same body) returns this record (migration 0004)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of reviewer/status/comment
 
 
 class Worker(Base):

@@ -8,6 +8,7 @@ progress and lease renewals are visible at once.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import tempfile
 import threading
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.db.models import JobStage
-from core.errors import MGSError
+from core.errors import MGSError, PromptLeakage
 from core.jobs import lifecycle
 from core.jobs.errors import LeaseLost
 from core.jobs.outages import is_transient
@@ -364,9 +365,15 @@ def _report(st: Stage) -> str:
         max_new_tokens=settings.max_new_tokens,
         specimen_id=st.external_sample_id,
     )
-    provenance = write_report(
-        out, r_opts, settings, progress=lambda f: tracker(JobStage.REPORTING.value, f)
-    )
+    try:
+        provenance = write_report(
+            out, r_opts, settings, progress=lambda f: tracker(JobStage.REPORTING.value, f)
+        )
+    except PromptLeakage:
+        # As the CLI (exit 4): the leakage gate refused the prompt, nothing went to any model,
+        # and the report was written with the computed findings and no narrative. The job
+        # succeeds with that report; report.json and the job's ``report`` say why.
+        provenance = _withheld_report(out)
     tracker.check()
     report_dir = st.tmp / "report"
     for p in out.rglob("*"):
@@ -385,3 +392,16 @@ def _report(st: Stage) -> str:
             summary={**st.summary, "report": to_jsonable(provenance)},
         )
     return "succeeded"
+
+
+def _withheld_report(out: Path) -> dict[str, Any]:
+    """The provenance of a report written without a narrative; re-raises the refusal when no
+    such report was written (an unreadable leakage context refuses before writing anything)."""
+    path = out / "report.json"
+    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if report.get("status") != "narrative_withheld":
+        raise PromptLeakage("the leakage gate refused the prompt and no report was written")
+    provenance: dict[str, Any] = dict(report.get("provenance") or {})
+    provenance["narrative"] = report.get("narrative")
+    return provenance
+

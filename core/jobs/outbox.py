@@ -70,6 +70,26 @@ def add_task(session: Session | Any, job: Job, delay_s: float = 0.0) -> OutboxMe
     return msg
 
 
+def report_outcome(job: Job) -> dict[str, Any] | None:
+    """A succeeded job's report in brief: ``{"narrative": "written"}``, or
+    ``{"narrative": "withheld", "reason": {"code", "detail"}}`` when the report was written
+    without a narrative (``prompt_leakage``: the leakage gate refused the prompt). ``None``
+    for a job that has no report (yet)."""
+    rep = (job.summary or {}).get("report")
+    if job.state != JobState.SUCCEEDED.value or not isinstance(rep, dict):
+        return None
+    narrative = rep.get("narrative") or {}
+    if narrative.get("status") != "withheld":
+        return {"narrative": "written", "reason": None}
+    return {
+        "narrative": "withheld",
+        "reason": {
+            "code": str(narrative.get("code") or "narrative_withheld"),
+            "detail": str(narrative.get("detail") or ""),
+        },
+    }
+
+
 def job_event(job: Job) -> dict[str, Any]:
     """The webhook body for a job that reached a terminal state."""
     error = (
@@ -87,6 +107,7 @@ def job_event(job: Job) -> dict[str, Any]:
             "external_sample_id": job.external_sample_id,
             "attempts": job.attempts,
             "error": error,
+            "report": report_outcome(job),
         },
     }
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,6 +19,11 @@ from core.jobs.errors import NotFound
 from core.report import exports
 from core.report.signoff import Signoff, render_with_status
 from core.storage import ObjectStore
+
+SIGNED_PDF_DIR = "signed"
+# what the worker rendered report.pdf from (figures are named by report.json)
+SIGNED_PDF_INPUTS = ("report.json", "analysis.json", "features.json", "leakage_context.json",
+                     "he_model_input.png")
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -61,8 +69,8 @@ async def render(
     """The report in ``fmt`` (json, markdown, html, fhir, hl7), its status header included."""
     if fmt not in MEDIA_TYPES:
         raise BadOption(f"format must be one of {', '.join(MEDIA_TYPES)}")
-    if fmt == "pdf":  # made with the report; its header says the status it was made with
-        return await _read(store, job, service.REPORT_FILES[fmt])
+    if fmt == "pdf":
+        return await report_pdf(session, store, job)
     if fmt in service.REPORT_FILES:
         content = await _read(store, job, service.REPORT_FILES[fmt])
         history = await signoff.history(session, job)
@@ -71,8 +79,73 @@ async def render(
     features_raw = await _optional(store, job, "features.json")
     features: dict[str, Any] = json.loads(features_raw) if features_raw else {}
     history = await signoff.history(session, job)
-    return export(report, features, job, history, settings, fmt,
-                  await _optional(store, job, "report.pdf"))
+    pdf = await report_pdf(session, store, job, history) \
+        if await _optional_key(store, job, "report.pdf") else None
+    return export(report, features, job, history, settings, fmt, pdf)
+
+
+async def _optional_key(store: ObjectStore, job: Job, name: str) -> str | None:
+    try:
+        return await service.artifact_key(store, job, name)
+    except NotFound:
+        return None
+
+
+def signed_pdf_key(job: Job, history: list[Signoff]) -> str:
+    """Where the PDF showing the status after sign-off ``len(history)`` is kept (made once)."""
+    return f"{(job.report_prefix or '').rstrip('/')}/{SIGNED_PDF_DIR}/report-{len(history)}.pdf"
+
+
+async def report_pdf(
+    session: AsyncSession, store: ObjectStore, job: Job, history: list[Signoff] | None = None
+) -> bytes:
+    """``report.pdf`` as it stands: the worker's PDF (status preliminary) until a reviewer
+    signs; after each sign-off, the same document rendered again with the status block (who
+    signed it final and when, each addendum), made on first request and kept beside it.
+    """
+    stored_key = await service.artifact_key(store, job, service.REPORT_FILES["pdf"])
+    if history is None:
+        history = await signoff.history(session, job)
+    if not history:
+        return await anyio.to_thread.run_sync(signoff.read_all, store, stored_key)
+    key = signed_pdf_key(job, history)
+    if await anyio.to_thread.run_sync(store.size, key) is not None:
+        return await anyio.to_thread.run_sync(signoff.read_all, store, key)
+    names = {n: await _optional_key(store, job, n) for n in SIGNED_PDF_INPUTS}
+    report = json.loads(await _read(store, job, "report.json"))
+    for fig in report.get("figures") or []:
+        names[str(fig)] = await _optional_key(store, job, str(fig))
+    found = {n: k for n, k in names.items() if k is not None}
+    return await anyio.to_thread.run_sync(_render_signed_pdf, store, found, history, key)
+
+
+def _render_signed_pdf(
+    store: ObjectStore, keys: dict[str, str], history: list[Signoff], dest: str
+) -> bytes:
+    """Blocking: fetch the document's inputs, render the PDF with its status, store it."""
+    from core.report.leakage import LeakageContext
+    from core.report.pdf import render_pdf
+    from core.results import read_analysis
+
+    with tempfile.TemporaryDirectory(prefix="mgs-signed-pdf-") as tmp:
+        out = Path(tmp)
+        for name, key in keys.items():
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            store.get_file(key, out / name)
+
+        def load(name: str) -> dict[str, Any]:
+            p = out / name
+            return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+
+        report = load("report.json")
+        model_input = out / "he_model_input.png"
+        extra = [("H&E image as sent to the model", model_input.read_bytes())] \
+            if model_input.is_file() and (report.get("provenance") or {}).get("backend") else []
+        pdf = render_pdf(report, read_analysis(out), load("features.json"), out, extra,
+                         asdict(LeakageContext.load(out)), history)
+        (out / "signed.pdf").write_bytes(pdf)
+        store.put_file(dest, out / "signed.pdf")
+    return pdf
 
 
 def export(

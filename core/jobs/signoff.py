@@ -8,11 +8,15 @@ later sign-offs are ``amended`` and need a comment (the addendum). The signed co
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import repositories as repo
@@ -86,8 +90,16 @@ async def sign_report(
     reviewer: str,
     status: str,
     comment: str | None,
-) -> tuple[Signoff, ReportStatus]:
+    idempotency_key: str | None = None,
+    repeat_window_s: float = 0.0,
+) -> tuple[Signoff, ReportStatus, bool]:
     """Append one sign-off to the caller's job ``job_id`` and queue its webhook.
+
+    Returns ``(record, report status, replayed)``. A retry appends nothing and fires no
+    webhook: it gets the earlier record back with ``replayed`` true. A retry is the same
+    ``idempotency_key`` with the same body (another body: :class:`Conflict`
+    ``idempotency_conflict``), or, without a key, a request identical to the job's latest
+    sign-off (same API key, reviewer, status and comment) within ``repeat_window_s`` seconds.
 
     Raises :class:`NotFound` for a job of another tenant (or none), then
     :class:`Forbidden` for a non-reviewer key, :class:`Conflict` for a job that has
@@ -109,9 +121,16 @@ async def sign_report(
         raise BadOption(
             "an amendment needs a comment: the addendum text", code="amendment_needs_comment"
         )
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise BadOption("Idempotency-Key must be 1 to 255 characters")
     content = await signed_content(store, job)
     await session.execute(repo.lock_job(job.id))  # one sign-off of a job at a time
-    past = await history(session, job)
+    rows = (await session.execute(repo.signoffs_of_job(job.id))).scalars().all()
+    past = [as_record(r) for r in rows]
+    digest = request_hash(caller.key_id, reviewer, status, comment)
+    earlier = await _retried(session, rows, idempotency_key, digest, repeat_window_s)
+    if earlier is not None:
+        return as_record(earlier), report_status(past), True
     if status == SignoffStatus.FINAL.value and past:
         raise Conflict(
             f"the report is already {report_status(past).value}; add an addendum with "
@@ -132,6 +151,8 @@ async def sign_report(
         status=status,
         comment=comment,
         content_sha256=content_sha256(content),
+        idempotency_key=idempotency_key,
+        request_hash=digest,
     )
     session.add(row)
     await session.flush()
@@ -140,6 +161,40 @@ async def sign_report(
     new_status = report_status([*past, record])
     outbox.add_event(session, job, signed_event(job, record, new_status))
     await session.flush()
-    return record, new_status
+    return record, new_status, False
+
+
+def request_hash(key_id: uuid.UUID, reviewer: str, status: str, comment: str | None) -> str:
+    """What makes two sign-off requests the same: the signing key and the normalised body."""
+    body = json.dumps([str(key_id), reviewer, status, comment], separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+async def _retried(
+    session: AsyncSession,
+    rows: Sequence[ReportSignoff],
+    idempotency_key: str | None,
+    digest: str,
+    repeat_window_s: float,
+) -> ReportSignoff | None:
+    """The earlier record this request repeats, if it is a retry (the job row is locked)."""
+    if idempotency_key is not None:
+        for row in rows:
+            if row.idempotency_key == idempotency_key:
+                if row.request_hash != digest:
+                    raise Conflict(
+                        "this Idempotency-Key was used with a different sign-off (key, reviewer, "
+                        "status or comment)",
+                        code="idempotency_conflict",
+                    )
+                return row
+        return None
+    if not rows or repeat_window_s <= 0:
+        return None
+    latest = rows[-1]
+    if latest.request_hash != digest:
+        return None
+    now = (await session.execute(select(func.now()))).scalar_one()
+    return latest if (now - latest.created_at).total_seconds() <= repeat_window_s else None
 
 

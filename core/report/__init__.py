@@ -141,6 +141,16 @@ def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOpti
     }
 
 
+def narrative_outcome(provenance: dict[str, Any]) -> dict[str, Any]:
+    """``{"status": "written"}``, or ``{"status": "withheld", "code", "detail"}`` when the
+    report carries no narrative (``prompt_leakage``: the leakage gate refused the prompt)."""
+    if not provenance.get("narrative_withheld"):
+        return {"status": "written"}
+    return {"status": "withheld",
+            "code": str(provenance.get("narrative_withheld_code") or "narrative_withheld"),
+            "detail": str(provenance["narrative_withheld"])}
+
+
 def _write_outputs(out_dir: Path, features: dict[str, Any], analysis: AnalysisRecord, prompt: Any,
                    prepared: Any, provenance: dict[str, Any], narrative: str, context: Any,
                    t_start: float) -> None:
@@ -171,6 +181,8 @@ def _write_outputs(out_dir: Path, features: dict[str, Any], analysis: AnalysisRe
     provenance["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
     report["status"] = "complete" if narrative or not provenance.get("narrative_withheld") \
         else "narrative_withheld"
+    # what a LIMS reads: was a narrative written, and if not, why (a stable code)
+    report["narrative"] = narrative_outcome(provenance)
     files["report.json"] = json.dumps(report, indent=2, default=str).encode("utf-8")
     write_files_atomically(out_dir, files)
 
@@ -249,6 +261,7 @@ def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | No
         provenance["narrative_withheld"] = (
             f"the leakage gate refused the prompt ({len(findings)} finding(s), listed in "
             f"{LEAKAGE_FINDINGS_FILE}); nothing was sent to any model")
+        provenance["narrative_withheld_code"] = PromptLeakage.code
         provenance["leakage_gate"]["findings_list"] = findings_as_dicts(findings)
         _write_outputs(out_dir, features, analysis, prompt, prepared, provenance, "", context,
                        t_start)

@@ -11,7 +11,7 @@ is written once, in plain words with units; a value that does not apply is shown
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,8 @@ class Document:
     provenance: list[tuple[str, str]]
     extra_figures: list[Figure]
     research_use: str = RESEARCH_USE
+    # the sign-off block (status, who signed and when, addenda); empty for a report as made
+    status_lines: list[str] = field(default_factory=list)
 
     def figures(self) -> list[Figure]:
         """Every figure in citation order."""
@@ -280,8 +282,13 @@ def _describe_domain(r: Mapping[str, Any]) -> str:
 def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
                    features: Mapping[str, Any], context: Mapping[str, Any] | None = None,
                    out_dir: Path | None = None,
-                   extra_images: list[tuple[str, bytes]] | None = None) -> Document:
-    """The report's content, ready for any renderer."""
+                   extra_images: list[tuple[str, bytes]] | None = None,
+                   history: Sequence[Any] | None = None) -> Document:
+    """The report's content, ready for any renderer.
+
+    ``history``: the report's sign-offs (:class:`core.report.signoff.Signoff`), when it is
+    rendered after review; the header then says the status, and ``status_lines`` the block.
+    """
     from core.report.prompts import annotation_available
 
     context = context or {}
@@ -311,6 +318,12 @@ def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
               ("Pipeline", f"MedGemma Spatial {versions.get('medgemma-spatial', 'n/a')}"),
               ("Narrative model", model),
               ("Report status", STATUS)]
+    status_block: list[str] = []
+    if history is not None:
+        from core.report.signoff import header_status, status_lines
+
+        header[-1] = ("Report status", header_status(history))
+        status_block = status_lines(history)
 
     # ---- findings
     figs = {Path(f).stem: _figure(f, unit, annotated) for f in report.get("figures") or []}
@@ -567,7 +580,8 @@ def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
                               for k, v in (prov.get("timings") or {}).items()) or "n/a"),
     ]
     return Document(TITLE, header, impression, str(src.get("label") or ""), findings,
-                    limitations, methods, tables, removed, counts, provenance, extra)
+                    limitations, methods, tables, removed, counts, provenance, extra,
+                    status_lines=status_block)
 
 
 def document_json(doc: Document) -> str:

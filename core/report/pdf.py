@@ -8,7 +8,7 @@ statement is in the footer of every page.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,17 @@ from core.results import AnalysisRecord
 PDF_FILE = "report.pdf"
 
 
-def _fonts() -> dict[str, Path]:
-    import matplotlib
+# Debian's fonts-dejavu-core: the API image has it (it renders signed PDFs without matplotlib)
+SYSTEM_DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 
-    base = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+def _fonts() -> dict[str, Path]:
+    try:
+        import matplotlib
+
+        base = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    except ImportError:
+        base = SYSTEM_DEJAVU
     return {"": base / "DejaVuSans.ttf", "B": base / "DejaVuSans-Bold.ttf",
             "I": base / "DejaVuSans-Oblique.ttf", "BI": base / "DejaVuSans-BoldOblique.ttf"}
 
@@ -43,7 +50,8 @@ def render_pdf_document(doc: Document) -> bytes:
         def header(self) -> None:
             self.set_font("dejavu", "", 7.5)
             self.set_text_color(110, 110, 110)
-            self.cell(0, 4, f"{doc.title} · {dict(doc.header).get('Specimen', '')}",
+            status = f" · {doc.status_lines[0]}" if doc.status_lines else ""
+            self.cell(0, 4, f"{doc.title} · {dict(doc.header).get('Specimen', '')}{status}",
                       new_x="LMARGIN", new_y="NEXT")
             self.ln(2)
             self.set_text_color(0, 0, 0)
@@ -146,6 +154,16 @@ def render_pdf_document(doc: Document) -> bytes:
                    new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     h1(doc.title)
+    if doc.status_lines:  # signed: the sign-off block under the title, before anything else
+        pdf.set_fill_color(238, 243, 250)
+        pdf.set_draw_color(51, 68, 85)
+        pdf.set_font("dejavu", "B", 10)
+        pdf.multi_cell(0, 5, doc.status_lines[0], border="LTR", fill=True, padding=1.5,  # type: ignore[arg-type]
+                       new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("dejavu", "", 9)
+        pdf.multi_cell(0, 4.6, "\n".join(doc.status_lines[1:]), border="LBR", fill=True,
+                       padding=1.5, new_x="LMARGIN", new_y="NEXT")  # type: ignore[arg-type]
+        pdf.ln(2)
     table(["Field", "Value"], [list(kv) for kv in doc.header])
     h2("Impression")
     bullets(doc.impression)
@@ -186,7 +204,12 @@ def render_pdf_document(doc: Document) -> bytes:
 def render_pdf(report: Mapping[str, Any], analysis: AnalysisRecord,
                features: Mapping[str, Any], out_dir: Path,
                extra_images: list[tuple[str, bytes]] | None = None,
-               context: Mapping[str, Any] | None = None) -> bytes:
-    """``report.pdf`` from the same document as ``report.html``."""
+               context: Mapping[str, Any] | None = None,
+               history: Sequence[Any] | None = None) -> bytes:
+    """``report.pdf`` from the same document as ``report.html``.
+
+    ``history``: the report's sign-offs; given, the PDF shows the report's status (who signed
+    it final and when, each addendum) under the title, in its header table and on every page.
+    """
     return render_pdf_document(build_document(report, analysis, features, context, out_dir,
-                                              extra_images))
+                                              extra_images, history))

@@ -13,8 +13,10 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from core.report.document import STATUS
 
 
 class ReportStatus(enum.StrEnum):
@@ -85,6 +87,36 @@ def status_lines(history: Sequence[Signoff]) -> list[str]:
     return lines
 
 
+def _when(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if t.tzinfo else t.isoformat()
+
+
+def header_status(history: Sequence[Signoff]) -> str:
+    """The value of the report header's "Report status" row (what the HTML, Markdown and PDF
+    header tables show): preliminary until signed, then who signed it final and when, and for an
+    amended report how many addenda and the latest one's reviewer and time."""
+    status = report_status(history)
+    if status == ReportStatus.PRELIMINARY:
+        return STATUS
+    first = history[0]
+    text = f"Final: signed by {first.reviewer}, {_when(first.signed_at)}"
+    extra = addenda(history)
+    if extra:
+        last = extra[-1]
+        n = len(extra)
+        text = (f"Amended: {n} addend{'um' if n == 1 else 'a'}, latest by {last.reviewer}, "
+                f"{_when(last.signed_at)} ({text[0].lower()}{text[1:]})")
+    return f"{text} (research use only, not for diagnosis)"
+
+
+def _header_row_markdown(value: str) -> str:
+    return f"- **Report status:** {value}"
+
+
+def _header_row_html(value: str) -> str:
+    return f"<dt>Report status</dt><dd>{html.escape(value)}</dd>"
+
+
 def with_status_json(report: Mapping[str, Any], history: Sequence[Signoff]) -> dict[str, Any]:
     """``report.json`` with ``report_status`` and ``signoffs`` added in front."""
     return {
@@ -94,9 +126,16 @@ def with_status_json(report: Mapping[str, Any], history: Sequence[Signoff]) -> d
     }
 
 
+def _with_header_row(text: str, history: Sequence[Signoff], row: Any) -> str:
+    """``text`` with its header table's "Report status" row (written preliminary when the
+    report was made) saying the status now."""
+    return text.replace(row(STATUS), row(header_status(history)), 1)
+
+
 def with_status_markdown(markdown: str, history: Sequence[Signoff]) -> str:
     """``report.md`` with the status block after its title line."""
     block = "\n".join(f"> {line}  " for line in status_lines(history))
+    markdown = _with_header_row(markdown, history, _header_row_markdown)
     head, sep, rest = markdown.partition("\n")
     if head.startswith("# "):
         return f"{head}\n\n{block}\n{sep}{rest}"
@@ -106,6 +145,7 @@ def with_status_markdown(markdown: str, history: Sequence[Signoff]) -> str:
 def with_status_html(page: str, history: Sequence[Signoff]) -> str:
     """``report.html`` with the status block after its ``<h1>`` (or at the top of the body)."""
     status = report_status(history).value
+    page = _with_header_row(page, history, _header_row_html)
     items = "".join(f"<div>{html.escape(line)}</div>" for line in status_lines(history))
     block = (
         f"<div class='report-status report-status-{status}' data-report-status='{status}' "

@@ -41,3 +41,43 @@ def test_api_runs_without_the_analysis_stack(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+
+
+def test_api_renders_the_signed_pdf_without_the_analysis_stack(tmp_path: Path) -> None:
+    """After a sign-off the API renders report.pdf again (fpdf2, Debian's DejaVu fonts):
+    that must work with what the API image has, matplotlib and the analysis stack absent."""
+    pytest.importorskip("fpdf")
+    pypdf = pytest.importorskip("pypdf")
+    from core.report.pdf import SYSTEM_DEJAVU
+
+    if not (SYSTEM_DEJAVU / "DejaVuSans.ttf").is_file():
+        pytest.skip("Debian's fonts-dejavu-core is not installed (the API image has it)")
+    from core.report import ReportOptions, write_report
+    from core.report.samples import example_features, write_output_dir
+
+    d = write_output_dir(tmp_path / "out", features=example_features())
+    write_report(d, ReportOptions())
+    code = textwrap.dedent(f"""
+        import json, sys
+        from dataclasses import asdict
+        from datetime import UTC, datetime
+        from pathlib import Path
+        from core.report.leakage import LeakageContext
+        from core.report.pdf import render_pdf
+        from core.report.signoff import Signoff
+        d = Path({str(d)!r})
+        load = lambda n: json.loads((d / n).read_text())
+        hist = [Signoff(1, "Dr Ada Lovelace", "k", "final", None, "0" * 64, datetime.now(UTC))]
+        pdf = render_pdf(load("report.json"), load("analysis.json"), load("features.json"), d,
+                         None, asdict(LeakageContext.load(d)), hist)
+        assert "matplotlib" not in sys.modules and "scipy" not in sys.modules
+        Path({str(tmp_path / "signed.pdf")!r}).write_bytes(pdf)
+        print("ok")
+    """)
+    env = {"PYTHONPATH": f"{blocker_dir(tmp_path)}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+    reader = pypdf.PdfReader(tmp_path / "signed.pdf")
+    text = " ".join(" ".join(p.extract_text() or "" for p in reader.pages).split())
+    assert "Report status: FINAL" in text and "Signed final by Dr Ada Lovelace" in text

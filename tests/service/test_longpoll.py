@@ -75,6 +75,46 @@ def test_waiting_requests_hold_no_database_connection(
     assert codes == [304] * 60
 
 
+def test_status_cache_follows_every_change_of_the_row(
+    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str],
+    tenant_b: dict[str, str],
+) -> None:
+    """Plain GETs are answered from the API's status cache; a change of the job row by
+    another process (here: SQL, as a worker's heartbeat would) reaches the next GETs at
+    once (the jobs_notify_touched trigger), progress included, which the long poll's
+    state/stage notification does not carry."""
+    import time
+
+    import psycopg
+
+    job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 0.5})
+    url = service_env["MGS_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
+    with client(api, tenant_a["auth"]) as c:
+        for _ in range(3):  # fill the cache (the listener connects on first use)
+            first = c.get(f"/v1/jobs/{job_id}")
+            time.sleep(0.2)
+        assert first.json()["progress"] == 0.0
+        for progress in (0.25, 0.5):
+            with psycopg.connect(url) as conn:
+                conn.execute("UPDATE jobs SET progress = %s WHERE id = %s", (progress, job_id))
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                r = c.get(f"/v1/jobs/{job_id}")
+                if r.json()["progress"] == progress:
+                    break
+                time.sleep(0.02)
+            assert r.json()["progress"] == progress, "the cached status was not dropped"
+            assert r.headers["etag"] != first.headers["etag"]
+            # and it stays current (a stale body was not stored back)
+            assert all(c.get(f"/v1/jobs/{job_id}").json()["progress"] == progress
+                       for _ in range(5))
+        r = c.post(f"/v1/jobs/{job_id}/cancel")
+        assert r.status_code == 200
+        assert c.get(f"/v1/jobs/{job_id}").json()["state"] == "canceled"  # read-your-writes
+    with client(api, tenant_b["auth"]) as other:  # the cache answers only the job's tenant
+        assert other.get(f"/v1/jobs/{job_id}").status_code == 404
+
+
 @pytest.fixture(scope="module")
 def pipeline(service_env: dict[str, str], tmp_path_factory: Any):  # type: ignore[no-untyped-def]
     logs = tmp_path_factory.mktemp("longpoll-logs")

@@ -6,6 +6,7 @@ and HL7 v2.5.1 (parsed with python-hl7)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from tests.service.helpers import client, tenant_of, upload
 
 fhir_dr = pytest.importorskip("fhir.resources.R4B.diagnosticreport")
 hl7 = pytest.importorskip("hl7")
+pypdf = pytest.importorskip("pypdf")
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +90,14 @@ def done_job(
 
 def _sign(c: Any, job_id: str, **body: Any) -> Any:
     return c.post(f"/v1/jobs/{job_id}/report/sign", json=body)
+
+
+def _pdf_text(c: Any, job_id: str) -> str:
+    """The served report.pdf's text (pypdf), whitespace squashed."""
+    r = c.get(f"/v1/jobs/{job_id}/report", params={"format": "pdf"})
+    assert r.status_code == 200 and r.content.startswith(b"%PDF"), r.text[:200]
+    reader = pypdf.PdfReader(io.BytesIO(r.content))
+    return " ".join(" ".join(p.extract_text() or "" for p in reader.pages).split())
 
 
 def _hl7_status(c: Any, job_id: str) -> tuple[Any, str]:
@@ -164,6 +174,8 @@ def test_signoff_history_status_and_webhooks(
         assert c.get(f"/v1/jobs/{jid}/report").json()["report_status"] == "preliminary"
         _, flag = _hl7_status(c, jid)
         assert flag == "P"
+        prelim = _pdf_text(c, jid)
+        assert "Preliminary (research use only" in prelim and "FINAL" not in prelim
 
         r = _sign(c, jid, reviewer="Dr Ada Lovelace", status="final", comment="agree")
         assert r.status_code == 201, r.text
@@ -180,11 +192,26 @@ def test_signoff_history_status_and_webhooks(
         r = _sign(c, jid, reviewer="Dr Ada Lovelace", status="amended", comment="  ")
         assert r.status_code == 422 and r.json()["code"] == "amendment_needs_comment"
 
-        r = _sign(
-            c, jid, reviewer="Dr Grace Hopper", status="amended",
-            comment="Domain D2 | reviewed ^ again & confirmed",
-        )
+        # the PDF says what the header says: preliminary as the worker made it, then signed
+        assert "Report status: FINAL" in _pdf_text(c, jid)
+
+        amend = {"reviewer": "Dr Grace Hopper", "status": "amended",
+                 "comment": "Domain D2 | reviewed ^ again & confirmed"}
+        r = c.post(f"/v1/jobs/{jid}/report/sign", json=amend, headers={"Idempotency-Key": "am-1"})
         assert r.status_code == 201, r.text
+        assert "Idempotent-Replayed" not in r.headers
+        # a network retry of the same request: the same history back, nothing appended
+        again = c.post(f"/v1/jobs/{jid}/report/sign", json=amend,
+                       headers={"Idempotency-Key": "am-1"})
+        assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json() == r.json() and len(again.json()["signoffs"]) == 2
+        # a retry that lost its key, within MGS_SIGNOFF_REPEAT_WINDOW_S: the same record too
+        again = _sign(c, jid, **amend)
+        assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == r.json()
+        # the key reused for another sign-off is a client bug, not a retry
+        other = c.post(f"/v1/jobs/{jid}/report/sign", json={**amend, "comment": "other"},
+                       headers={"Idempotency-Key": "am-1"})
+        assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
         hist = c.get(f"/v1/jobs/{jid}/report/history").json()
         assert hist["report_status"] == "amended"
         assert [s["seq"] for s in hist["signoffs"]] == [1, 2]
@@ -201,6 +228,12 @@ def test_signoff_history_status_and_webhooks(
         assert "Report status: AMENDED" in md and "Addendum by Dr Grace Hopper" in md
         page = c.get(f"/v1/jobs/{jid}/report", params={"format": "html"}).text
         assert "data-report-status='amended'" in page and "Dr Ada Lovelace" in page
+        assert "<dt>Report status</dt><dd>Amended: 1 addendum, latest by Dr Grace Hopper" in page
+        assert "- **Report status:** Amended: 1 addendum" in md and "Preliminary (" not in md
+        text = _pdf_text(c, jid)
+        assert "Report status: AMENDED" in text and "Signed final by Dr Ada Lovelace" in text
+        assert "Addendum by Dr Grace Hopper" in text and "reviewed ^ again & confirmed" in text
+        assert "Amended: 1 addendum, latest by Dr Grace Hopper" in text  # the header table row
         _, flag = _hl7_status(c, jid)
         assert flag == "C"
 

@@ -89,6 +89,10 @@ def test_leaking_features_are_refused_before_any_backend(tmp_path: Path) -> None
     assert any(s["computed"] for s in report["sections"])
     assert "no narrative" in (d / "report.md").read_text()
     assert (d / "report.html").is_file()
+    # the machine-readable why (the service's job.report carries the same)
+    assert report["status"] == "narrative_withheld"
+    assert report["narrative"]["status"] == "withheld"
+    assert report["narrative"]["code"] == "prompt_leakage"
 
 
 def test_planted_metadata_reaching_the_prompt_is_refused(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from .job_out import JobOut
 from .job_out_options import JobOutOptions
 from .job_out_provenance import JobOutProvenance
 from .job_page import JobPage
+from .job_report import JobReport
+from .job_report_narrative import JobReportNarrative
 from .job_stage import JobStage
 from .job_state import JobState
 from .problem import Problem
@@ -51,6 +53,8 @@ __all__ = (
     "JobOutOptions",
     "JobOutProvenance",
     "JobPage",
+    "JobReport",
+    "JobReportNarrative",
     "JobStage",
     "JobState",
     "Problem",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
   from ..models.job_links import JobLinks
   from ..models.job_out_options import JobOutOptions
   from ..models.job_out_provenance import JobOutProvenance
+  from ..models.job_report import JobReport
 
 
 
@@ -51,6 +52,7 @@ class JobOut:
             upload_id (UUID):
             provenance (JobOutProvenance | Unset): What the job ran with: validation summary, analysis versions and
                 parameters, report backend, model id and prompt hash (filled in as stages finish).
+            report (JobReport | None | Unset): A succeeded job's report in brief: whether it has a narrative, and why not.
      """
 
     attempts: int
@@ -69,6 +71,7 @@ class JobOut:
     updated_at: datetime.datetime
     upload_id: UUID
     provenance: JobOutProvenance | Unset = UNSET
+    report: JobReport | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -80,6 +83,7 @@ class JobOut:
         from ..models.job_links import JobLinks # noqa: PLC0415
         from ..models.job_out_options import JobOutOptions # noqa: PLC0415
         from ..models.job_out_provenance import JobOutProvenance # noqa: PLC0415
+        from ..models.job_report import JobReport # noqa: PLC0415
         attempts = self.attempts
 
         callback_url: None | str
@@ -128,6 +132,14 @@ class JobOut:
         if not isinstance(self.provenance, Unset):
             provenance = self.provenance.to_dict()
 
+        report: dict[str, Any] | None | Unset
+        if isinstance(self.report, Unset):
+            report = UNSET
+        elif isinstance(self.report, JobReport):
+            report = self.report.to_dict()
+        else:
+            report = self.report
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -150,6 +162,8 @@ class JobOut:
         })
         if provenance is not UNSET:
             field_dict["provenance"] = provenance
+        if report is not UNSET:
+            field_dict["report"] = report
 
         return field_dict
 
@@ -161,6 +175,7 @@ class JobOut:
         from ..models.job_links import JobLinks # noqa: PLC0415
         from ..models.job_out_options import JobOutOptions # noqa: PLC0415
         from ..models.job_out_provenance import JobOutProvenance # noqa: PLC0415
+        from ..models.job_report import JobReport # noqa: PLC0415
         d = dict(src_dict)
         attempts = d.pop("attempts")
 
@@ -286,6 +301,26 @@ class JobOut:
 
 
 
+        def _parse_report(data: object) -> JobReport | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                report_type_0 = JobReport.from_dict(data)
+
+
+
+                return report_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(JobReport | None | Unset, data)
+
+        report = _parse_report(d.pop("report", UNSET))
+
+
         job_out = cls(
             attempts=attempts,
             callback_url=callback_url,
@@ -303,6 +338,7 @@ class JobOut:
             updated_at=updated_at,
             upload_id=upload_id,
             provenance=provenance,
+            report=report,
         )
 
 

@@ -11,6 +11,7 @@ from ... import errors
 from ...models.problem import Problem
 from ...models.report_history import ReportHistory
 from ...models.signoff_create import SignoffCreate
+from ...types import UNSET, Unset
 from typing import cast
 from uuid import UUID
 
@@ -20,9 +21,13 @@ def _get_kwargs(
     job_id: UUID,
     *,
     body: SignoffCreate,
+    idempotency_key: None | str | Unset = UNSET,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
+
 
 
     
@@ -120,15 +125,20 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: SignoffCreate,
+    idempotency_key: None | str | Unset = UNSET,
 
 ) -> Response[Problem | ReportHistory]:
     """ Sign Report
 
      Sign the report (reviewer keys only): ``final`` once, then ``amended`` with a comment
     (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires.
+    A retry (same ``Idempotency-Key`` and body, or without a key the same sign-off again
+    within ``MGS_SIGNOFF_REPEAT_WINDOW_S``) adds nothing and answers the same history with
+    ``Idempotent-Replayed: true``.
 
     Args:
         job_id (UUID):
+        idempotency_key (None | str | Unset):
         body (SignoffCreate):
 
     Raises:
@@ -143,6 +153,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         job_id=job_id,
 body=body,
+idempotency_key=idempotency_key,
 
     )
 
@@ -157,15 +168,20 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: SignoffCreate,
+    idempotency_key: None | str | Unset = UNSET,
 
 ) -> Problem | ReportHistory | None:
     """ Sign Report
 
      Sign the report (reviewer keys only): ``final`` once, then ``amended`` with a comment
     (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires.
+    A retry (same ``Idempotency-Key`` and body, or without a key the same sign-off again
+    within ``MGS_SIGNOFF_REPEAT_WINDOW_S``) adds nothing and answers the same history with
+    ``Idempotent-Replayed: true``.
 
     Args:
         job_id (UUID):
+        idempotency_key (None | str | Unset):
         body (SignoffCreate):
 
     Raises:
@@ -181,6 +197,7 @@ def sync(
         job_id=job_id,
 client=client,
 body=body,
+idempotency_key=idempotency_key,
 
     ).parsed
 
@@ -189,15 +206,20 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: SignoffCreate,
+    idempotency_key: None | str | Unset = UNSET,
 
 ) -> Response[Problem | ReportHistory]:
     """ Sign Report
 
      Sign the report (reviewer keys only): ``final`` once, then ``amended`` with a comment
     (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires.
+    A retry (same ``Idempotency-Key`` and body, or without a key the same sign-off again
+    within ``MGS_SIGNOFF_REPEAT_WINDOW_S``) adds nothing and answers the same history with
+    ``Idempotent-Replayed: true``.
 
     Args:
         job_id (UUID):
+        idempotency_key (None | str | Unset):
         body (SignoffCreate):
 
     Raises:
@@ -212,6 +234,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         job_id=job_id,
 body=body,
+idempotency_key=idempotency_key,
 
     )
 
@@ -226,15 +249,20 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: SignoffCreate,
+    idempotency_key: None | str | Unset = UNSET,
 
 ) -> Problem | ReportHistory | None:
     """ Sign Report
 
      Sign the report (reviewer keys only): ``final`` once, then ``amended`` with a comment
     (the addendum). Each sign-off is an immutable record; a webhook ``report.signed`` fires.
+    A retry (same ``Idempotency-Key`` and body, or without a key the same sign-off again
+    within ``MGS_SIGNOFF_REPEAT_WINDOW_S``) adds nothing and answers the same history with
+    ``Idempotent-Replayed: true``.
 
     Args:
         job_id (UUID):
+        idempotency_key (None | str | Unset):
         body (SignoffCreate):
 
     Raises:
@@ -250,5 +278,6 @@ async def asyncio(
         job_id=job_id,
 client=client,
 body=body,
+idempotency_key=idempotency_key,
 
     )).parsed
