@@ -53,7 +53,8 @@ def test_api_renders_the_signed_pdf_without_the_analysis_stack(tmp_path: Path) -
     if not (SYSTEM_DEJAVU / "DejaVuSans.ttf").is_file():
         pytest.skip("Debian's fonts-dejavu-core is not installed (the API image has it)")
     from core.report import ReportOptions, write_report
-    from core.report.samples import example_features, write_output_dir
+    from core.report.samples import example_features
+    from tests.fixtures.report_outputs import write_output_dir
 
     d = write_output_dir(tmp_path / "out", features=example_features())
     write_report(d, ReportOptions())
@@ -68,7 +69,8 @@ def test_api_renders_the_signed_pdf_without_the_analysis_stack(tmp_path: Path) -
         d = Path({str(d)!r})
         load = lambda n: json.loads((d / n).read_text())
         hist = [Signoff(1, "Dr Ada Lovelace", "k", "final", None, "0" * 64, datetime.now(UTC))]
-        pdf = render_pdf(load("report.json"), load("analysis.json"), load("features.json"), d,
+        from core.results import read_analysis
+        pdf = render_pdf(load("report.json"), read_analysis(d), load("features.json"), d,
                          None, asdict(LeakageContext.load(d)), hist)
         assert "matplotlib" not in sys.modules and "scipy" not in sys.modules
         Path({str(tmp_path / "signed.pdf")!r}).write_bytes(pdf)

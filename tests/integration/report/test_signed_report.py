@@ -14,8 +14,10 @@ import pytest
 from core.report import ReportOptions, write_report
 from core.report.document import STATUS
 from core.report.leakage import LeakageContext
-from core.report.samples import example_features, write_output_dir
+from core.report.samples import example_features
 from core.report.signoff import Signoff, header_status, render_with_status
+from core.results import read_analysis
+from tests.fixtures.report_outputs import write_output_dir
 
 pytest.importorskip("fpdf")
 pypdf = pytest.importorskip("pypdf")
@@ -40,7 +42,7 @@ def _pdf_bytes(d: Path, history: list[Signoff]) -> bytes:
     def load(name: str) -> dict[str, Any]:
         return dict(json.loads((d / name).read_text()))
 
-    return render_pdf(load("report.json"), load("analysis.json"), load("features.json"), d,
+    return render_pdf(load("report.json"), read_analysis(d), load("features.json"), d,
                       None, asdict(LeakageContext.load(d)), history)
 
 
