@@ -22,6 +22,8 @@ NoNulStr = Annotated[str, AfterValidator(no_nul)]
 
 JobStateName = Literal["queued", "running", "succeeded", "failed", "canceled"]
 JobStageName = Literal["validating", "analyzing", "reporting"]
+JobSort = Literal["-created_at", "created_at"]
+ReportStatusName = Literal["preliminary", "final", "amended"]
 
 
 class Problem(BaseModel):
@@ -86,6 +88,11 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: JobError | None
+    report_status: ReportStatusName | None = Field(
+        None,
+        description="The report's sign-off status once the job has succeeded: preliminary "
+        "(unsigned), final or amended; null before.",
+    )
     provenance: dict[str, Any] = Field(
         default_factory=dict,
         description="What the job ran with: validation summary, analysis versions and parameters, "
@@ -114,7 +121,6 @@ class Health(BaseModel):
     checks: dict[str, str] = Field(default_factory=dict)
 
 
-ReportStatusName = Literal["preliminary", "final", "amended"]
 
 
 class SignoffCreate(BaseModel):

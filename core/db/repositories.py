@@ -107,10 +107,21 @@ def list_jobs(
     created_before: datetime | None,
     cursor: tuple[datetime, uuid.UUID] | None,
     limit: int,
+    report_status: str | None = None,
+    oldest_first: bool = False,
 ) -> Select[Any]:
+    """One page of a tenant's jobs, keyset-paged on ``(created_at, id)``.
+
+    ``report_status`` ``preliminary`` is a succeeded job nobody has signed; ``final`` and
+    ``amended`` are the status of the latest sign-off (``jobs.report_status``).
+    """
     q = select(Job).where(Job.tenant_id == tenant_id)
     if state:
         q = q.where(Job.state == state)
+    if report_status == "preliminary":
+        q = q.where(Job.state == JobState.SUCCEEDED.value, Job.report_status.is_(None))
+    elif report_status:
+        q = q.where(Job.report_status == report_status)
     if external_sample_id:
         q = q.where(Job.external_sample_id == external_sample_id)
     if created_after:
@@ -119,7 +130,12 @@ def list_jobs(
         q = q.where(Job.created_at < created_before)
     if cursor:
         ts, jid = cursor
-        q = q.where(or_(Job.created_at < ts, and_(Job.created_at == ts, Job.id < jid)))
+        if oldest_first:
+            q = q.where(or_(Job.created_at > ts, and_(Job.created_at == ts, Job.id > jid)))
+        else:
+            q = q.where(or_(Job.created_at < ts, and_(Job.created_at == ts, Job.id < jid)))
+    if oldest_first:
+        return q.order_by(Job.created_at.asc(), Job.id.asc()).limit(limit)
     return q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
 
 

@@ -2,6 +2,7 @@
 
 from .artifact_list import ArtifactList
 from .artifact_out import ArtifactOut
+from .get_overlay_response_200 import GetOverlayResponse200
 from .get_report_format import GetReportFormat
 from .get_report_response_200 import GetReportResponse200
 from .health import Health
@@ -15,9 +16,12 @@ from .job_options_species import JobOptionsSpecies
 from .job_out import JobOut
 from .job_out_options import JobOutOptions
 from .job_out_provenance import JobOutProvenance
+from .job_out_report_status_type_0 import JobOutReportStatusType0
 from .job_out_stage import JobOutStage
 from .job_out_state import JobOutState
 from .job_page import JobPage
+from .list_jobs_report_status_type_0 import ListJobsReportStatusType0
+from .list_jobs_sort import ListJobsSort
 from .list_jobs_state_type_0 import ListJobsStateType0
 from .problem import Problem
 from .problem_errors_type_0_item import ProblemErrorsType0Item
@@ -35,6 +39,7 @@ from .upload_out_format import UploadOutFormat
 __all__ = (
     "ArtifactList",
     "ArtifactOut",
+    "GetOverlayResponse200",
     "GetReportFormat",
     "GetReportResponse200",
     "Health",
@@ -48,9 +53,12 @@ __all__ = (
     "JobOut",
     "JobOutOptions",
     "JobOutProvenance",
+    "JobOutReportStatusType0",
     "JobOutStage",
     "JobOutState",
     "JobPage",
+    "ListJobsReportStatusType0",
+    "ListJobsSort",
     "ListJobsStateType0",
     "Problem",
     "ProblemErrorsType0Item",

@@ -8,6 +8,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..models.job_out_report_status_type_0 import JobOutReportStatusType0
 from ..models.job_out_stage import JobOutStage
 from ..models.job_out_state import JobOutState
 from ..types import UNSET, Unset
@@ -51,6 +52,8 @@ class JobOut:
             upload_id (UUID):
             provenance (JobOutProvenance | Unset): What the job ran with: validation summary, analysis versions and
                 parameters, report backend, model id and prompt hash (filled in as stages finish).
+            report_status (JobOutReportStatusType0 | None | Unset): The report's sign-off status once the job has succeeded:
+                preliminary (unsigned), final or amended; null before.
      """
 
     attempts: int
@@ -69,6 +72,7 @@ class JobOut:
     updated_at: datetime.datetime
     upload_id: UUID
     provenance: JobOutProvenance | Unset = UNSET
+    report_status: JobOutReportStatusType0 | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -128,6 +132,14 @@ class JobOut:
         if not isinstance(self.provenance, Unset):
             provenance = self.provenance.to_dict()
 
+        report_status: None | str | Unset
+        if isinstance(self.report_status, Unset):
+            report_status = UNSET
+        elif isinstance(self.report_status, JobOutReportStatusType0):
+            report_status = self.report_status.value
+        else:
+            report_status = self.report_status
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -150,6 +162,8 @@ class JobOut:
         })
         if provenance is not UNSET:
             field_dict["provenance"] = provenance
+        if report_status is not UNSET:
+            field_dict["report_status"] = report_status
 
         return field_dict
 
@@ -286,6 +300,26 @@ class JobOut:
 
 
 
+        def _parse_report_status(data: object) -> JobOutReportStatusType0 | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                report_status_type_0 = JobOutReportStatusType0(data)
+
+
+
+                return report_status_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(JobOutReportStatusType0 | None | Unset, data)
+
+        report_status = _parse_report_status(d.pop("report_status", UNSET))
+
+
         job_out = cls(
             attempts=attempts,
             callback_url=callback_url,
@@ -303,6 +337,7 @@ class JobOut:
             updated_at=updated_at,
             upload_id=upload_id,
             provenance=provenance,
+            report_status=report_status,
         )
 
 
