@@ -152,3 +152,19 @@ class ReportHistory(BaseModel):
     job_id: uuid.UUID
     report_status: ReportStatusName
     signoffs: list[SignoffOut]
+
+
+class CallerLimits(BaseModel):
+    max_upload_bytes: int = Field(description="Largest accepted upload (MGS_MAX_UPLOAD_BYTES).")
+    upload_idle_timeout_s: float = Field(
+        description="An upload body that sends nothing for this long is cut off (408)."
+    )
+
+
+class CallerOut(BaseModel):
+    tenant_id: str
+    key_id: uuid.UUID
+    role: Literal["submitter", "reviewer"] = Field(
+        description="reviewer keys may sign reports; submitter keys upload, submit and read."
+    )
+    limits: CallerLimits

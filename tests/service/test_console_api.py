@@ -225,3 +225,19 @@ def test_overlay_is_tenant_scoped_and_needs_a_succeeded_job(
         r = c.get(f"/v1/jobs/{queued[0]}/overlay", headers={"Authorization": "Bearer nope"})
         assert r.status_code == 401
 
+
+
+def test_me_names_the_role_and_limits(
+    api: str, lab: dict[str, Any], service_env: dict[str, str]
+) -> None:
+    from tests.service.conftest import make_key
+
+    reviewer, _ = make_key(service_env, lab["tenant"], "reviewer")
+    with client(api, lab["auth"]) as c:
+        me = c.get("/v1/me").json()
+    assert me["tenant_id"] == lab["tenant"] and me["role"] == "submitter"
+    assert me["limits"]["max_upload_bytes"] == int(service_env["MGS_MAX_UPLOAD_BYTES"])
+    with client(api, f"Bearer {reviewer}") as c:
+        assert c.get("/v1/me").json()["role"] == "reviewer"
+    with client(api, "Bearer mgs_nope") as c:
+        assert c.get("/v1/me").status_code == 401

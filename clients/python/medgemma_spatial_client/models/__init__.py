@@ -2,6 +2,9 @@
 
 from .artifact_list import ArtifactList
 from .artifact_out import ArtifactOut
+from .caller_limits import CallerLimits
+from .caller_out import CallerOut
+from .caller_out_role import CallerOutRole
 from .get_overlay_response_200 import GetOverlayResponse200
 from .get_report_format import GetReportFormat
 from .get_report_response_200 import GetReportResponse200
@@ -39,6 +42,9 @@ from .upload_out_format import UploadOutFormat
 __all__ = (
     "ArtifactList",
     "ArtifactOut",
+    "CallerLimits",
+    "CallerOut",
+    "CallerOutRole",
     "GetOverlayResponse200",
     "GetReportFormat",
     "GetReportResponse200",
