@@ -37,6 +37,11 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+function fill(node, ...kids) {
+  // replaceChildren without the "null" text a skipped child would become
+  node.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 function apiKey() { return sessionStorage.getItem(KEY_STORAGE); }
 
 function authHeaders(extra) {
@@ -875,7 +880,8 @@ async function selectDomain(domainId) {
   const pct = (v) => (Math.round(v * 1000) / 10) + " %";
   const sorted = (o) => Object.entries(o || {}).sort((a, b) => b[1] - a[1]);
   const body = $("domain-body");
-  body.replaceChildren(
+  body.replaceChildren();
+  body.append(...[
     el("p", {}, el("strong", { text: domainId }),
       d.n !== undefined ? ", " + d.n + " spots" : "",
       d.fraction_of_units !== undefined ? " (" + pct(d.fraction_of_units) + " of the section)" : "",
@@ -885,10 +891,11 @@ async function selectDomain(domainId) {
     el("div", { class: "composition" },
       compositionTable("cell type", sorted(d.cell_types), pct),
       compositionTable("lineage", sorted(d.lineage_composition), pct)),
-    d.markers && d.markers.length ? el("p", {}, "Markers: ", el("span", { text: d.markers.slice(0, 12).join(", ") })) : null,
+    d.markers && d.markers.length ? el("p", {}, "Top marker genes: ", el("span", { text: d.markers.slice(0, 12)
+      .map((m) => (m && typeof m === "object" ? m.gene || m.name || JSON.stringify(m) : String(m))).join(", ") })) : null,
     d.adjacent_domains && d.adjacent_domains.length ? el("p", { text: "Borders: " + d.adjacent_domains.join(", ") }) : null,
     el("h3", { text: "In the report" }),
-    domainFindings(domainId));
+    domainFindings(domainId)].filter((n) => n !== null && n !== undefined));
   $("domain-title").textContent = "Domain " + domainId;
   $("domain-detail").hidden = false;
   $("domain-detail").dataset.domain = domainId;
@@ -1066,7 +1073,7 @@ function renderReport(id, report, artifacts) {
   const nUnverified = (report.provenance || {}).unverified_numbers;
   const checked = checkedSentences(report);
   const counts = (report.claim_check || {}).counts;
-  root.replaceChildren(
+  fill(root,
     el("h2", { text: "Report" }),
     el("p", { class: "disclaimer", text: report.disclaimer || "Research output, not a diagnosis." }),
     el("p", {},
