@@ -799,8 +799,11 @@ function renderLegend() {
       }
       return el("li", {}, sw, e.name + " (" + e.n + ")");
     });
+    const held = ov.doc.layers[lg.layer] && ov.doc.layers[lg.layer].withheld;
     box.append(el("div", { class: "legend-block", "data-legend": lg.layer },
-      el("h3", { text: lg.title }), el("ul", { class: "legend" }, ...items)));
+      el("h3", { text: lg.title }),
+      held ? el("p", { class: "withheld", text: "Withheld by the analysis, shown on request: " + held }) : null,
+      el("ul", { class: "legend" }, ...items)));
   }
 }
 
@@ -842,16 +845,25 @@ async function buildViewer(id, doc, artifacts) {
   for (const [name, label] of LAYERS) {
     const has = name === "qc" ? QC_METRICS.some((m) => doc.layers[m]) : !!doc.layers[name];
     if (!has) continue;
+    const held = name !== "qc" && doc.layers[name].withheld;
     const box = el("input", { type: "checkbox", id: "layer-" + name, "data-layer": name,
+                              "data-withheld": held ? "true" : null,
                               onchange: (e) => setLayer(name, e.target.checked) });
-    fs.append(el("span", { class: "layer" }, box, el("label", { for: "layer-" + name, text: label })));
+    fs.append(el("span", { class: "layer" }, box, el("label", { for: "layer-" + name,
+      text: label + (held ? " (withheld)" : ""), title: held || null })));
   }
   if (QC_METRICS.some((m) => doc.layers[m])) {
     fs.append(el("span", { class: "layer" }, el("label", { for: "qc-metric", text: "QC metric" }),
       el("select", { id: "qc-metric", onchange: () => { if (ov.items.qc) setLayer("qc", true); } },
         ...QC_METRICS.filter((m) => doc.layers[m]).map((m) => el("option", { value: m, text: doc.layers[m].title })))));
   }
-  if (doc.layers.domain) await setLayer("domain", true);
+  // the first layer the analysis stands behind is on; a withheld one only on request
+  const first = ["domain", "lineage", "cell_type"].find((n) => doc.layers[n] && !doc.layers[n].withheld);
+  if (first) await setLayer(first, true);
+  if (!first) {
+    $("legend").replaceChildren(el("p", { class: "hint",
+      text: "The analysis withheld domains and cell types for this sample (reasons beside each layer); turn a layer on to see it anyway, or use QC." }));
+  }
   $("tissue").dataset.ready = "true";
 }
 
@@ -887,6 +899,7 @@ async function selectDomain(domainId) {
       d.fraction_of_units !== undefined ? " (" + pct(d.fraction_of_units) + " of the section)" : "",
       d.dominant_lineage ? "; dominant lineage " + d.dominant_lineage : "",
       d.mean_confidence !== undefined ? "; mean annotation confidence " + d.mean_confidence : ""),
+    L.withheld ? el("p", { class: "withheld", text: "The analysis withheld its domains for this sample: " + L.withheld }) : null,
     el("h3", { text: "Composition" }),
     el("div", { class: "composition" },
       compositionTable("cell type", sorted(d.cell_types), pct),

@@ -19,6 +19,8 @@ from core.jobs.errors import NotFound
 from core.storage import ObjectStore
 
 SCHEMA = "mgs.overlay/1"
+# the analysis's own reliability checks (analysis.json "claims") that stand behind each layer
+LAYER_CLAIM = {"domain": "domains", "cell_type": "annotation", "lineage": "annotation"}
 CATEGORICAL = {"domain": "Spatial domain", "cell_type": "Cell type", "lineage": "Lineage"}
 QC = {
     "total_counts": "UMI counts",
@@ -55,7 +57,9 @@ def build_overlay(
 
     Coordinates are in the pixels of ``image.artifact`` when the job has an image
     (full-resolution coordinates times ``scalef``), else in the sample's own units.
-    Categorical layers are codes into their ``categories``; QC layers are numbers.
+    Categorical layers are codes into their ``categories``; QC layers are numbers. A layer
+    whose claim the analysis withheld (``analysis.json`` ``claims``: domains, annotation)
+    carries the reason in ``withheld``: the console shows it only on request, with the reason.
     """
     image = dict(analysis.get("image") or {})
     has_image = bool(image.get("file"))
@@ -83,10 +87,14 @@ def build_overlay(
             codes[k].append(cats[k].setdefault(v, len(cats[k])))
         for k in present_qc:
             qc[k].append(_number(row.get(k)))
+    withheld = {str(c.get("name")): str(c.get("reason") or "withheld by the analysis")
+                for c in (analysis.get("claims") or [])
+                if isinstance(c, Mapping) and c.get("passed") is False}
     layers: dict[str, Any] = {}
     for k in present_cat:
         layers[k] = {"kind": "categorical", "title": CATEGORICAL[k],
-                     "categories": list(cats[k]), "codes": codes[k]}
+                     "categories": list(cats[k]), "codes": codes[k],
+                     "withheld": withheld.get(LAYER_CLAIM[k])}
     for k in present_qc:
         vals = [v for v in qc[k] if v is not None]
         layers[k] = {"kind": "continuous", "title": QC[k], "values": qc[k],

@@ -207,6 +207,9 @@ def test_overlay_of_a_job(api: str, lab: dict[str, Any], analysed: dict[str, Any
     assert [lin["categories"][k] for k in lin["codes"]] == [s["lineage"] for s in spots]
     assert doc["layers"]["total_counts"]["values"][3] == float(spots[3]["total_counts"])
     assert {d["id"] for d in doc["domains"]} == set(dom["categories"])
+    held = {c["name"]: c["reason"] for c in analysis["claims"] if not c["passed"]}
+    assert dom["withheld"] == held.get("domains")
+    assert lin["withheld"] == held.get("annotation")
     d1 = next(d for d in doc["domains"] if d["id"] == "D1")
     assert d1["cell_types"] and sum(d1["cell_types"].values()) == pytest.approx(1, abs=0.01)
     assert "lineage_composition" in d1

@@ -295,25 +295,31 @@ def _review_as_submitter(
     layers = [b.get_attribute("data-layer")
               for b in browser.find_elements(By.CSS_SELECTOR, "#layers input[type=checkbox]")]
     assert layers == ["domain", "cell_type", "lineage", "qc"], layers
-    assert browser.find_element(By.ID, "layer-domain").is_selected()
     assert "H&E of the sample" in _text(browser, "#viewer-note")
-    # the viewer drew the H&E and the domain layer: two images in its world
-    assert browser.execute_script("return viewer.world.getItemCount()") == 2
+    # a layer whose claim the analysis withheld is labelled so and off until asked for
+    held = browser.execute_script("return ov.doc.layers.domain.withheld")
+    if held:
+        assert "(withheld)" in _text(browser, "label[for=layer-domain]")
+        assert not browser.find_element(By.ID, "layer-domain").is_selected()
+    _layer(browser, "domain", True)
+    if held:
+        assert "Withheld by the analysis" in _text(browser, "#legend [data-legend=domain]")
+    # the viewer holds the H&E and one image per layer shown
+    assert browser.execute_script(
+        "return viewer.world.getItemCount() === 1 + Object.keys(ov.items).length")
 
     # a layer toggled on and off; the opacity slider reaches every layer shown
-    browser.find_element(By.ID, "layer-lineage").click()
-    _wait(browser).until(lambda d: "lineage" in (
-        d.find_element(By.ID, "tissue").get_attribute("data-layers") or ""))
+    _layer(browser, "lineage", True)
     assert browser.find_elements(By.CSS_SELECTOR, "#legend [data-legend=lineage] li")
     browser.execute_script(
         "const r = document.getElementById('overlay-opacity'); r.value = 30;"
         " r.dispatchEvent(new Event('input'));")
     opacities = browser.execute_script(
         "return Object.values(ov.items).map(i => Math.round(i.getOpacity() * 100))")
-    assert opacities == [30, 30], opacities
-    browser.find_element(By.ID, "layer-lineage").click()
-    _wait(browser).until(lambda d: (
-        d.find_element(By.ID, "tissue").get_attribute("data-layers") or "") == "domain")
+    assert len(opacities) >= 2 and set(opacities) == {30}, opacities
+    for name in ("lineage", "cell_type", "qc"):
+        _layer(browser, name, False)
+    assert browser.find_element(By.ID, "tissue").get_attribute("data-layers") == "domain"
 
     # clicking the tissue selects the domain of the spot under the pointer
     spot = browser.execute_script(
@@ -364,6 +370,15 @@ def _review_as_submitter(
         assert browser.execute_script(
             "return document.documentElement.scrollWidth <= window.innerWidth")
         browser.save_screenshot(str(tmp_path / f"console-review-{width}.png"))
+
+
+def _layer(browser: Any, name: str, on: bool) -> None:
+    """Switch a layer of the review view on or off (by its checkbox) and wait for the viewer."""
+    box = browser.find_element(By.ID, f"layer-{name}")
+    if box.is_selected() != on:
+        box.click()
+    _wait(browser).until(lambda d: (name in (
+        d.find_element(By.ID, "tissue").get_attribute("data-layers") or "").split()) == on)
 
 
 def _sign_as_reviewer(
