@@ -532,3 +532,49 @@ def test_job_list_filters_pages_and_live_rows(
     assert not set(job_gets) & failed
     assert all("limit=1" in u for u in lists), lists  # only the "new jobs?" check, never a reload
     _screenshot(browser, tmp_path / "console-jobs-1920.png", 1920)
+
+
+def test_upload_refusals_in_plain_words(
+    api: str, browser: Any, tenant_b: dict[str, str], service_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Refused before a byte is sent (too large for the server's limit, an option out of the
+    API's own bounds, a format the API does not read), and after (a damaged file: the API's
+    problem+json in words, its code beside them)."""
+    limit = int(service_env["MGS_MAX_UPLOAD_BYTES"])
+    big = tmp_path / "big.h5ad"
+    with big.open("wb") as fh:  # sparse: costs no disk
+        fh.truncate(limit + 1)
+    _sign_in(browser, api, tenant_b["key"])
+    _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#option-fields [data-option]"))
+    browser.execute_script("performance.clearResourceTimings()")
+
+    def refused(path: Path, want: str) -> str:
+        browser.find_element(By.ID, "sample-file").send_keys(str(path))
+        browser.find_element(By.ID, "upload-button").click()
+        try:
+            _wait(browser, 60).until(lambda d: want in _text(d, "#upload-error"))
+        except Exception:
+            raise AssertionError(_page_state(browser)) from None
+        return _text(browser, "#upload-error")
+
+    said = refused(big, "larger than this server accepts")
+    assert "upload_too_large" in said and "limit" in said, said
+
+    small = tmp_path / "small.h5ad"
+    small.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 512)  # HDF5's signature, then nothing
+    browser.find_element(By.ID, "more-options").click()
+    browser.find_element(By.ID, "opt-resolution").send_keys("5")
+    said = refused(small, "resolution: at most 2")
+    browser.find_element(By.ID, "opt-resolution").clear()
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    refused(notes, "not a file the service reads")
+    sent = browser.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/uploads')).length")
+    assert sent == 0  # nothing above reached the server
+
+    # the server's refusal, in words
+    said = refused(small, "damaged or incomplete")
+    assert "corrupt_file" in said, said
+    _axe(browser, "upload form with an error")
