@@ -10,14 +10,13 @@ from sqlalchemy import (
     Delete,
     Select,
     Update,
-    and_,
     bindparam,
     delete,
     exists,
     func,
     literal,
-    or_,
     select,
+    tuple_,
     update,
 )
 
@@ -129,11 +128,10 @@ def list_jobs(
     if created_before:
         q = q.where(Job.created_at < created_before)
     if cursor:
-        ts, jid = cursor
-        if oldest_first:
-            q = q.where(or_(Job.created_at > ts, and_(Job.created_at == ts, Job.id > jid)))
-        else:
-            q = q.where(or_(Job.created_at < ts, and_(Job.created_at == ts, Job.id < jid)))
+        # a row comparison, not "a < x OR (a = x AND b < y)": Postgres reads it as a range
+        # of the (tenant_id, ..., created_at, id) indexes and starts the scan at the cursor
+        key, at = tuple_(Job.created_at, Job.id), tuple_(literal(cursor[0]), literal(cursor[1]))
+        q = q.where(key > at if oldest_first else key < at)
     if oldest_first:
         return q.order_by(Job.created_at.asc(), Job.id.asc()).limit(limit)
     return q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
