@@ -360,6 +360,13 @@ def _review_as_submitter(
     assert {b.get_attribute("data-format") for b in browser.find_elements(
         By.CSS_SELECTOR, "#exports button")} >= {"pdf", "fhir", "hl7"}
     _axe(browser, "review view (submitter)")
+    # the viewer and the overlays live within the page's Content-Security-Policy
+    try:
+        logs = browser.get_log("browser")
+    except WebDriverException:
+        logs = []
+    csp = [m["message"] for m in logs if "Content Security Policy" in m["message"]]
+    assert not csp, csp
 
     # the report beside the tissue at 1280 px and on a 1920 px reading-room screen
     for width in (1280, 1920):
