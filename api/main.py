@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from api import errors
 from api.limits import BodyLimits, SecurityHeaders
 from api.metrics import HttpMetrics
-from api.routers import console, health, jobs, uploads
+from api.routers import console, health, jobs, me, uploads
 from api.schemas import Problem
 from core.config import Settings, get_settings
 
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(me.router)
     console.install(app)  # the lab console at / (not in the OpenAPI spec)
 
     original = app.openapi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 import re
 import uuid
@@ -25,6 +26,7 @@ from api.schemas import (
     JobLinks,
     JobOut,
     JobPage,
+    JobSort,
     NoNulStr,
     ReportHistory,
     SignoffCreate,
@@ -32,8 +34,8 @@ from api.schemas import (
 )
 from core.db.models import Job
 from core.enums import TERMINAL_STATES, JobStage, JobState
-from core.jobs import outbox, reports, service, signoff
-from core.report.signoff import Signoff, report_status
+from core.jobs import outbox, overlay, reports, service, signoff
+from core.report.signoff import ReportStatus, Signoff, report_status
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -64,6 +66,12 @@ def _finished(job: Job) -> bool:
     return job.state in {s.value for s in TERMINAL_STATES}
 
 
+def _report_status(job: Job) -> str | None:
+    if job.report_status:
+        return job.report_status
+    return "preliminary" if job.state == JobState.SUCCEEDED.value else None
+
+
 def job_out(job: Job) -> JobOut:
     base = f"/v1/jobs/{job.id}"
     error = JobError(code=job.error_code, detail=job.error_detail or "") if job.error_code else None
@@ -83,6 +91,7 @@ def job_out(job: Job) -> JobOut:
         finished_at=job.finished_at,
         error=error,
         report=outbox.report_outcome(job),  # type: ignore[arg-type]
+        report_status=_report_status(job),  # type: ignore[arg-type]
         provenance=job.summary or {},
         links=JobLinks(
             self=base,
@@ -128,13 +137,22 @@ async def list_jobs(
     session: ReadSessionDep,
     tenant: TenantDep,
     state: JobState | None = None,
+    report_status: Annotated[
+        ReportStatus | None,
+        Query(description="preliminary: succeeded and unsigned; final or amended: the latest "
+              "sign-off's status."),
+    ] = None,
     external_sample_id: Annotated[NoNulStr | None, Query()] = None,
     created_after: IsoDatetime | None = None,
     created_before: IsoDatetime | None = None,
+    sort: Annotated[
+        JobSort, Query(description="-created_at: newest first (default); created_at: oldest first.")
+    ] = "-created_at",
     cursor: Annotated[NoNulStr | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
-    """Jobs, newest first, filtered; follow ``next_cursor`` for the next page."""
+    """Jobs, newest first (or oldest with ``sort=created_at``), filtered; follow
+    ``next_cursor`` for the next page (keyset paging: pages hold while jobs arrive)."""
     jobs, nxt = await service.list_jobs(
         session,
         tenant,
@@ -144,6 +162,8 @@ async def list_jobs(
         created_before=created_before,
         cursor=cursor,
         limit=limit,
+        report_status=report_status,
+        oldest_first=sort == "created_at",
     )
     return JobPage(items=[job_out(j) for j in jobs], next_cursor=nxt)
 
@@ -196,10 +216,14 @@ async def get_job(
         async with listener.subscribe(str(job_id)) as changed:  # before reading: no change lost
             job = await service.get_job(session, tenant, job_id)
             body = job_out(job).model_dump_json().encode()
-            seen = (job.state, job.stage)
+            seen = (job.state, job.stage, job.report_status)
             stale = if_none_match is not None and not _matches(if_none_match, etag_of(body))
             deadline = anyio.current_time() + wait
-            while not stale and not _finished(job) and (job.state, job.stage) == seen:
+            while (
+                not stale
+                and not _finished(job)
+                and (job.state, job.stage, job.report_status) == seen
+            ):
                 await session.close()  # hold no database connection while waiting
                 with anyio.move_on_after(deadline - anyio.current_time()):
                     await changed.wait()
@@ -363,6 +387,32 @@ async def get_report_history(
     comment, sha256 of the signed report.json)."""
     job = await service.get_job(session, tenant, job_id)
     return _history_out(job_id, await signoff.history(session, job))
+
+
+@router.get(
+    "/{job_id}/overlay",
+    operation_id="get_overlay",
+    responses={
+        200: {
+            "description": "Spot positions on the job's H&E image and per-spot layers (domain, "
+            "cell type, lineage, QC), with each domain's composition: what the lab console "
+            "draws over the image. Schema ``mgs.overlay/1`` (docs/console.md).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **problem_responses(401, 429, 404, 409, 422),
+    },
+    response_class=Response,
+)
+async def get_overlay(
+    job_id: JobId, session: ReadSessionDep, store: StoreDep, tenant: TenantDep
+) -> Response:
+    """Overlay data of a succeeded job, read from its artifacts (``analysis.json``,
+    ``features.json``, ``spots.csv``); 404 ``overlay_unavailable`` when it has no spots."""
+    job = await service.get_job(session, tenant, job_id)
+    await session.close()  # reading the artifacts holds no database connection
+    doc = await overlay.overlay(store, job)
+    body = await anyio.to_thread.run_sync(lambda: json.dumps(doc, separators=(",", ":")).encode())
+    return Response(body, media_type="application/json", headers={"Cache-Control": "private, no-cache"})
 
 
 @router.get(

@@ -22,6 +22,7 @@ def no_nul(v: str | None) -> str | None:
 
 NoNulStr = Annotated[str, AfterValidator(no_nul)]
 
+JobSort = Literal["-created_at", "created_at"]
 
 
 class Problem(BaseModel):
@@ -109,6 +110,11 @@ class JobOut(BaseModel):
     report: JobReport | None = Field(
         None, description="A succeeded job's report in brief: whether it has a narrative, and why not."
     )
+    report_status: ReportStatus | None = Field(
+        None,
+        description="The report's sign-off status once the job has succeeded: preliminary "
+        "(unsigned), final or amended; null before.",
+    )
     provenance: dict[str, Any] = Field(
         default_factory=dict,
         description="What the job ran with: validation summary, analysis versions and parameters, "
@@ -168,3 +174,19 @@ class ReportHistory(BaseModel):
     job_id: uuid.UUID
     report_status: ReportStatus
     signoffs: list[SignoffOut]
+
+
+class CallerLimits(BaseModel):
+    max_upload_bytes: int = Field(description="Largest accepted upload (MGS_MAX_UPLOAD_BYTES).")
+    upload_idle_timeout_s: float = Field(
+        description="An upload body that sends nothing for this long is cut off (408)."
+    )
+
+
+class CallerOut(BaseModel):
+    tenant_id: str
+    key_id: uuid.UUID
+    role: Literal["submitter", "reviewer"] = Field(
+        description="reviewer keys may sign reports; submitter keys upload, submit and read."
+    )
+    limits: CallerLimits

@@ -112,6 +112,9 @@ class Job(Base):
         ),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_state_updated", "state", "updated_at"),
+        # the console's job list filtered by report status, newest or oldest first (keyset)
+        Index("ix_jobs_tenant_report_status_created", "tenant_id", "report_status", "created_at", "id"),
+        Index("ix_jobs_tenant_state_created", "tenant_id", "state", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -140,6 +143,10 @@ class Job(Base):
     error_detail: Mapped[str | None] = mapped_column(Text)
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # status of the latest sign-off (final | amended); None until signed (a succeeded job's
+    # report is then preliminary). Kept with the sign-off in one transaction: the job list
+    # filters on it and the job's ETag changes with it.
+    report_status: Mapped[str | None] = mapped_column(String(16))
 
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(

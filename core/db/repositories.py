@@ -10,14 +10,13 @@ from sqlalchemy import (
     Delete,
     Select,
     Update,
-    and_,
     bindparam,
     delete,
     exists,
     func,
     literal,
-    or_,
     select,
+    tuple_,
     update,
 )
 
@@ -107,10 +106,21 @@ def list_jobs(
     created_before: datetime | None,
     cursor: tuple[datetime, uuid.UUID] | None,
     limit: int,
+    report_status: str | None = None,
+    oldest_first: bool = False,
 ) -> Select[Any]:
+    """One page of a tenant's jobs, keyset-paged on ``(created_at, id)``.
+
+    ``report_status`` ``preliminary`` is a succeeded job nobody has signed; ``final`` and
+    ``amended`` are the status of the latest sign-off (``jobs.report_status``).
+    """
     q = select(Job).where(Job.tenant_id == tenant_id)
     if state:
         q = q.where(Job.state == state)
+    if report_status == "preliminary":
+        q = q.where(Job.state == JobState.SUCCEEDED.value, Job.report_status.is_(None))
+    elif report_status:
+        q = q.where(Job.report_status == report_status)
     if external_sample_id:
         q = q.where(Job.external_sample_id == external_sample_id)
     if created_after:
@@ -118,8 +128,12 @@ def list_jobs(
     if created_before:
         q = q.where(Job.created_at < created_before)
     if cursor:
-        ts, jid = cursor
-        q = q.where(or_(Job.created_at < ts, and_(Job.created_at == ts, Job.id < jid)))
+        # a row comparison, not "a < x OR (a = x AND b < y)": Postgres reads it as a range
+        # of the (tenant_id, ..., created_at, id) indexes and starts the scan at the cursor
+        key, at = tuple_(Job.created_at, Job.id), tuple_(literal(cursor[0]), literal(cursor[1]))
+        q = q.where(key > at if oldest_first else key < at)
+    if oldest_first:
+        return q.order_by(Job.created_at.asc(), Job.id.asc()).limit(limit)
     return q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
 
 

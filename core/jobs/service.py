@@ -205,8 +205,14 @@ async def list_jobs(
     created_before: datetime | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    report_status: str | None = None,
+    oldest_first: bool = False,
 ) -> tuple[list[Job], str | None]:
-    """One page, newest first, and the cursor of the next page (``None`` at the end)."""
+    """One page, newest (or oldest) first, and the cursor of the next page (``None`` at the end).
+
+    The cursor carries the last job's ``(created_at, id)``: a page holds however many jobs
+    arrive meanwhile (keyset paging), and costs the same on page 1 and page 1,000.
+    """
     q = repo.list_jobs(
         tenant_id,
         state=state,
@@ -215,6 +221,8 @@ async def list_jobs(
         created_before=created_before,
         cursor=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
+        report_status=report_status,
+        oldest_first=oldest_first,
     )
     jobs = list((await session.execute(q)).scalars().all())
     more = len(jobs) > limit

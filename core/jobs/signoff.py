@@ -159,6 +159,7 @@ async def sign_report(
     await session.refresh(row)
     record = as_record(row)
     new_status = report_status([*past, record])
+    job.report_status = new_status.value  # the list filters on it; the job's ETag changes
     outbox.add_event(session, job, signed_event(job, record, new_status))
     await session.flush()
     return record, new_status, False

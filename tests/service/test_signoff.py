@@ -172,6 +172,7 @@ def test_signoff_history_status_and_webhooks(
         report_json = c.get(f"/v1/jobs/{jid}/artifacts/report.json").content
         digest = hashlib.sha256(report_json).hexdigest()
         assert c.get(f"/v1/jobs/{jid}/report").json()["report_status"] == "preliminary"
+        assert c.get(f"/v1/jobs/{jid}").json()["report_status"] == "preliminary"
         _, flag = _hl7_status(c, jid)
         assert flag == "P"
         prelim = _pdf_text(c, jid)
@@ -186,6 +187,10 @@ def test_signoff_history_status_and_webhooks(
         assert first["content_sha256"] == digest and first["comment"] == "agree"
         _, flag = _hl7_status(c, jid)
         assert flag == "F"
+        # the job carries its report status (the console's list filters on it)
+        assert c.get(f"/v1/jobs/{jid}").json()["report_status"] == "final"
+        finals = c.get("/v1/jobs", params={"report_status": "final"}).json()["items"]
+        assert jid in [j["id"] for j in finals]
 
         r = _sign(c, jid, reviewer="Dr Ada Lovelace", status="final")
         assert r.status_code == 409 and r.json()["code"] == "report_already_signed"
@@ -236,6 +241,11 @@ def test_signoff_history_status_and_webhooks(
         assert "Amended: 1 addendum, latest by Dr Grace Hopper" in text  # the header table row
         _, flag = _hl7_status(c, jid)
         assert flag == "C"
+        assert c.get(f"/v1/jobs/{jid}").json()["report_status"] == "amended"
+        amended = c.get("/v1/jobs", params={"report_status": "amended"}).json()["items"]
+        assert jid in [j["id"] for j in amended]
+        finals = c.get("/v1/jobs", params={"report_status": "final"}).json()["items"]
+        assert jid not in [j["id"] for j in finals]
 
     events = [json.loads(h["body"]) for h in hooks.wait(3, timeout=60)]
     signed = [e for e in events if e["type"] == "report.signed"]

@@ -2,6 +2,10 @@
 
 from .artifact_list import ArtifactList
 from .artifact_out import ArtifactOut
+from .caller_limits import CallerLimits
+from .caller_out import CallerOut
+from .caller_out_role import CallerOutRole
+from .get_overlay_response_200 import GetOverlayResponse200
 from .get_report_format import GetReportFormat
 from .get_report_response_200 import GetReportResponse200
 from .health import Health
@@ -20,6 +24,7 @@ from .job_report import JobReport
 from .job_report_narrative import JobReportNarrative
 from .job_stage import JobStage
 from .job_state import JobState
+from .list_jobs_sort import ListJobsSort
 from .problem import Problem
 from .problem_errors_type_0_item import ProblemErrorsType0Item
 from .prompt_strategy import PromptStrategy
@@ -39,6 +44,10 @@ from .upload_out_format import UploadOutFormat
 __all__ = (
     "ArtifactList",
     "ArtifactOut",
+    "CallerLimits",
+    "CallerOut",
+    "CallerOutRole",
+    "GetOverlayResponse200",
     "GetReportFormat",
     "GetReportResponse200",
     "Health",
@@ -57,6 +66,7 @@ __all__ = (
     "JobReportNarrative",
     "JobStage",
     "JobState",
+    "ListJobsSort",
     "Problem",
     "ProblemErrorsType0Item",
     "PromptStrategy",

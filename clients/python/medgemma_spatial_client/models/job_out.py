@@ -10,6 +10,7 @@ from ..types import UNSET, Unset
 
 from ..models.job_stage import JobStage
 from ..models.job_state import JobState
+from ..models.report_status import ReportStatus
 from ..types import UNSET, Unset
 from typing import cast
 from uuid import UUID
@@ -53,6 +54,8 @@ class JobOut:
             provenance (JobOutProvenance | Unset): What the job ran with: validation summary, analysis versions and
                 parameters, report backend, model id and prompt hash (filled in as stages finish).
             report (JobReport | None | Unset): A succeeded job's report in brief: whether it has a narrative, and why not.
+            report_status (None | ReportStatus | Unset): The report's sign-off status once the job has succeeded:
+                preliminary (unsigned), final or amended; null before.
      """
 
     attempts: int
@@ -72,6 +75,7 @@ class JobOut:
     upload_id: UUID
     provenance: JobOutProvenance | Unset = UNSET
     report: JobReport | None | Unset = UNSET
+    report_status: None | ReportStatus | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -140,6 +144,14 @@ class JobOut:
         else:
             report = self.report
 
+        report_status: None | str | Unset
+        if isinstance(self.report_status, Unset):
+            report_status = UNSET
+        elif isinstance(self.report_status, ReportStatus):
+            report_status = self.report_status.value
+        else:
+            report_status = self.report_status
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -164,6 +176,8 @@ class JobOut:
             field_dict["provenance"] = provenance
         if report is not UNSET:
             field_dict["report"] = report
+        if report_status is not UNSET:
+            field_dict["report_status"] = report_status
 
         return field_dict
 
@@ -321,6 +335,26 @@ class JobOut:
         report = _parse_report(d.pop("report", UNSET))
 
 
+        def _parse_report_status(data: object) -> None | ReportStatus | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                report_status_type_0 = ReportStatus(data)
+
+
+
+                return report_status_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | ReportStatus | Unset, data)
+
+        report_status = _parse_report_status(d.pop("report_status", UNSET))
+
+
         job_out = cls(
             attempts=attempts,
             callback_url=callback_url,
@@ -339,6 +373,7 @@ class JobOut:
             upload_id=upload_id,
             provenance=provenance,
             report=report,
+            report_status=report_status,
         )
 
 

@@ -10,7 +10,9 @@ from ... import errors
 
 from ...models.job_page import JobPage
 from ...models.job_state import JobState
+from ...models.list_jobs_sort import ListJobsSort
 from ...models.problem import Problem
+from ...models.report_status import ReportStatus
 from ...types import UNSET, Unset
 from typing import cast
 import datetime
@@ -20,9 +22,11 @@ import datetime
 def _get_kwargs(
     *,
     state: JobState | None | Unset = UNSET,
+    report_status: None | ReportStatus | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
+    sort: ListJobsSort | Unset = ListJobsSort.VALUE_0,
     cursor: None | str | Unset = UNSET,
     limit: int | Unset = 50,
 
@@ -41,6 +45,15 @@ def _get_kwargs(
     else:
         json_state = state
     params["state"] = json_state
+
+    json_report_status: None | str | Unset
+    if isinstance(report_status, Unset):
+        json_report_status = UNSET
+    elif isinstance(report_status, ReportStatus):
+        json_report_status = report_status.value
+    else:
+        json_report_status = report_status
+    params["report_status"] = json_report_status
 
     json_external_sample_id: None | str | Unset
     if isinstance(external_sample_id, Unset):
@@ -66,6 +79,12 @@ def _get_kwargs(
     else:
         json_created_before = created_before
     params["created_before"] = json_created_before
+
+    json_sort: str | Unset = UNSET
+    if not isinstance(sort, Unset):
+        json_sort = sort.value
+
+    params["sort"] = json_sort
 
     json_cursor: None | str | Unset
     if isinstance(cursor, Unset):
@@ -146,22 +165,29 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     state: JobState | None | Unset = UNSET,
+    report_status: None | ReportStatus | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
+    sort: ListJobsSort | Unset = ListJobsSort.VALUE_0,
     cursor: None | str | Unset = UNSET,
     limit: int | Unset = 50,
 
 ) -> Response[JobPage | Problem]:
     """ List Jobs
 
-     Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
+     Jobs, newest first (or oldest with ``sort=created_at``), filtered; follow
+    ``next_cursor`` for the next page (keyset paging: pages hold while jobs arrive).
 
     Args:
         state (JobState | None | Unset):
+        report_status (None | ReportStatus | Unset): preliminary: succeeded and unsigned; final or
+            amended: the latest sign-off's status.
         external_sample_id (None | str | Unset):
         created_after (datetime.datetime | None | Unset):
         created_before (datetime.datetime | None | Unset):
+        sort (ListJobsSort | Unset): -created_at: newest first (default); created_at: oldest
+            first. Default: ListJobsSort.VALUE_0.
         cursor (None | str | Unset):
         limit (int | Unset):  Default: 50.
 
@@ -176,9 +202,11 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         state=state,
+report_status=report_status,
 external_sample_id=external_sample_id,
 created_after=created_after,
 created_before=created_before,
+sort=sort,
 cursor=cursor,
 limit=limit,
 
@@ -194,22 +222,29 @@ def sync(
     *,
     client: AuthenticatedClient,
     state: JobState | None | Unset = UNSET,
+    report_status: None | ReportStatus | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
+    sort: ListJobsSort | Unset = ListJobsSort.VALUE_0,
     cursor: None | str | Unset = UNSET,
     limit: int | Unset = 50,
 
 ) -> JobPage | Problem | None:
     """ List Jobs
 
-     Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
+     Jobs, newest first (or oldest with ``sort=created_at``), filtered; follow
+    ``next_cursor`` for the next page (keyset paging: pages hold while jobs arrive).
 
     Args:
         state (JobState | None | Unset):
+        report_status (None | ReportStatus | Unset): preliminary: succeeded and unsigned; final or
+            amended: the latest sign-off's status.
         external_sample_id (None | str | Unset):
         created_after (datetime.datetime | None | Unset):
         created_before (datetime.datetime | None | Unset):
+        sort (ListJobsSort | Unset): -created_at: newest first (default); created_at: oldest
+            first. Default: ListJobsSort.VALUE_0.
         cursor (None | str | Unset):
         limit (int | Unset):  Default: 50.
 
@@ -225,9 +260,11 @@ def sync(
     return sync_detailed(
         client=client,
 state=state,
+report_status=report_status,
 external_sample_id=external_sample_id,
 created_after=created_after,
 created_before=created_before,
+sort=sort,
 cursor=cursor,
 limit=limit,
 
@@ -237,22 +274,29 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     state: JobState | None | Unset = UNSET,
+    report_status: None | ReportStatus | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
+    sort: ListJobsSort | Unset = ListJobsSort.VALUE_0,
     cursor: None | str | Unset = UNSET,
     limit: int | Unset = 50,
 
 ) -> Response[JobPage | Problem]:
     """ List Jobs
 
-     Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
+     Jobs, newest first (or oldest with ``sort=created_at``), filtered; follow
+    ``next_cursor`` for the next page (keyset paging: pages hold while jobs arrive).
 
     Args:
         state (JobState | None | Unset):
+        report_status (None | ReportStatus | Unset): preliminary: succeeded and unsigned; final or
+            amended: the latest sign-off's status.
         external_sample_id (None | str | Unset):
         created_after (datetime.datetime | None | Unset):
         created_before (datetime.datetime | None | Unset):
+        sort (ListJobsSort | Unset): -created_at: newest first (default); created_at: oldest
+            first. Default: ListJobsSort.VALUE_0.
         cursor (None | str | Unset):
         limit (int | Unset):  Default: 50.
 
@@ -267,9 +311,11 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         state=state,
+report_status=report_status,
 external_sample_id=external_sample_id,
 created_after=created_after,
 created_before=created_before,
+sort=sort,
 cursor=cursor,
 limit=limit,
 
@@ -285,22 +331,29 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     state: JobState | None | Unset = UNSET,
+    report_status: None | ReportStatus | Unset = UNSET,
     external_sample_id: None | str | Unset = UNSET,
     created_after: datetime.datetime | None | Unset = UNSET,
     created_before: datetime.datetime | None | Unset = UNSET,
+    sort: ListJobsSort | Unset = ListJobsSort.VALUE_0,
     cursor: None | str | Unset = UNSET,
     limit: int | Unset = 50,
 
 ) -> JobPage | Problem | None:
     """ List Jobs
 
-     Jobs, newest first, filtered; follow ``next_cursor`` for the next page.
+     Jobs, newest first (or oldest with ``sort=created_at``), filtered; follow
+    ``next_cursor`` for the next page (keyset paging: pages hold while jobs arrive).
 
     Args:
         state (JobState | None | Unset):
+        report_status (None | ReportStatus | Unset): preliminary: succeeded and unsigned; final or
+            amended: the latest sign-off's status.
         external_sample_id (None | str | Unset):
         created_after (datetime.datetime | None | Unset):
         created_before (datetime.datetime | None | Unset):
+        sort (ListJobsSort | Unset): -created_at: newest first (default); created_at: oldest
+            first. Default: ListJobsSort.VALUE_0.
         cursor (None | str | Unset):
         limit (int | Unset):  Default: 50.
 
@@ -316,9 +369,11 @@ async def asyncio(
     return (await asyncio_detailed(
         client=client,
 state=state,
+report_status=report_status,
 external_sample_id=external_sample_id,
 created_after=created_after,
 created_before=created_before,
+sort=sort,
 cursor=cursor,
 limit=limit,
 
