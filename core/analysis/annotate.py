@@ -294,6 +294,14 @@ def merge_duplicate_types(counts: sp.csr_matrix, found: dict[str, np.ndarray], p
     overlapping markers; where the sample does not separate them (their set shares correlate above
     ``min_r`` across spots), the calls stay at the broader type (the one the table lists more
     markers for), which takes the union of their coherent markers. Returns (sets, merged -> kept).
+
+    The correlation is corrected for counting noise (disattenuated): two sets' shares are
+    proportional up to Poisson noise when they mark one population, but a small set in shallow
+    spots (four basal keratins at a few thousand UMIs) reads noisily, which caps the raw
+    correlation below 1 however alike the sets are. The Poisson variance of a share O / D is
+    O / D^2 per spot; its mean is taken off each set's variance (the covariance of disjoint sets
+    carries no counting noise), with the variance left floored at a quarter of the observed, so
+    that a set that is mostly noise is not called a duplicate on noise.
     """
     types = list(found)
     n = counts.shape[0]
@@ -305,9 +313,16 @@ def merge_duplicate_types(counts: sp.csr_matrix, found: dict[str, np.ndarray], p
         M[[pos[int(c)] for c in found[t]], k] = 1.0
     P = pool[rows]
     D = np.asarray(P @ np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)).ravel()
-    Y = np.asarray((P @ counts[:, cols].tocsr().astype(np.float64)) @ M) / np.maximum(D, 1.0)[:, None]
+    O = np.asarray((P @ counts[:, cols].tocsr().astype(np.float64)) @ M)  # noqa: E741
+    Y = O / np.maximum(D, 1.0)[:, None]
     sd = Y.std(axis=0)
-    C = np.corrcoef(np.where(sd > 0, Y, np.random.default_rng(0).normal(size=Y.shape)), rowvar=False)
+    Y = np.where(sd > 0, Y, np.random.default_rng(0).normal(size=Y.shape))
+    cov = np.atleast_2d(np.cov(Y, rowvar=False))
+    var = np.diag(cov)
+    noise = np.where(sd > 0, (O / np.maximum(D, 1.0)[:, None] ** 2).mean(axis=0), 0.0)
+    signal = np.maximum(var - noise, 0.25 * var)
+    C = cov / np.sqrt(np.outer(signal, signal))
+    np.fill_diagonal(C, 1.0)
     into: dict[str, str] = {}
 
     def root(t: str) -> str:
