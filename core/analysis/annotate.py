@@ -394,6 +394,7 @@ def set_llr(counts: sp.csr_matrix, found: dict[str, np.ndarray], weights: dict[s
 # `python bench/accuracy.py --tier full --seeds 0-9 --layouts visium --fit-calibration` (seeds 0-9).
 CALIB_FEATURE_DOC = "x = log(p_top / p_runner_up) of the call"
 CALIBRATION = {"hd": (3.107, 0.054), "visium": (12.116, 0.050)}
+CALIBRATION_SEEDS = {"hd": "0-2", "visium": "0-9"}
 # A spot is "unassigned" when no type's marker set is enriched (best pooled LLR below this, in
 # nats: the data favour enrichment by less than e^1 to 1) - no type stands out.
 MIN_LLR = 1.0
