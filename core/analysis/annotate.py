@@ -230,13 +230,12 @@ def coherent_markers(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: 
     depth = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
     resid, linked = local_residual_operator(spatial_graph)
     Sres: sp.csr_matrix | None = None
-    if resid is not None:
+    base: np.ndarray = np.arange(n)
+    if resid is not None and linked is not None:
         Dall = np.asarray(pool @ depth).ravel()
         Sall = (sp.diags(1.0 / np.maximum(Dall, 1.0)) @ (pool @ Xm)).tocsr()
         Sres = (resid @ Sall).tocsr()
         base = linked
-    else:
-        base = np.arange(n)
     rows = base if len(base) <= max_rows else base[np.linspace(0, len(base) - 1, max_rows).astype(np.int64)]
     sx, sxx = np.zeros(G), np.zeros(G)
     sy, syy = np.zeros(K), np.zeros(K)
