@@ -191,7 +191,8 @@ def evaluate(synth: Any, cfg: Config, tier: str, which: tuple[str, ...], collect
         else:
             if knn is None and layout != "visium":
                 knn, _ = pp.knn_graph(res.pca, min(res.params.n_neighbors, len(res.obs_names) - 1), seed=0)
-            a = ann.annotate(res.counts, res.gene_names, tabs[tname], multi_cell=(layout == "visium"), knn_idx=knn)
+            a = ann.annotate(res.counts, res.gene_names, tabs[tname], multi_cell=(layout == "visium"), knn_idx=knn,
+                                 spatial_graph=res.spatial_graph)
         lin_ok = a.lineage.astype(str) == true_lin.astype(str)
         type_ok = a.cell_type.astype(str) == true_type.astype(str)
         top_ok = a.top_type.astype(str) == true_type.astype(str) if hasattr(a, "top_type") else type_ok

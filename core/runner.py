@@ -272,11 +272,13 @@ def _confidence_meaning(layout: str) -> str:
 
 
 def _calibration(layout: str) -> dict[str, JsonValue]:
-    from core.analysis.annotate import CALIB_FEATURE_DOC, CALIBRATION
+    from core.analysis.annotate import CALIB_FEATURE_DOC, CALIBRATION, CALIBRATION_SEEDS
 
-    a, b = CALIBRATION["visium" if layout == Layout.VISIUM else "hd"]
+    key = "visium" if layout == Layout.VISIUM else "hd"
+    a, b = CALIBRATION[key]
     return {"method": "Platt scaling", "feature": CALIB_FEATURE_DOC, "a": a, "b": b,
-            "fitted_on": "synth.py samples, seeds 0-2 (bench/accuracy.py --fit-calibration)"}
+            "fitted_on": f"synth.py samples, seeds {CALIBRATION_SEEDS[key]} "
+                         "(bench/accuracy.py --fit-calibration)"}
 
 
 def analysis_record(res: AnalysisResult, sample: Sample, options: AnalyzeOptions,

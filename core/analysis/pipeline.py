@@ -256,7 +256,8 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     cluster_markers = cl.marker_genes(lognorm, clusters, genes)
     lap("markers", 0.5)
 
-    annotation = ann.annotate(X, genes, markers, multi_cell=(layout == "visium"), knn_idx=knn_idx)
+    annotation = ann.annotate(X, genes, markers, multi_cell=(layout == "visium"), knn_idx=knn_idx,
+                              spatial_graph=A)
     majority = ann.cluster_majority(clusters, annotation.cell_type)
     lap("annotate", 0.6)
 

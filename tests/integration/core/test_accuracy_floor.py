@@ -1,6 +1,8 @@
-"""Regression floor of annotation accuracy and calibration: bench/accuracy.py's small tier on two samples.
+"""Regression floor of annotation accuracy and calibration: bench/accuracy.py's small tier on three samples.
 
-One HD and one Visium synth.py sample (seed 0, voronoi, tuning seeds), annotated with the shipped
+One HD and one Visium synth.py sample (seed 0, voronoi, tuning seeds), and one shallow Visium sample in
+bands (layers, 6 domains, depth 0.6: populations share bands, the case where marker coherence judged
+across spots and a noisy duplicate-type test split or mixed marker sets), annotated with the shipped
 table and with all of PanglaoDB without an organ. Floors sit with margin below the measured figures
 (docs/accuracy.md): a drop below them is a regression of the method, not noise.
 """
@@ -34,21 +36,29 @@ def rows() -> dict[tuple[str, str], dict[str, Any]]:
     acc = _bench()
     synth = acc.load_synth()
     out = {}
-    for layout in ("hd", "visium"):
-        cfg = acc.Config(seed=0, layout=layout, shape="voronoi", domains=4, depth=0.8)
+    for layout, shape, k, depth in (("hd", "voronoi", 4, 0.8), ("visium", "voronoi", 4, 0.8),
+                                    ("visium", "layers", 6, 0.6)):
+        cfg = acc.Config(seed=0, layout=layout, shape=shape, domains=k, depth=depth)
+        key = layout if shape == "voronoi" else f"{layout}-{shape}"
         for r in acc.evaluate(synth, cfg, "small", ("default", "panglao_all"), None):
-            out[(layout, r["table"])] = r
+            out[(key, r["table"])] = r
     return out
 
 
-# (layout, table): lineage accuracy floor, cell-type accuracy floor. Measured (small tier, seed 0):
-# HD 0.999 / 0.999 both tables; Visium default 0.961 / 0.949, PanglaoDB 0.957 / 0.932; ECE <= 0.055.
+# (sample, table): lineage accuracy floor, cell-type accuracy floor. Measured (small tier, seed 0):
+# HD 0.999 / 0.999 both tables; Visium default 0.965 / 0.952, PanglaoDB 0.972 / 0.967; shallow Visium
+# bands default 0.928 / 0.917 (0.893 / 0.878, ECE 0.066, RMSE 0.050 before coherence was judged within
+# spatial neighbourhoods and duplicate types merged on the noise-corrected correlation), PanglaoDB
+# 0.962 / 0.961; ECE <= 0.029 on every row.
 FLOORS = {
     ("hd", "default"): (0.97, 0.95),
     ("hd", "panglao_all"): (0.97, 0.95),
-    ("visium", "default"): (0.9, 0.88),
-    ("visium", "panglao_all"): (0.9, 0.88),
+    ("visium", "default"): (0.93, 0.92),
+    ("visium", "panglao_all"): (0.93, 0.92),
+    ("visium-layers", "default"): (0.91, 0.9),
+    ("visium-layers", "panglao_all"): (0.93, 0.92),
 }
+MAX_ECE = 0.05  # issue 11's target; measured <= 0.029 here
 
 
 @pytest.mark.parametrize("key", list(FLOORS))
@@ -59,13 +69,15 @@ def test_accuracy_floor(rows: dict[tuple[str, str], dict[str, Any]], key: tuple[
     lin, typ = FLOORS[key]
     assert r["lineage_acc"] >= lin, f"{key}: lineage accuracy {r['lineage_acc']:.3f} < {lin}"
     assert r["type_acc"] >= typ, f"{key}: cell-type accuracy {r['type_acc']:.3f} < {typ}"
-    assert r["ece"] <= 0.1, f"{key}: calibration error {r['ece']:.3f} > 0.1"
+    assert r["ece"] <= MAX_ECE, f"{key}: calibration error {r['ece']:.3f} > {MAX_ECE}"
 
 
-def test_visium_composition_floor(rows: dict[tuple[str, str], dict[str, Any]]) -> None:
-    r = rows[("visium", "default")]
-    assert r["comp_rmse"] <= 0.05, f"composition RMSE {r['comp_rmse']:.3f} > 0.05"  # measured 0.027
-    assert r["comp_r_median"] >= 0.9
+@pytest.mark.parametrize("sample", ["visium", "visium-layers"])
+def test_visium_composition_floor(rows: dict[tuple[str, str], dict[str, Any]], sample: str) -> None:
+    r = rows[(sample, "default")]
+    # measured 0.026 (voronoi) and 0.028 (shallow bands; 0.050 before the coherence fix)
+    assert r["comp_rmse"] <= 0.04, f"{sample}: composition RMSE {r['comp_rmse']:.3f} > 0.04"
+    assert r["comp_r_median"] >= 0.95
 
 
 def test_panglao_without_organ_stays_broad(rows: dict[tuple[str, str], dict[str, Any]]) -> None:
