@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -64,7 +65,7 @@ def resolve(reqs: list[str], constraints: list[str]) -> list[str]:
     pins = {}
     for item in data["install"]:
         meta = item["metadata"]
-        name = meta["name"].lower().replace("_", "-")
+        name = re.sub(r"[-_.]+", "-", meta["name"]).lower()  # PEP 503
         pins[name] = meta["version"].split("+")[0]
     return [f"{n}=={v}" for n, v in sorted(pins.items())]
 
