@@ -117,6 +117,7 @@ wait_healthy() {  # wait_healthy SERVICE...: compose's depends_on service_health
   local s c
   for s in "$@"; do
     c=$(cid "$s"); [ -n "$c" ] || { echo "no container for $s" >&2; return 1; }
+    log "  waiting for $s to be healthy"
     until health "$c"; do
       if [ "$("$ENGINE" inspect -f '{{.State.Running}}' "$c")" != true ]; then
         echo "$s stopped before it was healthy" >&2; return 1
@@ -153,7 +154,7 @@ step "job on the template backend (Visium upload, report, artifact)" 600 client 
 
 if [ "$TINY" = 1 ]; then
   build_tiny() {
-    "$PYTHON" -c 'import sys; from pathlib import Path; from core.report.tiny_model import build_tiny_gemma3; print(build_tiny_gemma3(Path(sys.argv[1])))' "$WORK/tiny" >"$WORK/tiny.path"
+    "$PYTHON" -c 'import sys; from pathlib import Path; from core.report.tiny_model import build_tiny_gemma3; print(build_tiny_gemma3(Path(sys.argv[1])))' "$WORK/tiny" | tail -n 1 >"$WORK/tiny.path"
     chmod -R a+rX "$WORK/tiny"
     cat >"$WORK/tiny.yml" <<YAML
 services:

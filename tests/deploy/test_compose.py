@@ -209,7 +209,7 @@ def test_locks_pin_every_requirement_within_pyproject(target: str) -> None:
 def test_local_override_swaps_only_what_a_registry_would_give(services: dict[str, Any]) -> None:
     """compose.local.yml (make stack-smoke) overrides only services of docker-compose.yml and
     only the registry images; the project's own services keep their commands and checks."""
-    local = yaml.safe_load(LOCAL.read_text().replace("!reset", ""))
+    local = yaml.safe_load(LOCAL.read_text().replace("!reset", "").replace("!override", ""))
     assert set(local["services"]) <= set(services)
     assert set(local["services"]) == {"postgres", "redis", "minio", "minio-init",
                                       "worker-report", "flower"}
@@ -220,6 +220,8 @@ def test_local_override_swaps_only_what_a_registry_would_give(services: dict[str
         assert local["services"][name]["image"].startswith("localhost/mgs-local-")
     text = LOCAL.read_text()
     assert "ports: !reset []" in text and "deploy: !reset {}" in text
+    # podman-compose appends lists it merges: replaced checks and commands say !override
+    assert text.count("healthcheck: !override") == 2
 
 
 def _compose_client() -> list[str] | None:
