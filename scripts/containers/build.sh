@@ -34,16 +34,17 @@ image_exists() { "$ENGINE" image inspect "$1" >/dev/null 2>&1; }
 local_base() {
   # Debian 12 minbase + Debian's python3 (3.11) and python3-venv, imported as an image
   command -v mmdebstrap >/dev/null 2>&1 || die "no registry and no mmdebstrap: apt-get install mmdebstrap (or set PYTHON_IMAGE)"
-  local tmp; tmp=$(mktemp -d /var/tmp/mgs-base.XXXXXX)
-  trap 'rm -rf "$tmp"' RETURN
-  local suite=bookworm sec=${DEBIAN_MIRROR%/debian}/debian-security
+  local tmp rc=0 suite=bookworm sec=${DEBIAN_MIRROR%/debian}/debian-security
+  tmp=$(mktemp -d /var/tmp/mgs-base.XXXXXX)
   mmdebstrap --quiet --variant=minbase \
     --include=python3,python3-venv,python-is-python3,ca-certificates,libgomp1 \
     --aptopt='Acquire::Retries "3"' "$suite" "$tmp/rootfs.tar" \
     "deb $DEBIAN_MIRROR $suite main" "deb $DEBIAN_MIRROR $suite-updates main" \
-    "deb $sec $suite-security main"
-  "$ENGINE" import --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
-    "$tmp/rootfs.tar" "$LOCAL_BASE" >/dev/null
+    "deb $sec $suite-security main" \
+  && "$ENGINE" import --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
+    "$tmp/rootfs.tar" "$LOCAL_BASE" >/dev/null || rc=$?
+  rm -rf "$tmp"
+  return $rc
 }
 
 choose_base() {
