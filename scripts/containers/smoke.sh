@@ -134,6 +134,34 @@ wait_exit0() {  # wait_exit0 SERVICE: a one-shot service ran to exit 0
 }
 up() { compose up -d --no-build --no-deps "$@" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; return 1; }; }
 
+image_checks() {  # what operators expect of each image: non-root, a health check, no compiler or cache
+  local img out
+  for img in medgemma-spatial-api medgemma-spatial-analysis medgemma-spatial-report-cpu; do
+    "$ENGINE" image inspect "$img:$MGS_IMAGE_TAG" >"$WORK/inspect.json"
+    "$PYTHON" - "$WORK/inspect.json" "$img" <<'PY' || return 1
+import json, sys
+d = json.load(open(sys.argv[1]))[0]
+cfg = d.get("Config") or {}
+user = cfg.get("User") or d.get("User") or ""
+hc = cfg.get("Healthcheck") or d.get("Healthcheck") or {}
+problems = []
+if user in ("", "root", "0") or user.startswith(("0:", "root:")):
+    problems.append(f"runs as {user or 'root'}")
+if not hc.get("Test") or hc["Test"][0] == "NONE":
+    problems.append("no HEALTHCHECK (podman: build with --format docker)")
+if problems:
+    sys.exit(f"{sys.argv[2]}: " + "; ".join(problems))
+PY
+    out=$("$ENGINE" run --rm --user 0 --entrypoint sh "$img:$MGS_IMAGE_TAG" -c '
+      for b in gcc cc c++ g++ clang make ld; do command -v $b >/dev/null && echo "compiler: $b"; done
+      for d in /root/.cache/pip /home/mgs/.cache/pip /wheels /var/lib/apt/lists/partial/*; do [ -e "$d" ] && echo "left: $d"; done
+      [ -n "$(ls /var/lib/apt/lists 2>/dev/null | grep -v -e ^lock -e ^partial -e ^auxfiles)" ] && echo "left: apt lists"
+      true' 2>/dev/null) || { echo "$img: could not run the check" >&2; return 1; }
+    [ -z "$out" ] || { echo "$img: $out" >&2; return 1; }
+    log "  $img: user $("$ENGINE" image inspect -f '{{.Config.User}}' "$img:$MGS_IMAGE_TAG"), health check, no compiler, no caches"
+  done
+}
+step "image checks (non-root, health check, no compiler/cache)" 180 image_checks
 step "backing services up (postgres redis s3)"   180 up postgres redis minio
 step "backing services healthy"                  180 wait_healthy postgres redis minio
 oneshot() { up "$1" && wait_exit0 "$1"; }
