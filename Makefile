@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 EXTRAS ?= service,model,pdf,dev
 
-.PHONY: venv demo test test-fast test-outages lint bench services
+.PHONY: venv demo test test-fast test-outages lint bench services images stack-smoke
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,3 +34,13 @@ lint: venv
 
 bench: venv
 	$(VENV)/bin/python bench/bench_core.py --layout visium --spots 5000 --repeats 3
+
+# Container images and the compose stack, with podman or docker (docs/operations.md
+# "Container images"): the API, analysis-worker and CPU report-worker images ...
+images:
+	PYTHON=$(VENV)/bin/python bash scripts/containers/build.sh
+
+# ... and the whole stack from them, one job end to end, torn down with its volumes (about 6 min)
+stack-smoke:
+	PYTHON=$(VENV)/bin/python bash scripts/containers/build.sh local-services
+	PYTHON=$(VENV)/bin/python VENV=$(VENV) bash scripts/containers/smoke.sh

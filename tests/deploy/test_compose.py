@@ -20,7 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILES = {"Dockerfile.api": ["build", "runtime"],
-               "Dockerfile.worker": ["analysis-build", "analysis", "report-build", "report"]}
+               "Dockerfile.worker": ["analysis-build", "analysis", "report-build", "report",
+                                     "report-cpu-build", "report-cpu"]}
+LOCAL = ROOT / "scripts" / "containers" / "compose.local.yml"
+LOCKS = ROOT / "scripts" / "containers" / "locks"
+# build stage -> the lock it installs
+STAGE_LOCK = {("Dockerfile.api", "build"): "api", ("Dockerfile.worker", "analysis-build"): "analysis",
+              ("Dockerfile.worker", "report-build"): "report",
+              ("Dockerfile.worker", "report-cpu-build"): "report"}
 PROJECT_SERVICES = {"migrate", "api", "relay", "worker-analysis", "worker-report",
                     "worker-report-vllm"}
 
@@ -147,22 +154,74 @@ def test_dockerfile_multistage_pinned_nonroot_healthcheck(name: str) -> None:
         assert re.search(r"^HEALTHCHECK\s", body, re.M), (name, stage)
 
 
-def test_dockerfiles_install_what_ci_installs() -> None:
-    """Each image installs its extras' pins from pyproject (scripts/image_requirements.py)
-    and then the project itself with `pip install --no-deps -e .`, as CI's editable install."""
+def _stage(text: str, stage: str) -> str:
+    return text.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+
+
+def test_dockerfiles_install_from_the_locks() -> None:
+    """Each image installs its lock (scripts/containers/locks/, resolved from
+    scripts/image_requirements.py) and then the project itself with
+    `pip install --no-deps -e .`, as CI's editable install."""
+    for (name, stage), lock in STAGE_LOCK.items():
+        body = _stage((ROOT / name).read_text(), stage)
+        assert f"COPY scripts/containers/locks/{lock}.txt /tmp/requirements.txt" in body, stage
+        assert "-r /tmp/requirements.txt" in body and "pip install --no-deps" not in body.split(
+            "-r /tmp/requirements.txt")[0], stage
+        assert "--no-deps -e ." in body, stage
+    # the CUDA image never sees the CPU wheelhouse
+    worker = (ROOT / "Dockerfile.worker").read_text()
+    assert "COPY wheels/report-cuda /wheels" in _stage(worker, "report-build")
+    assert "COPY wheels/report-cpu /wheels" in _stage(worker, "report-cpu-build")
+
+
+def _pins(lock: str) -> dict[str, str]:
+    out = {}
+    for line in (LOCKS / f"{lock}.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert name and version and " " not in line, line
+            out[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return out
+
+
+@pytest.mark.parametrize("target", ["api", "analysis", "report"])
+def test_locks_pin_every_requirement_within_pyproject(target: str) -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     from scripts.image_requirements import requirements
 
-    api = (ROOT / "Dockerfile.api").read_text()
-    worker = (ROOT / "Dockerfile.worker").read_text()
-    assert "image_requirements.py api" in api
-    assert "image_requirements.py analysis" in worker and "image_requirements.py report" in worker
-    for text in (api, worker):
-        assert "pip install --no-deps -e ." in text
-    names = {re.split(r"[\[<>=!~ ]", r, maxsplit=1)[0].lower() for r in requirements("api")}
-    assert not names & {"torch", "transformers", "scipy", "anndata", "matplotlib", "faiss-cpu",
-                        "igraph", "pandas", "pyarrow"}
-    assert "torch" not in " ".join(requirements("analysis"))
-    assert any(r.startswith("torch") for r in requirements("report"))
+    pins = _pins(target)
+    for req in map(Requirement, requirements(target)):
+        name = canonicalize_name(req.name)
+        assert name in pins, f"locks/{target}.txt lacks {name} (python scripts/containers/lock.py)"
+        assert req.specifier.contains(pins[name], prereleases=True), (target, str(req), pins[name])
+    names = set(pins)
+    if target == "api":
+        assert not names & {"torch", "transformers", "scipy", "anndata", "matplotlib",
+                            "faiss-cpu", "igraph", "pandas", "pyarrow"}
+    if target == "analysis":
+        assert "torch" not in names
+    if target == "report":
+        assert {"torch", "transformers", "fpdf2"} <= names
+
+
+def test_local_override_swaps_only_what_a_registry_would_give(services: dict[str, Any]) -> None:
+    """compose.local.yml (make stack-smoke) overrides only services of docker-compose.yml and
+    only the registry images; the project's own services keep their commands and checks."""
+    local = yaml.safe_load(LOCAL.read_text().replace("!reset", "").replace("!override", ""))
+    assert set(local["services"]) <= set(services)
+    assert set(local["services"]) == {"postgres", "redis", "minio", "minio-init",
+                                      "worker-report", "flower"}
+    rep = local["services"]["worker-report"]
+    assert rep["build"]["target"] == "report-cpu"
+    assert rep["image"].startswith("medgemma-spatial-report-cpu:")
+    for name in ("postgres", "redis", "minio"):
+        assert local["services"][name]["image"].startswith("localhost/mgs-local-")
+    text = LOCAL.read_text()
+    assert "ports: !reset []" in text and "deploy: !reset {}" in text
+    # podman-compose appends lists it merges: replaced checks and commands say !override
+    assert text.count("healthcheck: !override") == 2
 
 
 def _compose_client() -> list[str] | None:
