@@ -127,7 +127,10 @@ function fmtBytes(n) {
   return n.toFixed(1) + " " + units[i];
 }
 
-function stopPolling() { if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; } }
+function stopPolling() {
+  if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; }
+  if (jobAbort) { jobAbort.abort(); jobAbort = null; }
+}
 
 function releaseBlobs() { blobUrls.forEach(URL.revokeObjectURL); blobUrls = []; }
 
@@ -446,6 +449,7 @@ const watcher = {
 
   start(items) {
     this.stop();
+    this.abort = new AbortController();
     const gen = this.generation;
     for (const job of items) this.jobs.set(job.id, { job, etag: null, visible: false, inFlight: false, due: 0 });
     this.observer = new IntersectionObserver((entries) => {
@@ -461,6 +465,8 @@ const watcher = {
 
   stop() {
     this.generation += 1;
+    // a long poll holds one of the browser's few connections to the host: let it go now
+    if (this.abort) { this.abort.abort(); this.abort = null; }
     if (this.observer) this.observer.disconnect();
     clearInterval(this.timer);
     clearInterval(this.newTimer);
@@ -486,7 +492,8 @@ const watcher = {
     w.inFlight = wait ? "long" : "short";
     try {
       const headers = w.etag ? { "If-None-Match": w.etag } : {};
-      const resp = await api("/v1/jobs/" + id + (wait ? "?wait=" + wait : ""), { headers });
+      const resp = await api("/v1/jobs/" + id + (wait ? "?wait=" + wait : ""),
+                             { headers, signal: this.abort && this.abort.signal });
       if (gen !== this.generation) return;
       w.etag = resp.headers.get("ETag") || w.etag;
       if (resp.status === 200) {
@@ -535,6 +542,7 @@ function summaryRows(job) {
 
 let jobEtag = null;
 let shownReviewFor = null;
+let jobAbort = null;  // the job view's long poll, cancelled when the view changes
 
 async function openJob(id) {
   $("job-id").textContent = id;
@@ -557,9 +565,10 @@ async function pollJob(id, wait) {
   let resp;
   try {
     const headers = jobEtag ? { "If-None-Match": jobEtag } : {};
-    resp = await api("/v1/jobs/" + id + (wait ? "?wait=" + wait : ""), { headers });
+    jobAbort = new AbortController();
+    resp = await api("/v1/jobs/" + id + (wait ? "?wait=" + wait : ""), { headers, signal: jobAbort.signal });
   } catch (err) {
-    if (!apiKey()) return;
+    if (!apiKey() || err.name === "AbortError") return;
     showError($("job-error"), err);
     if (err.status !== 404) pollTimer = setTimeout(() => pollJob(id, 0), POLL_MS * 2);
     return;

@@ -15,10 +15,15 @@ from starlette.types import Scope
 
 CONSOLE_DIR = Path(__file__).resolve().parents[1] / "console"
 
+# OpenSeadragon (vendored) adds one <style> element of its own: allowed by its hash, nothing
+# else inline (tests/unit/test_console_static.py checks the hash against the vendored file)
+OSD_STYLE_SHA256 = "sha256-9xTiqzfwFaL2SGb1rmr8gysEwVVjIvqWAgmZgqFqpEE="
+
 # the page loads only its own script and style; figures are shown from blob: URLs
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "default-src 'self'; script-src 'self'; "
+        f"style-src 'self' '{OSD_STYLE_SHA256}'; img-src 'self' blob: data:; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
         "form-action 'self'"
     ),

@@ -391,6 +391,8 @@ def _layer(browser: Any, name: str, on: bool) -> None:
 def _sign_as_reviewer(
     browser: Any, base: str, key: str, job_id: str, downloads: Path, tmp_path: Path
 ) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
     browser.find_element(By.ID, "sign-out").click()
     _sign_in(browser, base, key)
     assert _text(browser, "#key-role") == "reviewer"
@@ -399,6 +401,26 @@ def _sign_as_reviewer(
     assert _text(browser, "#signoff-status") == "preliminary"
     assert _text(browser, "#sign-button") == "Sign report final"
     _axe(browser, "review view (reviewer)")
+    # every control of the review is reached with the Tab key alone
+    from selenium.webdriver.common.keys import Keys
+
+    _wait(browser, 60).until(
+        lambda d: d.find_element(By.ID, "tissue").get_attribute("data-ready") == "true")
+    if not browser.find_element(By.ID, "layer-domain").is_selected():
+        browser.find_element(By.ID, "layer-domain").send_keys(" ")  # the keyboard turns it on
+    _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#legend .domain-button"))
+    browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    reached: set[str] = set()
+    for _ in range(120):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        reached.add(browser.execute_script(
+            "const e = document.activeElement;"
+            " return e.id || e.dataset.format || e.dataset.domain || e.dataset.artifact || e.tagName"))
+    want = {"zoom-in", "zoom-out", "zoom-home", "overlay-opacity", "layer-domain", "layer-qc",
+            "qc-metric", "sign-reviewer", "sign-status", "sign-comment", "sign-button",
+            "pdf", "fhir", "hl7"}
+    assert want <= reached, want - reached
+    assert "D1" in reached  # the domains, from the legend
 
     browser.find_element(By.ID, "sign-reviewer").send_keys("Dr A. Pathologist")
     browser.find_element(By.ID, "sign-button").click()
@@ -538,6 +560,15 @@ def test_job_list_filters_pages_and_live_rows(
     assert set(job_gets) <= visible, (set(job_gets) - visible, visible)
     assert not set(job_gets) & failed
     assert all("limit=1" in u for u in lists), lists  # only the "new jobs?" check, never a reload
+
+    # a job newer than the page: offered, not pushed in
+    newer = (uuid.uuid4(), tenant, upload_id, "LIST-NEW", "queued", None, t0 + timedelta(days=30))
+    _insert_jobs(service_env, [newer])
+    browser.execute_async_script("watcher.checkNew().then(arguments[arguments.length - 1])")
+    assert browser.find_element(By.ID, "new-jobs").is_displayed()
+    assert ids()[0] == str(newest[0][0])
+    browser.find_element(By.ID, "show-new-jobs").click()
+    _wait(browser).until(lambda d: ids()[0] == str(newer[0]))
     _screenshot(browser, tmp_path / "console-jobs-1920.png", 1920)
 
 
