@@ -79,7 +79,8 @@ def domain_enrichment(features: Mapping[str, Any]) -> dict[str, dict[str, float]
     """Per domain, each lineage's share minus its share in the rest of the section.
 
     ``rest = (overall - f * share) / (1 - f)`` with ``f`` the domain's share of units
-    and ``overall`` the section-wide composition (both from ``features.json``).
+    and ``overall`` the section-wide composition (both from ``features.json``). Lineages are
+    listed by name, so the result does not depend on the hash seed.
     """
     overall = {k: float(v) for k, v in (features.get("lineage_composition") or {}).items()
                if isinstance(v, int | float)}
@@ -93,7 +94,7 @@ def domain_enrichment(features: Mapping[str, Any]) -> dict[str, dict[str, float]
             lin: round(float(comp.get(lin, 0.0)) - max(0.0, (overall.get(lin, 0.0)
                                                              - f * float(comp.get(lin, 0.0))))
                        / (1.0 - f), 4)
-            for lin in set(overall) | set(comp)
+            for lin in sorted(set(overall) | set(comp))
         }
     return out
 

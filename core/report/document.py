@@ -237,10 +237,11 @@ def _domain_rows(features: Mapping[str, Any], analysis: AnalysisRecord, annotate
     rows = []
     for d in features.get("domains") or []:
         did = str(d.get("id"))
+        # by value, then by name: tied lineages are always named in the same order
         up = sorted(((lin, v) for lin, v in (enrich.get(did) or {}).items() if v >= ENRICHED_MIN),
-                    key=lambda kv: -kv[1])
+                    key=lambda kv: (-kv[1], kv[0]))
         down = sorted(((lin, v) for lin, v in (enrich.get(did) or {}).items()
-                       if v <= -ENRICHED_MIN), key=lambda kv: kv[1])
+                       if v <= -ENRICHED_MIN), key=lambda kv: (kv[1], kv[0]))
         a_dom = a_domains.get(did)
         genes = [m for m in (a_dom.markers if a_dom else []) if m.log2fc >= 1 and m.pval_adj < 0.05]
         gene_set = {m.gene for m in genes}

@@ -66,3 +66,35 @@ def test_strike_removes_contradicted_sentences_and_counts() -> None:
     counts = summarise(checked)
     assert counts["sentences_removed"] == 1 and counts["contradicted"] == 1
     assert counts["supported"] >= 2 and counts["unverifiable"] == 1
+
+
+_TIED_SENTENCE = """
+from core.report.document import _describe_domain, _domain_rows
+from tests.fixtures.report_outputs import example_analysis
+
+# stromal and myeloid are depleted in D1 by exactly the same amount (a tie)
+features = {
+    "lineage_composition": {"epithelial": 0.4, "stromal": 0.3, "myeloid": 0.3},
+    "domains": [{"id": "D1", "fraction_of_units": 0.5, "adjacent_domains": [],
+                 "lineage_composition": {"epithelial": 0.8, "stromal": 0.1, "myeloid": 0.1}}],
+}
+print(_describe_domain(_domain_rows(features, example_analysis(), True)[0]))
+"""
+
+
+def test_tied_lineages_are_named_in_the_same_order_whatever_the_hash_seed() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    sentences = set()
+    for seed in ("1", "2"):  # these two gave different orders before the fix
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
+        done = subprocess.run([sys.executable, "-c", _TIED_SENTENCE], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=120, check=True)
+        sentences.add(done.stdout.strip())
+    assert sentences == {"D1 (50% of the section): enriched for epithelial (+80 percentage "
+                         "points against the rest of the section); depleted of myeloid and "
+                         "stromal."}, sentences
