@@ -113,6 +113,7 @@ def run_analysis_stage(
     """
     from core.analysis.features import tissue_blind_features
     from core.analysis.pipeline import AnalysisParams, run_analysis
+    from core.features import FeaturesRecord
     from core.io.readers import read_sample
     from core.markers import load_markers
 
@@ -170,7 +171,7 @@ def run_analysis_stage(
         image_file = "he_image.png"
     figures = _figures(out, res, sample, held)
     timings["figures"] = round(time.perf_counter() - t2, 3)
-    (out / "features.json").write_text(json.dumps(features, indent=2))
+    FeaturesRecord.model_validate(features).write(out / "features.json")
     _write_leakage_context(out / "leakage_context.json", sample, res, sample_path)
     if options.write_h5ad:
         _write_h5ad(out / "analysis.h5ad", sample, res)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.config import Settings, get_settings
 from core.errors import InputError, PromptLeakage
+from core.features import read_features
 from core.options import ReportOptions
 from core.results import AnalysisRecord, read_analysis
 
@@ -32,18 +33,6 @@ if TYPE_CHECKING:
 PROMPT_FILE = "prompt.txt"
 LEAKAGE_FINDINGS_FILE = "leakage_findings.json"
 MODEL_INPUT_IMAGE = "he_model_input.png"
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(f"{path.parent} has no {path.name} ({what}); run the analysis first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path.name} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise InputError(f"{path.name} must hold a JSON object")
-    return data
 
 
 def _marker_table_path(analysis: AnalysisRecord) -> Path | None:
@@ -239,7 +228,8 @@ def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | No
     # ``options`` is a validated :class:`core.options.ReportOptions`: backend, strategy and
     # bounds were checked where it was built (CLI, API, worker), once.
     t_start = time.perf_counter()
-    features = _read_json(out_dir / "features.json", "tissue-blind features")
+    # read through the contract; the prompt and the leakage gate see the document as written
+    features = read_features(out_dir).to_dict()
     analysis = read_analysis(out_dir / "analysis.json")
     context = LeakageContext.load(out_dir)
     step(0.05)
