@@ -1,4 +1,4 @@
-"""The named values of the project's contracts: layout, unit, stage and job state.
+"""The named values of the project's contracts: layout, unit, stage, job state and phase.
 
 Each is a ``StrEnum``: a member *is* its string value, so JSON, HTTP and database values are
 the plain strings (``"visium"``, ``"queued"``), and comparing a member with its string is true.
@@ -44,6 +44,21 @@ class JobState(StrEnum):
     CANCELED = "canceled"
 
 
+class Phase(StrEnum):
+    """The half of a job a worker runs: the analysis (validating, analyzing) or the report.
+
+    Each phase has its own task and queue; a job's phase follows from its stage.
+    """
+
+    ANALYSIS = "analysis"
+    REPORT = "report"
+
+    @classmethod
+    def of_stage(cls, stage: str) -> Phase:
+        """The phase a job in ``stage`` is queued for."""
+        return cls.REPORT if stage == JobStage.REPORTING else cls.ANALYSIS
+
+
 TERMINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED)
 
-__all__ = ["TERMINAL_STATES", "JobStage", "JobState", "Layout", "Unit"]
+__all__ = ["TERMINAL_STATES", "JobStage", "JobState", "Layout", "Phase", "Unit"]

@@ -32,6 +32,7 @@ from core.db.models import (
     Upload,
     Worker,
 )
+from core.enums import Phase
 
 ANALYSIS_STAGES = (JobStage.VALIDATING.value, JobStage.ANALYZING.value)
 
@@ -157,9 +158,9 @@ def cancel_job(job_id: uuid.UUID, tenant_id: str) -> Update:
     )
 
 
-def claim_job(job_id: uuid.UUID, phase: str, worker: str, lease_s: int) -> Update:
-    """Take a queued job for ``phase`` ("analysis" | "report"); returns the claimed row."""
-    stages = ANALYSIS_STAGES if phase == "analysis" else (JobStage.REPORTING.value,)
+def claim_job(job_id: uuid.UUID, phase: Phase, worker: str, lease_s: int) -> Update:
+    """Take a queued job for ``phase``; returns the claimed row."""
+    stages = ANALYSIS_STAGES if phase == Phase.ANALYSIS else (JobStage.REPORTING.value,)
     return (
         update(Job)
         .where(Job.id == job_id, Job.state == JobState.QUEUED.value, Job.stage.in_(stages))

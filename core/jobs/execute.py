@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.db.models import JobStage
+from core.enums import Phase
 from core.errors import MGSError, PromptLeakage
 from core.jobs import lifecycle
 from core.jobs.errors import LeaseLost
@@ -139,7 +140,7 @@ def run_stage(
     settings: Settings,
     job_id: uuid.UUID,
     worker: str,
-    phase: str,
+    phase: Phase,
     body: StageBody,
 ) -> str:
     """Claim the job for ``phase``, run ``body`` under the failure guard in a temp folder.
@@ -293,7 +294,7 @@ def run_analysis_job(
     tx: Tx, store: ObjectStore, settings: Settings, job_id: uuid.UUID, worker: str
 ) -> str:
     """Validate (sandboxed), analyse, upload artifacts to ``jobs/{id}/attempt-{n}/``, queue the report."""
-    return run_stage(tx, store, settings, job_id, worker, "analysis", _analysis)
+    return run_stage(tx, store, settings, job_id, worker, Phase.ANALYSIS, _analysis)
 
 
 def _analysis(st: Stage) -> str:
@@ -344,7 +345,7 @@ def run_report_job(
     tx: Tx, store: ObjectStore, settings: Settings, job_id: uuid.UUID, worker: str
 ) -> str:
     """Download the analysis artifacts, write the report, upload it, mark the job succeeded."""
-    return run_stage(tx, store, settings, job_id, worker, "report", _report)
+    return run_stage(tx, store, settings, job_id, worker, Phase.REPORT, _report)
 
 
 def _report(st: Stage) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.db import repositories as repo
 from core.db.models import Job, JobStage, JobState
+from core.enums import Phase
 from core.jobs import outbox
 from core.jobs.errors import LeaseLost
 from core.jobs.sanitize import public_detail
@@ -37,7 +38,7 @@ def _stored_detail(job_id: uuid.UUID, attempt: int | None, code: str, detail: st
 
 
 def claim(
-    session: Session, job_id: uuid.UUID, phase: str, worker: str, settings: Settings
+    session: Session, job_id: uuid.UUID, phase: Phase, worker: str, settings: Settings
 ) -> Job | None:
     """Take the job for ``phase``; ``None`` when it is not queued for that phase (a duplicate)."""
     job: Job | None = session.execute(

@@ -18,19 +18,20 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.db import repositories as repo
-from core.db.models import Job, JobKind, JobStage, JobState, OutboxKind, OutboxMessage
+from core.db.models import Job, JobKind, JobState, OutboxKind, OutboxMessage
+from core.enums import Phase
 from core.jobs import webhooks
 
 log = logging.getLogger(__name__)
 
 TASKS = {
     # (kind, phase) -> (celery task name, queue)
-    (JobKind.SPATIAL.value, "analysis"): ("mgs.analysis", "analysis"),
-    (JobKind.SPATIAL.value, "report"): ("mgs.report", "report"),
+    (JobKind.SPATIAL.value, Phase.ANALYSIS): ("mgs.analysis", "analysis"),
+    (JobKind.SPATIAL.value, Phase.REPORT): ("mgs.report", "report"),
 }
 
 
-def register_kind(kind: str, phase: str, task: str, queue: str) -> None:
+def register_kind(kind: str, phase: Phase, task: str, queue: str) -> None:
     """Add a job kind's task (modules named in ``MGS_WORKER_IMPORTS`` do, e.g. test-only kinds)."""
     TASKS[(kind, phase)] = (task, queue)
 
@@ -52,8 +53,8 @@ Publish = Callable[[str, str, str, str], None]  # (task name, queue, job id, mes
 Post = Callable[[str, bytes, dict[str, str]], int]  # (url, body, headers) -> HTTP status
 
 
-def phase_of(job: Job) -> str:
-    return "report" if job.stage == JobStage.REPORTING.value else "analysis"
+def phase_of(job: Job) -> Phase:
+    return Phase.of_stage(job.stage)
 
 
 def add_task(session: Session | Any, job: Job, delay_s: float = 0.0) -> OutboxMessage:

@@ -18,6 +18,7 @@ import time
 import uuid
 
 from core.db.models import JobStage
+from core.enums import Phase
 from core.errors import MGSError
 from core.jobs import lifecycle, outbox
 from core.jobs.execute import Stage, run_stage
@@ -28,9 +29,9 @@ TASK = "mgs.test_sleep"
 
 REPORT_TASK = "mgs.test_sleep_report"
 
-outbox.register_kind(KIND, "analysis", TASK, "analysis")
+outbox.register_kind(KIND, Phase.ANALYSIS, TASK, "analysis")
 # the report phase: a job sent back at the reporting stage sleeps through it once more
-outbox.register_kind(KIND, "report", REPORT_TASK, "report")
+outbox.register_kind(KIND, Phase.REPORT, REPORT_TASK, "report")
 
 
 def _sleep_body(st: Stage, stages: tuple[str, ...]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from core.enums import Phase
 from core.jobs import webhooks
 from core.jobs.errors import CallbackRefused, LeaseLost
 from tests.service.conftest import WebhookSink, settings_from, start_relay, start_worker, wait_state
@@ -292,15 +293,15 @@ def test_fencing_and_attempts_exhausted(
     settings = settings_from(service_env).model_copy(update={"job_max_attempts": 2})
     job_id = uuid.UUID(submit_test_job(service_env, tenant, up, {}, None, job_max_attempts=2))
     with sessions() as s, s.begin():
-        j1 = lifecycle.claim(s, job_id, "analysis", "w1", settings)
+        j1 = lifecycle.claim(s, job_id, Phase.ANALYSIS, "w1", settings)
         assert j1 is not None and j1.attempts == 1
     with sessions() as s, s.begin():  # a duplicate delivery does nothing
-        assert lifecycle.claim(s, job_id, "analysis", "w2", settings) is None
+        assert lifecycle.claim(s, job_id, Phase.ANALYSIS, "w2", settings) is None
     _expire(sessions, job_id)
     with sessions() as s, s.begin():
         assert outbox.reconcile(s, settings)["requeued"] >= 1
     with sessions() as s, s.begin():
-        j2 = lifecycle.claim(s, job_id, "analysis", "w2", settings)
+        j2 = lifecycle.claim(s, job_id, Phase.ANALYSIS, "w2", settings)
         assert j2 is not None and j2.attempts == 2
     # attempt 1 is stale: every write it tries is refused
     with sessions() as s, s.begin(), pytest.raises(LeaseLost):
@@ -399,7 +400,7 @@ def test_transitions_release_transient_hand_back_reclaim(
 
     def claim() -> int:
         with sessions() as s, s.begin():
-            j = lifecycle.claim(s, job_id, "analysis", "w", settings)
+            j = lifecycle.claim(s, job_id, Phase.ANALYSIS, "w", settings)
             assert j is not None
             return int(j.attempts)
 
@@ -453,7 +454,7 @@ def test_reconciler_reclaims_a_silent_workers_report_stage(
         )
         s.execute(update(Job).where(Job.id == job_id).values(stage="reporting"))
     with sessions() as s, s.begin():
-        j = lifecycle.claim(s, job_id, "report", ghost, settings)
+        j = lifecycle.claim(s, job_id, Phase.REPORT, ghost, settings)
         assert j is not None and j.lease_expires_at is not None
         attempt = j.attempts
     with sessions() as s, s.begin():  # just after an outage: silence says nothing
@@ -465,7 +466,7 @@ def test_reconciler_reclaims_a_silent_workers_report_stage(
     j = _job(sessions, job_id)
     assert (j.state, j.stage, j.lease_owner) == ("queued", "reporting", None)
     with sessions() as s, s.begin():
-        j2 = lifecycle.claim(s, job_id, "report", alive, settings)
+        j2 = lifecycle.claim(s, job_id, Phase.REPORT, alive, settings)
         assert j2 is not None and j2.attempts == attempt + 1
     with sessions() as s, s.begin(), pytest.raises(LeaseLost):  # the dead attempt is fenced
         lifecycle.succeed(s, job_id, attempt, timings={}, report_prefix="x")
@@ -521,7 +522,7 @@ def test_release_waits_for_the_database_and_cleanup_never_blocks_it(
             threading.Timer(2.0, proxy.restore).start()
             raise RuntimeError("the stage broke while the database was down")
 
-        assert run_stage(tx, store, settings, job_id, "w1", "analysis", body) == "stopped"
+        assert run_stage(tx, store, settings, job_id, "w1", Phase.ANALYSIS, body) == "stopped"
         j = _job(sessions, job_id)
         assert (j.state, j.stage_attempts, j.lease_owner) == ("queued", 1, None)
         # the stored detail names the error type only (the message may carry internals; logged)
@@ -532,7 +533,7 @@ def test_release_waits_for_the_database_and_cleanup_never_blocks_it(
         def body2(st: Any) -> str:
             raise RuntimeError("second failure")
 
-        assert run_stage(tx, dead_store, settings, job_id, "w1", "analysis", body2) == "stopped"
+        assert run_stage(tx, dead_store, settings, job_id, "w1", Phase.ANALYSIS, body2) == "stopped"
         j = _job(sessions, job_id)
         assert (j.state, j.stage_attempts) == ("queued", 2)
 
@@ -541,7 +542,7 @@ def test_release_waits_for_the_database_and_cleanup_never_blocks_it(
             dead_store.get_file("uploads/x", st.tmp / "x")
             return "unreachable"
 
-        assert run_stage(tx, store, settings, job_id, "w1", "analysis", body3) == "stopped"
+        assert run_stage(tx, store, settings, job_id, "w1", Phase.ANALYSIS, body3) == "stopped"
         j = _job(sessions, job_id)
         assert (j.state, j.stage_attempts, j.transient_tries) == ("queued", 2, 1)
         assert "EndpointConnectionError" in (j.error_detail or "")

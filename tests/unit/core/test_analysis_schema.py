@@ -142,3 +142,4 @@ def test_features_off_the_contract_are_refused(tmp_path: Path) -> None:
         load_features(doc)
     with pytest.raises(InputError, match="run the analysis first"):
         read_features(tmp_path)
+
