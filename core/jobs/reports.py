@@ -123,6 +123,7 @@ def _render_signed_pdf(
     store: ObjectStore, keys: dict[str, str], history: list[Signoff], dest: str
 ) -> bytes:
     """Blocking: fetch the document's inputs, render the PDF with its status, store it."""
+    from core.features import read_features
     from core.report.leakage import LeakageContext
     from core.report.pdf import render_pdf
     from core.results import read_analysis
@@ -141,7 +142,7 @@ def _render_signed_pdf(
         model_input = out / "he_model_input.png"
         extra = [("H&E image as sent to the model", model_input.read_bytes())] \
             if model_input.is_file() and (report.get("provenance") or {}).get("backend") else []
-        pdf = render_pdf(report, read_analysis(out), load("features.json"), out, extra,
+        pdf = render_pdf(report, read_analysis(out), read_features(out), out, extra,
                          asdict(LeakageContext.load(out)), history)
         (out / "signed.pdf").write_bytes(pdf)
         store.put_file(dest, out / "signed.pdf")

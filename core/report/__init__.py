@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.config import Settings, get_settings
 from core.errors import InputError, PromptLeakage
-from core.features import read_features
+from core.features import FeaturesRecord, read_features
 from core.options import ReportOptions
 from core.results import AnalysisRecord, read_analysis
 
@@ -140,7 +140,7 @@ def narrative_outcome(provenance: dict[str, Any]) -> dict[str, Any]:
             "detail": str(provenance["narrative_withheld"])}
 
 
-def _write_outputs(out_dir: Path, features: dict[str, Any], analysis: AnalysisRecord, prompt: Any,
+def _write_outputs(out_dir: Path, features: FeaturesRecord, analysis: AnalysisRecord, prompt: Any,
                    prepared: Any, provenance: dict[str, Any], narrative: str, context: Any,
                    t_start: float) -> None:
     """Render report.json, .md, .html and .pdf from one document and write them atomically."""
@@ -229,7 +229,8 @@ def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | No
     # bounds were checked where it was built (CLI, API, worker), once.
     t_start = time.perf_counter()
     # read through the contract; the prompt and the leakage gate see the document as written
-    features = read_features(out_dir).to_dict()
+    record = read_features(out_dir)
+    features = record.to_dict()
     analysis = read_analysis(out_dir / "analysis.json")
     context = LeakageContext.load(out_dir)
     step(0.05)
@@ -253,7 +254,7 @@ def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | No
             f"{LEAKAGE_FINDINGS_FILE}); nothing was sent to any model")
         provenance["narrative_withheld_code"] = PromptLeakage.code
         provenance["leakage_gate"]["findings_list"] = findings_as_dicts(findings)
-        _write_outputs(out_dir, features, analysis, prompt, prepared, provenance, "", context,
+        _write_outputs(out_dir, record, analysis, prompt, prepared, provenance, "", context,
                        t_start)
         lines = "\n".join(f"  - {f.describe()}" for f in findings)
         raise PromptLeakage(f"prompt refused by the leakage gate: {len(findings)} finding(s); "
@@ -271,7 +272,7 @@ def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | No
     step(0.85)
 
     provenance = _provenance(generation, prompt, prepared, options, analysis, gate)
-    _write_outputs(out_dir, features, analysis, prompt, prepared, provenance, generation.text,
+    _write_outputs(out_dir, record, analysis, prompt, prepared, provenance, generation.text,
                    context, t_start)
     step(1.0)
     return provenance

@@ -25,9 +25,9 @@ claim is struck from the report body and kept, marked, in the appendix.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
+from core.features import FeaturesRecord
 from core.report.render import check_numbers
 from core.results import AnalysisRecord
 
@@ -75,22 +75,21 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def domain_enrichment(features: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+def domain_enrichment(features: FeaturesRecord) -> dict[str, dict[str, float]]:
     """Per domain, each lineage's share minus its share in the rest of the section.
 
     ``rest = (overall - f * share) / (1 - f)`` with ``f`` the domain's share of units
     and ``overall`` the section-wide composition (both from ``features.json``). Lineages are
     listed by name, so the result does not depend on the hash seed.
     """
-    overall = {k: float(v) for k, v in (features.get("lineage_composition") or {}).items()
-               if isinstance(v, int | float)}
+    overall = {k: float(v) for k, v in features.lineage_composition.items()}
     out: dict[str, dict[str, float]] = {}
-    for d in features.get("domains") or []:
-        comp = d.get("lineage_composition") or {}
-        f = float(d.get("fraction_of_units") or 0.0)
+    for d in features.domains:
+        comp = d.lineage_composition
+        f = float(d.fraction_of_units)
         if not comp or not overall or f >= 1.0:
             continue
-        out[str(d.get("id"))] = {
+        out[d.id] = {
             lin: round(float(comp.get(lin, 0.0)) - max(0.0, (overall.get(lin, 0.0)
                                                              - f * float(comp.get(lin, 0.0))))
                        / (1.0 - f), 4)
@@ -114,17 +113,14 @@ def _lineages_in(sentence: str) -> list[str]:
     return sorted(first, key=lambda k: first[k])  # in the order the sentence names them
 
 
-def check_claims(narrative: str, features: Mapping[str, Any], analysis: AnalysisRecord,
+def check_claims(narrative: str, features: FeaturesRecord, analysis: AnalysisRecord,
                  ref: list[float]) -> list[dict[str, Any]]:
     """One entry per sentence: its text, claims (kind, text, verdict, reason) and verdict."""
-    domains = {str(d.get("id")): d for d in features.get("domains") or []
-               if isinstance(d, Mapping)}
-    overall = {k: float(v) for k, v in (features.get("lineage_composition") or {}).items()
-               if isinstance(v, int | float)}
+    domains = {d.id: d for d in features.domains}
+    overall = {k: float(v) for k, v in features.lineage_composition.items()}
     enrich = domain_enrichment(features)
     found_types = _found_cell_types(analysis)
-    adjacency = {k: {str(x) for x in (d.get("adjacent_domains") or [])}
-                 for k, d in domains.items()}
+    adjacency = {k: set(d.adjacent_domains) for k, d in domains.items()}
     out = []
     for sentence in split_sentences(narrative):
         claims: list[dict[str, Any]] = []
@@ -160,14 +156,14 @@ def check_claims(narrative: str, features: Mapping[str, Any], analysis: Analysis
         negated = bool(_NEGATION.search(sentence))
         if _LARGEST.search(sentence) and not negated:
             if named and "domain" in low and not lineages:
-                largest = max(domains, key=lambda k: float(domains[k].get("fraction_of_units")
-                                                           or 0)) if domains else None
+                largest = max(domains, key=lambda k: float(domains[k].fraction_of_units)
+                              ) if domains else None
                 if largest and named[0] in domains:
                     add("direction", f"{named[0]} largest", named[0] == largest,
                         f"the largest domain is {largest}")
             elif lineages:
                 if len(named) == 1 and named[0] in domains:
-                    comp = domains[named[0]].get("lineage_composition") or {}
+                    comp = {k: float(v) for k, v in domains[named[0]].lineage_composition.items()}
                     top = max(comp, key=lambda k: comp[k]) if comp else None
                     where = f"in {named[0]}"
                 else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.features import FeaturesRecord
 from core.report.claims import domain_enrichment
 from core.results import AnalysisRecord
 
@@ -179,17 +180,17 @@ def _is_withheld(withheld: list[dict[str, Any]], *words: str) -> bool:
 
 
 # --------------------------------------------------------------------------- the document
-def _unit(features: Mapping[str, Any]) -> str:
-    return str((features.get("platform") or {}).get("unit") or "spot")
+def _unit(features: FeaturesRecord) -> str:
+    return str(features.platform.unit.value or "spot")
 
 
-def _platform(features: Mapping[str, Any], analysis: AnalysisRecord) -> str:
-    p = features.get("platform") or {}
-    layout = str(p.get("layout") or analysis.layout.value)
+def _platform(features: FeaturesRecord, analysis: AnalysisRecord) -> str:
+    p = features.platform
+    layout = str(p.layout.value or analysis.layout.value)
     name = {"visium": "10x Visium", "visium_hd": "10x Visium HD"}.get(layout, layout or "n/a")
-    desc = str(p.get("unit_description") or "").replace(" um ", " µm ") or None
-    if p.get("bin_size_um"):
-        desc = f"{num(p['bin_size_um'])} µm bins"
+    desc = p.unit_description.replace(" um ", " µm ") or None
+    if p.bin_size_um:
+        desc = f"{num(p.bin_size_um)} µm bins"
     return f"{name} ({desc})" if desc else name
 
 
@@ -199,21 +200,21 @@ def _specimen(context: Mapping[str, Any]) -> str:
     return ", ".join(ids) if ids else "n/a (the input carried no specimen identifier)"
 
 
-def _quality(features: Mapping[str, Any], analysis: AnalysisRecord, unit: str
+def _quality(features: FeaturesRecord, analysis: AnalysisRecord, unit: str
              ) -> tuple[list[str], list[tuple[str, str]]]:
-    fq = features.get("qc") or {}
+    fq = features.qc
     aq = analysis.qc
     qs = analysis.qc_summary
     n_in, n_kept = aq.n_spots_in, aq.n_spots_kept
-    removed = (1 - n_kept / n_in) if n_in else fq.get("fraction_removed_by_qc")
+    removed = (1 - n_kept / n_in) if n_in else fq.fraction_removed_by_qc
 
     def median(metric: str, fallback: Any = None) -> Any:
         d = qs.get(metric)
         return d.median if d is not None else fallback
 
-    genes = median("n_genes", fq.get("median_genes_per_unit"))
+    genes = median("n_genes", fq.median_genes_per_unit)
     umis = median("total_counts")
-    mito = median("pct_mito", fq.get("median_mito_fraction"))
+    mito = median("pct_mito", fq.median_mito_fraction)
     facts = [(f"{unit.capitalize()}s analysed", num(n_kept)),
              ("Removed by quality control", pct(removed, 1) if removed is not None else
               "n/a (not recorded)"),
@@ -229,14 +230,14 @@ def _quality(features: Mapping[str, Any], analysis: AnalysisRecord, unit: str
     return [text], facts
 
 
-def _domain_rows(features: Mapping[str, Any], analysis: AnalysisRecord, annotated: bool
+def _domain_rows(features: FeaturesRecord, analysis: AnalysisRecord, annotated: bool
                  ) -> list[dict[str, Any]]:
     enrich = domain_enrichment(features)
     markers_used = analysis.annotation.markers_used
     a_domains = {d.id: d for d in analysis.domains.domains}
     rows = []
-    for d in features.get("domains") or []:
-        did = str(d.get("id"))
+    for d in features.domains:
+        did = d.id
         # by value, then by name: tied lineages are always named in the same order
         up = sorted(((lin, v) for lin, v in (enrich.get(did) or {}).items() if v >= ENRICHED_MIN),
                     key=lambda kv: (-kv[1], kv[0]))
@@ -249,13 +250,13 @@ def _domain_rows(features: Mapping[str, Any], analysis: AnalysisRecord, annotate
                              for ct, gs in markers_used.items()),
                             key=lambda kv: -len(kv[1]))
         programmes = [(ct, gs) for ct, gs in programmes if len(gs) >= 2][:2]
-        rows.append({"id": did, "fraction": d.get("fraction_of_units"),
-                     "composition": _ranked(d.get("lineage_composition") or {}),
+        rows.append({"id": did, "fraction": d.fraction_of_units,
+                     "composition": _ranked(d.lineage_composition),
                      "up": up, "down": down, "programmes": programmes,
                      "top_genes": [m.gene for m in genes[:5]],
-                     "confidence": d.get("mean_confidence") if annotated else None,
-                     "entropy": d.get("mean_neighbourhood_entropy") if annotated else None,
-                     "adjacent": [str(x) for x in d.get("adjacent_domains") or []]})
+                     "confidence": d.mean_confidence if annotated else None,
+                     "entropy": d.mean_neighbourhood_entropy if annotated else None,
+                     "adjacent": list(d.adjacent_domains)})
     return rows
 
 
@@ -281,7 +282,7 @@ def _describe_domain(r: Mapping[str, Any]) -> str:
 
 
 def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
-                   features: Mapping[str, Any], context: Mapping[str, Any] | None = None,
+                   features: FeaturesRecord, context: Mapping[str, Any] | None = None,
                    out_dir: Path | None = None,
                    extra_images: list[tuple[str, bytes]] | None = None,
                    history: Sequence[Any] | None = None) -> Document:
@@ -290,11 +291,9 @@ def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
     ``history``: the report's sign-offs (:class:`core.report.signoff.Signoff`), when it is
     rendered after review; the header then says the status, and ``status_lines`` the block.
     """
-    from core.report.prompts import annotation_available
-
     context = context or {}
     unit = _unit(features)
-    annotated = annotation_available(features)
+    annotated = features.annotated
     withheld = _withheld(analysis)
     prov = report.get("provenance") or {}
     aprov = prov.get("analysis_provenance") or analysis.provenance.model_dump(mode="json")
@@ -335,7 +334,7 @@ def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
                         narratives.get("specimen_and_qc", ""))]
 
     rows = _domain_rows(features, analysis, annotated)
-    n_clusters = (features.get("clusters") or {}).get("n_clusters")
+    n_clusters = features.clusters.n_clusters
     if rows and not _is_withheld(withheld, "domain"):
         largest = max(rows, key=lambda r: float(r["fraction"] or 0))
         arch = [f"The section divides into {len(rows)} spatial domains (regions of similar "
@@ -358,17 +357,17 @@ def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
     findings.append(Finding("architecture", "Tissue architecture and domains", arch, facts,
                             narratives.get("tissue_architecture", "")))
 
-    ann = features.get("annotation") or {}
+    ann = features.annotation
     if annotated:
-        comp = _ranked(features.get("lineage_composition") or {})
+        comp = _ranked(features.lineage_composition)
         present = [(k, v) for k, v in comp if v > 0]
         cells = [("Estimated lineage composition of the section: "
                   + ", ".join(f"{k} {pct(v)}" for k, v in present) + ". "
                   f"Each {unit} can hold several cells, so this is the mean estimated share "
                   f"per {unit}, not a count of {unit}s by their dominant call.")]
-        conf = ann.get("median_confidence")
-        low = ann.get("fraction_low_confidence")
-        cells.append(f"{num(ann.get('n_cell_populations'))} cell populations were scored; the "
+        conf = ann.median_confidence
+        low = ann.fraction_low_confidence
+        cells.append(f"{num(ann.n_cell_populations)} cell populations were scored; the "
                      f"median confidence of a {unit}'s call is {num(conf, 2)} (0 to 1), and "
                      f"{pct(low)} of {unit}s have a low-confidence call"
                      + (" — treat cell-type statements with caution." if (low or 0) >
@@ -382,13 +381,11 @@ def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
     findings.append(Finding("cells", "Cell populations and composition", cells, [],
                             narratives.get("cell_populations", "")))
 
-    sp = features.get("spatial") or {}
+    sp = features.spatial
     spatial = []
     if annotated:
-        together = [f"{r.get('a')} with {r.get('b')} (z = {num(r.get('z'), 1)})"
-                    for r in sp.get("lineage_colocalisation") or [] if isinstance(r, Mapping)]
-        apart = [f"{r.get('a')} from {r.get('b')} (z = {num(r.get('z'), 1)})"
-                 for r in sp.get("lineage_segregation") or [] if isinstance(r, Mapping)]
+        together = [f"{r.a} with {r.b} (z = {num(r.z, 1)})" for r in sp.lineage_colocalisation]
+        apart = [f"{r.a} from {r.b} (z = {num(r.z, 1)})" for r in sp.lineage_segregation]
         if together:
             spatial.append("Lineages found next to each other more often than by chance: "
                            + "; ".join(together[:3]) + ".")
@@ -398,12 +395,12 @@ def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
             spatial.append("No lineage pair sits together or apart more than by chance.")
     else:
         spatial.append("Lineage neighbourhoods were not assessed: cell types were not annotated.")
-    svg = sp.get("spatially_variable_genes") or {}
+    svg = sp.spatially_variable_genes
     top_genes = [f"{g.gene} (Moran's I {num(g.I, 2)})"
                  for g in analysis.spatial.morans_i.top][:5]
-    if svg.get("n_tested"):
-        spatial.append(f"{num(svg.get('n_significant_fdr05'))} of {num(svg.get('n_tested'))} "
-                       f"tested genes ({pct(svg.get('fraction_significant'))}) vary in space "
+    if svg is not None and svg.n_tested:
+        spatial.append(f"{num(svg.n_significant_fdr05)} of {num(svg.n_tested)} "
+                       f"tested genes ({pct(svg.fraction_significant)}) vary in space "
                        "(false discovery rate 5%)"
                        + (f"; the strongest are {', '.join(top_genes)}." if top_genes else "."))
     findings.append(Finding("spatial", "Spatial organisation", spatial, [],
@@ -458,13 +455,13 @@ def build_document(report: Mapping[str, Any], analysis: AnalysisRecord,
     elif rows:
         impression.append(f"{len(rows)} spatial domains.")
     if annotated:
-        comp = _ranked(features.get("lineage_composition") or {})
+        comp = _ranked(features.lineage_composition)
         if comp:
             impression.append(f"Most abundant lineage: {comp[0][0]} ({pct(comp[0][1])})"
                               + (f", then {comp[1][0]} ({pct(comp[1][1])})" if len(comp) > 1
                                  else "") + ".")
-        if (ann.get("fraction_low_confidence") or 0) > LOW_CONFIDENCE_WARN:
-            impression.append(f"Cell-type calls are uncertain: {pct(ann['fraction_low_confidence'])}"
+        if (ann.fraction_low_confidence or 0) > LOW_CONFIDENCE_WARN:
+            impression.append(f"Cell-type calls are uncertain: {pct(ann.fraction_low_confidence)}"
                               f" of {unit}s have a low-confidence call.")
     else:
         impression.append("Cell types could not be annotated in this sample.")

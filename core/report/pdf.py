@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.features import FeaturesRecord
 from core.report.document import Document, Figure, build_document
 from core.results import AnalysisRecord
 
@@ -202,7 +203,7 @@ def render_pdf_document(doc: Document) -> bytes:
 
 
 def render_pdf(report: Mapping[str, Any], analysis: AnalysisRecord,
-               features: Mapping[str, Any], out_dir: Path,
+               features: FeaturesRecord, out_dir: Path,
                extra_images: list[tuple[str, bytes]] | None = None,
                context: Mapping[str, Any] | None = None,
                history: Sequence[Any] | None = None) -> bytes:

@@ -19,6 +19,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from core.features import FeaturesRecord
 from core.report.prompts import QUESTIONS, SECTIONS, annotation_available, not_assessed_reasons
 from core.results import AnalysisRecord
 
@@ -246,17 +247,18 @@ def _numbers_doc(analysis: AnalysisRecord) -> dict[str, Any]:
     return analysis.model_dump(mode="json", exclude={"schema_version"})
 
 
-def build_report(features: Mapping[str, Any], analysis: AnalysisRecord,
+def build_report(features: FeaturesRecord, analysis: AnalysisRecord,
                  spots: list[dict[str, str]], narrative: str, prompt_text: str,
                  image_info: Mapping[str, Any], provenance: dict[str, Any],
                  figures: list[str]) -> dict[str, Any]:
     """The structured report; adds number checks and the parroting score to ``provenance``."""
-    computed = computed_sections(features, spots, image_info)
+    doc = features.to_dict()  # the computed tables carry the document as written
+    computed = computed_sections(doc, spots, image_info)
     if provenance.get("written_by_language_model") and not provenance.get("images_sent"):
         computed["uncertainty"]["limitations"] = [
             x.replace("aggregates and the H&E image", "aggregates, without the image")
             for x in computed["uncertainty"]["limitations"]]
-    ref = collect_numbers(_numbers_doc(analysis), features, computed)
+    ref = collect_numbers(_numbers_doc(analysis), doc, computed)
     split = split_sections(narrative)
     sections = []
     n_checked = n_unverified = 0
@@ -338,9 +340,9 @@ def _marked(text: str, ref_checks: list[dict[str, Any]], wrap: tuple[str, str],
 
 
 def _ref(report: Mapping[str, Any], analysis: AnalysisRecord,
-         features: Mapping[str, Any]) -> list[float]:
+         features: FeaturesRecord) -> list[float]:
     computed = {s["id"]: s["computed"] for s in report["sections"]}
-    return collect_numbers(_numbers_doc(analysis), features, computed)
+    return collect_numbers(_numbers_doc(analysis), features.to_dict(), computed)
 
 
 def _mark(text: str, ref: list[float], md: bool) -> str:
@@ -351,7 +353,7 @@ def _mark(text: str, ref: list[float], md: bool) -> str:
 
 # --------------------------------------------------------------------------- markdown
 def render_markdown(report: Mapping[str, Any], analysis: AnalysisRecord,
-                    features: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> str:
+                    features: FeaturesRecord, context: Mapping[str, Any] | None = None) -> str:
     """``report.md``: the same document as the HTML and PDF, in Markdown."""
     from core.report.document import build_document
 
@@ -458,7 +460,7 @@ def _table_html(t: Any) -> str:
 
 
 def render_html(report: Mapping[str, Any], analysis: AnalysisRecord,
-                features: Mapping[str, Any], out_dir: Path,
+                features: FeaturesRecord, out_dir: Path,
                 extra_images: list[tuple[str, bytes]] | None = None,
                 context: Mapping[str, Any] | None = None) -> str:
     """``report.html``: self-contained (figures embedded), laid out as a pathology report."""

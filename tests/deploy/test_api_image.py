@@ -70,7 +70,8 @@ def test_api_renders_the_signed_pdf_without_the_analysis_stack(tmp_path: Path) -
         load = lambda n: json.loads((d / n).read_text())
         hist = [Signoff(1, "Dr Ada Lovelace", "k", "final", None, "0" * 64, datetime.now(UTC))]
         from core.results import read_analysis
-        pdf = render_pdf(load("report.json"), read_analysis(d), load("features.json"), d,
+        from core.features import read_features
+        pdf = render_pdf(load("report.json"), read_analysis(d), read_features(d), d,
                          None, asdict(LeakageContext.load(d)), hist)
         assert "matplotlib" not in sys.modules and "scipy" not in sys.modules
         Path({str(tmp_path / "signed.pdf")!r}).write_bytes(pdf)

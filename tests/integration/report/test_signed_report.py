@@ -37,12 +37,13 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _pdf_bytes(d: Path, history: list[Signoff]) -> bytes:
+    from core.features import read_features
     from core.report.pdf import render_pdf
 
     def load(name: str) -> dict[str, Any]:
         return dict(json.loads((d / name).read_text()))
 
-    return render_pdf(load("report.json"), read_analysis(d), load("features.json"), d,
+    return render_pdf(load("report.json"), read_analysis(d), read_features(d), d,
                       None, asdict(LeakageContext.load(d)), history)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.features import load_features
 from core.report.claims import check_claims, domain_enrichment, split_sentences, strike, summarise
 from core.report.render import collect_numbers
 from core.report.samples import example_features
@@ -16,7 +17,7 @@ ANALYSIS = _BASE.model_copy(update={
 
 def _check(text: str) -> list[dict]:  # type: ignore[type-arg]
     f = example_features()
-    return check_claims(text, f, ANALYSIS, collect_numbers(f, {"annotation": {"counts": COUNTS}}))
+    return check_claims(text, load_features(f), ANALYSIS, collect_numbers(f, {"annotation": {"counts": COUNTS}}))
 
 
 def _verdicts(text: str) -> list[str]:
@@ -29,7 +30,7 @@ def test_sentences_split_on_stops_and_lines() -> None:
 
 
 def test_enrichment_is_against_the_rest_of_the_section() -> None:
-    e = domain_enrichment(example_features())
+    e = domain_enrichment(load_features(example_features()))
     # D1: epithelial 0.6 in 35% of the section; overall 0.31 -> rest (0.31-0.21)/0.65 = 0.154
     assert abs(e["D1"]["epithelial"] - (0.6 - 0.1 / 0.65)) < 1e-3
     assert e["D3"]["lymphoid"] > 0.05 > e["D3"]["epithelial"]
@@ -69,15 +70,17 @@ def test_strike_removes_contradicted_sentences_and_counts() -> None:
 
 
 _TIED_SENTENCE = """
+from core.features import load_features
 from core.report.document import _describe_domain, _domain_rows
+from core.report.samples import example_features
 from tests.fixtures.report_outputs import example_analysis
 
 # stromal and myeloid are depleted in D1 by exactly the same amount (a tie)
-features = {
-    "lineage_composition": {"epithelial": 0.4, "stromal": 0.3, "myeloid": 0.3},
-    "domains": [{"id": "D1", "fraction_of_units": 0.5, "adjacent_domains": [],
-                 "lineage_composition": {"epithelial": 0.8, "stromal": 0.1, "myeloid": 0.1}}],
-}
+doc = example_features(n_domains=1)
+doc["lineage_composition"] = {"epithelial": 0.4, "stromal": 0.3, "myeloid": 0.3}
+doc["domains"][0].update(fraction_of_units=0.5, lineage_composition={
+    "epithelial": 0.8, "stromal": 0.1, "myeloid": 0.1})
+features = load_features(doc)
 print(_describe_domain(_domain_rows(features, example_analysis(), True)[0]))
 """
 

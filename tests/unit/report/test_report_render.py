@@ -48,6 +48,7 @@ def test_split_by_headings_and_questions() -> None:
 
 
 def test_unverified_numbers_are_marked_in_markdown_and_html(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.features import load_features
     from core.report.render import build_report, render_html, render_markdown
     from core.report.samples import example_features
     from tests.fixtures.report_outputs import example_analysis
@@ -56,14 +57,14 @@ def test_unverified_numbers_are_marked_in_markdown_and_html(tmp_path) -> None:  
     analysis = example_analysis(features)
     narrative = "## Cell populations\nEpithelium is 31% of spots, not 77%.\n## Suggested follow-up\nIHC."
     prov: dict[str, object] = {"backend": "x", "written_by_language_model": True}
-    report = build_report(features, analysis, [], narrative, "epithelial 31%, stromal 24%", {}, prov, [])
+    report = build_report(load_features(features), analysis, [], narrative, "epithelial 31%, stromal 24%", {}, prov, [])
     cells = next(s for s in report["sections"] if s["id"] == "cell_populations")
     assert cells["unverified_numbers"] == ["77%"]
     assert prov["unverified_numbers"] == 1 and prov["numbers_in_narrative"] == 2
     assert prov["parroting"] == {"score": 0.5, "prompt_numbers": 2, "copied_verbatim": 1}
-    md = render_markdown(report, analysis, features)
+    md = render_markdown(report, analysis, load_features(features))
     assert "31% of spots, not 77% ⟨unverified⟩" in md
-    html = render_html(report, analysis, features, tmp_path)
+    html = render_html(report, analysis, load_features(features), tmp_path)
     assert "<mark class='unverified' title='matches no computed value'>77%</mark>" in html
     assert "Not a diagnosis" in html
     # the contradicted sentence is struck from the findings and kept, marked, in the appendix
