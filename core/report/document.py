@@ -181,12 +181,12 @@ def _is_withheld(withheld: list[dict[str, Any]], *words: str) -> bool:
 
 # --------------------------------------------------------------------------- the document
 def _unit(features: FeaturesRecord) -> str:
-    return str(features.platform.unit.value or "spot")
+    return features.unit.value
 
 
 def _platform(features: FeaturesRecord, analysis: AnalysisRecord) -> str:
     p = features.platform
-    layout = str(p.layout.value or analysis.layout.value)
+    layout = p.layout.value
     name = {"visium": "10x Visium", "visium_hd": "10x Visium HD"}.get(layout, layout or "n/a")
     desc = p.unit_description.replace(" um ", " µm ") or None
     if p.bin_size_um:
