@@ -138,7 +138,7 @@ def run_analysis_stage(
 
     t1 = time.perf_counter()
     # cells lie irregularly: the analysis treats them as a generic layout (k-nearest-neighbour graph)
-    res = run_analysis(sample.adata, "generic" if cells else sample.layout, params, markers=table,
+    res = run_analysis(sample.adata, Layout.GENERIC if cells else sample.layout, params, markers=table,
                        px_per_um=px_per_um_of(sample), progress=report, release_input=True)
     timings.update(res.timings)
 

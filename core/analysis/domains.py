@@ -20,10 +20,12 @@ import scipy.sparse as sp
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from core.enums import Layout
+
 # smoothing radius (Gaussian sigma) in micrometres per layout
 # (tuned on bench/domain_sweep.py seeds 0-4: the earlier 150/60/100 um blurred small islands
 # and thin bands into their neighbours; an HD bin's 3-bin radius still averages ~30 cells)
-SIGMA_UM = {"visium": 90.0, "visium_hd": 24.0, "generic": 60.0}
+SIGMA_UM: dict[str, float] = {Layout.VISIUM: 90.0, Layout.VISIUM_HD: 24.0, Layout.GENERIC: 60.0}
 
 
 @dataclass
@@ -234,7 +236,7 @@ def domain_features(pcs: np.ndarray, probs: np.ndarray, xy: np.ndarray, layout: 
     scale = np.sqrt((pcs.var(axis=0)).sum()) or 1.0
     pscale = np.sqrt(probs.var(axis=0).sum()) or 1.0
     F = np.hstack([pcs / scale, probs / pscale]).astype(np.float32)
-    if layout == "visium_hd":
+    if layout == Layout.VISIUM_HD:
         rows, cols, pitch = grid_indices(xy)
         bin_um = pitch / px_per_um if px_per_um else 8.0
         Fs = smooth_grid(F, rows, cols, max(1.0, sigma_um / bin_um))
@@ -242,7 +244,7 @@ def domain_features(pcs: np.ndarray, probs: np.ndarray, xy: np.ndarray, layout: 
         if px_per_um is None:
             d, _ = cKDTree(xy).query(xy[: min(n, 2000)], k=2)
             pitch = float(np.median(d[:, 1]))
-            px_per_um = pitch / 100.0 if layout == "visium" else pitch / 50.0
+            px_per_um = pitch / 100.0 if layout == Layout.VISIUM else pitch / 50.0
         Fs = smooth_graph(F, xy, sigma_um * px_per_um)
     out: np.ndarray = Fs - Fs.mean(axis=0)
     return out
@@ -269,7 +271,7 @@ def find_domains(
         Fix the number of domains instead of choosing it.
     """
     n = len(xy)
-    sigma_um = SIGMA_UM.get(layout, SIGMA_UM["generic"])
+    sigma_um = SIGMA_UM.get(layout, SIGMA_UM[Layout.GENERIC])
     Fs = domain_features(pcs, probs, xy, layout, px_per_um, sigma_um)
     rng = np.random.default_rng(seed)
     sub = rng.choice(n, size=min(n, 1500), replace=False)

@@ -21,7 +21,7 @@ from core.analysis import domains as dom
 from core.analysis import preprocess as pp
 from core.analysis import qc as qcm
 from core.analysis import spatial as spa
-from core.enums import JobStage
+from core.enums import JobStage, Layout
 from core.errors import BadOption
 from core.markers import LINEAGES, MarkerTable, load_default_markers
 
@@ -256,8 +256,8 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     cluster_markers = cl.marker_genes(lognorm, clusters, genes)
     lap("markers", 0.5)
 
-    annotation = ann.annotate(X, genes, markers, multi_cell=(layout == "visium"), knn_idx=knn_idx,
-                              spatial_graph=A)
+    annotation = ann.annotate(X, genes, markers, multi_cell=(layout == Layout.VISIUM),
+                              knn_idx=knn_idx, spatial_graph=A)
     majority = ann.cluster_majority(clusters, annotation.cell_type)
     lap("annotate", 0.6)
 
@@ -268,7 +268,7 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     present_lin = sorted(set(lin_codes.tolist()))
     z_lin = z_lin_full[np.ix_(present_lin, present_lin)]
     z_cl, _ = spa.nhood_enrichment(A, clusters, params.n_perms, params.seed)
-    diversity = spa.neighbourhood_diversity(A, ct_codes, rings=2 if layout != "visium_hd" else 3)
+    diversity = spa.neighbourhood_diversity(A, ct_codes, rings=2 if layout != Layout.VISIUM_HD else 3)
     lap("nhood_enrichment", 0.8)
 
     domains = dom.find_domains(pcs, annotation.probs, xy, layout, A, px_per_um, seed=params.seed,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.enums import Layout, Unit
 from core.report.claims import domain_enrichment
 from core.results import AnalysisRecord
 
@@ -180,13 +181,14 @@ def _is_withheld(withheld: list[dict[str, Any]], *words: str) -> bool:
 
 # --------------------------------------------------------------------------- the document
 def _unit(features: Mapping[str, Any]) -> str:
-    return str((features.get("platform") or {}).get("unit") or "spot")
+    return str((features.get("platform") or {}).get("unit") or Unit.SPOT)
 
 
 def _platform(features: Mapping[str, Any], analysis: AnalysisRecord) -> str:
     p = features.get("platform") or {}
     layout = str(p.get("layout") or analysis.layout.value)
-    name = {"visium": "10x Visium", "visium_hd": "10x Visium HD"}.get(layout, layout or "n/a")
+    names: dict[str, str] = {Layout.VISIUM: "10x Visium", Layout.VISIUM_HD: "10x Visium HD"}
+    name = names.get(layout, layout or "n/a")
     desc = str(p.get("unit_description") or "").replace(" um ", " µm ") or None
     if p.get("bin_size_um"):
         desc = f"{num(p['bin_size_um'])} µm bins"
