@@ -22,7 +22,6 @@ import numpy as np
 from core import __version__
 from core.config import Settings, analysis_budget, get_settings
 from core.errors import BadOption, MGSError
-from core.jsonable import to_jsonable
 from core.options import AnalysisOptions
 
 Progress = Callable[[str, float], None]
@@ -41,6 +40,12 @@ def _versions() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
     return out
+
+
+def _jsonable(o: Any) -> Any:
+    from core.jsonable import to_jsonable  # the one definition (also for job summaries)
+
+    return to_jsonable(o)
 
 
 def px_per_um_of(sample: Any) -> float | None:
@@ -154,7 +159,7 @@ def run_analysis_stage(
         analysis["unit"] = "cell"
         analysis["cells"] = dict(cells)
     analysis["claims"] = [c.as_dict() for c in claims]
-    (out / "analysis.json").write_text(json.dumps(to_jsonable(analysis), indent=2))
+    (out / "analysis.json").write_text(json.dumps(_jsonable(analysis), indent=2))
     report("analyzing", 1.0)
     return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
             "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k,

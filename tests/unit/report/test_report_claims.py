@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core.report.claims import check_claims, domain_enrichment, split_sentences, strike, summarise
+from core.report.examples import example_features
 from core.report.render import collect_numbers
-from core.report.samples import example_features
 
 ANALYSIS = {"annotation": {"cell_type_counts": {"Epithelial cells": 90, "Fibroblasts": 60,
                                                 "T cells": 40, "Macrophages": 20,
