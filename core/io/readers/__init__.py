@@ -45,13 +45,36 @@ def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um:
     """Read and check a sample; raises an :class:`~core.errors.InputError` on bad input.
 
     An archive's member list is checked before anything is unpacked, and only the files the
-    readers open are extracted (:mod:`core.io.archive`). With ``unpack_dir`` the archive is
-    unpacked there once and reused by later calls (a job's validation and analysis share it;
-    the caller removes it); without, into a temporary folder removed on return.
+    readers open are extracted (:mod:`core.io.archive`).
 
-    ``unit`` (Visium HD): ``"cell"`` reads Space Ranger 4 ``segmented_outputs/`` or, without them,
-    makes cells from the 2 um bins and the H&E; ``"bin"`` reads bins; None: cells when a
-    segmentation is present and fits the memory budget, else bins.
+    Parameters
+    ----------
+    path
+        ``.h5ad``, Space Ranger ``outs/`` folder, or a ``.zip`` / ``.tar.gz`` / ``.tar`` of one.
+    settings
+        Memory budget, image and archive limits (default: from the environment).
+    bin_size_um
+        Visium HD: the bin size to read (2, 8 or 16); ``None``: the largest detail the memory
+        budget allows.
+    unpack_dir
+        Unpack an archive here once and reuse it in later calls (a job's validation and analysis
+        share it; the caller removes it); ``None``: a temporary folder removed on return.
+    unit
+        Visium HD: ``"cell"`` reads Space Ranger 4 ``segmented_outputs/`` or, without them,
+        makes cells from the 2 um bins and the H&E; ``"bin"`` reads bins; ``None``: cells when a
+        segmentation is present and fits the memory budget, else bins.
+
+    Returns
+    -------
+    Sample
+        Raw counts (CSR float32, unique gene symbols), coordinates in full-resolution pixels,
+        the H&E if any, the layout and notes on what was decided.
+
+    Raises
+    ------
+    core.errors.InputError
+        A subclass with a stable ``code`` (``not_found``, ``unsupported_format``,
+        ``corrupt_file``, ``missing_coordinates``, ``over_memory_budget``, ...).
     """
     if unit not in (None, "cell", "bin"):
         raise InputError(f"unit must be 'cell' or 'bin', not {unit!r}", code="invalid_option")

@@ -16,6 +16,17 @@ from core.io.readers.tenx import attach_image
 
 
 def segmented_estimate_mb(seg: Path) -> float:
+    """Memory the analysis of Space Ranger's cells would need, in MiB.
+
+    Parameters
+    ----------
+    seg
+        The ``segmented_outputs/`` folder.
+
+    Returns
+    -------
+    float
+    """
     from core.io.hd_cells import segmented_dims
     from core.io.preflight import estimate_memory_mb
 
@@ -24,7 +35,24 @@ def segmented_estimate_mb(seg: Path) -> float:
 
 
 def read_cells(path: Path, seg: Path | None, hd_root: Path | None, settings: Settings) -> Sample:
-    """Cells: Space Ranger 4's (``seg``), else made here from the 2 um bins and the H&E."""
+    """Cells: Space Ranger 4's (``seg``), else made here from the 2 um bins and the H&E.
+
+    Parameters
+    ----------
+    path
+        The ``outs/`` folder (for the digest).
+    seg
+        ``segmented_outputs/``; ``None``: cells are made from the bins (:mod:`core.io.hd_cells`).
+    hd_root
+        ``binned_outputs/`` (2 um bins and their ``spatial/``), if present.
+    settings
+        Memory budget and image limits.
+
+    Returns
+    -------
+    Sample
+        ``unit == "cell"``, with ``cells`` (how they were made) and ``cell_polygons``.
+    """
     import anndata as ad
     import pandas as pd
 

@@ -16,7 +16,17 @@ from core.io.readers.sample import HD_BIN_RE, Sample, detect_layout, is_blank, s
 
 
 def collect_strings(obj: Any, out: set[str], limit: int = 5000) -> None:
-    """Every short string in uns/obs metadata (for the leakage gate)."""
+    """Every short string in uns/obs metadata (for the leakage gate).
+
+    Parameters
+    ----------
+    obj
+        Nested dicts, lists, tuples, byte strings and small string arrays.
+    out
+        Where the strings (3 to 199 characters) are added.
+    limit
+        Stop once ``out`` holds this many.
+    """
     if len(out) >= limit:
         return
     if isinstance(obj, str):
@@ -37,6 +47,21 @@ def collect_strings(obj: Any, out: set[str], limit: int = 5000) -> None:
 
 
 def read_h5ad(path: Path, settings: Settings) -> Sample:
+    """Read an AnnData ``.h5ad`` after :func:`~core.io.preflight.preflight_h5ad`.
+
+    Parameters
+    ----------
+    path
+        The file.
+    settings
+        Memory budget and image pixel cap.
+
+    Returns
+    -------
+    Sample
+        Raw counts from ``layers['counts']``, ``.raw`` or ``X`` (as preflight found them), the
+        H&E from ``uns['spatial']`` (hires, else lowres) and its scale factors.
+    """
     import anndata as ad
 
     report = preflight_h5ad(path, settings.memory_budget_mb, settings.max_image_pixels)

@@ -45,7 +45,18 @@ class Sample:
 
 
 def sha256_path(path: Path) -> str:
-    """sha256 of a file, or of a folder's files (sorted relative names and contents)."""
+    """sha256 of a file, or of a folder's files (sorted relative names and contents).
+
+    Parameters
+    ----------
+    path
+        A file or a folder.
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
     h = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for p in files:
@@ -58,7 +69,17 @@ def sha256_path(path: Path) -> str:
 
 
 def is_blank(image: np.ndarray) -> bool:
-    """True for an image whose colour channels hold a single value (a placeholder, not an H&E)."""
+    """True for an image whose colour channels hold a single value (a placeholder, not an H&E).
+
+    Parameters
+    ----------
+    image
+        ``(h, w)`` or ``(h, w, c)`` array.
+
+    Returns
+    -------
+    bool
+    """
     im = np.asarray(image)
     if im.size == 0:
         return True
@@ -69,7 +90,22 @@ def is_blank(image: np.ndarray) -> bool:
 
 
 def detect_layout(obs_names: Any, obs: Any, xy: np.ndarray) -> str:
-    """``visium`` (hexagonal spots), ``visium_hd`` (square bins) or ``generic``."""
+    """``visium`` (hexagonal spots), ``visium_hd`` (square bins) or ``generic``.
+
+    Parameters
+    ----------
+    obs_names
+        Barcodes (Visium HD bins are named ``s_008um_...``).
+    obs
+        Observations table; ``array_row`` and ``array_col`` tell a hexagonal grid.
+    xy
+        ``(n, 2)`` coordinates; without names or indices, neighbour counts tell the grid.
+
+    Returns
+    -------
+    str
+        One of :data:`LAYOUTS`.
+    """
     if len(obs_names) and HD_BIN_RE.match(str(obs_names[0])):
         return "visium_hd"
     if "array_row" in obs and "array_col" in obs:

@@ -18,6 +18,23 @@ from core.io.readers.tenx import attach_image, read_10x_h5, read_positions
 
 
 def read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None, unit: str | None = None) -> Sample:
+    """Read a Space Ranger ``outs/`` folder: Visium, Visium HD bins or Visium HD cells.
+
+    Parameters
+    ----------
+    path
+        ``outs/`` (or its ``binned_outputs/``).
+    settings
+        Memory budget and image limits.
+    bin_size_um
+        Visium HD bin size asked for; ``None``: chosen from the memory budget.
+    unit
+        ``"cell"``, ``"bin"`` or ``None`` (see :func:`core.io.readers.read_sample`).
+
+    Returns
+    -------
+    Sample
+    """
     root = path
     layout = "visium"
     bin_um: float | None = None
@@ -107,7 +124,24 @@ def read_spaceranger(path: Path, settings: Settings, bin_size_um: int | None, un
 
 
 def read_hd_aggregated(path: Path, hd_root: Path, choice: Any, settings: Settings) -> Sample:
-    """Visium HD bins summed from a finer bin folder, streamed (see :func:`core.io.hd.aggregate_bins`)."""
+    """Visium HD bins summed from a finer bin folder, streamed (see :func:`core.io.hd.aggregate_bins`).
+
+    Parameters
+    ----------
+    path
+        The ``outs/`` folder (for the digest).
+    hd_root
+        Its ``binned_outputs/``.
+    choice
+        The bin size chosen (:func:`core.io.hd.choose_bin_size`): ``source_um`` is summed into
+        ``bin_size_um``.
+    settings
+        Image limits.
+
+    Returns
+    -------
+    Sample
+    """
     import anndata as ad
     import pandas as pd
 

@@ -16,7 +16,20 @@ from core.io.readers.sample import Sample, is_blank
 
 
 def read_10x_h5(path: Path, settings: Settings) -> tuple[Any, PreflightReport]:
-    """A 10x ``filtered_feature_bc_matrix.h5`` as AnnData (barcodes x genes, Gene Expression only)."""
+    """A 10x ``filtered_feature_bc_matrix.h5`` as AnnData (barcodes x genes, Gene Expression only).
+
+    Parameters
+    ----------
+    path
+        The ``.h5`` file; checked by :func:`~core.io.preflight.preflight_10x_h5` and opened
+        through :func:`~core.io.hdf5_safety.open_checked`.
+    settings
+        Memory budget.
+
+    Returns
+    -------
+    tuple of (anndata.AnnData, PreflightReport)
+    """
     import anndata as ad
     import pandas as pd
 
@@ -49,6 +62,19 @@ def read_10x_h5(path: Path, settings: Settings) -> tuple[Any, PreflightReport]:
 
 
 def read_positions(spatial: Path) -> Any:
+    """Tissue positions of a ``spatial/`` folder (parquet, csv with header, or headerless v1 csv).
+
+    Parameters
+    ----------
+    spatial
+        The ``spatial/`` folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by barcode: ``in_tissue``, ``array_row``, ``array_col``, ``pxl_row_in_fullres``,
+        ``pxl_col_in_fullres``.
+    """
     import pandas as pd
 
     cols = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
@@ -72,6 +98,20 @@ def read_positions(spatial: Path) -> Any:
 
 
 def load_png(p: Path, max_pixels: int) -> np.ndarray:
+    """An RGB image, refused above ``max_pixels`` before it is decoded.
+
+    Parameters
+    ----------
+    p
+        The PNG file.
+    max_pixels
+        Largest width x height accepted (``MGS_MAX_IMAGE_PIXELS``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(h, w, 3)`` uint8.
+    """
     from PIL import Image
 
     from core.errors import ImageTooLarge
@@ -89,7 +129,23 @@ def load_png(p: Path, max_pixels: int) -> np.ndarray:
 
 
 def attach_image(sample: Sample, spatial: Path, settings: Settings) -> dict[str, Any]:
-    """H&E (hires, else lowres) and spot diameter from a ``spatial/`` folder; returns the scalefactors."""
+    """H&E (hires, else lowres) and spot diameter from a ``spatial/`` folder, set on ``sample``.
+
+    Parameters
+    ----------
+    sample
+        The sample to complete (``image``, ``image_name``, ``image_scalef``,
+        ``spot_diameter_px``; a note for a blank image).
+    spatial
+        The ``spatial/`` folder.
+    settings
+        Image pixel cap.
+
+    Returns
+    -------
+    dict
+        The scale factors (``scalefactors_json.json``).
+    """
     from core.io.hd import read_scalefactors
 
     sf = read_scalefactors(spatial)
