@@ -185,14 +185,18 @@ def stability(X: np.ndarray, k: int, eval_idx: np.ndarray, seed: int,
               n_resamples: int = N_RESAMPLES, fraction: float = RESAMPLE_FRACTION) -> float:
     """Agreement of k-means with ``k`` clusters fitted on random subsamples (different seeds).
 
-    Each fit labels the same evaluation points; the score is the mean pairwise ARI.
+    Each fit labels the same evaluation points; the score is the mean pairwise ARI. Each fit takes
+    the best of 4 k-means starts: stability is to measure whether the data hold k clusters, not
+    whether one start fell into a local optimum (with 2 starts, dropping one T-cell marker gene from
+    the annotation moved k = 4's stability from 1.0 to 0.81 on the seed-11 Visium test sample, and the
+    count from 4 to 2; with 4 starts it is 1.0 either way).
     """
     rng = np.random.default_rng(seed + 7919 * k)
     n = len(X)
     labs = []
     for b in range(n_resamples):
         fit = rng.choice(n, size=max(k * 10, int(n * fraction)), replace=False)
-        _, C, _ = kmeans(X[fit], k, seed + 1000 * (b + 1), n_init=2)
+        _, C, _ = kmeans(X[fit], k, seed + 1000 * (b + 1), n_init=4)
         labs.append(_assign(X[eval_idx], C))
     scores = [ari(labs[i], labs[j]) for i in range(len(labs)) for j in range(i + 1, len(labs))]
     return float(np.mean(scores)) if scores else 1.0
