@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 EXTRAS ?= service,model,pdf,dev
 
-.PHONY: venv demo test test-fast test-outages lint bench services images stack-smoke
+.PHONY: venv demo test test-fast test-outages lint format bench services images stack-smoke
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,7 @@ services:
 test: venv services
 	$(VENV)/bin/python -m pytest -q
 
-test-fast: venv
+test-fast: venv  # the unit tier: about 40 CPU-seconds
 	$(VENV)/bin/python -m pytest -q tests/unit
 
 test-outages: venv services  # Postgres/storage/Redis outages, worker kills (about 6 min)
@@ -31,6 +31,9 @@ test-outages: venv services  # Postgres/storage/Redis outages, worker kills (abo
 lint: venv
 	$(VENV)/bin/ruff check core api worker cli tests bench
 	$(VENV)/bin/mypy
+
+format: venv  # the code style (pre-commit runs it on the files of each commit)
+	$(VENV)/bin/ruff format core api worker cli tests bench
 
 bench: venv
 	$(VENV)/bin/python bench/bench_core.py --layout visium --spots 5000 --repeats 3

@@ -11,7 +11,8 @@ sends ``NOTIFY mgs_job_touched, '<job id>'`` on every update or delete of a job 
 the listener drops that job's cached ``GET /v1/jobs/{id}`` body. The cache answers only
 while the listener is connected; a body read from the database is stored only if no
 notification arrived while it was read (a generation counter), so a reader never gets a
-row older than the last notification this process has received.
+row older than the last notification this process has received; and none is used after
+``CACHE_MAX_AGE_S`` (a bound should the connection be cut unnoticed).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.jobs.errors import Unavailable
 from core.jobs.preflight import libpq_url
@@ -31,11 +33,17 @@ CHANNEL = "mgs_job_changed"
 TOUCHED = "mgs_job_touched"
 
 
+# an entry is read again from the database after this long even if no notification came: a
+# bound on staleness should the LISTEN connection be cut without this process noticing
+CACHE_MAX_AGE_S = 30.0
+
+
 @dataclass(frozen=True)
 class CachedStatus:
     tenant_id: str
     body: bytes
     etag: str
+    stored_at: float = field(default_factory=time.monotonic)
 
 
 class JobChangeListener:
@@ -99,6 +107,9 @@ class JobChangeListener:
             return None
         hit = self.cache.get(job_id)
         if hit is None or hit.tenant_id != tenant_id:
+            return None
+        if time.monotonic() - hit.stored_at > CACHE_MAX_AGE_S:
+            self.cache.pop(job_id, None)
             return None
         self.cache.move_to_end(job_id)
         return hit

@@ -229,8 +229,9 @@ def main() -> None:
         summary["ratio_wall"] = round(o["median_wall_s"] / p["median_wall_s"], 3)  # type: ignore[index]
         summary["ratio_rss"] = round(o["peak_rss_mib"] / p["peak_rss_mib"], 3)  # type: ignore[index]
         summary["peer_stages_s"] = peer_stages[-1]
-    ours_json = json.loads((a.work / f"{tag}_ours" / "analysis.json").read_text())
-    summary["ours_stages_s"] = ours_json["provenance"]["timings_s"]
+    from core.results import read_analysis
+
+    summary["ours_stages_s"] = read_analysis(a.work / f"{tag}_ours").provenance.timings_s
     if truth.exists():
         summary["accuracy"] = accuracy(a.work / f"{tag}_ours", truth)
         lab = a.work / f"{tag}_peer_labels.csv"

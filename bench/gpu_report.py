@@ -65,8 +65,8 @@ def medgemma_4b_config() -> Any:
 
 def prompt_tokens(cfg: Any, batch: int, torch: Any) -> dict[str, Any]:
     """input_ids (BOS, text, <boi>, 256 image tokens, <eoi>, text) and pixel values."""
+    from core.report.examples import example_features
     from core.report.prompts import build_prompt
-    from core.report.samples import example_features
 
     text = build_prompt(example_features(), "anti_parroting", n_images=1).text
     n_text = math.ceil(len(text) / CHARS_PER_TOKEN)

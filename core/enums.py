@@ -24,6 +24,7 @@ class Unit(StrEnum):
     SPOT = "spot"
     BIN = "bin"
     CELL = "cell"
+    CAPTURE_UNIT = "unit"  # a generic layout's unit of unknown size
 
 
 class JobStage(StrEnum):

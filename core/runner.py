@@ -85,7 +85,18 @@ def px_per_um_of(sample: Sample) -> float | None:
 
 
 def check_out_dir(out_dir: str | Path) -> None:
-    """Refuse an output path that exists and is not a folder (bad input, before any work)."""
+    """Refuse an output path that exists and is not a folder (bad input, before any work).
+
+    Parameters
+    ----------
+    out_dir
+        The output folder; it need not exist.
+
+    Raises
+    ------
+    core.errors.BadOption
+        ``out_dir`` or its nearest existing parent is a file.
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BadOption(f"--out {out} exists and is not a folder; name a folder (it is created if missing)")
@@ -106,10 +117,31 @@ def run_analysis_stage(
 ) -> AnalysisSummary:
     """Read, check and analyse ``sample_path``; write the artifacts into ``out_dir``.
 
-    ``unpack_dir``: where an archive was (or is to be) unpacked, shared with the validation step.
+    Parameters
+    ----------
+    sample_path
+        ``.h5ad``, Space Ranger ``outs/`` folder, or a ``.zip``/``.tar(.gz)`` of one.
+    out_dir
+        Output folder (created): ``spots.csv``, ``features.json``, ``analysis.json``,
+        ``figures/`` and, if asked, ``analysis.h5ad``.
+    options
+        Analysis options (default :class:`~core.options.AnalysisOptions`).
+    settings
+        Settings (default: from the environment); their memory budget applies.
+    progress
+        ``progress(stage, fraction)``.
+    unpack_dir
+        Where an archive was (or is to be) unpacked, shared with the validation step.
 
-    Returns a summary (``n_spots``, ``layout``, ``timings``, ``files``). Raises an
-    :class:`~core.errors.InputError` subclass on bad input; nothing is written then.
+    Returns
+    -------
+    dict
+        A summary: ``n_spots``, ``layout``, ``timings``, ``files``, ``n_domains``, ``notes``, ...
+
+    Raises
+    ------
+    core.errors.InputError
+        Bad input (a subclass with a stable ``code``); nothing is written then.
     """
     from core.analysis.features import tissue_blind_features
     from core.analysis.pipeline import AnalysisParams, run_analysis
@@ -139,7 +171,7 @@ def run_analysis_stage(
 
     t1 = time.perf_counter()
     # cells lie irregularly: the analysis treats them as a generic layout (k-nearest-neighbour graph)
-    res = run_analysis(sample.adata, "generic" if cells else sample.layout, params, markers=table,
+    res = run_analysis(sample.adata, Layout.GENERIC if cells else sample.layout, params, markers=table,
                        px_per_um=px_per_um_of(sample), progress=report, release_input=True)
     timings.update(res.timings)
 

@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
 
+    report = getattr(job, "report", None)  # a report without narrative still counts: say why
+    if report is not None and str(getattr(report.narrative, "value", "")) == "withheld":
+        reason = report.reason
+        print(f"report written without narrative: [{getattr(reason, 'code', '')}] "
+              f"{getattr(reason, 'detail', '')}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     http = client.get_httpx_client()
     for fmt, fn in (("json", "report.json"), ("markdown", "report.md"), ("html", "report.html")):

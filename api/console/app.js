@@ -543,6 +543,7 @@ function summaryRows(job) {
 let jobEtag = null;
 let shownReviewFor = null;
 let jobAbort = null;  // the job view's long poll, cancelled when the view changes
+let lastJobState = null;
 
 async function openJob(id) {
   $("job-id").textContent = id;
@@ -551,6 +552,7 @@ async function openJob(id) {
   $("artifacts").hidden = true;
   $("report-status-badge").hidden = true;
   jobEtag = null;
+  lastJobState = null;
   shownReviewFor = null;
   showError($("job-error"), null);
   $("cancel-job").onclick = async () => {
@@ -575,8 +577,15 @@ async function pollJob(id, wait) {
   }
   if (location.hash !== "#/jobs/" + id) return;  // navigated away meanwhile
   jobEtag = resp.headers.get("ETag") || jobEtag;
-  if (resp.status === 304) { pollTimer = setTimeout(() => pollJob(id, LONG_POLL_S), 0); return; }
+  if (resp.status === 304) {
+    // unchanged: a running job is long-polled again at once; a finished one (which the server
+    // answers without waiting) is asked again later
+    if (TERMINAL.has(lastJobState)) pollTimer = setTimeout(() => pollJob(id, 0), IDLE_RECHECK_MS);
+    else pollTimer = setTimeout(() => pollJob(id, LONG_POLL_S), 0);
+    return;
+  }
   const job = await resp.json();
+  lastJobState = job.state;
   $("job-summary").replaceChildren(...summaryRows(job));
   $("job-summary").dataset.state = job.state;
   $("job-progress").value = job.progress || 0;
@@ -587,6 +596,13 @@ async function pollJob(id, wait) {
   if (job.state === "succeeded" && shownReviewFor !== id) {
     shownReviewFor = id;
     try { await showReview(id); } catch (err) { showError($("job-error"), err); }
+  } else if (job.state === "succeeded") {
+    // the job changed (its ETag did): a sign-off, here or by a colleague
+    try { await loadHistory(id); } catch (err) { /* the next check will tell */ }
+  }
+  // a succeeded job can still be signed (here or by a colleague): a 304 most of the time
+  if (job.state === "succeeded" && location.hash === "#/jobs/" + id) {
+    pollTimer = setTimeout(() => pollJob(id, 0), IDLE_RECHECK_MS);
   }
 }
 
@@ -842,8 +858,12 @@ async function buildViewer(id, doc, artifacts) {
   });
   await new Promise((resolve) => viewer.addOnceHandler("open", resolve));
   ov.base = viewer.world.getItemAt(0);
+  // a click picks a spot, a drag pans: told apart by distance (not by time, which a busy
+  // machine stretches)
+  let pressedAt = null;
+  viewer.addHandler("canvas-press", (e) => { pressedAt = e.position; });
   viewer.addHandler("canvas-click", (e) => {
-    if (!e.quick) return;
+    if (pressedAt && pressedAt.distanceTo(e.position) > 6) return;
     const p = ov.base.viewerElementToImageCoordinates(e.position);
     const i = nearestSpot(p.x, p.y);
     if (i >= 0 && doc.layers.domain) selectDomain(doc.layers.domain.categories[doc.layers.domain.codes[i]]);

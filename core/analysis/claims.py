@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from core.enums import Layout, Unit
+
 # data checks: per layout, the least a unit (spot or bin) must carry
-MIN_MEDIAN_UMIS = {"visium": 250.0, "visium_hd": 20.0, "generic": 100.0}
-MIN_MEDIAN_GENES = {"visium": 100.0, "visium_hd": 15.0, "generic": 50.0}
+MIN_MEDIAN_UMIS: dict[str, float] = {Layout.VISIUM: 250.0, Layout.VISIUM_HD: 20.0, Layout.GENERIC: 100.0}
+MIN_MEDIAN_GENES: dict[str, float] = {Layout.VISIUM: 100.0, Layout.VISIUM_HD: 15.0, Layout.GENERIC: 50.0}
 MIN_GENES_KEPT = 200
 MIN_GRAPH_DEGREE = 2.0
 # result checks
@@ -28,7 +30,7 @@ MIN_DOMAIN_STABILITY = 0.6
 MIN_ANNOTATION_COVERAGE = 0.5
 MIN_SIGNIFICANT_SVGS = 1
 
-UNIT = {"visium": "spot", "visium_hd": "bin", "generic": "unit"}
+UNIT: dict[str, Unit] = {Layout.VISIUM: Unit.SPOT, Layout.VISIUM_HD: Unit.BIN, Layout.GENERIC: Unit.CAPTURE_UNIT}
 
 # claims that withhold a part of the output, and the checks each one rests on
 DEPENDS = {
@@ -62,7 +64,7 @@ def _check(name: str, value: float | None, threshold: float, ok_text: str, fail_
 
 def assess_claims(res: Any) -> list[Claim]:
     """Every reliability check of an :class:`~core.analysis.pipeline.AnalysisResult`."""
-    layout = res.layout if res.layout in MIN_MEDIAN_UMIS else "generic"
+    layout = res.layout if res.layout in MIN_MEDIAN_UMIS else Layout.GENERIC
     unit = UNIT[layout]
     n = len(res.obs_names)
     umis = float(np.median(res.qc_metrics["total_counts"])) if n else 0.0

@@ -12,14 +12,15 @@ from typing import Any
 import numpy as np
 
 from core.analysis.pipeline import AnalysisResult
+from core.enums import Layout, Unit
 from core.markers import LINEAGES
 
 SCHEMA = "mgs.features/1"
 
-UNIT_DESCRIPTION = {
-    "visium": "55 um spots, each holding several cells",
-    "visium_hd": "square bins of {b} um, most holding one cell or part of one",
-    "generic": "capture units of unknown size",
+UNIT_DESCRIPTION: dict[str, str] = {
+    Layout.VISIUM: "55 um spots, each holding several cells",
+    Layout.VISIUM_HD: "square bins of {b} um, most holding one cell or part of one",
+    Layout.GENERIC: "capture units of unknown size",
 }
 
 
@@ -74,9 +75,9 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
     lin_comp = a.lineage_composition
     n = len(res.obs_names)
     bin_um = None
-    unit = "spot" if res.layout == "visium" else "bin" if res.layout == "visium_hd" else "unit"
+    unit = Unit.SPOT if res.layout == Layout.VISIUM else Unit.BIN if res.layout == Layout.VISIUM_HD else Unit.CAPTURE_UNIT
     desc = UNIT_DESCRIPTION[res.layout]
-    if res.layout == "visium_hd":
+    if res.layout == Layout.VISIUM_HD:
         bin_um = int(bin_size_um) if bin_size_um else None
         desc = desc.format(b=bin_um if bin_um else "several")
     qc = res.qc

@@ -21,7 +21,7 @@ from core.analysis import domains as dom
 from core.analysis import preprocess as pp
 from core.analysis import qc as qcm
 from core.analysis import spatial as spa
-from core.enums import JobStage
+from core.enums import JobStage, Layout
 from core.errors import BadOption
 from core.markers import LINEAGES, MarkerTable, load_default_markers
 
@@ -30,7 +30,23 @@ Progress = Callable[[str, float], None]
 
 @dataclass
 class AnalysisParams:
-    """Parameters of one analysis run (all stored in provenance)."""
+    """Parameters of one analysis run (all stored in provenance).
+
+    Attributes
+    ----------
+    resolution
+        Leiden resolution, 0.1 to 2.0.
+    seed
+        Seed of every randomised step (PCA, kNN, Leiden, permutations, domains).
+    n_hvg, n_pcs, n_neighbors
+        Highly variable genes kept, principal components, neighbours of the expression graph.
+    n_perms
+        Permutations of the neighbourhood enrichment test.
+    n_domains
+        Fixed number of spatial domains (2 to 30); ``None``: chosen by silhouette.
+    threads, blas_threads
+        kNN threads (0: all cores) and dense BLAS threads.
+    """
 
     resolution: float = 1.0
     seed: int = 0
@@ -56,7 +72,11 @@ class AnalysisParams:
 
 @dataclass
 class AnalysisResult:
-    """Everything computed; arrays are aligned to the kept spots (``obs_names``)."""
+    """Everything computed; arrays are aligned to the kept spots (``obs_names``).
+
+    Made by :func:`run_analysis`; the runner turns it into ``analysis.json``, ``spots.csv``,
+    ``features.json`` and figures. Counts and the log-normalised matrix are kept sparse.
+    """
 
     layout: str
     params: AnalysisParams
@@ -97,6 +117,20 @@ def subset_csr(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
     """``X[keep_rows][:, keep_cols]`` in one pass, without the intermediate row-subset copy.
 
     Rows are processed in chunks; the output is sized exactly by a counting pass first.
+
+    Parameters
+    ----------
+    X
+        CSR matrix (spots x genes).
+    keep_rows, keep_cols
+        Boolean masks over rows and columns.
+    chunk_rows
+        Rows per chunk (bounds the temporary memory).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        A new matrix; ``X`` is unchanged.
     """
     rows = np.flatnonzero(keep_rows)
     if keep_cols.all():
@@ -132,6 +166,20 @@ def subset_csr_inplace(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.nd
     Kept values move forward chunk by chunk (the write position never passes the read
     position), so no second copy of the matrix is ever made. The result views the first
     ``nnz`` values of X's buffers.
+
+    Parameters
+    ----------
+    X
+        CSR matrix (spots x genes); not usable afterwards.
+    keep_rows, keep_cols
+        Boolean masks over rows and columns.
+    chunk_rows
+        Rows per chunk.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        The subset, sharing X's buffers (``X`` itself when everything is kept).
     """
     n = X.shape[0]
     if keep_rows.all() and keep_cols.all():
@@ -177,13 +225,27 @@ def run_analysis(
         AnnData with raw counts in ``X`` (sparse or dense) and ``obsm['spatial']``.
     layout
         ``visium``, ``visium_hd`` or ``generic`` (see :func:`core.io.readers.detect_layout`).
+    params
+        Analysis parameters (default :class:`AnalysisParams`); validated first.
     markers
         Marker table for annotation (default: the shipped table).
     px_per_um
         Coordinate pixels per micrometre, if known (sets the domain smoothing radius).
+    progress
+        ``progress(stage, fraction)``, called as the analysis advances.
     release_input
         Set ``adata.X`` to None once the QC-filtered counts are made, so that the input matrix is
         not held alongside them (the runner passes True: it needs only obs and uns afterwards).
+
+    Returns
+    -------
+    AnalysisResult
+        QC, clusters, annotation, domains and spatial statistics, aligned to the kept spots.
+
+    Raises
+    ------
+    core.errors.InputError
+        Bad options (``invalid_option``) or data the analysis cannot use (e.g. ``empty_after_qc``).
     """
     params = params or AnalysisParams()
     params.validate()
@@ -256,8 +318,8 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     cluster_markers = cl.marker_genes(lognorm, clusters, genes)
     lap("markers", 0.5)
 
-    annotation = ann.annotate(X, genes, markers, multi_cell=(layout == "visium"), knn_idx=knn_idx,
-                              spatial_graph=A)
+    annotation = ann.annotate(X, genes, markers, multi_cell=(layout == Layout.VISIUM),
+                              knn_idx=knn_idx, spatial_graph=A)
     majority = ann.cluster_majority(clusters, annotation.cell_type)
     lap("annotate", 0.6)
 
@@ -268,7 +330,7 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     present_lin = sorted(set(lin_codes.tolist()))
     z_lin = z_lin_full[np.ix_(present_lin, present_lin)]
     z_cl, _ = spa.nhood_enrichment(A, clusters, params.n_perms, params.seed)
-    diversity = spa.neighbourhood_diversity(A, ct_codes, rings=2 if layout != "visium_hd" else 3)
+    diversity = spa.neighbourhood_diversity(A, ct_codes, rings=2 if layout != Layout.VISIUM_HD else 3)
     lap("nhood_enrichment", 0.8)
 
     domains = dom.find_domains(pcs, annotation.probs, xy, layout, A, px_per_um, seed=params.seed,

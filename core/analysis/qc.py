@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from core.enums import Layout
 from core.errors import EmptyAfterQC
 
 # absolute floors per layout: min UMIs per spot/bin, max mitochondrial fraction
-FLOORS = {
-    "visium": {"min_counts": 50, "min_genes": 20, "max_mito": 0.35},
-    "visium_hd": {"min_counts": 10, "min_genes": 5, "max_mito": 0.50},
-    "generic": {"min_counts": 20, "min_genes": 10, "max_mito": 0.40},
+FLOORS: dict[str, dict[str, float]] = {
+    Layout.VISIUM: {"min_counts": 50, "min_genes": 20, "max_mito": 0.35},
+    Layout.VISIUM_HD: {"min_counts": 10, "min_genes": 5, "max_mito": 0.50},
+    Layout.GENERIC: {"min_counts": 20, "min_genes": 10, "max_mito": 0.40},
 }
 
 
@@ -80,7 +81,7 @@ def filter_spots_and_genes(
     EmptyAfterQC
         When no spot (or no gene) survives.
     """
-    floors = FLOORS.get(layout, FLOORS["generic"])
+    floors = FLOORS.get(layout, FLOORS[Layout.GENERIC])
     n, g = X.shape
     total, ngenes, mito = metrics["total_counts"], metrics["n_genes"], metrics["pct_mito"]
     notes: list[str] = []

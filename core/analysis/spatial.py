@@ -14,6 +14,7 @@ from scipy import stats
 from scipy.spatial import cKDTree
 
 from core.analysis.cluster import bh_fdr
+from core.enums import Layout
 
 
 def spatial_graph(xy: np.ndarray, layout: str, k_generic: int = 6) -> sp.csr_matrix:
@@ -26,8 +27,8 @@ def spatial_graph(xy: np.ndarray, layout: str, k_generic: int = 6) -> sp.csr_mat
     if n < 2:
         return sp.csr_matrix((n, n), dtype=np.float64)
     tree = cKDTree(xy)
-    if layout in ("visium", "visium_hd"):
-        k = 6 if layout == "visium" else 4
+    if layout in (Layout.VISIUM, Layout.VISIUM_HD):
+        k = 6 if layout == Layout.VISIUM else 4
         d, _ = tree.query(xy[: min(n, 2000)], k=2)
         pitch = float(np.median(d[:, 1]))
         dist, idx = tree.query(xy, k=min(k + 1, n), distance_upper_bound=pitch * 1.25)

@@ -218,7 +218,7 @@ def segmented_dims(seg: Path) -> tuple[int, int, int]:
 
 def read_segmented(seg: Path, settings: Any, microns_per_px: float | None) -> CellSet:
     """Space Ranger 4 cells: the cell matrix, outlines (cell_segmentations.geojson), per-cell bins."""
-    from core.io.readers import read_10x_h5
+    from core.io.readers.tenx import read_10x_h5
 
     if (seg / CELL_H5).is_file():
         a, _ = read_10x_h5(seg / CELL_H5, settings)
@@ -421,9 +421,9 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
         if not p.is_file():
             raise MissingCoordinates(f"{spatial} has no H&E image to find nuclei in (tissue_hires_image.png)")
         from core.config import get_settings
-        from core.io.readers import _load_png
+        from core.io.readers.tenx import load_png
 
-        image = _load_png(p, get_settings().max_image_pixels)
+        image = load_png(p, get_settings().max_image_pixels)
         image_scalef = float(sf.get("tissue_hires_scalef", 1.0))
     scalef = float(image_scalef if image_scalef is not None else 1.0)
     notes: list[str] = []

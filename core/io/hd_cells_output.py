@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from core.enums import Layout, Unit
+
 HOW = {
     "spaceranger_segmentation": "Space Ranger's own segmentation (nuclei on the H&E grown into cells)",
     "nuclei_watershed": "nuclei found here on the H&E (haematoxylin colour deconvolution and a seeded "
@@ -25,7 +27,7 @@ def cell_platform(cells: dict[str, Any]) -> dict[str, Any]:
     """``features.json``'s platform entry at cell level: unit, how many cells, how they were made."""
     n = int(cells.get("n", 0))
     how = cells_how(cells)
-    return {"layout": "visium_hd", "unit": "cell", "bin_size_um": None, "n_cells": n, "cells_made_by": how,
+    return {"layout": Layout.VISIUM_HD.value, "unit": Unit.CELL.value, "bin_size_um": None, "n_cells": n, "cells_made_by": how,
             "unit_description": f"cells assembled from Visium HD 2 um bins ({n:,} cells; {how})"}
 
 

@@ -227,7 +227,23 @@ def _guard(fn: Any) -> Any:
 def preflight_h5ad(path: str | Path, budget_mb: float, max_image_pixels: int) -> PreflightReport:
     """Check an AnnData ``.h5ad`` before it is loaded.
 
-    Raises an :class:`~core.errors.InputError` subclass naming what is wrong.
+    Parameters
+    ----------
+    path
+        The file.
+    budget_mb
+        Memory budget: a sample whose analysis would need more is refused.
+    max_image_pixels
+        Largest H&E image accepted.
+
+    Returns
+    -------
+    PreflightReport
+
+    Raises
+    ------
+    core.errors.InputError
+        A subclass naming what is wrong.
     """
     import h5py
 
@@ -285,7 +301,24 @@ def preflight_h5ad(path: str | Path, budget_mb: float, max_image_pixels: int) ->
 
 @_guard
 def preflight_10x_h5(path: str | Path, budget_mb: float) -> PreflightReport:
-    """Check a 10x ``filtered_feature_bc_matrix.h5`` (features x barcodes, CSC)."""
+    """Check a 10x ``filtered_feature_bc_matrix.h5`` (features x barcodes, CSC).
+
+    Parameters
+    ----------
+    path
+        The file.
+    budget_mb
+        Memory budget (``inf`` for a matrix streamed, never loaded whole).
+
+    Returns
+    -------
+    PreflightReport
+
+    Raises
+    ------
+    core.errors.InputError
+        A subclass naming what is wrong.
+    """
     path = Path(path)
     with _open(path) as f:
         _check_links(f)

@@ -159,7 +159,8 @@ async def sign_report(
     await session.refresh(row)
     record = as_record(row)
     new_status = report_status([*past, record])
-    job.report_status = new_status.value  # the list filters on it; the job's ETag changes
+    job.report_status = new_status.value  # the list filters on it
+    job.updated_at = datetime.now(UTC)  # the job's ETag changes with every sign-off, amended twice too
     outbox.add_event(session, job, signed_event(job, record, new_status))
     await session.flush()
     return record, new_status, False

@@ -144,9 +144,11 @@ def _write_outputs(out_dir: Path, features: FeaturesRecord, analysis: AnalysisRe
                    prepared: Any, provenance: dict[str, Any], narrative: str, context: Any,
                    t_start: float) -> None:
     """Render report.json, .md, .html and .pdf from one document and write them atomically."""
+    from core.report.html_page import render_html
     from core.report.image import png_bytes, read_spot_table
+    from core.report.markdown import render_markdown
     from core.report.pdf import PDF_FILE, pdf_available, render_pdf
-    from core.report.render import build_report, render_html, render_markdown
+    from core.report.render import build_report
 
     figures = sorted(f"figures/{p.name}" for p in (out_dir / "figures").glob("*.png")) \
         if (out_dir / "figures").is_dir() else []

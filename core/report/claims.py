@@ -4,7 +4,7 @@ The narrative is split into sentences; each sentence yields claims of five kinds
 
 ``number``
     every number, checked against every computed value to the precision written
-    (:func:`core.report.render.is_verified`); a number that matches nothing is
+    (:func:`core.report.numbers.is_verified`); a number that matches nothing is
     contradicted (the computed documents hold every quantity the analysis measured).
 ``domain``
     a domain id (``D3``) must be one of the section's domains.
@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from core.features import FeaturesRecord
-from core.report.render import check_numbers
+from core.report.numbers import check_numbers
 from core.results import AnalysisRecord
 
 SUPPORTED, CONTRADICTED, UNVERIFIABLE = "supported", "contradicted", "unverifiable"

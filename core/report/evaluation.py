@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.report.examples import example_features
 from core.report.leakage import LeakageContext, find_leaks
 from core.report.prompts import STRATEGIES, build_prompt
-from core.report.samples import example_features
 
 # tissue -> (organ words to plant, tissue-revealing cell type, organ-specific gene)
 PLANTED_TISSUES: dict[str, tuple[str, str, str]] = {

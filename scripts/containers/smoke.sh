@@ -182,7 +182,7 @@ step "job on the template backend (Visium upload, report, artifact)" 600 client 
 
 if [ "$TINY" = 1 ]; then
   build_tiny() {
-    "$PYTHON" -c 'import sys; from pathlib import Path; from core.report.tiny_model import build_tiny_gemma3; print(build_tiny_gemma3(Path(sys.argv[1])))' "$WORK/tiny" | tail -n 1 >"$WORK/tiny.path"
+    "$PYTHON" -c 'import sys; from pathlib import Path; from tests.fixtures.tiny_model import build_tiny_gemma3; print(build_tiny_gemma3(Path(sys.argv[1])))' "$WORK/tiny" | tail -n 1 >"$WORK/tiny.path"
     chmod -R a+rX "$WORK/tiny"
     cat >"$WORK/tiny.yml" <<YAML
 services:

@@ -53,7 +53,7 @@ def test_api_renders_the_signed_pdf_without_the_analysis_stack(tmp_path: Path) -
     if not (SYSTEM_DEJAVU / "DejaVuSans.ttf").is_file():
         pytest.skip("Debian's fonts-dejavu-core is not installed (the API image has it)")
     from core.report import ReportOptions, write_report
-    from core.report.samples import example_features
+    from core.report.examples import example_features
     from tests.fixtures.report_outputs import write_output_dir
 
     d = write_output_dir(tmp_path / "out", features=example_features())

@@ -13,6 +13,7 @@ import pytest
 
 from cli import main
 from core.config import Settings
+from core.errors import InputError
 from core.io.readers import read_sample
 from tests.fixtures.hd_cells import KnownCells, make_hd_cells
 
@@ -77,14 +78,14 @@ def test_unit_cell_with_bin_size_is_refused(seg_sample: KnownCells, tmp_path: Pa
 
 def test_space_ranger_cells_over_budget_fall_back_to_bins(seg_sample: KnownCells,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.io.readers as readers
+    from core.io.readers import cells as cells_reader
 
     # the cells' estimate is made larger than the budget (the bins' estimate stays real)
-    monkeypatch.setattr(readers, "_segmented_estimate_mb", lambda seg: 10_000.0)
+    monkeypatch.setattr(cells_reader, "segmented_estimate_mb", lambda seg: 10_000.0)
     s = read_sample(seg_sample.out, Settings(memory_budget_mb=4096))
     assert s.unit == "bin"
     assert any("analysed at bin level" in n for n in s.notes)
-    with pytest.raises(readers.InputError) as e:
+    with pytest.raises(InputError) as e:
         read_sample(seg_sample.out, Settings(memory_budget_mb=4096), unit="cell")
     assert e.value.code == "over_memory_budget"
 

@@ -454,6 +454,14 @@ def _sign_as_reviewer(
     assert obr[25] == "C", obr  # C: corrected (amended)
     assert (downloads / f"report-{job_id}.pdf").read_bytes().startswith(b"%PDF")
 
+    # a colleague's amendment (through the API) reaches the open page by itself
+    with client(base, f"Bearer {key}") as c:
+        r = c.post(f"/v1/jobs/{job_id}/report/sign",
+                   json={"reviewer": "Dr B. Colleague", "status": "amended", "comment": "second look"})
+        assert r.status_code == 201, r.text
+    _wait(browser, 45).until(lambda d: "Dr B. Colleague" in _text(d, "#signoff-history"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#signoff-history li[data-status]")) == 3
+
 
 def _insert_jobs(env: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
     import psycopg

@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -338,3 +339,38 @@ def test_unknown_format_is_a_validation_error(
         r = c.get(f"/v1/jobs/{done_job['id']}/report", params={"format": "docx"})
     assert r.status_code == 422 and r.json()["code"] == "validation_error"
 
+
+
+def test_concurrent_retries_of_one_signoff_append_one_record(
+    api: str, keys: dict[str, str], done_job: dict[str, Any], hooks: WebhookSink
+) -> None:
+    """Five copies of one amendment (same Idempotency-Key) sent at once, as a client that
+    retries on a timeout while the first is still running: one record, one webhook."""
+    import asyncio
+
+    import httpx
+
+    jid = done_job["id"]
+    before = len(hooks.events())
+    with client(api, keys["reviewer"]) as c:
+        n0 = len(c.get(f"/v1/jobs/{jid}/report/history").json()["signoffs"])
+    body = {"reviewer": "Dr Rosalind Franklin", "status": "amended", "comment": "D3 re-read"}
+
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=api, timeout=60,
+                                     headers={"Authorization": keys["reviewer"]}) as ac:
+            return list(await asyncio.gather(*(
+                ac.post(f"/v1/jobs/{jid}/report/sign", json=body,
+                        headers={"Idempotency-Key": "concurrent-1"}) for _ in range(5))))
+
+    answers = asyncio.run(go())
+    assert {r.status_code for r in answers} == {201}, [r.text for r in answers]
+    assert sum("Idempotent-Replayed" not in r.headers for r in answers) == 1
+    assert len({json.dumps(r.json(), sort_keys=True) for r in answers}) == 1
+    with client(api, keys["reviewer"]) as c:
+        hist = c.get(f"/v1/jobs/{jid}/report/history").json()["signoffs"]
+    assert len(hist) == n0 + 1 and hist[-1]["reviewer"] == "Dr Rosalind Franklin"
+    hooks.wait(before + 1, timeout=60)
+    time.sleep(2)  # a second webhook, had one been queued, would have come by now
+    signed = [e for e in hooks.events()[before:] if e["type"] == "report.signed"]
+    assert len(signed) == 1

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-import anyio
 import pytest
 
+anyio = pytest.importorskip("anyio", reason="the service extra is not installed")
 pytest.importorskip("sqlalchemy", reason="the service extra is not installed")
 
-from core.jobs.monitoring import readiness
+from core.jobs.monitoring import readiness  # noqa: E402
 
 
 def test_each_check_is_named_ok_error_or_slow_within_one_budget() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from core.report import ReportOptions, write_report
-from core.report.samples import example_features
+from core.report.examples import example_features
 from tests.fixtures.report_outputs import write_output_dir
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -13,8 +13,8 @@ from core.config import Settings
 from core.errors import ModelUnavailable, PromptLeakage
 from core.report import ReportOptions, write_report
 from core.report.evaluation import synth_like_context
+from core.report.examples import example_features
 from core.report.prompts import SECTIONS, STRATEGIES
-from core.report.samples import example_features
 from tests.fixtures.report_outputs import write_output_dir
 
 

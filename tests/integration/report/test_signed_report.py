@@ -13,8 +13,8 @@ import pytest
 
 from core.report import ReportOptions, write_report
 from core.report.document import STATUS
+from core.report.examples import example_features
 from core.report.leakage import LeakageContext
-from core.report.samples import example_features
 from core.report.signoff import Signoff, header_status, render_with_status
 from core.results import read_analysis
 from tests.fixtures.report_outputs import write_output_dir

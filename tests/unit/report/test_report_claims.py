@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.features import load_features
 from core.report.claims import check_claims, domain_enrichment, split_sentences, strike, summarise
+from core.report.examples import example_features
 from core.report.render import collect_numbers
-from core.report.samples import example_features
 from tests.fixtures.report_outputs import example_analysis
 
 COUNTS = {"Epithelial cells": 90, "Fibroblasts": 60, "T cells": 40, "Macrophages": 20,

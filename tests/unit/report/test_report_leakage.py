@@ -8,6 +8,7 @@ import pytest
 
 from core.errors import PromptLeakage
 from core.report import evaluation
+from core.report.examples import example_features
 from core.report.leakage import (
     LeakageContext,
     check_prompt,
@@ -15,7 +16,6 @@ from core.report.leakage import (
     find_leaks,
 )
 from core.report.prompts import STRATEGIES, build_prompt
-from core.report.samples import example_features
 from core.results import AnalysisRecord
 
 PANGLAO = Path(__file__).resolve().parents[4] / "shared" / "data" / "PanglaoDB_markers_27_Mar_2020.tsv"

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from core.errors import BadOption
+from core.report.examples import example_features
 from core.report.prompts import SECTIONS, STRATEGIES, build_prompt
-from core.report.samples import example_features
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

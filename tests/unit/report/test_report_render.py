@@ -49,8 +49,8 @@ def test_split_by_headings_and_questions() -> None:
 
 def test_unverified_numbers_are_marked_in_markdown_and_html(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from core.features import load_features
+    from core.report.examples import example_features
     from core.report.render import build_report, render_html, render_markdown
-    from core.report.samples import example_features
     from tests.fixtures.report_outputs import example_analysis
 
     features = example_features()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from core.report import ReportOptions, write_report
 from core.report.backends.template import write_template_narrative
+from core.report.examples import example_features
 from core.report.prompts import STRATEGIES, annotation_available, build_prompt
 from core.report.render import computed_sections
-from core.report.samples import example_features
 from tests.fixtures.report_outputs import write_output_dir
 
 

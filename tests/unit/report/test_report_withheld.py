@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from core.report.backends.template import write_template_narrative
+from core.report.examples import example_features
 from core.report.leakage import find_leaks
 from core.report.prompts import build_prompt
 from core.report.render import computed_sections, not_assessed
-from core.report.samples import example_features
 from tests.fixtures.report_outputs import example_analysis
 
 
