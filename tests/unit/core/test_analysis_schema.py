@@ -11,7 +11,7 @@ import pytest
 from core.errors import InputError
 from core.features import json_schema as features_schema
 from core.features import load_features, read_features
-from core.report.samples import example_features
+from core.report.examples import example_features
 from core.results import SCHEMA_VERSION, json_schema, load_analysis, read_analysis
 from tests.fixtures.report_outputs import example_analysis
 

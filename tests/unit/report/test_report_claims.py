@@ -72,7 +72,7 @@ def test_strike_removes_contradicted_sentences_and_counts() -> None:
 _TIED_SENTENCE = """
 from core.features import load_features
 from core.report.document import _describe_domain, _domain_rows
-from core.report.samples import example_features
+from core.report.examples import example_features
 from tests.fixtures.report_outputs import example_analysis
 
 # stromal and myeloid are depleted in D1 by exactly the same amount (a tie)
