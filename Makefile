@@ -43,7 +43,8 @@ bench: venv
 images:
 	PYTHON=$(VENV)/bin/python bash scripts/containers/build.sh
 
-# ... and the whole stack from them, one job end to end, torn down with its volumes (about 6 min)
+# ... and the whole stack from them, two jobs end to end, torn down with its volumes (about 2 min
+# once the images exist)
 stack-smoke:
 	PYTHON=$(VENV)/bin/python bash scripts/containers/build.sh local-services
 	PYTHON=$(VENV)/bin/python VENV=$(VENV) bash scripts/containers/smoke.sh

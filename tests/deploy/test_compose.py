@@ -271,3 +271,38 @@ def test_docker_compose_v1_config(tmp_path: Path) -> None:
     r = subprocess.run(["docker-compose", "config", "--quiet"], cwd=tmp_path,
                        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert r.returncode != 0 and "PASSWORD" in r.stderr
+
+
+def _podman_compose() -> list[str] | None:
+    import sys
+
+    exe = Path(sys.executable).with_name("podman-compose")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("podman-compose")
+    return [found] if found else None
+
+
+@pytest.mark.skipif(_podman_compose() is None, reason="podman-compose is not installed (dev extra)")
+def test_podman_compose_merges_the_local_override(tmp_path: Path) -> None:
+    """podman-compose (what `make stack-smoke` runs) reads docker-compose.yml with the local
+    override: the replaced checks and commands are replaced, not appended to."""
+    client = _podman_compose()
+    assert client
+    env = {"PATH": "/usr/bin:/bin", "POSTGRES_PASSWORD": "x", "MINIO_ROOT_PASSWORD": "x",
+           "FLOWER_BASIC_AUTH": "a:b", "HOME": str(tmp_path)}
+    r = subprocess.run([*client, "-p", "cfgtest", "-f", str(COMPOSE), "-f", str(LOCAL), "config"],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    svc = yaml.safe_load(r.stdout)["services"]
+    assert "flower" not in svc and "vllm" not in svc
+    assert svc["minio"]["healthcheck"]["test"][:2] == ["CMD", "python"]
+    assert svc["minio"]["command"][0] == "moto_server" and not svc["minio"].get("ports")
+    assert svc["minio-init"]["healthcheck"]["test"] == ["CMD", "true"]
+    assert svc["minio-init"]["entrypoint"] == ["python", "-c"]
+    rep = svc["worker-report"]
+    assert rep["image"].startswith("medgemma-spatial-report-cpu:") and not rep.get("deploy")
+    assert rep["environment"]["MGS_REPORT_BACKEND"] == "template"
+    assert rep["environment"]["MGS_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert svc["api"]["healthcheck"]["test"] == ["CMD", "python", "-m", "scripts.healthcheck",
+                                                 "api", "8000"]
