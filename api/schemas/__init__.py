@@ -203,6 +203,10 @@ class CallerLimits(BaseModel):
     upload_idle_timeout_s: float = Field(
         description="An upload body that sends nothing for this long is cut off (408)."
     )
+    upload_chunk_bytes: int = Field(
+        description="Chunk size of resumable uploads (MGS_UPLOAD_CHUNK_BYTES); a larger file is "
+        "best sent through POST /v1/uploads/sessions."
+    )
 
 
 class CallerOut(BaseModel):
