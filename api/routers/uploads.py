@@ -105,7 +105,7 @@ def _session_out(s: UploadSession) -> UploadSessionOut:
     operation_id="create_upload_session",
     status_code=status.HTTP_201_CREATED,
     response_model=UploadSessionOut,
-    responses=problem_responses(401, 413, 422, 429),
+    responses=problem_responses(400, 401, 413, 422, 429),
 )
 async def create_upload_session(
     body: UploadSessionCreate, session: SessionDep, settings: SettingsDep, tenant: TenantDep
@@ -120,7 +120,7 @@ async def create_upload_session(
     "/sessions/{session_id}",
     operation_id="get_upload_session",
     response_model=UploadSessionOut,
-    responses=problem_responses(401, 404, 429),
+    responses=problem_responses(401, 404, 422, 429),
 )
 async def get_upload_session(
     session_id: uuid.UUID, session: ReadSessionDep, tenant: TenantDep
@@ -133,7 +133,7 @@ async def get_upload_session(
     "/sessions/{session_id}",
     operation_id="put_upload_chunk",
     response_model=UploadSessionOut,
-    responses=problem_responses(400, 401, 404, 408, 409, 416, 429),
+    responses=problem_responses(400, 401, 404, 408, 409, 416, 422, 429),
     openapi_extra={
         "parameters": [
             {

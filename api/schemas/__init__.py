@@ -60,7 +60,9 @@ class UploadSessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filename: NoNulStr = Field("upload", max_length=255, description="Display name only.")
-    size: int = Field(description="Total size of the file in bytes (at most MGS_MAX_UPLOAD_BYTES).")
+    size: int = Field(
+        ge=1, description="Total size of the file in bytes (at most MGS_MAX_UPLOAD_BYTES)."
+    )
 
 
 class UploadSessionOut(BaseModel):
