@@ -154,9 +154,16 @@ async def receive_chunk(
     if s.upload_id is not None:
         raise Conflict("this upload session is already complete", code="upload_session_completed")
     start, end = parse_content_range(content_range, s)
-    if end <= s.received:  # a re-sent chunk we have: read and drop the body
-        async for _chunk in chunks:
-            pass
+    if end <= s.received:  # a re-sent chunk we have: read (no more than it) and drop the body
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > end - start:
+                break
+        if size != end - start:
+            raise ChunkLengthMismatch(
+                f"the chunk's body is not the {end - start:,} bytes its range names"
+            )
         return s
     if start != s.received:
         raise UploadRangeConflict(

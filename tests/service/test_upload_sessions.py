@@ -185,6 +185,9 @@ def test_bad_ranges(chunked_api: str, tenant_a: dict[str, str]) -> None:
         assert "starts at byte 0" in body["detail"]
         assert c.get(url).json()["received"] == 0
         assert put(one, f"bytes 0-{CHUNK - 1}/{total}").status_code == 200
+        # a re-sent received chunk must still be the chunk's length
+        is_problem(put(one + b"x", f"bytes 0-{CHUNK - 1}/{total}"), 400, "chunk_length_mismatch")
+        assert c.get(url).json()["received"] == CHUNK
 
 
 def test_other_tenant_limits_and_sweep(
