@@ -33,6 +33,13 @@ from api.errors import PROBLEM_BASE
 from core.config import Settings, get_settings
 
 STREAMED = {("POST", "/v1/uploads")}  # routes that stream their body themselves
+_STREAMED_PUT = re.compile(r"^/v1/uploads/sessions/[^/]+$")  # a resumable upload's chunk
+
+
+def streams_body(method: str, path: str) -> bool:
+    """Whether the route streams its body itself (uploads), so no JSON size limit applies."""
+    path = path.rstrip("/")
+    return (method, path) in STREAMED or (method == "PUT" and bool(_STREAMED_PUT.match(path)))
 
 
 class BodyRefused(Exception):
@@ -141,7 +148,7 @@ class BodyLimits:
             return message
 
         try:
-            if (scope["method"], scope["path"].rstrip("/")) in STREAMED:
+            if streams_body(scope["method"], scope["path"]):
                 await self.app(scope, timed_receive, tracked_send)
                 return
             body = await self._read_small(scope, timed_receive)

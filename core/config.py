@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO).")
     max_upload_bytes: int = Field(5 * 1024**3, description="Largest accepted upload (bytes).")
+    upload_chunk_bytes: int = Field(
+        8 * 1024**2,
+        ge=64 * 1024,
+        description="Chunk size of resumable uploads (POST /v1/uploads/sessions): every chunk but "
+        "the last is exactly this long (bytes).",
+    )
+    upload_session_ttl_s: float = Field(
+        86400.0,
+        description="A resumable upload session with no chunk for this long is deleted with its "
+        "chunks by the relay's sweep (s).",
+    )
     webhook_allow_private: bool = Field(
         False, description="Allow webhook callbacks to loopback/private/link-local addresses."
     )

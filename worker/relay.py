@@ -18,7 +18,7 @@ import httpx
 
 from core.config import Settings
 from core.jobs import outbox
-from core.jobs.cleanup import sweep_store
+from core.jobs.cleanup import sweep_store, sweep_upload_sessions
 from core.jobs.outages import is_transient
 from core.storage import open_store
 
@@ -82,6 +82,7 @@ def run_relay(
             if time.monotonic() - last_sweep >= settings.sweep_interval_s:
                 last_sweep = time.monotonic()
                 sweep_store(store, settings)
+                sweep_upload_sessions(sessions, store, settings)
             if once:
                 return
             if not busy:

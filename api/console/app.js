@@ -64,6 +64,11 @@ const PLAIN = {
   unsupported_format: "This is not a file the service reads: send an .h5ad, or a Space Ranger outs/ folder as .tar.gz, .tar or .zip.",
   corrupt_file: "The file is damaged or incomplete; export it again and retry.",
   upload_timeout: "The upload stalled (the connection sent nothing for too long); try again.",
+  upload_range_conflict: "The server and this page disagree on how much of the file arrived; start the upload again.",
+  upload_incomplete: "Part of the file did not arrive; start the upload again.",
+  upload_session_not_found: "The server no longer has this upload (it expired); start it again.",
+  bad_content_range: "The upload was sent in a way the server refuses (a bug in this page); please report it.",
+  chunk_length_mismatch: "Part of the file arrived cut short; start the upload again.",
   rate_limited: "Too many requests from this key just now; wait a minute and retry.",
   too_many_active_jobs: "This lab already has as many jobs running as it may; wait for some to finish.",
   backend_not_allowed: "This server does not offer that report writer; pick another.",
@@ -290,8 +295,76 @@ function checkFile(file) {
 
 // ------------------------------------------------------------------ upload + submit
 let currentUpload = null;
+let stopRequested = false; // the Stop button, also between chunks (no request in flight then)
+
+const CHUNK_TRIES = 5; // tries of one chunk (network error, 408, 409, 429, 5xx) before giving up
+const RETRYABLE = [408, 409, 429, 500, 502, 503, 504];
 
 function uploadFile(file, onProgress) {
+  // A file larger than one chunk goes through a resumable session (POST /v1/uploads/sessions):
+  // File.slice per chunk, so nothing is read into this page's memory and a dropped connection
+  // costs one chunk. A small file is one request.
+  const chunk = me && me.limits.upload_chunk_bytes;
+  if (chunk && file.size > chunk) return uploadChunked(file, onProgress);
+  return uploadWhole(file, onProgress);
+}
+
+function sendChunk(url, blob, range, onProgress) {
+  // XHR (not fetch) for upload progress; the Blob is streamed from disk by the browser.
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    currentUpload = xhr;
+    xhr.open("PUT", url);
+    xhr.setRequestHeader("Authorization", "Bearer " + apiKey());
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("Content-Range", range);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded); };
+    xhr.onload = () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { /* empty */ }
+      if (xhr.status === 200) resolve(body);
+      else reject(new ApiError(xhr.status, body));
+    };
+    xhr.onerror = () => reject(new Error("The upload was interrupted (network error); try again."));
+    xhr.onabort = () => reject(Object.assign(new Error("Upload stopped."), { stopped: true }));
+    xhr.send(blob);
+  });
+}
+
+async function uploadChunked(file, onProgress) {
+  stopRequested = false;
+  const created = await api("/v1/uploads/sessions", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ filename: file.name, size: file.size }),
+  });
+  let session = await created.json();
+  const url = "/v1/uploads/sessions/" + session.id;
+  let failures = 0;
+  while (session.received < file.size) {
+    if (stopRequested) throw Object.assign(new Error("Upload stopped."), { stopped: true });
+    const start = session.received;
+    const end = Math.min(start + session.chunk_size, file.size);
+    try {
+      session = await sendChunk(url, file.slice(start, end),
+        "bytes " + start + "-" + (end - 1) + "/" + file.size,
+        (loaded) => onProgress(start + loaded, file.size));
+      failures = 0;
+    } catch (err) {
+      const retryable = !err.stopped && !stopRequested && (!(err instanceof ApiError) || RETRYABLE.includes(err.status));
+      if (!retryable || ++failures >= CHUNK_TRIES) throw err;
+      onProgress(start, file.size, "connection trouble; retrying (" + failures + " of " + (CHUNK_TRIES - 1) + ")");
+      await new Promise((r) => setTimeout(r, 1000 * 2 ** (failures - 1)));
+      // resume where the server says it is (a chunk may have arrived though its answer did not)
+      session = await (await api(url)).json();
+    }
+  }
+  onProgress(file.size, file.size);
+  const done = await api(url + "/complete", { method: "POST" });
+  return done.json();
+}
+
+function uploadWhole(file, onProgress) {
   // XHR with the File itself as the body: the browser streams it from disk in chunks (the file
   // is never read into this page's memory) and upload.onprogress drives the bar.
   return new Promise((resolve, reject) => {
@@ -331,10 +404,10 @@ async function submitSample(ev) {
   bar.value = 0;
   $("upload-text").textContent = "uploading " + file.name;
   try {
-    const up = await uploadFile(file, (loaded, total) => {
+    const up = await uploadFile(file, (loaded, total, note) => {
       bar.value = Math.round((100 * loaded) / total);
       $("upload-text").textContent = loaded < total
-        ? "uploading " + file.name + ": " + fmtBytes(loaded) + " of " + fmtBytes(total)
+        ? "uploading " + file.name + ": " + fmtBytes(loaded) + " of " + fmtBytes(total) + (note ? " (" + note + ")" : "")
         : "uploaded " + fmtBytes(total) + "; the server is checking the file…";
     });
     bar.value = 100;
@@ -1194,7 +1267,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => signOut(null));
   $("upload-form").addEventListener("submit", submitSample);
-  $("upload-abort").addEventListener("click", () => { if (currentUpload) currentUpload.abort(); });
+  $("upload-abort").addEventListener("click", () => { stopRequested = true; if (currentUpload) currentUpload.abort(); });
   $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); goPage(0); });
   $("clear-filters").addEventListener("click", () => { $("filters").reset(); goPage(0); });
   $("page-next").addEventListener("click", () => goPage(1));

@@ -25,5 +25,6 @@ async def get_me(caller: CallerDep, settings: SettingsDep) -> CallerOut:
         limits=CallerLimits(
             max_upload_bytes=settings.max_upload_bytes,
             upload_idle_timeout_s=settings.upload_idle_timeout_s,
+            upload_chunk_bytes=settings.upload_chunk_bytes,
         ),
     )

@@ -56,6 +56,30 @@ class UploadOut(BaseModel):
     created_at: datetime
 
 
+class UploadSessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: NoNulStr = Field("upload", max_length=255, description="Display name only.")
+    size: int = Field(
+        ge=1, description="Total size of the file in bytes (at most MGS_MAX_UPLOAD_BYTES)."
+    )
+
+
+class UploadSessionOut(BaseModel):
+    id: uuid.UUID
+    filename: str
+    size: int = Field(description="Total size of the file (bytes).")
+    chunk_size: int = Field(
+        description="Every chunk but the last is exactly this long, starting at a multiple of it."
+    )
+    received: int = Field(description="Bytes received so far: the next chunk starts here.")
+    upload_id: uuid.UUID | None = Field(
+        None, description="The upload this session became (after complete)."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -180,6 +204,10 @@ class CallerLimits(BaseModel):
     max_upload_bytes: int = Field(description="Largest accepted upload (MGS_MAX_UPLOAD_BYTES).")
     upload_idle_timeout_s: float = Field(
         description="An upload body that sends nothing for this long is cut off (408)."
+    )
+    upload_chunk_bytes: int = Field(
+        description="Chunk size of resumable uploads (MGS_UPLOAD_CHUNK_BYTES); a larger file is "
+        "best sent through POST /v1/uploads/sessions."
     )
 
 

@@ -97,6 +97,30 @@ class Upload(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class UploadSession(Base):
+    """A resumable upload: chunks arrive in order (``received`` bytes so far) and are kept as
+    objects under ``upload-sessions/{tenant}/{id}/`` until ``complete`` makes an Upload."""
+
+    __tablename__ = "upload_sessions"
+    __table_args__ = (
+        CheckConstraint(
+            "received >= 0 AND received <= total_size", name="ck_upload_sessions_received"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))  # display text only
+    total_size: Mapped[int] = mapped_column(BigInteger)
+    chunk_size: Mapped[int] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    upload_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("uploads.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (

@@ -30,6 +30,7 @@ from core.db.models import (
     OutboxMessage,
     ReportSignoff,
     Upload,
+    UploadSession,
     Worker,
 )
 from core.enums import Phase
@@ -75,6 +76,43 @@ def revoke_key(prefix: str) -> Update:
 
 def upload_of_tenant(upload_id: uuid.UUID, tenant_id: str) -> Select[Any]:
     return select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id)
+
+
+def upload_session_of_tenant(
+    session_id: uuid.UUID, tenant_id: str, *, lock: bool = False
+) -> Select[Any]:
+    """A tenant's upload session; ``lock``: locked for the transaction, or no row while another
+    transaction holds it (a second ``complete`` is refused rather than queued)."""
+    q = select(UploadSession).where(
+        UploadSession.id == session_id, UploadSession.tenant_id == tenant_id
+    )
+    return q.with_for_update(skip_locked=True) if lock else q
+
+
+def advance_upload_session(session_id: uuid.UUID, start: int, end: int) -> Update:
+    """Record the chunk ``[start, end)`` only if the session has exactly ``start`` bytes and is
+    open (two clients sending the same chunk: one moves it, the other sees it moved)."""
+    return (
+        update(UploadSession)
+        .where(
+            UploadSession.id == session_id,
+            UploadSession.received == start,
+            UploadSession.upload_id.is_(None),
+        )
+        .values(received=end, updated_at=func.now())
+    )
+
+
+def stale_upload_sessions(older_than_s: float, limit: int = 100) -> Select[Any]:
+    """Sessions with no chunk for ``older_than_s`` (completed ones included), locked, oldest first."""
+    cutoff = func.now() - timedelta(seconds=older_than_s)
+    return (
+        select(UploadSession)
+        .where(UploadSession.updated_at < cutoff)
+        .order_by(UploadSession.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def job_of_tenant(job_id: uuid.UUID, tenant_id: str) -> tuple[Select[Any], dict[str, Any]]:

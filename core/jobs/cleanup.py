@@ -2,7 +2,8 @@
 
 An upload is streamed to ``mgs-upload-{pid}-*`` in the temp folder, then copied to object
 storage (multipart for large files). A process killed in between leaves both behind; the
-API sweeps temp files at start and periodically, the relay aborts stale multipart uploads.
+API sweeps temp files at start and periodically, the relay aborts stale multipart uploads
+and deletes resumable upload sessions idle for ``MGS_UPLOAD_SESSION_TTL_S`` with their chunks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from core.config import Settings
 
@@ -74,4 +76,22 @@ def sweep_store(store: object, settings: Settings) -> int:
         return 0
     if n:
         log.info("aborted %d stale multipart upload(s)", n)
+    return n
+
+
+def sweep_upload_sessions(sessions: Any, store: Any, settings: Settings) -> int:
+    """Delete idle resumable upload sessions and their chunks (never raises).
+
+    ``sessions``: a sync sessionmaker (the relay's).
+    """
+    from core.jobs.upload_sessions import expire_sessions
+
+    try:
+        with sessions() as s, s.begin():
+            n = expire_sessions(s, store, settings)
+    except Exception as e:
+        log.warning("sweep of idle upload sessions failed: %r", e)
+        return 0
+    if n:
+        log.info("deleted %d idle upload session(s)", n)
     return n

@@ -81,3 +81,25 @@ class ConfigurationError(MGSError):
 
 
 CONFIG_EXIT_CODE = ConfigurationError.exit_code
+
+
+class UploadSessionNotFound(NotFound):
+    code = "upload_session_not_found"
+
+
+class BadContentRange(InputError):
+    """A chunk's ``Content-Range`` is missing, malformed, or not the next chunk's shape."""
+
+    code = "bad_content_range"
+    http_status = 416
+
+
+class ChunkLengthMismatch(InputError):
+    code = "chunk_length_mismatch"
+    http_status = 400
+
+
+class UploadRangeConflict(Conflict):
+    """A chunk that is neither the next one nor a re-sent received one (a gap)."""
+
+    code = "upload_range_conflict"

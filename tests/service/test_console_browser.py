@@ -53,6 +53,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 JOB_TIMEOUT_S = 900
+UPLOAD_CHUNK = 128 * 1024
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 
 
@@ -62,7 +63,9 @@ def stack(service_env: dict[str, str], tmp_path_factory: Any) -> Iterator[str]:
     logs = tmp_path_factory.mktemp("console-logs")
     env = {**service_env, "MGS_REPORT_BACKEND": "template"}
     api_env = {**env, "PYTHONPATH": f"{blocker_dir(logs)}:{ROOT}",
-               "MGS_MAX_UPLOAD_BYTES": str(64 * 1024 * 1024)}
+               "MGS_MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
+               # small chunks: the ~0.6 MB sample goes through a resumable session in 5 chunks
+               "MGS_UPLOAD_CHUNK_BYTES": str(UPLOAD_CHUNK)}
     api_proc, base = start_api(api_env, logs / "api.log")
     procs = [
         api_proc,
@@ -209,6 +212,11 @@ def test_upload_watch_review_sign_and_export(
     _wait(browser, 120).until(lambda d: "submitted job" in _text(d, "#upload-text"))
     progress = browser.execute_script("return window.__progress")
     assert progress and progress[-1] == 100 and max(progress) == 100, progress
+    chunks = browser.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.initiatorType === "
+        "'xmlhttprequest' && /\\/v1\\/uploads\\/sessions\\/[^/]+$/.test(e.name)).length")
+    assert chunks >= -(-sample.stat().st_size // UPLOAD_CHUNK) > 1, chunks  # one PUT per chunk
+    assert len({p for p in progress if 0 < p < 100}) > 1, progress  # the bar moved per chunk
     job_id = _text(browser, "#upload-text").rsplit(" ", 1)[-1]
 
     # the job list shows the job with its live state

@@ -40,6 +40,8 @@ from .signoff_out import SignoffOut
 from .signoff_out_status import SignoffOutStatus
 from .upload_out import UploadOut
 from .upload_out_format import UploadOutFormat
+from .upload_session_create import UploadSessionCreate
+from .upload_session_out import UploadSessionOut
 
 __all__ = (
     "ArtifactList",
@@ -82,4 +84,6 @@ __all__ = (
     "SignoffOutStatus",
     "UploadOut",
     "UploadOutFormat",
+    "UploadSessionCreate",
+    "UploadSessionOut",
 )

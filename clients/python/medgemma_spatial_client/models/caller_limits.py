@@ -23,10 +23,13 @@ class CallerLimits:
     """ 
         Attributes:
             max_upload_bytes (int): Largest accepted upload (MGS_MAX_UPLOAD_BYTES).
+            upload_chunk_bytes (int): Chunk size of resumable uploads (MGS_UPLOAD_CHUNK_BYTES); a larger file is best sent
+                through POST /v1/uploads/sessions.
             upload_idle_timeout_s (float): An upload body that sends nothing for this long is cut off (408).
      """
 
     max_upload_bytes: int
+    upload_chunk_bytes: int
     upload_idle_timeout_s: float
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -37,6 +40,8 @@ class CallerLimits:
     def to_dict(self) -> dict[str, Any]:
         max_upload_bytes = self.max_upload_bytes
 
+        upload_chunk_bytes = self.upload_chunk_bytes
+
         upload_idle_timeout_s = self.upload_idle_timeout_s
 
 
@@ -44,6 +49,7 @@ class CallerLimits:
         field_dict.update(self.additional_properties)
         field_dict.update({
             "max_upload_bytes": max_upload_bytes,
+            "upload_chunk_bytes": upload_chunk_bytes,
             "upload_idle_timeout_s": upload_idle_timeout_s,
         })
 
@@ -56,10 +62,13 @@ class CallerLimits:
         d = dict(src_dict)
         max_upload_bytes = d.pop("max_upload_bytes")
 
+        upload_chunk_bytes = d.pop("upload_chunk_bytes")
+
         upload_idle_timeout_s = d.pop("upload_idle_timeout_s")
 
         caller_limits = cls(
             max_upload_bytes=max_upload_bytes,
+            upload_chunk_bytes=upload_chunk_bytes,
             upload_idle_timeout_s=upload_idle_timeout_s,
         )
 

@@ -1,0 +1,216 @@
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import quote
+
+import httpx
+
+from ...client import AuthenticatedClient, Client
+from ...types import Response, UNSET
+from ... import errors
+
+from ...models.problem import Problem
+from ...models.upload_session_out import UploadSessionOut
+from typing import cast
+from uuid import UUID
+
+
+
+def _get_kwargs(
+    session_id: UUID,
+
+) -> dict[str, Any]:
+    
+
+    
+
+    
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/v1/uploads/sessions/{session_id}".format(session_id=quote(str(session_id), safe=""),),
+    }
+
+
+    return _kwargs
+
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Problem | UploadSessionOut | None:
+    if response.status_code == 200:
+        response_200 = UploadSessionOut.from_dict(response.json())
+
+
+
+        return response_200
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+
+
+        return response_401
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+
+
+        return response_404
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+
+
+        return response_429
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Problem | UploadSessionOut]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    session_id: UUID,
+    *,
+    client: AuthenticatedClient,
+
+) -> Response[Problem | UploadSessionOut]:
+    """ Get Upload Session
+
+     How much of the file has arrived (``received``): resume from there.
+
+    Args:
+        session_id (UUID):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | UploadSessionOut]
+     """
+
+
+    kwargs = _get_kwargs(
+        session_id=session_id,
+
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+def sync(
+    session_id: UUID,
+    *,
+    client: AuthenticatedClient,
+
+) -> Problem | UploadSessionOut | None:
+    """ Get Upload Session
+
+     How much of the file has arrived (``received``): resume from there.
+
+    Args:
+        session_id (UUID):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | UploadSessionOut
+     """
+
+
+    return sync_detailed(
+        session_id=session_id,
+client=client,
+
+    ).parsed
+
+async def asyncio_detailed(
+    session_id: UUID,
+    *,
+    client: AuthenticatedClient,
+
+) -> Response[Problem | UploadSessionOut]:
+    """ Get Upload Session
+
+     How much of the file has arrived (``received``): resume from there.
+
+    Args:
+        session_id (UUID):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | UploadSessionOut]
+     """
+
+
+    kwargs = _get_kwargs(
+        session_id=session_id,
+
+    )
+
+    response = await client.get_async_httpx_client().request(
+        **kwargs
+    )
+
+    return _build_response(client=client, response=response)
+
+async def asyncio(
+    session_id: UUID,
+    *,
+    client: AuthenticatedClient,
+
+) -> Problem | UploadSessionOut | None:
+    """ Get Upload Session
+
+     How much of the file has arrived (``received``): resume from there.
+
+    Args:
+        session_id (UUID):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | UploadSessionOut
+     """
+
+
+    return (await asyncio_detailed(
+        session_id=session_id,
+client=client,
+
+    )).parsed
