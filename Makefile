@@ -29,7 +29,8 @@ test-outages: venv services  # Postgres/storage/Redis outages, worker kills (abo
 	MGS_TEST_OUTAGES=1 $(VENV)/bin/python -m pytest -q tests/reliability/test_outages.py
 
 lint: venv
-	$(VENV)/bin/ruff check core api worker cli tests bench
+	$(VENV)/bin/ruff check core api worker cli tests bench scripts
+	$(VENV)/bin/ruff format --check core api worker cli tests bench scripts
 	$(VENV)/bin/mypy
 
 format: venv  # the code style (pre-commit runs it on the files of each commit)

@@ -48,7 +48,9 @@ async def current_caller(
     settings: Settings = request.app.state.settings
     caller = await authenticate_caller(session, header, settings.auth_cache_s)
     assert creds is not None  # authenticate_caller refused a missing key
-    await check_rate(request.app.state.redis, hash_key(creds.credentials), settings.rate_limit_per_minute)
+    await check_rate(
+        request.app.state.redis, hash_key(creds.credentials), settings.rate_limit_per_minute
+    )
     return caller
 
 

@@ -89,7 +89,11 @@ def _allowed_methods(request: Request) -> str:
     allowed: list[str] = []
     for method in _METHODS:
         # inside a mount the scope's root_path has grown; match from the app's own root
-        probe = {**scope, "method": method, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
+        probe = {
+            **scope,
+            "method": method,
+            "root_path": scope.get("app_root_path", scope.get("root_path", "")),
+        }
         for route in request.app.router.routes:
             static = isinstance(route, Mount) and isinstance(route.app, StaticFiles)
             if static and method not in ("GET", "HEAD"):

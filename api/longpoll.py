@@ -98,8 +98,12 @@ class JobChangeListener:
 
     @property
     def connected(self) -> bool:
-        return (self._task is not None and not self._task.done() and self._ready is not None
-                and self._ready.is_set())
+        return (
+            self._task is not None
+            and not self._task.done()
+            and self._ready is not None
+            and self._ready.is_set()
+        )
 
     def cached(self, job_id: str, tenant_id: str) -> CachedStatus | None:
         """The cached status body of ``job_id`` for ``tenant_id`` (None: read the database)."""

@@ -107,7 +107,9 @@ def make(synth: Any, cfg: Config, tier: str) -> tuple[Any, dict[str, Any]]:
     import pandas as pd
 
     n = TIERS[tier][cfg.layout]
-    sim = synth.simulate(cfg.layout, n, TIERS[tier]["genes"], 8, cfg.domains, cfg.seed, cfg.shape, cfg.depth)
+    sim = synth.simulate(
+        cfg.layout, n, TIERS[tier]["genes"], 8, cfg.domains, cfg.seed, cfg.shape, cfg.depth
+    )
     obs = pd.DataFrame(index=[f"u{i}" for i in range(n)])
     a = ad.AnnData(X=sim["X"].astype(np.float32), obs=obs, var=pd.DataFrame(index=sim["genes"]))
     a.obsm["spatial"] = sim["xy"]
@@ -137,8 +139,13 @@ def ece(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
 def _hist(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> np.ndarray:
     """Per confidence bin: units, summed confidence, summed correctness (to pool ECE over samples)."""
     idx = np.minimum((np.asarray(conf) * bins).astype(int), bins - 1)
-    return np.stack([np.bincount(idx, minlength=bins), np.bincount(idx, conf, minlength=bins),
-                     np.bincount(idx, correct.astype(float), minlength=bins)])
+    return np.stack(
+        [
+            np.bincount(idx, minlength=bins),
+            np.bincount(idx, conf, minlength=bins),
+            np.bincount(idx, correct.astype(float), minlength=bins),
+        ]
+    )
 
 
 def tables(tissue: str) -> dict[str, Any]:
@@ -154,8 +161,9 @@ def tables(tissue: str) -> dict[str, Any]:
 _TABLE_CACHE: dict[str, dict[str, Any]] = {}
 
 
-def evaluate(synth: Any, cfg: Config, tier: str, which: tuple[str, ...], collect: list[dict[str, Any]] | None
-             ) -> list[dict[str, Any]]:
+def evaluate(
+    synth: Any, cfg: Config, tier: str, which: tuple[str, ...], collect: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
     from core.analysis import annotate as ann
     from core.analysis import preprocess as pp
     from core.analysis.pipeline import AnalysisParams, run_analysis
@@ -190,20 +198,40 @@ def evaluate(synth: Any, cfg: Config, tier: str, which: tuple[str, ...], collect
             a = res.annotation
         else:
             if knn is None and layout != "visium":
-                knn, _ = pp.knn_graph(res.pca, min(res.params.n_neighbors, len(res.obs_names) - 1), seed=0)
-            a = ann.annotate(res.counts, res.gene_names, tabs[tname], multi_cell=(layout == "visium"), knn_idx=knn,
-                                 spatial_graph=res.spatial_graph)
+                knn, _ = pp.knn_graph(
+                    res.pca, min(res.params.n_neighbors, len(res.obs_names) - 1), seed=0
+                )
+            a = ann.annotate(
+                res.counts,
+                res.gene_names,
+                tabs[tname],
+                multi_cell=(layout == "visium"),
+                knn_idx=knn,
+                spatial_graph=res.spatial_graph,
+            )
         lin_ok = a.lineage.astype(str) == true_lin.astype(str)
         type_ok = a.cell_type.astype(str) == true_type.astype(str)
-        top_ok = a.top_type.astype(str) == true_type.astype(str) if hasattr(a, "top_type") else type_ok
+        top_ok = (
+            a.top_type.astype(str) == true_type.astype(str) if hasattr(a, "top_type") else type_ok
+        )
         row: dict[str, Any] = {
-            "sample": cfg.name, "seed": cfg.seed, "layout": cfg.layout, "shape": cfg.shape, "depth": cfg.depth,
-            "table": tname, "n": int(keep.sum()),
-            "lineage_acc": float(lin_ok.mean()), "type_acc": float(type_ok.mean()),
+            "sample": cfg.name,
+            "seed": cfg.seed,
+            "layout": cfg.layout,
+            "shape": cfg.shape,
+            "depth": cfg.depth,
+            "table": tname,
+            "n": int(keep.sum()),
+            "lineage_acc": float(lin_ok.mean()),
+            "type_acc": float(type_ok.mean()),
             "assigned": float(np.mean(a.cell_type.astype(str) != "unassigned")),
-            "domain_ari": dom_ari, "k_true": cfg.domains, "k_chosen": int(res.domains.k),
-            "ece": ece(a.confidence, top_ok), "median_conf": float(np.median(a.confidence)),
-            "seconds": round(t_run, 1), "_hist": _hist(a.confidence, top_ok),
+            "domain_ari": dom_ari,
+            "k_true": cfg.domains,
+            "k_chosen": int(res.domains.k),
+            "ece": ece(a.confidence, top_ok),
+            "median_conf": float(np.median(a.confidence)),
+            "seconds": round(t_run, 1),
+            "_hist": _hist(a.confidence, top_ok),
         }
         if layout == "visium" and a.composition is not None:
             est = a.lineage_composition
@@ -216,7 +244,9 @@ def evaluate(synth: Any, cfg: Config, tier: str, which: tuple[str, ...], collect
             row["comp_r_median"] = float(np.median(list(rs.values()))) if rs else float("nan")
         rows.append(row)
         if collect is not None and hasattr(a, "calib_feature"):
-            collect.append({"layout": cfg.layout, "table": tname, "x": a.calib_feature, "y": top_ok})
+            collect.append(
+                {"layout": cfg.layout, "table": tname, "x": a.calib_feature, "y": top_ok}
+            )
     return rows
 
 
@@ -235,7 +265,9 @@ def _f(x: Any, nd: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{nd}f}"
 
 
-def summarise(rows: list[dict[str, Any]], pooled_ece: dict[tuple[str, str], float]) -> list[dict[str, Any]]:
+def summarise(
+    rows: list[dict[str, Any]], pooled_ece: dict[tuple[str, str], float]
+) -> list[dict[str, Any]]:
     out = []
     for lay in LAYOUTS:
         for t in TABLES:
@@ -255,34 +287,53 @@ def summarise(rows: list[dict[str, Any]], pooled_ece: dict[tuple[str, str], floa
                 v = [r[k] for r in rs if k in r and not np.isnan(r[k])]
                 return float(max(v)) if v else float("nan")
 
-            out.append({
-                "layout": lay, "table": t, "samples": len(rs),
-                "lineage_median": med("lineage_acc"), "lineage_min": mn("lineage_acc"),
-                "type_median": med("type_acc"), "assigned_median": med("assigned"),
-                "ari_median": med("domain_ari"), "ari_min": mn("domain_ari"),
-                "k_exact": sum(r["k_chosen"] == r["k_true"] for r in rs),
-                "rmse_median": med("comp_rmse"), "rmse_max": mx("comp_rmse"),
-                "r_median": med("comp_r_median"), "ece_pooled": pooled_ece.get((lay, t), float("nan")),
-            })
+            out.append(
+                {
+                    "layout": lay,
+                    "table": t,
+                    "samples": len(rs),
+                    "lineage_median": med("lineage_acc"),
+                    "lineage_min": mn("lineage_acc"),
+                    "type_median": med("type_acc"),
+                    "assigned_median": med("assigned"),
+                    "ari_median": med("domain_ari"),
+                    "ari_min": mn("domain_ari"),
+                    "k_exact": sum(r["k_chosen"] == r["k_true"] for r in rs),
+                    "rmse_median": med("comp_rmse"),
+                    "rmse_max": mx("comp_rmse"),
+                    "r_median": med("comp_r_median"),
+                    "ece_pooled": pooled_ece.get((lay, t), float("nan")),
+                }
+            )
     return out
 
 
 def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], cmd: str) -> str:
-    lines = [f"Command: `{cmd}`", "",
-             "| layout | marker table | samples | lineage median | lineage min | cell type median | assigned "
-             "| domain ARI median | ARI min | k exact | comp. RMSE median | RMSE max | comp. r median | ECE |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Command: `{cmd}`",
+        "",
+        "| layout | marker table | samples | lineage median | lineage min | cell type median | assigned "
+        "| domain ARI median | ARI min | k exact | comp. RMSE median | RMSE max | comp. r median | ECE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in summary:
-        lines.append(f"| {s['layout']} | {s['table']} | {s['samples']} | {_f(s['lineage_median'])} | "
-                     f"{_f(s['lineage_min'])} | {_f(s['type_median'])} | {_f(s['assigned_median'], 2)} | "
-                     f"{_f(s['ari_median'])} | {_f(s['ari_min'])} | {s['k_exact']}/{s['samples']} | "
-                     f"{_f(s['rmse_median'])} | {_f(s['rmse_max'])} | {_f(s['r_median'])} | {_f(s['ece_pooled'])} |")
-    lines += ["", "| sample | table | lineage | type | assigned | ARI | k chosen/true | RMSE | ECE |",
-              "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {s['layout']} | {s['table']} | {s['samples']} | {_f(s['lineage_median'])} | "
+            f"{_f(s['lineage_min'])} | {_f(s['type_median'])} | {_f(s['assigned_median'], 2)} | "
+            f"{_f(s['ari_median'])} | {_f(s['ari_min'])} | {s['k_exact']}/{s['samples']} | "
+            f"{_f(s['rmse_median'])} | {_f(s['rmse_max'])} | {_f(s['r_median'])} | {_f(s['ece_pooled'])} |"
+        )
+    lines += [
+        "",
+        "| sample | table | lineage | type | assigned | ARI | k chosen/true | RMSE | ECE |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['sample']} | {r['table']} | {_f(r['lineage_acc'])} | {_f(r['type_acc'])} | "
-                     f"{_f(r['assigned'], 2)} | {_f(r['domain_ari'])} | {r['k_chosen']}/{r['k_true']} | "
-                     f"{_f(r.get('comp_rmse'))} | {_f(r['ece'])} |")
+        lines.append(
+            f"| {r['sample']} | {r['table']} | {_f(r['lineage_acc'])} | {_f(r['type_acc'])} | "
+            f"{_f(r['assigned'], 2)} | {_f(r['domain_ari'])} | {r['k_chosen']}/{r['k_true']} | "
+            f"{_f(r.get('comp_rmse'))} | {_f(r['ece'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -306,11 +357,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tier", choices=list(TIERS), default="full")
     ap.add_argument("--seeds", default="100-104", help="e.g. 100-104 or 0,1,2 (tune on 0-9 only)")
-    ap.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated subset of {','.join(TABLES)}")
+    ap.add_argument(
+        "--tables", default=",".join(TABLES), help=f"comma-separated subset of {','.join(TABLES)}"
+    )
     ap.add_argument("--layouts", default=",".join(LAYOUTS))
     ap.add_argument("--out", type=Path, help="folder for accuracy.json and accuracy.md")
-    ap.add_argument("--fit-calibration", action="store_true",
-                    help="fit the Platt calibration constants on these seeds and print them")
+    ap.add_argument(
+        "--fit-calibration",
+        action="store_true",
+        help="fit the Platt calibration constants on these seeds and print them",
+    )
     a = ap.parse_args(argv)
     seeds = parse_seeds(a.seeds)
     which = tuple(t for t in a.tables.split(",") if t)
@@ -323,25 +379,37 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     collect: list[dict[str, Any]] | None = [] if a.fit_calibration else None
     t0 = time.perf_counter()
-    print(f"{'sample':38s} {'table':14s} {'lin':>6s} {'type':>6s} {'asgn':>5s} {'ari':>6s} {'k':>5s} "
-          f"{'rmse':>6s} {'r':>6s} {'ece':>6s}", flush=True)
+    print(
+        f"{'sample':38s} {'table':14s} {'lin':>6s} {'type':>6s} {'asgn':>5s} {'ari':>6s} {'k':>5s} "
+        f"{'rmse':>6s} {'r':>6s} {'ece':>6s}",
+        flush=True,
+    )
     for cfg in sweep(seeds, layouts):
         for r in evaluate(synth, cfg, a.tier, which, collect):
             rows.append(r)
-            print(f"{r['sample']:38s} {r['table']:14s} {r['lineage_acc']:6.3f} {r['type_acc']:6.3f} "
-                  f"{r['assigned']:5.2f} {r['domain_ari']:6.3f} {r['k_chosen']:>2d}/{r['k_true']:<2d} "
-                  f"{_f(r.get('comp_rmse')):>6s} {_f(r.get('comp_r_median')):>6s} {r['ece']:6.3f}", flush=True)
+            print(
+                f"{r['sample']:38s} {r['table']:14s} {r['lineage_acc']:6.3f} {r['type_acc']:6.3f} "
+                f"{r['assigned']:5.2f} {r['domain_ari']:6.3f} {r['k_chosen']:>2d}/{r['k_true']:<2d} "
+                f"{_f(r.get('comp_rmse')):>6s} {_f(r.get('comp_r_median')):>6s} {r['ece']:6.3f}",
+                flush=True,
+            )
     # pooled ECE: recompute per group from the stored per-sample confidences
     pooled = pooled_ece_from(rows)
     summary = summarise(rows, pooled)
-    print(f"\nsummary ({len({r['sample'] for r in rows})} samples, {time.perf_counter() - t0:.0f} s):")
-    print(f"{'layout':7s} {'table':14s} {'n':>3s} {'lin med':>8s} {'lin min':>8s} {'type med':>8s} "
-          f"{'ari med':>8s} {'ari min':>8s} {'k ok':>5s} {'rmse med':>8s} {'r med':>6s} {'ece':>6s}")
+    print(
+        f"\nsummary ({len({r['sample'] for r in rows})} samples, {time.perf_counter() - t0:.0f} s):"
+    )
+    print(
+        f"{'layout':7s} {'table':14s} {'n':>3s} {'lin med':>8s} {'lin min':>8s} {'type med':>8s} "
+        f"{'ari med':>8s} {'ari min':>8s} {'k ok':>5s} {'rmse med':>8s} {'r med':>6s} {'ece':>6s}"
+    )
     for s in summary:
-        print(f"{s['layout']:7s} {s['table']:14s} {s['samples']:3d} {_f(s['lineage_median']):>8s} "
-              f"{_f(s['lineage_min']):>8s} {_f(s['type_median']):>8s} {_f(s['ari_median']):>8s} "
-              f"{_f(s['ari_min']):>8s} {s['k_exact']:>2d}/{s['samples']:<2d} {_f(s['rmse_median']):>8s} "
-              f"{_f(s['r_median']):>6s} {_f(s['ece_pooled']):>6s}")
+        print(
+            f"{s['layout']:7s} {s['table']:14s} {s['samples']:3d} {_f(s['lineage_median']):>8s} "
+            f"{_f(s['lineage_min']):>8s} {_f(s['type_median']):>8s} {_f(s['ari_median']):>8s} "
+            f"{_f(s['ari_min']):>8s} {s['k_exact']:>2d}/{s['samples']:<2d} {_f(s['rmse_median']):>8s} "
+            f"{_f(s['r_median']):>6s} {_f(s['ece_pooled']):>6s}"
+        )
     if collect is not None:
         from core.analysis.annotate import CALIB_FEATURE_DOC
 
@@ -356,8 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.out:
         a.out.mkdir(parents=True, exist_ok=True)
         cmd = "python bench/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        (a.out / "accuracy.json").write_text(json.dumps({"command": cmd, "summary": summary, "samples": rows},
-                                                        indent=1, default=float))
+        (a.out / "accuracy.json").write_text(
+            json.dumps(
+                {"command": cmd, "summary": summary, "samples": rows}, indent=1, default=float
+            )
+        )
         (a.out / "accuracy.md").write_text(markdown(summary, rows, cmd))
         print(f"wrote {a.out / 'accuracy.json'} and {a.out / 'accuracy.md'}")
     return 0

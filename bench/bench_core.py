@@ -140,10 +140,18 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--skip-moran", action="store_true")
-    ap.add_argument("--no-warmup", action="store_true", help="skip the peer's warm-up run (numba cache already built)")
-    ap.add_argument("--warmup-spots", type=int, default=0,
-                    help="warm the peer up on a small synth.py sample of this many spots (numba's cache does not "
-                         "depend on the sample size) instead of a full extra run on the benchmark sample")
+    ap.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip the peer's warm-up run (numba cache already built)",
+    )
+    ap.add_argument(
+        "--warmup-spots",
+        type=int,
+        default=0,
+        help="warm the peer up on a small synth.py sample of this many spots (numba's cache does not "
+        "depend on the sample size) instead of a full extra run on the benchmark sample",
+    )
     ap.add_argument("--sample", type=Path, help="use this synth.py .h5ad instead of making one")
     ap.add_argument("--truth", type=Path, help="its --truth CSV")
     a = ap.parse_args()
@@ -201,8 +209,20 @@ def main() -> None:
         if a.warmup_spots:
             small = a.work / f"warmup_{a.layout}_{a.warmup_spots}.h5ad"
             if not small.exists():
-                subprocess.check_call([sys.executable, str(SHARED / "synth.py"), "--layout", a.layout, "--spots",
-                                       str(a.warmup_spots), "--genes", str(a.genes), "--out", str(small)])
+                subprocess.check_call(
+                    [
+                        sys.executable,
+                        str(SHARED / "synth.py"),
+                        "--layout",
+                        a.layout,
+                        "--spots",
+                        str(a.warmup_spots),
+                        "--genes",
+                        str(a.genes),
+                        "--out",
+                        str(small),
+                    ]
+                )
             run_measured([str(peer_py), str(SHARED / "peer_pipeline.py"), str(small)])
         else:
             run_measured(peer_cmd)

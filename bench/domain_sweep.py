@@ -69,28 +69,50 @@ def configs(seeds: list[int]) -> list[dict[str, Any]]:
         rng = np.random.default_rng(10_000 + s)
         for layout in LAYOUTS:
             for shape in SHAPES:
-                out.append({"seed": s, "layout": layout, "shape": shape,
-                            "domains": int(rng.integers(3, 9)),
-                            "depth": round(float(rng.uniform(0.4, 1.5)), 2)})
+                out.append(
+                    {
+                        "seed": s,
+                        "layout": layout,
+                        "shape": shape,
+                        "domains": int(rng.integers(3, 9)),
+                        "depth": round(float(rng.uniform(0.4, 1.5)), 2),
+                    }
+                )
     return out
 
 
-def prepare(cfg: dict[str, Any], spots: dict[str, int], genes: int, cache: Path | None) -> dict[str, Any]:
+def prepare(
+    cfg: dict[str, Any], spots: dict[str, int], genes: int, cache: Path | None
+) -> dict[str, Any]:
     """Simulate and analyse one sample up to the domain step (cached when asked)."""
     key = f"{cfg['layout']}_{cfg['shape']}_k{cfg['domains']}_d{cfg['depth']}_s{cfg['seed']}_n{spots[cfg['layout']]}_g{genes}"
     path = cache / f"{key}.npz" if cache else None
     if path is not None and path.is_file():
         z = np.load(path, allow_pickle=False)
         A = sp.csr_matrix((z["A_data"], z["A_indices"], z["A_indptr"]), shape=tuple(z["A_shape"]))
-        return {"pcs": z["pcs"], "probs": z["probs"], "xy": z["xy"], "A": A, "truth": z["truth"],
-                "layout": str(z["layout"])}
+        return {
+            "pcs": z["pcs"],
+            "probs": z["probs"],
+            "xy": z["xy"],
+            "A": A,
+            "truth": z["truth"],
+            "layout": str(z["layout"]),
+        }
     import anndata as ad
 
     from core.analysis.pipeline import AnalysisParams, run_analysis
 
     synth = _synth()
-    sim = synth.simulate(cfg["layout"], spots[cfg["layout"]], genes, 8, cfg["domains"], cfg["seed"],
-                         cfg["shape"], cfg["depth"])
+    sim = synth.simulate(
+        cfg["layout"],
+        spots[cfg["layout"]],
+        genes,
+        8,
+        cfg["domains"],
+        cfg["seed"],
+        cfg["shape"],
+        cfg["depth"],
+    )
     names = [f"s{i}" for i in range(sim["X"].shape[0])]
     adata = ad.AnnData(X=sim["X"].astype(np.float32))
     adata.obs_names = names
@@ -99,18 +121,35 @@ def prepare(cfg: dict[str, Any], spots: dict[str, int], genes: int, cache: Path 
     layout = "visium_hd" if cfg["layout"] == "hd" else "visium"
     res = run_analysis(adata, layout, AnalysisParams(seed=0, n_perms=10), px_per_um=PX_PER_UM)
     idx = np.array([int(str(n)[1:]) for n in res.obs_names])  # spots kept by QC
-    out = {"pcs": res.pca, "probs": res.annotation.probs, "xy": res.xy, "A": res.spatial_graph.tocsr(),
-           "truth": np.asarray(sim["domain"])[idx], "layout": layout}
+    out = {
+        "pcs": res.pca,
+        "probs": res.annotation.probs,
+        "xy": res.xy,
+        "A": res.spatial_graph.tocsr(),
+        "truth": np.asarray(sim["domain"])[idx],
+        "layout": layout,
+    }
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         A = out["A"]
-        np.savez(path, pcs=out["pcs"], probs=out["probs"], xy=out["xy"], truth=out["truth"],
-                 layout=layout, A_data=A.data, A_indices=A.indices, A_indptr=A.indptr,
-                 A_shape=np.array(A.shape))
+        np.savez(
+            path,
+            pcs=out["pcs"],
+            probs=out["probs"],
+            xy=out["xy"],
+            truth=out["truth"],
+            layout=layout,
+            A_data=A.data,
+            A_indices=A.indices,
+            A_indptr=A.indptr,
+            A_shape=np.array(A.shape),
+        )
     return out
 
 
-def run_one(cfg: dict[str, Any], spots: dict[str, int], genes: int, cache: Path | None) -> dict[str, Any]:
+def run_one(
+    cfg: dict[str, Any], spots: dict[str, int], genes: int, cache: Path | None
+) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from core.analysis.domains import find_domains
@@ -119,9 +158,13 @@ def run_one(cfg: dict[str, Any], spots: dict[str, int], genes: int, cache: Path 
     t0 = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas"):  # as the pipeline runs it
         r = find_domains(d["pcs"], d["probs"], d["xy"], d["layout"], d["A"], PX_PER_UM, seed=0)
-    return {**cfg, "chosen": r.k, "ari": round(ari(r.labels, d["truth"]), 3),
-            "close": bool(getattr(r, "close_alternative", None)),
-            "domain_s": round(time.perf_counter() - t0, 2)}
+    return {
+        **cfg,
+        "chosen": r.k,
+        "ari": round(ari(r.labels, d["truth"]), 3),
+        "close": bool(getattr(r, "close_alternative", None)),
+        "domain_s": round(time.perf_counter() - t0, 2),
+    }
 
 
 def parse_seeds(s: str) -> list[int]:
@@ -134,7 +177,9 @@ def parse_seeds(s: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--seeds", default="100-102", help="seeds, e.g. 0-9 or 100,101 (default 100-102)")
+    p.add_argument(
+        "--seeds", default="100-102", help="seeds, e.g. 0-9 or 100,101 (default 100-102)"
+    )
     p.add_argument("--visium-spots", type=int, default=3000)
     p.add_argument("--hd-bins", type=int, default=20000)
     p.add_argument("--genes", type=int, default=3000)
@@ -145,22 +190,31 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     spots = {"visium": a.visium_spots, "hd": a.hd_bins}
     rows = []
-    print(f"{'seed':>4} {'layout':<6} {'shape':<7} {'depth':>5} {'true':>4} {'chosen':>6} {'ARI':>6} close")
+    print(
+        f"{'seed':>4} {'layout':<6} {'shape':<7} {'depth':>5} {'true':>4} {'chosen':>6} {'ARI':>6} close"
+    )
     for cfg in configs(parse_seeds(a.seeds)):
         if (a.layout and cfg["layout"] != a.layout) or (a.shape and cfg["shape"] != a.shape):
             continue
         r = run_one(cfg, spots, a.genes, a.cache)
         rows.append(r)
-        print(f"{r['seed']:>4} {r['layout']:<6} {r['shape']:<7} {r['depth']:>5} {r['domains']:>4} "
-              f"{r['chosen']:>6} {r['ari']:>6.3f} {'yes' if r['close'] else ''}", flush=True)
+        print(
+            f"{r['seed']:>4} {r['layout']:<6} {r['shape']:<7} {r['depth']:>5} {r['domains']:>4} "
+            f"{r['chosen']:>6} {r['ari']:>6.3f} {'yes' if r['close'] else ''}",
+            flush=True,
+        )
     aris = [r["ari"] for r in rows]
     if aris:
-        print(f"\n{len(rows)} samples: domain ARI median {statistics.median(aris):.3f}, "
-              f"min {min(aris):.3f}; chosen == true in {sum(r['chosen'] == r['domains'] for r in rows)}")
+        print(
+            f"\n{len(rows)} samples: domain ARI median {statistics.median(aris):.3f}, "
+            f"min {min(aris):.3f}; chosen == true in {sum(r['chosen'] == r['domains'] for r in rows)}"
+        )
         for shape in SHAPES:
             s = [r["ari"] for r in rows if r["shape"] == shape]
             if s:
-                print(f"  {shape:<8} median {statistics.median(s):.3f} min {min(s):.3f} (n={len(s)})")
+                print(
+                    f"  {shape:<8} median {statistics.median(s):.3f} min {min(s):.3f} (n={len(s)})"
+                )
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
     return 0

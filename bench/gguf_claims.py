@@ -39,21 +39,43 @@ def main() -> None:
             d = Path(tmp) / "out"
             shutil.copytree(a.out_dir, d, ignore=shutil.ignore_patterns("report.*", "prompt.txt"))
             t0 = time.perf_counter()
-            prov = write_report(d, ReportOptions(backend="transformers", model=str(gguf),
-                                                 prompt_strategy=strategy,
-                                                 max_new_tokens=a.max_new_tokens))
+            prov = write_report(
+                d,
+                ReportOptions(
+                    backend="transformers",
+                    model=str(gguf),
+                    prompt_strategy=strategy,
+                    max_new_tokens=a.max_new_tokens,
+                ),
+            )
             report = json.loads((d / "report.json").read_text())
-            removed = [s["sentence"] for s in report["claim_check"]["sentences"]
-                       if s["verdict"] == "contradicted"]
-            rows.append({"strategy": strategy, **prov["claims"],
-                         "load_s": prov["timings"].get("load_s"),
-                         "generate_s": prov["timings"].get("generate_s"),
-                         "tokens": prov["backend_details"].get("output_tokens"),
-                         "wall_s": round(time.perf_counter() - t0, 1),
-                         "removed_examples": removed[:3]})
+            removed = [
+                s["sentence"]
+                for s in report["claim_check"]["sentences"]
+                if s["verdict"] == "contradicted"
+            ]
+            rows.append(
+                {
+                    "strategy": strategy,
+                    **prov["claims"],
+                    "load_s": prov["timings"].get("load_s"),
+                    "generate_s": prov["timings"].get("generate_s"),
+                    "tokens": prov["backend_details"].get("output_tokens"),
+                    "wall_s": round(time.perf_counter() - t0, 1),
+                    "removed_examples": removed[:3],
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
-    cols = ["strategy", "sentences", "supported", "contradicted", "unverifiable",
-            "sentences_removed", "tokens", "generate_s"]
+    cols = [
+        "strategy",
+        "sentences",
+        "supported",
+        "contradicted",
+        "unverifiable",
+        "sentences_removed",
+        "tokens",
+        "generate_s",
+    ]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r.get(c)) for c in cols) + " |")

@@ -50,8 +50,15 @@ def _types() -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
     return genes, np.cumsum(prof, 1), np.cumsum(base / base.sum()), list(DEFAULT_TYPES)
 
 
-def make_capture(work: Path, rows: int, cols: int, image_um_per_px: float, seed: int = 0,
-                 spacing: float = 5.2, band: int = 128) -> dict[str, float]:
+def make_capture(
+    work: Path,
+    rows: int,
+    cols: int,
+    image_um_per_px: float,
+    seed: int = 0,
+    spacing: float = 5.2,
+    band: int = 128,
+) -> dict[str, float]:
     """Write OUT/binned_outputs/square_002um (h5 + parquet) and he.npy (memmap); truth in truth.npz."""
     import h5py
     import pyarrow as pa
@@ -86,10 +93,18 @@ def make_capture(work: Path, rows: int, cols: int, image_um_per_px: float, seed:
     n_bc = nnz = 0
     with h5py.File(fine / "filtered_feature_bc_matrix.h5", "w") as f:
         g = f.create_group("matrix")
-        ds_bc = g.create_dataset("barcodes", shape=(0,), maxshape=(None,), dtype="S22", chunks=(1 << 16,))
-        ds_d = g.create_dataset("data", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(1 << 20,))
-        ds_i = g.create_dataset("indices", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(1 << 20,))
-        ds_p = g.create_dataset("indptr", shape=(1,), maxshape=(None,), dtype=np.int64, chunks=(1 << 16,))
+        ds_bc = g.create_dataset(
+            "barcodes", shape=(0,), maxshape=(None,), dtype="S22", chunks=(1 << 16,)
+        )
+        ds_d = g.create_dataset(
+            "data", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(1 << 20,)
+        )
+        ds_i = g.create_dataset(
+            "indices", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(1 << 20,)
+        )
+        ds_p = g.create_dataset(
+            "indptr", shape=(1,), maxshape=(None,), dtype=np.int64, chunks=(1 << 16,)
+        )
         ds_p[0] = 0
         for r0 in range(0, rows, band):
             r1 = min(rows, r0 + band)
@@ -130,10 +145,14 @@ def make_capture(work: Path, rows: int, cols: int, image_um_per_px: float, seed:
                 gi[m] = np.searchsorted(cdf_type[t], uu[m])
             gi[~inc] = np.searchsorted(cdf_amb, uu[~inc])
             gi = np.minimum(gi, len(genes) - 1)
-            X = sp.csr_matrix((np.ones(len(b_of), dtype=np.int32), (b_of, gi)), shape=(k, len(genes)))
+            X = sp.csr_matrix(
+                (np.ones(len(b_of), dtype=np.int32), (b_of, gi)), shape=(k, len(genes))
+            )
             X.sum_duplicates()
             rr, cc = bins // cols, bins % cols
-            bcs = np.array([hd_barcode(2, int(a), int(b)) for a, b in zip(rr, cc, strict=True)], dtype="S22")
+            bcs = np.array(
+                [hd_barcode(2, int(a), int(b)) for a, b in zip(rr, cc, strict=True)], dtype="S22"
+            )
             ds_bc.resize((n_bc + k,))
             ds_bc[n_bc:] = bcs
             ds_d.resize((nnz + X.nnz,))
@@ -141,25 +160,43 @@ def make_capture(work: Path, rows: int, cols: int, image_um_per_px: float, seed:
             ds_i.resize((nnz + X.nnz,))
             ds_i[nnz:] = X.indices
             ds_p.resize((n_bc + k + 1,))
-            ds_p[n_bc + 1:] = X.indptr[1:] + nnz
+            ds_p[n_bc + 1 :] = X.indptr[1:] + nnz
             n_bc += k
             nnz += X.nnz
-            t = pa.table({"barcode": bcs.astype(str), "in_tissue": np.ones(k, dtype=np.int32),
-                          "array_row": rr.astype(np.int32), "array_col": cc.astype(np.int32),
-                          "pxl_row_in_fullres": (rr + 0.5) * px_full, "pxl_col_in_fullres": (cc + 0.5) * px_full})
+            t = pa.table(
+                {
+                    "barcode": bcs.astype(str),
+                    "in_tissue": np.ones(k, dtype=np.int32),
+                    "array_row": rr.astype(np.int32),
+                    "array_col": cc.astype(np.int32),
+                    "pxl_row_in_fullres": (rr + 0.5) * px_full,
+                    "pxl_col_in_fullres": (cc + 0.5) * px_full,
+                }
+            )
             if writer is None:
                 writer = pq.ParquetWriter(spatial / "tissue_positions.parquet", t.schema)
             writer.write_table(t, row_group_size=1 << 20)
         g.create_dataset("shape", data=np.array([len(genes), n_bc], dtype=np.int32))
         ft = g.create_group("features")
         ft.create_dataset("name", data=np.array(genes, dtype="S"))
-        ft.create_dataset("id", data=np.array([f"ENSG{i:011d}" for i in range(len(genes))], dtype="S"))
-        ft.create_dataset("feature_type", data=np.array(["Gene Expression"] * len(genes), dtype="S"))
+        ft.create_dataset(
+            "id", data=np.array([f"ENSG{i:011d}" for i in range(len(genes))], dtype="S")
+        )
+        ft.create_dataset(
+            "feature_type", data=np.array(["Gene Expression"] * len(genes), dtype="S")
+        )
     assert writer is not None
     writer.close()
-    (spatial / "scalefactors_json.json").write_text(json.dumps(
-        {"spot_diameter_fullres": px_full, "bin_size_um": 2.0, "microns_per_pixel": MICRONS_PER_PIXEL,
-         "tissue_hires_scalef": MICRONS_PER_PIXEL / image_um_per_px}))
+    (spatial / "scalefactors_json.json").write_text(
+        json.dumps(
+            {
+                "spot_diameter_fullres": px_full,
+                "bin_size_um": 2.0,
+                "microns_per_pixel": MICRONS_PER_PIXEL,
+                "tissue_hires_scalef": MICRONS_PER_PIXEL / image_um_per_px,
+            }
+        )
+    )
     tc = np.concatenate(truth_cell)
     # the H&E at image_um_per_px, painted band by band into a memmap
     ppb = BIN_UM / image_um_per_px  # image px per bin
@@ -168,7 +205,10 @@ def make_capture(work: Path, rows: int, cols: int, image_um_per_px: float, seed:
     rfh = RGB_FROM_HED.astype(np.float32)
     pb = 1024
     ext = int(np.ceil(1.9 * ppb)) + 2
-    wy, wx = (a.ravel() for a in np.meshgrid(np.arange(-ext, ext + 1), np.arange(-ext, ext + 1), indexing="ij"))
+    wy, wx = (
+        a.ravel()
+        for a in np.meshgrid(np.arange(-ext, ext + 1), np.arange(-ext, ext + 1), indexing="ij")
+    )
     for y0 in range(0, Hp, pb):
         y1 = min(Hp, y0 + pb)
         od = np.zeros((y1 - y0, Wp, 3), dtype=np.float32)
@@ -183,7 +223,7 @@ def make_capture(work: Path, rows: int, cols: int, image_um_per_px: float, seed:
         dy, dx = py + 0.5 - c[sel, 1:2] * ppb, px + 0.5 - c[sel, 0:1] * ppb
         ca, sa = np.cos(ang[sel])[:, None], np.sin(ang[sel])[:, None]
         u, v = dx * ca + dy * sa, -dx * sa + dy * ca
-        inside = ((u / (axes[sel, 0:1] * ppb)) ** 2 + (v / (axes[sel, 1:2] * ppb)) ** 2 <= 1)
+        inside = (u / (axes[sel, 0:1] * ppb)) ** 2 + (v / (axes[sel, 1:2] * ppb)) ** 2 <= 1
         inside &= (py >= y0) & (py < y1) & (px >= 0) & (px < Wp)
         od[py[inside] - y0, px[inside], 0] = 0.55
         od += rng.normal(0, 0.03, size=od.shape).astype(np.float32)
@@ -192,9 +232,22 @@ def make_capture(work: Path, rows: int, cols: int, image_um_per_px: float, seed:
         img[y0:y1] = np.clip(rgb * 255, 0, 255).astype(np.uint8)
         del od, rgb
     img.flush()
-    np.savez(work / "truth.npz", bins=tc[:, 0], cell=tc[:, 1], in_nuc=tc[:, 2], nuclei=c, axes=axes, ang=ang,
-             ctype=ctype)
-    return {"n_bins": float(n_bc), "nnz": float(nnz), "n_nuclei": float(n), "image_px": float(Hp * Wp)}
+    np.savez(
+        work / "truth.npz",
+        bins=tc[:, 0],
+        cell=tc[:, 1],
+        in_nuc=tc[:, 2],
+        nuclei=c,
+        axes=axes,
+        ang=ang,
+        ctype=ctype,
+    )
+    return {
+        "n_bins": float(n_bc),
+        "nnz": float(nnz),
+        "n_nuclei": float(n),
+        "image_px": float(Hp * Wp),
+    }
 
 
 def run_cells(work: Path, image_um_per_px: float, analyse: bool) -> dict[str, object]:
@@ -210,8 +263,12 @@ def run_cells(work: Path, image_um_per_px: float, analyse: bool) -> dict[str, ob
     fine = work / "outs" / "binned_outputs" / "square_002um"
     cs = cells_from_bins(fine, image=image, image_scalef=MICRONS_PER_PIXEL / image_um_per_px)
     t_cells = time.perf_counter() - t0
-    out: dict[str, object] = {"n_cells": cs.n, "n_nuclei": cs.n_nuclei, "cells_s": round(t_cells, 1),
-                              "cells_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    out: dict[str, object] = {
+        "n_cells": cs.n,
+        "n_nuclei": cs.n_nuclei,
+        "cells_s": round(t_cells, 1),
+        "cells_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
     # accuracy against the truth: bins of true cells in the predicted cell matched to theirs
     tr = np.load(work / "truth.npz")
     assert cs.bin_cell is not None
@@ -231,12 +288,20 @@ def run_cells(work: Path, image_um_per_px: float, analyse: bool) -> dict[str, ob
     out["nuclei_found_vs_true"] = round(cs.n_nuclei / len(tr["nuclei"]), 4)
     if analyse:
         t1 = time.perf_counter()
-        a = ad.AnnData(X=cs.X, obs=pd.DataFrame(cs.obs_columns(), index=pd.Index(cs.cell_ids)),
-                       var=pd.DataFrame(index=pd.Index(cs.gene_names)))
+        a = ad.AnnData(
+            X=cs.X,
+            obs=pd.DataFrame(cs.obs_columns(), index=pd.Index(cs.cell_ids)),
+            var=pd.DataFrame(index=pd.Index(cs.gene_names)),
+        )
         a.obsm["spatial"] = cs.xy
         del cs
-        res = run_analysis(a, "generic", AnalysisParams(seed=0), px_per_um=1 / MICRONS_PER_PIXEL,
-                           release_input=True)
+        res = run_analysis(
+            a,
+            "generic",
+            AnalysisParams(seed=0),
+            px_per_um=1 / MICRONS_PER_PIXEL,
+            release_input=True,
+        )
         out["analysis_s"] = round(time.perf_counter() - t1, 1)
         out["n_cells_analysed"] = len(res.obs_names)
     out["total_s"] = round(time.perf_counter() - t0, 1)
@@ -249,14 +314,21 @@ def make_he(work: Path, px: int, seed: int = 0) -> None:
     from core.io.nuclei import RGB_FROM_HED
 
     rng = np.random.default_rng(seed)
-    img = np.lib.format.open_memmap(work / "he20k.npy", mode="w+", dtype=np.uint8, shape=(px, px, 3))
+    img = np.lib.format.open_memmap(
+        work / "he20k.npy", mode="w+", dtype=np.uint8, shape=(px, px, 3)
+    )
     rfh = RGB_FROM_HED.astype(np.float32)
     r = 4.0 / MICRONS_PER_PIXEL  # 8 um nuclei
     step = int(12 / MICRONS_PER_PIXEL)
-    cy, cx = np.meshgrid(np.arange(step // 2, px, step), np.arange(step // 2, px, step), indexing="ij")
+    cy, cx = np.meshgrid(
+        np.arange(step // 2, px, step), np.arange(step // 2, px, step), indexing="ij"
+    )
     cent = np.stack([cx.ravel(), cy.ravel()], 1) + rng.uniform(-8, 8, size=(cx.size, 2))
     ext = int(r) + 2
-    wy, wx = (a.ravel() for a in np.meshgrid(np.arange(-ext, ext + 1), np.arange(-ext, ext + 1), indexing="ij"))
+    wy, wx = (
+        a.ravel()
+        for a in np.meshgrid(np.arange(-ext, ext + 1), np.arange(-ext, ext + 1), indexing="ij")
+    )
     keep = (wy**2 + wx**2) <= r * r
     wy, wx = wy[keep], wx[keep]
     for y0 in range(0, px, 1024):
@@ -271,8 +343,11 @@ def make_he(work: Path, px: int, seed: int = 0) -> None:
         od[py[ok] - y0, pxx[ok], 0] = 0.55
         od += rng.normal(0, 0.03, size=od.shape).astype(np.float32)
         np.maximum(od, 0, out=od)
-        img[y0:y1] = np.clip(np.exp(-(od.reshape(-1, 3) @ rfh) * np.float32(np.log(10))).reshape(od.shape) * 255,
-                             0, 255).astype(np.uint8)
+        img[y0:y1] = np.clip(
+            np.exp(-(od.reshape(-1, 3) @ rfh) * np.float32(np.log(10))).reshape(od.shape) * 255,
+            0,
+            255,
+        ).astype(np.uint8)
     img.flush()
     np.save(work / "he20k_truth.npy", cent)
 
@@ -287,15 +362,24 @@ def run_nuclei(work: Path) -> dict[str, object]:
     from scipy.spatial import cKDTree
 
     d, _ = cKDTree(nu.centroid_xy).query(truth) if nu.n else (np.full(len(truth), np.inf), None)
-    return {"image_px": int(image.shape[0] * image.shape[1]), "n_nuclei": nu.n, "n_true": len(truth),
-            "true_nuclei_with_a_centroid_within_2um": round(float(np.mean(d <= 2 / MICRONS_PER_PIXEL)), 4),
-            "tiles": nu.n_tiles, "seconds": round(time.perf_counter() - t0, 1),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "image_mib_if_whole": round(image.nbytes / 2**20)}
+    return {
+        "image_px": int(image.shape[0] * image.shape[1]),
+        "n_nuclei": nu.n,
+        "n_true": len(truth),
+        "true_nuclei_with_a_centroid_within_2um": round(
+            float(np.mean(d <= 2 / MICRONS_PER_PIXEL)), 4
+        ),
+        "tiles": nu.n_tiles,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "image_mib_if_whole": round(image.nbytes / 2**20),
+    }
 
 
 def _child(args: list[str]) -> dict[str, object]:
-    p = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    p = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
     if p.returncode != 0:
         raise SystemExit(p.stderr[-4000:])
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -334,11 +418,27 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_nuclei(a.work)))
     elif a.cmd == "capture":
         t = time.perf_counter()
-        made = _child(["_make_capture", "--work", str(a.work), "--rows", str(a.rows), "--cols", str(a.cols),
-                       "--image-um-per-px", str(a.image_um_per_px)])
-        print(json.dumps({"generated": made, "seconds": round(time.perf_counter() - t, 1)}), flush=True)
-        res = _child(["_run_cells", "--work", str(a.work), "--image-um-per-px", str(a.image_um_per_px)]
-                     + (["--no-analysis"] if a.no_analysis else []))
+        made = _child(
+            [
+                "_make_capture",
+                "--work",
+                str(a.work),
+                "--rows",
+                str(a.rows),
+                "--cols",
+                str(a.cols),
+                "--image-um-per-px",
+                str(a.image_um_per_px),
+            ]
+        )
+        print(
+            json.dumps({"generated": made, "seconds": round(time.perf_counter() - t, 1)}),
+            flush=True,
+        )
+        res = _child(
+            ["_run_cells", "--work", str(a.work), "--image-um-per-px", str(a.image_um_per_px)]
+            + (["--no-analysis"] if a.no_analysis else [])
+        )
         print(json.dumps({"cells": res}), flush=True)
     else:
         _child(["_make_he", "--work", str(a.work), "--px", str(a.px)])

@@ -60,11 +60,19 @@ class PeakRSS:
 
 def upload(base: str, key: str, path: Path, name: str) -> tuple[dict[str, Any], float]:
     t0 = time.perf_counter()
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=3600) as c, \
-            open(path, "rb") as fh:
-        r = c.post("/v1/uploads", params={"filename": name}, content=fh,
-                   headers={"content-type": "application/octet-stream",
-                            "content-length": str(path.stat().st_size)})
+    with (
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=3600) as c,
+        open(path, "rb") as fh,
+    ):
+        r = c.post(
+            "/v1/uploads",
+            params={"filename": name},
+            content=fh,
+            headers={
+                "content-type": "application/octet-stream",
+                "content-length": str(path.stat().st_size),
+            },
+        )
     if r.status_code != 201:
         raise SystemExit(f"upload of {path.name} failed: {r.status_code} {r.text[:500]}")
     return r.json(), time.perf_counter() - t0
@@ -72,7 +80,12 @@ def upload(base: str, key: str, path: Path, name: str) -> tuple[dict[str, Any], 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sample", type=Path, required=True, help="an .h5ad (e.g. synth.py --layout hd --spots 650000)")
+    ap.add_argument(
+        "--sample",
+        type=Path,
+        required=True,
+        help="an .h5ad (e.g. synth.py --layout hd --spots 650000)",
+    )
     ap.add_argument("--analysis-memory-mb", type=int, default=4096)
     ap.add_argument("--extra-upload-gb", type=float, default=0.0)
     ap.add_argument("--timeout", type=float, default=1800)
@@ -81,27 +94,40 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mgs-hd-service-"))
     procs: list[subprocess.Popen[bytes]] = []
     db = None
-    out: dict[str, Any] = {"sample": args.sample.name, "sample_bytes": args.sample.stat().st_size,
-                           "analysis_memory_mb": args.analysis_memory_mb}
+    out: dict[str, Any] = {
+        "sample": args.sample.name,
+        "sample_bytes": args.sample.stat().st_size,
+        "analysis_memory_mb": args.analysis_memory_mb,
+    }
     try:
         base, key, api, env, db = start_stack(tmp, 1)
         procs.append(api)
-        env = {**env,
-               "MGS_BROKER_URL": os.environ.get("MGS_BROKER_URL", "redis://127.0.0.1:6379/4"),
-               "MGS_ANALYSIS_MEMORY_MB": str(args.analysis_memory_mb),
-               "MGS_REPORT_BACKEND": "template"}
+        env = {
+            **env,
+            "MGS_BROKER_URL": os.environ.get("MGS_BROKER_URL", "redis://127.0.0.1:6379/4"),
+            "MGS_ANALYSIS_MEMORY_MB": str(args.analysis_memory_mb),
+            "MGS_REPORT_BACKEND": "template",
+        }
         logs = tmp / "logs"
         logs.mkdir()
 
         def start(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
             fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (lives as long as the process)
-            p = subprocess.Popen([sys.executable, "-m", "cli", *cmd], env=env, cwd=ROOT,
-                                 stdout=fh, stderr=subprocess.STDOUT)
+            p = subprocess.Popen(
+                [sys.executable, "-m", "cli", *cmd],
+                env=env,
+                cwd=ROOT,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
             procs.append(p)
             return p
 
         start("relay", ["relay"])
-        worker = start("analysis", ["worker", "--queues", "analysis", "--pool", "solo", "--loglevel", "warning"])
+        worker = start(
+            "analysis",
+            ["worker", "--queues", "analysis", "--pool", "solo", "--loglevel", "warning"],
+        )
         start("report", ["worker", "--queues", "report", "--pool", "solo", "--loglevel", "warning"])
 
         if args.extra_upload_gb:
@@ -110,20 +136,32 @@ def main() -> None:
             watch = PeakRSS(api.pid)
             before = sum(rss_mb(p) for p in tree_pids(api.pid))
             _, secs = upload(base, key, big, "big.h5ad")
-            out["extra_upload"] = {"bytes": big.stat().st_size, "seconds": round(secs, 1),
-                                   "mib_per_s": round(big.stat().st_size / 2**20 / secs, 1),
-                                   "api_rss_before_mb": round(before, 1), "api_rss_peak_mb": watch.stop()}
+            out["extra_upload"] = {
+                "bytes": big.stat().st_size,
+                "seconds": round(secs, 1),
+                "mib_per_s": round(big.stat().st_size / 2**20 / secs, 1),
+                "api_rss_before_mb": round(before, 1),
+                "api_rss_peak_mb": watch.stop(),
+            }
             big.unlink()
 
         watch = PeakRSS(api.pid)
         up, secs = upload(base, key, args.sample, args.sample.name)
-        out["upload"] = {"seconds": round(secs, 1), "mib_per_s": round(args.sample.stat().st_size / 2**20 / secs, 1),
-                         "api_rss_peak_mb": watch.stop()}
+        out["upload"] = {
+            "seconds": round(secs, 1),
+            "mib_per_s": round(args.sample.stat().st_size / 2**20 / secs, 1),
+            "api_rss_peak_mb": watch.stop(),
+        }
 
         wwatch = PeakRSS(worker.pid)
         t0 = time.perf_counter()
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
-            job = c.post("/v1/jobs", json={"upload_id": up["id"], "options": {"backend": "template", "seed": 0}})
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as c:
+            job = c.post(
+                "/v1/jobs",
+                json={"upload_id": up["id"], "options": {"backend": "template", "seed": 0}},
+            )
             if job.status_code not in (200, 201, 202):
                 raise SystemExit(f"submit failed: {job.status_code} {job.text[:500]}")
             jid = job.json()["id"]
@@ -134,7 +172,8 @@ def main() -> None:
                     break
                 time.sleep(1.0)
             out["job"] = {
-                "state": state.get("state"), "error": state.get("error"),
+                "state": state.get("state"),
+                "error": state.get("error"),
                 "wall_s": round(time.perf_counter() - t0, 1),
                 "analysis_worker_peak_rss_mb": wwatch.stop(),
                 "timings_s": (state.get("provenance") or {}).get("analysis", {}).get("timings"),
@@ -142,9 +181,13 @@ def main() -> None:
             }
             if state.get("state") == "succeeded":
                 rep = c.get(f"/v1/jobs/{jid}/report", params={"format": "markdown"})
-                out["job"]["report_markdown_bytes"] = len(rep.content) if rep.status_code == 200 else None
+                out["job"]["report_markdown_bytes"] = (
+                    len(rep.content) if rep.status_code == 200 else None
+                )
             else:
-                out["logs"] = {p.name: p.read_text(errors="replace")[-2000:] for p in logs.iterdir()}
+                out["logs"] = {
+                    p.name: p.read_text(errors="replace")[-2000:] for p in logs.iterdir()
+                }
     finally:
         for p in reversed(procs):
             if p.poll() is None:

@@ -36,20 +36,47 @@ def fill(url: str, n: int, labs: int) -> tuple[str, list[tuple[datetime, uuid.UU
             c.execute("INSERT INTO tenants (id, webhook_secret) VALUES (%s, 's')", (f"lab{lab}",))
         c.execute(
             "INSERT INTO uploads (id, tenant_id, filename, format, size, sha256, storage_key)"
-            " VALUES (%s, 'lab0', 'x.h5ad', 'h5ad', 1, '0', 'k')", (uuid.UUID(int=1),))
-        with c.cursor() as cur, cur.copy(
-            "COPY jobs (id, tenant_id, upload_id, kind, external_sample_id, options, state, stage,"
-            " progress, attempts, stage_attempts, max_attempts, transient_tries, timings, summary,"
-            " report_status, created_at, updated_at) FROM STDIN"
-        ) as copy:
+            " VALUES (%s, 'lab0', 'x.h5ad', 'h5ad', 1, '0', 'k')",
+            (uuid.UUID(int=1),),
+        )
+        with (
+            c.cursor() as cur,
+            cur.copy(
+                "COPY jobs (id, tenant_id, upload_id, kind, external_sample_id, options, state, stage,"
+                " progress, attempts, stage_attempts, max_attempts, transient_tries, timings, summary,"
+                " report_status, created_at, updated_at) FROM STDIN"
+            ) as copy,
+        ):
             for i in range(n):
                 state = states[i % len(states)]
-                signed = (("final", "amended", None, None)[(i // labs) % 4]
-                          if state == "succeeded" else None)
+                signed = (
+                    ("final", "amended", None, None)[(i // labs) % 4]
+                    if state == "succeeded"
+                    else None
+                )
                 ts = t0 + timedelta(seconds=30 * i)
-                copy.write_row((uuid.uuid4(), f"lab{i % labs}", uuid.UUID(int=1), "spatial",
-                                f"S-{i:07d}", "{}", state, "reporting", 1.0, 2, 1, 3, 0, "{}",
-                                "{}", signed, ts, ts))
+                copy.write_row(
+                    (
+                        uuid.uuid4(),
+                        f"lab{i % labs}",
+                        uuid.UUID(int=1),
+                        "spatial",
+                        f"S-{i:07d}",
+                        "{}",
+                        state,
+                        "reporting",
+                        1.0,
+                        2,
+                        1,
+                        3,
+                        0,
+                        "{}",
+                        "{}",
+                        signed,
+                        ts,
+                        ts,
+                    )
+                )
         c.execute("ANALYZE jobs")
         keys = c.execute(
             "SELECT created_at, id FROM jobs WHERE tenant_id = 'lab0' ORDER BY created_at DESC, id DESC"
@@ -93,8 +120,9 @@ def main() -> None:
         upgrade(url.replace("postgresql://", "postgresql+psycopg://"))
         tenant, keys = fill(url, args.jobs, args.labs)
         engine = make_sync_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-        base = dict(state=None, external_sample_id=None, created_after=None, created_before=None,
-                    limit=51)
+        base = dict(
+            state=None, external_sample_id=None, created_after=None, created_before=None, limit=51
+        )
         mid, end = keys[len(keys) // 2], keys[-60]
         cases = {
             "page 1, newest first": repo.list_jobs(tenant, cursor=None, **base),
@@ -102,15 +130,23 @@ def main() -> None:
             "last page, newest first": repo.list_jobs(tenant, cursor=end, **base),
             "half way, oldest first": repo.list_jobs(tenant, cursor=mid, oldest_first=True, **base),
             "report_status=final, half way": repo.list_jobs(
-                tenant, cursor=mid, report_status="final", **base),
+                tenant, cursor=mid, report_status="final", **base
+            ),
             "report_status=preliminary, page 1": repo.list_jobs(
-                tenant, cursor=None, report_status="preliminary", **base),
+                tenant, cursor=None, report_status="preliminary", **base
+            ),
             "state=failed, half way": repo.list_jobs(
-                tenant, cursor=mid, **{**base, "state": "failed"}),
+                tenant, cursor=mid, **{**base, "state": "failed"}
+            ),
         }
-        out = {"jobs": args.jobs, "labs": args.labs, "jobs_of_the_lab": len(keys),
-               "page_size": 50, "repeat": args.repeat,
-               "cases": {k: timed(engine, q, args.repeat) for k, q in cases.items()}}
+        out = {
+            "jobs": args.jobs,
+            "labs": args.labs,
+            "jobs_of_the_lab": len(keys),
+            "page_size": 50,
+            "repeat": args.repeat,
+            "cases": {k: timed(engine, q, args.repeat) for k, q in cases.items()},
+        }
         engine.dispose()
         print(json.dumps(out, indent=1))
     finally:

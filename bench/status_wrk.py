@@ -82,8 +82,11 @@ def cpu_s(pids: list[int]) -> float:
 
 def held_connections(port: int) -> int:
     """Established TCP connections to the API's port (``ss``), i.e. requests it holds open."""
-    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+    ).stdout
     return len(out.splitlines())
 
 
@@ -92,7 +95,12 @@ def loadavg() -> str:
 
 
 def run_wrk(
-    url: str, script: str, connections: int, duration: float, threads: int, timeout_s: int,
+    url: str,
+    script: str,
+    connections: int,
+    duration: float,
+    threads: int,
+    timeout_s: int,
     api_pids: list[int],
 ) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
@@ -112,9 +120,23 @@ def run_wrk(
     cpu0 = cpu_s(api_pids)
     t.start()
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:.0f}s",
-         "--timeout", f"{timeout_s}s", "-s", fh.name, url],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration:.0f}s",
+            "--timeout",
+            f"{timeout_s}s",
+            "-s",
+            fh.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     stop.set()
     t.join()
@@ -134,21 +156,34 @@ def run_wrk(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--code-root", type=Path, default=load_api.ROOT,
-                    help="the checkout whose API is measured")
+    ap.add_argument(
+        "--code-root", type=Path, default=load_api.ROOT, help="the checkout whose API is measured"
+    )
     ap.add_argument("--rate", type=float, default=500, help="offered GETs per second (paced)")
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--pollers", type=int, default=1000)
     ap.add_argument("--wait", type=int, default=20, help="long poll N (s)")
     ap.add_argument("--no-longpoll", action="store_true", help="a checkout without ?wait")
-    ap.add_argument("--workers", type=int, default=2,
-                    help="uvicorn worker processes of the API (Dockerfile.api runs 2)")
-    ap.add_argument("--profile", type=Path, default=None,
-                    help="py-spy the API during the open run; collapsed stacks to this file "
-                    "(pip install py-spy)")
-    ap.add_argument("--only", choices=("paced", "open", "longpoll"), action="append",
-                    help="run only these phases (repeatable)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="uvicorn worker processes of the API (Dockerfile.api runs 2)",
+    )
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy the API during the open run; collapsed stacks to this file "
+        "(pip install py-spy)",
+    )
+    ap.add_argument(
+        "--only",
+        choices=("paced", "open", "longpoll"),
+        action="append",
+        help="run only these phases (repeatable)",
+    )
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -160,8 +195,12 @@ def main() -> None:
         h5 = tmp / "s.h5ad"
         load_api.make_h5ad_like(h5, 1)
         with httpx.Client(base_url=base, headers=auth, timeout=60) as c:
-            up = c.post("/v1/uploads", params={"filename": "s.h5ad"}, content=h5.read_bytes(),
-                        headers={"content-type": "application/octet-stream"}).json()
+            up = c.post(
+                "/v1/uploads",
+                params={"filename": "s.h5ad"},
+                content=h5.read_bytes(),
+                headers={"content-type": "application/octet-stream"},
+            ).json()
             job = c.post("/v1/jobs", json={"upload_id": up["id"]}).json()
             etag = c.get(f"/v1/jobs/{job['id']}").headers.get("etag", "")
         url = f"{base}/v1/jobs/{job['id']}"
@@ -169,22 +208,40 @@ def main() -> None:
         pids = load_api.tree_pids(proc.pid)
         rss0 = round(sum(load_api.rss_mb(p) for p in pids), 1)
         result: dict[str, Any] = {
-            "code_root": str(args.code_root), "api_workers": args.workers,
-            "cpus": os.cpu_count(), "loadavg_before": loadavg(), "api_rss_idle_mb": rss0,
+            "code_root": str(args.code_root),
+            "api_workers": args.workers,
+            "cpus": os.cpu_count(),
+            "loadavg_before": loadavg(),
+            "api_rss_idle_mb": rss0,
         }
         delay_ms = 1000 * args.connections / args.rate
         phases = set(args.only or ("paced", "open", "longpoll"))
         if "paced" in phases:
-            result["paced"] = run_wrk(url, lua(auth, delay_ms), args.connections,
-                                      args.duration, 2, 5, pids)
+            result["paced"] = run_wrk(
+                url, lua(auth, delay_ms), args.connections, args.duration, 2, 5, pids
+            )
             result["paced"]["offered_per_s"] = args.rate
         if "open" in phases:
             spy = None
             if args.profile:
                 spy = subprocess.Popen(
-                    ["py-spy", "record", "--format", "raw", "--rate", "200", "--nonblocking",
-                     "-o", str(args.profile), "--subprocesses", "-p", str(proc.pid)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    [
+                        "py-spy",
+                        "record",
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--nonblocking",
+                        "-o",
+                        str(args.profile),
+                        "--subprocesses",
+                        "-p",
+                        str(proc.pid),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 time.sleep(1)
             result["open"] = run_wrk(url, lua(auth, None), 8, args.duration, 2, 5, pids)
             if spy is not None:
@@ -193,8 +250,13 @@ def main() -> None:
         if not args.no_longpoll and "longpoll" in phases:
             hdrs = {**auth, "If-None-Match": etag.replace('"', '\\"')}
             result["longpoll"] = run_wrk(
-                f"{url}?wait={args.wait}", lua(hdrs, None), args.pollers,
-                max(args.duration, args.wait * 2), 2, args.wait + 60, pids,
+                f"{url}?wait={args.wait}",
+                lua(hdrs, None),
+                args.pollers,
+                max(args.duration, args.wait * 2),
+                2,
+                args.wait + 60,
+                pids,
             )
             result["longpoll"]["pollers"] = args.pollers
         print(json.dumps(result, indent=2))

@@ -34,14 +34,17 @@ class Settings(BaseSettings):
     )
     default_seed: int = Field(0, description="Seed for every randomised step when none is given.")
     threads: int = Field(0, description="kNN threads; 0 = all cores.")
-    blas_threads: int = Field(1, description="Dense BLAS threads in the analysis (0 = library default).")
+    blas_threads: int = Field(
+        1, description="Dense BLAS threads in the analysis (0 = library default)."
+    )
 
     # --- report -------------------------------------------------------------------
     report_backend: str = Field(
         "template", description="template | transformers | openai: who writes the narrative."
     )
     model_id: str = Field(
-        "google/medgemma-1.5-4b-it", description="Model id or local path for the transformers backend."
+        "google/medgemma-1.5-4b-it",
+        description="Model id or local path for the transformers backend.",
     )
     model_revision: str | None = Field(None, description="Model revision (commit) to load.")
     max_new_tokens: int = Field(1024, description="Most tokens the model may write.")
@@ -76,7 +79,8 @@ class Settings(BaseSettings):
     )
     broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker URL (Redis).")
     storage_url: str = Field(
-        "file://./var/storage", description="file:///dir or s3://bucket/prefix for uploads and results."
+        "file://./var/storage",
+        description="file:///dir or s3://bucket/prefix for uploads and results.",
     )
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO).")
     max_upload_bytes: int = Field(5 * 1024**3, description="Largest accepted upload (bytes).")
@@ -100,10 +104,12 @@ class Settings(BaseSettings):
         3, description="Claims per job stage before the job fails with attempts_exhausted."
     )
     job_lease_s: int = Field(
-        900, description="A worker's claim on a job lasts this long (s); renewed at each progress step."
+        900,
+        description="A worker's claim on a job lasts this long (s); renewed at each progress step.",
     )
     job_requeue_after_s: int = Field(
-        120, description="A queued job nobody claimed for this long is sent to the broker again (s)."
+        120,
+        description="A queued job nobody claimed for this long is sent to the broker again (s).",
     )
     broker_visibility_timeout_s: int = Field(
         3600,
@@ -112,20 +118,27 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(
         5.0, description="How often the relay looks for expired leases and lost queued jobs (s)."
     )
-    relay_interval_s: float = Field(0.5, description="How often the outbox relay polls Postgres (s).")
-    validation_timeout_s: int = Field(300, description="Time limit of the validation subprocess (s).")
+    relay_interval_s: float = Field(
+        0.5, description="How often the outbox relay polls Postgres (s)."
+    )
+    validation_timeout_s: int = Field(
+        300, description="Time limit of the validation subprocess (s)."
+    )
     validation_memory_mb: int = Field(
-        0, description="Address-space limit of the validation subprocess (MiB); 0 = memory_budget_mb + 2048."
+        0,
+        description="Address-space limit of the validation subprocess (MiB); 0 = memory_budget_mb + 2048.",
     )
     analysis_memory_mb: int = Field(
         0,
         description="Address-space limit of the analysis subprocess (MiB); 0 = analyse in the worker process, unlimited.",
     )
     marker_tables_dir: str | None = Field(
-        None, description="Folder of marker tables a job may name in options.markers (NAME or NAME.tsv)."
+        None,
+        description="Folder of marker tables a job may name in options.markers (NAME or NAME.tsv).",
     )
     auth_cache_s: float = Field(
-        5.0, description="API processes cache a key's tenant this long (s); a revoked key stops within it."
+        5.0,
+        description="API processes cache a key's tenant this long (s); a revoked key stops within it.",
     )
     status_cache_entries: int = Field(
         10000,
@@ -149,7 +162,8 @@ class Settings(BaseSettings):
         "Retry-After. 0 = no limit.",
     )
     upload_idle_timeout_s: float = Field(
-        30.0, description="An upload whose body sends nothing for this long is cut off with 408 (s)."
+        30.0,
+        description="An upload whose body sends nothing for this long is cut off with 408 (s).",
     )
     header_timeout_s: float = Field(
         15.0,
@@ -208,7 +222,9 @@ class Settings(BaseSettings):
     )
     s3_connect_timeout_s: float = Field(3.0, description="Object storage connect timeout (s).")
     s3_read_timeout_s: float = Field(20.0, description="Object storage read timeout (s).")
-    s3_max_attempts: int = Field(3, description="Tries of one object storage call (botocore retries).")
+    s3_max_attempts: int = Field(
+        3, description="Tries of one object storage call (botocore retries)."
+    )
     readiness_timeout_s: float = Field(
         1.5, description="/readyz checks its dependencies in parallel within this budget (s)."
     )
@@ -221,8 +237,12 @@ class Settings(BaseSettings):
     )
 
     # --- lab exports (HL7 v2 ORU^R01) -----------------------------------------------
-    hl7_sending_application: str = Field("MEDGEMMA-SPATIAL", description="HL7 MSH-3, sending application.")
-    hl7_sending_facility: str = Field("LAB", description="HL7 MSH-4, sending facility (also PID-3's authority).")
+    hl7_sending_application: str = Field(
+        "MEDGEMMA-SPATIAL", description="HL7 MSH-3, sending application."
+    )
+    hl7_sending_facility: str = Field(
+        "LAB", description="HL7 MSH-4, sending facility (also PID-3's authority)."
+    )
     hl7_receiving_application: str = Field("LIMS", description="HL7 MSH-5, receiving application.")
     hl7_receiving_facility: str = Field("LAB", description="HL7 MSH-6, receiving facility.")
     hl7_patient_id: str = Field(
@@ -244,12 +264,16 @@ def _csv(value: str) -> list[str]:
 
 def allowed_report_backends(settings: Settings) -> list[str]:
     """The report backends a job may ask for (``MGS_REPORT_BACKENDS_ALLOWED``)."""
-    return _csv(settings.report_backends_allowed) or list(dict.fromkeys(["template", settings.report_backend]))
+    return _csv(settings.report_backends_allowed) or list(
+        dict.fromkeys(["template", settings.report_backend])
+    )
 
 
 def allowed_report_models(settings: Settings) -> list[str]:
     """The models a job may name in ``options.model`` (``MGS_REPORT_MODELS_ALLOWED``)."""
-    return _csv(settings.report_models_allowed) or list(dict.fromkeys([settings.model_id, settings.openai_model]))
+    return _csv(settings.report_models_allowed) or list(
+        dict.fromkeys([settings.model_id, settings.openai_model])
+    )
 
 
 def analysis_budget(settings: Settings) -> Settings:

@@ -118,12 +118,14 @@ class SpatiallyVariableGenes(_Section):
 
 
 class Spatial(_Section):
-    heterogeneity: Heterogeneity | None = Field(None, description="Absent when annotation "
-                                                "was withheld.")
+    heterogeneity: Heterogeneity | None = Field(
+        None, description="Absent when annotation was withheld."
+    )
     lineage_colocalisation: list[LineagePair]
     lineage_segregation: list[LineagePair]
     spatially_variable_genes: SpatiallyVariableGenes | None = Field(
-        None, description="Absent when the spatially variable genes were withheld.")
+        None, description="Absent when the spatially variable genes were withheld."
+    )
 
 
 class ImageFlag(_Section):
@@ -142,15 +144,18 @@ class NotAssessed(_Section):
 class FeaturesRecord(BaseModel):
     """``features.json``: aggregated, rounded, tissue-blind statistics of one analysis."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, title="features.json",
-                              populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="features.json", populate_by_name=True
+    )
 
     schema_name: Literal["mgs.features/1"] = Field(
-        SCHEMA_NAME, alias="schema", description="Version of this contract.")
+        SCHEMA_NAME, alias="schema", description="Version of this contract."
+    )
     platform: Platform
     qc: QC
     lineage_composition: dict[str, Number] = Field(
-        description="Section-wide lineage shares (empty without annotation).")
+        description="Section-wide lineage shares (empty without annotation)."
+    )
     annotation: Annotation
     clusters: Clusters
     domains: list[Domain]
@@ -158,7 +163,8 @@ class FeaturesRecord(BaseModel):
     spatial: Spatial
     image: ImageFlag
     not_assessed: list[NotAssessed] | None = Field(
-        None, description="The failed reliability checks (absent in older files).")
+        None, description="The failed reliability checks (absent in older files)."
+    )
 
     def to_dict(self) -> dict[str, JsonValue]:
         """The JSON document, holding exactly the fields the file held (in its order)."""
@@ -167,8 +173,14 @@ class FeaturesRecord(BaseModel):
         platform = d.get("platform")
         if isinstance(platform, dict) and self.platform.unit == Unit.CELL:
             # the cell-level platform entry is written in its own order
-            order = ("layout", "unit", "bin_size_um", "n_cells", "cells_made_by",
-                     "unit_description")
+            order = (
+                "layout",
+                "unit",
+                "bin_size_um",
+                "n_cells",
+                "cells_made_by",
+                "unit_description",
+            )
             d["platform"] = {k: platform[k] for k in (*order, *platform) if k in platform}
         return d
 
@@ -200,13 +212,13 @@ def load_features(data: Mapping[str, object]) -> FeaturesRecord:
     doc = dict(data)
     name = doc.get("schema", SCHEMA_NAME)
     if name != SCHEMA_NAME:
-        raise InputError(f"features.json has schema {name!r}; this release reads "
-                         f"{SCHEMA_NAME!r}")
+        raise InputError(f"features.json has schema {name!r}; this release reads {SCHEMA_NAME!r}")
     try:
         return FeaturesRecord.model_validate(doc)
     except ValidationError as e:
-        where = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                          for err in e.errors()[:5])
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
+        )
         raise InputError(f"features.json does not match {SCHEMA_NAME}: {where}") from e
 
 
@@ -216,8 +228,9 @@ def read_features(path: str | Path) -> FeaturesRecord:
     if p.is_dir():
         p = p / "features.json"
     if not p.is_file():
-        raise InputError(f"{p.parent} has no {p.name} (tissue-blind features); run the "
-                         "analysis first")
+        raise InputError(
+            f"{p.parent} has no {p.name} (tissue-blind features); run the analysis first"
+        )
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -229,8 +242,9 @@ def read_features(path: str | Path) -> FeaturesRecord:
 
 def json_schema() -> dict[str, JsonValue]:
     """The JSON Schema of ``features.json`` (what docs/features.schema.json holds)."""
-    schema: dict[str, JsonValue] = FeaturesRecord.model_json_schema(by_alias=True,
-                                                                    mode="serialization")
+    schema: dict[str, JsonValue] = FeaturesRecord.model_json_schema(
+        by_alias=True, mode="serialization"
+    )
     schema["$id"] = "https://medgemma-spatial.dev/schemas/features.schema.json"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

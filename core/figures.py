@@ -15,10 +15,18 @@ from core.analysis.pipeline import AnalysisResult
 from core.markers import LINEAGES
 
 SCATTER_MAX = 30_000
-SAVE = {"dpi": 90, "pil_kwargs": {"compress_level": 1}}  # fast PNG encoding; sizes fixed, no tight bbox
+SAVE = {
+    "dpi": 90,
+    "pil_kwargs": {"compress_level": 1},
+}  # fast PNG encoding; sizes fixed, no tight bbox
 LINEAGE_COLOURS = {
-    "epithelial": "#e6550d", "stromal": "#31a354", "endothelial": "#d62728", "lymphoid": "#3182bd",
-    "myeloid": "#9467bd", "neural/glial": "#8c564b", "other": "#7f7f7f",
+    "epithelial": "#e6550d",
+    "stromal": "#31a354",
+    "endothelial": "#d62728",
+    "lymphoid": "#3182bd",
+    "myeloid": "#9467bd",
+    "neural/glial": "#8c564b",
+    "other": "#7f7f7f",
 }
 
 
@@ -27,8 +35,20 @@ LEGEND_SIZE = 9
 
 
 # Domain colours: hues the lineage colours do not use, so a domain is never mistaken for a lineage.
-DOMAIN_PALETTE = ("#17becf", "#e377c2", "#bcbd22", "#e6ab02", "#1f3b73", "#8dd3c7", "#a6761d",
-                  "#fb9a99", "#6a3d9a", "#b15928", "#80b1d3", "#666666")
+DOMAIN_PALETTE = (
+    "#17becf",
+    "#e377c2",
+    "#bcbd22",
+    "#e6ab02",
+    "#1f3b73",
+    "#8dd3c7",
+    "#a6761d",
+    "#fb9a99",
+    "#6a3d9a",
+    "#b15928",
+    "#80b1d3",
+    "#666666",
+)
 
 
 def domain_colours(k: int) -> list[str]:
@@ -73,7 +93,13 @@ def _palette(k: int) -> np.ndarray:
     return np.array([cmap(i % cmap.N) for i in range(k)])
 
 
-def _draw_layer(ax: Any, xy: np.ndarray, colours: np.ndarray, size_px: float, extent: tuple[float, float, float, float] | None) -> None:
+def _draw_layer(
+    ax: Any,
+    xy: np.ndarray,
+    colours: np.ndarray,
+    size_px: float,
+    extent: tuple[float, float, float, float] | None,
+) -> None:
     """Spots as markers (small samples) or a raster of bins (large ones). xy in image pixels."""
     n = len(xy)
     if n <= SCATTER_MAX:
@@ -85,7 +111,9 @@ def _draw_layer(ax: Any, xy: np.ndarray, colours: np.ndarray, size_px: float, ex
         d_pt = max(0.5, size_px / width_px * ax_w_pt)
         ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=d_pt**2, linewidths=0, rasterized=True)
         return
-    x0, x1, y1, y0 = extent if extent else (xy[:, 0].min(), xy[:, 0].max(), xy[:, 1].max(), xy[:, 1].min())
+    x0, x1, y1, y0 = (
+        extent if extent else (xy[:, 0].min(), xy[:, 0].max(), xy[:, 1].max(), xy[:, 1].min())
+    )
     res = 900
     W = int(res)
     H = max(1, int(res * (y1 - y0) / max(x1 - x0, 1e-9)))
@@ -96,7 +124,9 @@ def _draw_layer(ax: Any, xy: np.ndarray, colours: np.ndarray, size_px: float, ex
     ax.imshow(img, extent=(x0, x1, y1, y0), interpolation="nearest")
 
 
-def _base(ax: Any, image: np.ndarray | None, xy_img: np.ndarray, pad: float) -> tuple[float, float, float, float]:
+def _base(
+    ax: Any, image: np.ndarray | None, xy_img: np.ndarray, pad: float
+) -> tuple[float, float, float, float]:
     x0, y0 = xy_img.min(axis=0) - pad
     x1, y1 = xy_img.max(axis=0) + pad
     if image is not None:
@@ -120,8 +150,17 @@ def _to_rgb(image: np.ndarray | None) -> np.ndarray | None:
     return im.astype(np.uint8)
 
 
-def categorical_map(path: Path, res: AnalysisResult, labels: np.ndarray, names: list[str], title: str,
-                    image: np.ndarray | None, scalef: float, spot_px: float, colours: dict[str, str] | None = None) -> None:
+def categorical_map(
+    path: Path,
+    res: AnalysisResult,
+    labels: np.ndarray,
+    names: list[str],
+    title: str,
+    image: np.ndarray | None,
+    scalef: float,
+    spot_px: float,
+    colours: dict[str, str] | None = None,
+) -> None:
     plt = _plt()
     xy = res.xy * scalef
     fig, ax = plt.subplots(figsize=(8.5, 6.5))
@@ -133,16 +172,31 @@ def categorical_map(path: Path, res: AnalysisResult, labels: np.ndarray, names: 
 
         pal = np.array([to_rgba(colours.get(nm, "#7f7f7f")) for nm in names])
     _draw_layer(ax, xy, pal[labels], spot_px * scalef, extent)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=pal[i], label=nm) for i, nm in enumerate(names)]
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=LEGEND_SIZE,
-              frameon=False)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=pal[i], label=nm) for i, nm in enumerate(names)
+    ]
+    ax.legend(
+        handles=handles,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        fontsize=LEGEND_SIZE,
+        frameon=False,
+    )
     ax.set_title(title, fontsize=TITLE_SIZE)
     fig.savefig(path, **SAVE)
     plt.close(fig)
 
 
-def continuous_maps(path: Path, res: AnalysisResult, values: list[np.ndarray], titles: list[str],
-                    image: np.ndarray | None, scalef: float, spot_px: float, ncols: int = 3) -> None:
+def continuous_maps(
+    path: Path,
+    res: AnalysisResult,
+    values: list[np.ndarray],
+    titles: list[str],
+    image: np.ndarray | None,
+    scalef: float,
+    spot_px: float,
+    ncols: int = 3,
+) -> None:
     plt = _plt()
     xy = res.xy * scalef
     nrows = int(np.ceil(len(values) / ncols))
@@ -157,7 +211,7 @@ def continuous_maps(path: Path, res: AnalysisResult, values: list[np.ndarray], t
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
         fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02)
         ax.set_title(t, fontsize=TITLE_SIZE - 1)
-    for ax in axes.ravel()[len(values):]:
+    for ax in axes.ravel()[len(values) :]:
         ax.set_axis_off()
     fig.savefig(path, **SAVE)
     plt.close(fig)
@@ -189,8 +243,13 @@ def _composition_axes(ax: Any, res: AnalysisResult, legend: bool = True) -> None
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if legend:
-        ax.legend(fontsize=LEGEND_SIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16),
-                  ncol=3, frameon=False)
+        ax.legend(
+            fontsize=LEGEND_SIZE,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncol=3,
+            frameon=False,
+        )
 
 
 def composition_bars(path: Path, res: AnalysisResult) -> None:
@@ -204,8 +263,9 @@ def composition_bars(path: Path, res: AnalysisResult) -> None:
     plt.close(fig)
 
 
-def domain_map_with_composition(path: Path, res: AnalysisResult, image: np.ndarray | None,
-                                scalef: float, spot_px: float) -> None:
+def domain_map_with_composition(
+    path: Path, res: AnalysisResult, image: np.ndarray | None, scalef: float, spot_px: float
+) -> None:
     """The domain map with, beside it, one composition bar per domain (same colours)."""
     plt = _plt()
     k = res.domains.k
@@ -217,10 +277,17 @@ def domain_map_with_composition(path: Path, res: AnalysisResult, image: np.ndarr
 
     pal = np.array([to_rgba(c) for c in domain_colours(k)])
     _draw_layer(ax, xy, pal[res.domains.labels], spot_px * scalef, extent)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=pal[i], label=f"D{i + 1}")
-               for i in range(k)]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncol=min(k, 8),
-              fontsize=LEGEND_SIZE, frameon=False)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=pal[i], label=f"D{i + 1}") for i in range(k)
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(0.0, 0.0),
+        ncol=min(k, 8),
+        fontsize=LEGEND_SIZE,
+        frameon=False,
+    )
     ax.set_title("Spatial domains", fontsize=TITLE_SIZE)
     bx = fig.add_axes((0.64, 0.3, 0.33, 0.6))
     if res.annotation.lineage_composition is not None and len(res.annotation.lineage_composition):
@@ -232,8 +299,9 @@ def domain_map_with_composition(path: Path, res: AnalysisResult, image: np.ndarr
     plt.close(fig)
 
 
-def nhood_heatmap(path: Path, z: np.ndarray, names: list[str], title: str,
-                  colours: dict[str, str] | None = None) -> None:
+def nhood_heatmap(
+    path: Path, z: np.ndarray, names: list[str], title: str, colours: dict[str, str] | None = None
+) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(0.45 * len(names) + 4.5, 0.45 * len(names) + 3.2))
     fig.subplots_adjust(left=0.3, right=0.95, top=0.92, bottom=0.3)
@@ -250,8 +318,14 @@ def nhood_heatmap(path: Path, z: np.ndarray, names: list[str], title: str,
     plt.close(fig)
 
 
-def write_figures(out: Path, res: AnalysisResult, image: np.ndarray | None, scalef: float, spot_px: float | None,
-                  withheld: set[str] | None = None) -> list[str]:
+def write_figures(
+    out: Path,
+    res: AnalysisResult,
+    image: np.ndarray | None,
+    scalef: float,
+    spot_px: float | None,
+    withheld: set[str] | None = None,
+) -> list[str]:
     """Write every figure under ``out`` (created); returns their file names.
 
     ``withheld`` names the claims (:mod:`core.analysis.claims`) the data cannot carry: their
@@ -272,25 +346,52 @@ def write_figures(out: Path, res: AnalysisResult, image: np.ndarray | None, scal
     if "domains" not in held:
         domain_map_with_composition(out / "domains.png", res, image, scalef, spot_px)
         names.append("domains.png")
-    annotated = "annotation" not in held and bool(np.any(res.annotation.cell_type.astype(str) != "unassigned"))
+    annotated = "annotation" not in held and bool(
+        np.any(res.annotation.cell_type.astype(str) != "unassigned")
+    )
     ct_colours: dict[str, str] | None = None
     if annotated:
         ct_codes = np.unique(res.annotation.cell_type.astype(str), return_inverse=True)
-        lineage_of = {str(c): str(li) for c, li in zip(res.annotation.cell_type.astype(str),
-                                                       res.annotation.lineage, strict=False)}
+        lineage_of = {
+            str(c): str(li)
+            for c, li in zip(
+                res.annotation.cell_type.astype(str), res.annotation.lineage, strict=False
+            )
+        }
         ct_names = [str(c) for c in ct_codes[0]]
         ct_colours = cell_type_colours(ct_names, lineage_of)
-        categorical_map(out / "cell_types.png", res, ct_codes[1], ct_names,
-                        "Dominant cell type per spot", image, scalef, spot_px, colours=ct_colours)
+        categorical_map(
+            out / "cell_types.png",
+            res,
+            ct_codes[1],
+            ct_names,
+            "Dominant cell type per spot",
+            image,
+            scalef,
+            spot_px,
+            colours=ct_colours,
+        )
         names.append("cell_types.png")
         lin = np.array([LINEAGES.index(x) for x in res.annotation.lineage])
-        categorical_map(out / "lineages.png", res, lin, list(LINEAGES), "Dominant lineage per spot", image,
-                        scalef, spot_px, colours=LINEAGE_COLOURS)
+        categorical_map(
+            out / "lineages.png",
+            res,
+            lin,
+            list(LINEAGES),
+            "Dominant lineage per spot",
+            image,
+            scalef,
+            spot_px,
+            colours=LINEAGE_COLOURS,
+        )
         names.append("lineages.png")
     m = res.qc_metrics
     qc_vals = [np.log10(m["total_counts"] + 1), m["n_genes"].astype(float), 100 * m["pct_mito"]]
-    qc_titles = ["Transcripts per spot (log10 UMIs)", "Genes detected per spot",
-                 "Mitochondrial transcripts (%)"]
+    qc_titles = [
+        "Transcripts per spot (log10 UMIs)",
+        "Genes detected per spot",
+        "Mitochondrial transcripts (%)",
+    ]
     if annotated:
         qc_vals.append(res.annotation.confidence)
         qc_titles.append("Cell-type call confidence (0-1)")
@@ -301,18 +402,29 @@ def write_figures(out: Path, res: AnalysisResult, image: np.ndarray | None, scal
         names.append("composition.png")
     z, ct = res.nhood_celltype
     if annotated and "neighbourhood_enrichment" not in held and len(ct) >= 2:
-        nhood_heatmap(out / "nhood_enrichment.png", z, ct, "Which cell types sit next to each other",
-                      colours=ct_colours)
+        nhood_heatmap(
+            out / "nhood_enrichment.png",
+            z,
+            ct,
+            "Which cell types sit next to each other",
+            colours=ct_colours,
+        )
         names.append("nhood_enrichment.png")
     I_vals = np.nan_to_num(res.moran["I"], nan=-np.inf)
     top = np.argsort(-I_vals)[:6]
     if len(top) and "spatially_variable_genes" not in held:
-        hv_cols = np.searchsorted(res.gene_names, res.hvg) if np.all(res.gene_names[:-1] <= res.gene_names[1:]) else None
+        hv_cols = (
+            np.searchsorted(res.gene_names, res.hvg)
+            if np.all(res.gene_names[:-1] <= res.gene_names[1:])
+            else None
+        )
         lookup = {g: i for i, g in enumerate(res.gene_names)}
         cols = [lookup[str(res.hvg[j])] if hv_cols is None else int(hv_cols[j]) for j in top]
         sub = res.xlog.columns(cols)  # one pass over the counts for all the genes shown
         vals = [sub[:, i] for i in range(len(cols))]
         titles = [f"{res.hvg[j]} (Moran's I {res.moran['I'][j]:.2f})" for j in top]
-        continuous_maps(out / "spatially_variable_genes.png", res, vals, titles, None, scalef, spot_px)
+        continuous_maps(
+            out / "spatially_variable_genes.png", res, vals, titles, None, scalef, spot_px
+        )
         names.append("spatially_variable_genes.png")
     return names

@@ -43,11 +43,15 @@ BIN_SIZES = (2, 8, 16)
 
 _Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
 # a name or a local path (CLI): longer, same refusal of control characters (NUL included)
-_PathOrName = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]*$")]
+_PathOrName = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]*$")
+]
 
 
 class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_enum_values=True, validate_default=True
+    )
 
     @classmethod
     def parse(cls, values: dict[str, Any] | None = None, **kw: Any) -> Any:
@@ -64,32 +68,60 @@ class _Options(BaseModel):
 class AnalysisOptions(_Options):
     """Options of the analysis stage."""
 
-    resolution: float = Field(1.0, ge=RESOLUTION_RANGE[0], le=RESOLUTION_RANGE[1],
-                              description="Leiden resolution, 0.1 to 2.0.")
+    resolution: float = Field(
+        1.0,
+        ge=RESOLUTION_RANGE[0],
+        le=RESOLUTION_RANGE[1],
+        description="Leiden resolution, 0.1 to 2.0.",
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of every randomised step.")
-    markers: _PathOrName | None = Field(None, description="Marker table: a path (CLI) or a name the server knows.")
-    species: Literal["Hs", "Mm"] = Field("Hs", description="Species rows of a PanglaoDB table to keep.")
-    organs: list[_Text] | None = Field(None, max_length=50,
-                                       description="Organs of a PanglaoDB table to keep (None: all).")
+    markers: _PathOrName | None = Field(
+        None, description="Marker table: a path (CLI) or a name the server knows."
+    )
+    species: Literal["Hs", "Mm"] = Field(
+        "Hs", description="Species rows of a PanglaoDB table to keep."
+    )
+    organs: list[_Text] | None = Field(
+        None, max_length=50, description="Organs of a PanglaoDB table to keep (None: all)."
+    )
     write_h5ad: bool = Field(False, description="Also write the annotated AnnData.")
-    bin_size: Literal[2, 8, 16] | None = Field(None, description="Visium HD bin size to analyse (um).")
+    bin_size: Literal[2, 8, 16] | None = Field(
+        None, description="Visium HD bin size to analyse (um)."
+    )
     unit: Literal["cell", "bin"] | None = Field(
-        None, description="Visium HD: analyse cells or bins (None: cells when Space Ranger segmented them).")
-    n_domains: int | None = Field(None, ge=N_DOMAINS_RANGE[0], le=N_DOMAINS_RANGE[1],
-                                  description="Fix the number of spatial domains (None: chosen automatically).")
+        None,
+        description="Visium HD: analyse cells or bins (None: cells when Space Ranger segmented them).",
+    )
+    n_domains: int | None = Field(
+        None,
+        ge=N_DOMAINS_RANGE[0],
+        le=N_DOMAINS_RANGE[1],
+        description="Fix the number of spatial domains (None: chosen automatically).",
+    )
 
 
 class ReportOptions(_Options):
     """Options of the report stage."""
 
     backend: ReportBackend = Field(ReportBackend.TEMPLATE, description="Who writes the narrative.")
-    model: _PathOrName | None = Field(None, description="Model id or local path (transformers), model name (openai).")
-    prompt_strategy: PromptStrategy = Field(PromptStrategy.ANTI_PARROTING, description="Prompt strategy.")
-    max_new_tokens: int = Field(1024, ge=MAX_NEW_TOKENS_RANGE[0], le=MAX_NEW_TOKENS_RANGE[1],
-                                description="Most tokens the model may write.")
-    tiles: int = Field(0, ge=0, le=MAX_TILES, description="Extra high-magnification H&E tiles for the model.")
+    model: _PathOrName | None = Field(
+        None, description="Model id or local path (transformers), model name (openai)."
+    )
+    prompt_strategy: PromptStrategy = Field(
+        PromptStrategy.ANTI_PARROTING, description="Prompt strategy."
+    )
+    max_new_tokens: int = Field(
+        1024,
+        ge=MAX_NEW_TOKENS_RANGE[0],
+        le=MAX_NEW_TOKENS_RANGE[1],
+        description="Most tokens the model may write.",
+    )
+    tiles: int = Field(
+        0, ge=0, le=MAX_TILES, description="Extra high-magnification H&E tiles for the model."
+    )
     specimen_id: _PathOrName | None = Field(
-        None, description="The lab's specimen identifier, shown in the report header only (never in a prompt)."
+        None,
+        description="The lab's specimen identifier, shown in the report header only (never in a prompt).",
     )
 
 

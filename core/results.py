@@ -94,7 +94,7 @@ class MajorityCall(_Section):
 class Clusters(_Section):
     n: int
     sizes: list[int]
-    markers: dict[str, list[MarkerGene]] = Field(description="Per cluster id (\"0\", \"1\", ...).")
+    markers: dict[str, list[MarkerGene]] = Field(description='Per cluster id ("0", "1", ...).')
     majority_cell_type: dict[str, MajorityCall]
 
 
@@ -111,8 +111,9 @@ class Calibration(_Section):
 class Annotation(_Section):
     """Cell-type annotation: what was scored, the calls, how confident."""
 
-    marker_table: str = Field(description="Source of the marker table (\"default\", a path, "
-                              "\"panglao:<path>\").")
+    marker_table: str = Field(
+        description='Source of the marker table ("default", a path, "panglao:<path>").'
+    )
     cell_types_scored: list[str]
     types_skipped_few_markers: dict[str, int]
     types_merged_into: dict[str, str]
@@ -147,7 +148,7 @@ class DomainChoice(_Section):
 
 
 class Domain(_Section):
-    id: str = Field(description="\"D1\", \"D2\", ...")
+    id: str = Field(description='"D1", "D2", ...')
     n: int
     cell_types: dict[str, float] = Field(description="Share of the domain's units per call.")
     markers: list[MarkerGene]
@@ -182,8 +183,9 @@ class MoransI(_Section):
 
 class NeighbourhoodEnrichment(_Section):
     names: list[str]
-    z: list[list[float | None]] = Field(description="z-scores, rows and columns in ``names`` "
-                                        "order; null where undefined.")
+    z: list[list[float | None]] = Field(
+        description="z-scores, rows and columns in ``names`` order; null where undefined."
+    )
 
 
 class EntropySummary(_Section):
@@ -237,18 +239,21 @@ class Claim(_Section):
 class AnalysisRecord(BaseModel):
     """``analysis.json``: the computed results of one analysis, full precision."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, title="analysis.json",
-                              populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="analysis.json", populate_by_name=True
+    )
 
     schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Version of this contract.")
     schema_name: Literal["mgs.analysis/1"] = Field(
-        SCHEMA_NAME, alias="schema", description="The version as the older string name.")
+        SCHEMA_NAME, alias="schema", description="The version as the older string name."
+    )
     layout: Layout
     n_spots: int = Field(description="Units analysed (after QC).")
     n_genes: int = Field(description="Genes analysed (after QC).")
     qc: QC
-    qc_summary: dict[str, Distribution] = Field(description="Per QC metric (total_counts, "
-                                                "n_genes, pct_mito, pct_ribo).")
+    qc_summary: dict[str, Distribution] = Field(
+        description="Per QC metric (total_counts, n_genes, pct_mito, pct_ribo)."
+    )
     hvg: HVG
     pca: PCA
     clusters: Clusters
@@ -258,8 +263,11 @@ class AnalysisRecord(BaseModel):
     image: ImageInfo
     figures: list[str] = Field(description="Figure files under figures/.")
     provenance: Provenance
-    unit: Unit | None = Field(None, description="Set when the unit is a cell (Visium HD cells); "
-                              "absent otherwise (spot for Visium, bin for Visium HD bins).")
+    unit: Unit | None = Field(
+        None,
+        description="Set when the unit is a cell (Visium HD cells); "
+        "absent otherwise (spot for Visium, bin for Visium HD bins).",
+    )
     cells: JsonObject | None = Field(None, description="Visium HD cells: how many and how made.")
     claims: list[Claim] = Field(description="Every reliability check and its outcome.")
 
@@ -298,19 +306,24 @@ def load_analysis(data: Mapping[str, object]) -> AnalysisRecord:
     if version is None:
         name = doc.get("schema", SCHEMA_NAME)
         if name != SCHEMA_NAME:
-            raise InputError(f"analysis.json has schema {name!r} and no schema_version; this "
-                             f"release reads schema_version {_supported()}")
+            raise InputError(
+                f"analysis.json has schema {name!r} and no schema_version; this "
+                f"release reads schema_version {_supported()}"
+            )
         version = 1
     if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
-        raise InputError(f"analysis.json schema_version {version!r} is not supported; this "
-                         f"release reads schema_version {_supported()}")
+        raise InputError(
+            f"analysis.json schema_version {version!r} is not supported; this "
+            f"release reads schema_version {_supported()}"
+        )
     doc["schema_version"] = version
     doc.setdefault("schema", SCHEMA_NAME)
     try:
         return AnalysisRecord.model_validate(doc)
     except ValidationError as e:
-        where = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                          for err in e.errors()[:5])
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
+        )
         raise InputError(f"analysis.json does not match schema_version {version}: {where}") from e
 
 
@@ -332,10 +345,16 @@ def read_analysis(path: str | Path) -> AnalysisRecord:
 
 def json_schema() -> dict[str, JsonValue]:
     """The JSON Schema of ``analysis.json`` (what docs/analysis.schema.json holds)."""
-    schema: dict[str, JsonValue] = AnalysisRecord.model_json_schema(by_alias=True, mode="serialization")
+    schema: dict[str, JsonValue] = AnalysisRecord.model_json_schema(
+        by_alias=True, mode="serialization"
+    )
     # every file this release writes carries its version (older files lack it; see the module doc)
     required = schema.get("required")
-    schema["required"] = ["schema_version", "schema", *(required if isinstance(required, list) else [])]
+    schema["required"] = [
+        "schema_version",
+        "schema",
+        *(required if isinstance(required, list) else []),
+    ]
     schema["$id"] = "https://medgemma-spatial.dev/schemas/analysis.schema.json"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

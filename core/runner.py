@@ -99,7 +99,9 @@ def check_out_dir(out_dir: str | Path) -> None:
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise BadOption(f"--out {out} exists and is not a folder; name a folder (it is created if missing)")
+        raise BadOption(
+            f"--out {out} exists and is not a folder; name a folder (it is created if missing)"
+        )
     for parent in out.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -157,13 +159,22 @@ def run_analysis_stage(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     report(JobStage.VALIDATING, 0.0)
-    params = AnalysisParams(resolution=options.resolution, seed=options.seed,
-                            n_domains=options.n_domains, threads=settings.threads,
-                            blas_threads=settings.blas_threads)
+    params = AnalysisParams(
+        resolution=options.resolution,
+        seed=options.seed,
+        n_domains=options.n_domains,
+        threads=settings.threads,
+        blas_threads=settings.blas_threads,
+    )
     params.validate()
     table = load_markers(options.markers, species=options.species, organs=options.organs)
-    sample = read_sample(sample_path, settings, bin_size_um=options.bin_size, unpack_dir=unpack_dir,
-                         unit=options.unit)
+    sample = read_sample(
+        sample_path,
+        settings,
+        bin_size_um=options.bin_size,
+        unpack_dir=unpack_dir,
+        unit=options.unit,
+    )
     cells = sample.cells
     cell_obs = sample.adata.obs[["area_um2", "n_bins", "in_nucleus_frac"]].copy() if cells else None
     timings["read"] = round(time.perf_counter() - t0, 3)
@@ -171,8 +182,15 @@ def run_analysis_stage(
 
     t1 = time.perf_counter()
     # cells lie irregularly: the analysis treats them as a generic layout (k-nearest-neighbour graph)
-    res = run_analysis(sample.adata, Layout.GENERIC if cells else sample.layout, params, markers=table,
-                       px_per_um=px_per_um_of(sample), progress=report, release_input=True)
+    res = run_analysis(
+        sample.adata,
+        Layout.GENERIC if cells else sample.layout,
+        params,
+        markers=table,
+        px_per_um=px_per_um_of(sample),
+        progress=report,
+        release_input=True,
+    )
     timings.update(res.timings)
 
     out = Path(out_dir)
@@ -182,8 +200,9 @@ def run_analysis_stage(
 
     claims = assess_claims(res)
     held = withheld(claims)
-    features = tissue_blind_features(res, image_available=sample.image is not None,
-                                     bin_size_um=sample.bin_size_um, claims=claims)
+    features = tissue_blind_features(
+        res, image_available=sample.image is not None, bin_size_um=sample.bin_size_um, claims=claims
+    )
     if cells:
         from core.io.hd_cells_output import cell_platform, write_cell_outputs
 
@@ -209,57 +228,76 @@ def run_analysis_stage(
         _write_h5ad(out / "analysis.h5ad", sample, res)
     timings["analysis_total"] = round(time.perf_counter() - t1, 3)
     timings["total"] = round(time.perf_counter() - t0, 3)
-    record = analysis_record(res, sample, options, table.source, timings, image_file, figures,
-                             claims)
+    record = analysis_record(
+        res, sample, options, table.source, timings, image_file, figures, claims
+    )
     record.write(out / "analysis.json")
     report(JobStage.ANALYZING, 1.0)
-    return {"n_spots": len(res.obs_names), "layout": res.layout, "timings": timings,
-            "files": sorted(p.name for p in out.iterdir()), "n_domains": res.domains.k,
-            "bin_size_um": sample.bin_size_um, "notes": list(sample.notes),
-            "unit": sample.unit, "n_cells": int(cells["n"]) if cells else None}
+    return {
+        "n_spots": len(res.obs_names),
+        "layout": res.layout,
+        "timings": timings,
+        "files": sorted(p.name for p in out.iterdir()),
+        "n_domains": res.domains.k,
+        "bin_size_um": sample.bin_size_um,
+        "notes": list(sample.notes),
+        "unit": sample.unit,
+        "n_cells": int(cells["n"]) if cells else None,
+    }
 
 
 def _figures(out: Path, res: AnalysisResult, sample: Sample, held: dict[str, str]) -> list[str]:
     from core.figures import write_figures
 
-    return write_figures(out / "figures", res, sample.image, sample.image_scalef, sample.spot_diameter_px,
-                         withheld=set(held))
+    return write_figures(
+        out / "figures",
+        res,
+        sample.image,
+        sample.image_scalef,
+        sample.spot_diameter_px,
+        withheld=set(held),
+    )
 
 
 def _write_spots(path: Path, res: AnalysisResult, cell_obs: pd.DataFrame | None = None) -> None:
     import pandas as pd
 
     a = res.annotation
-    df = pd.DataFrame({
-        "barcode": res.obs_names,
-        "x": np.round(res.xy[:, 0], 2),
-        "y": np.round(res.xy[:, 1], 2),
-        "cluster": res.clusters,
-        "domain": [f"D{d + 1}" for d in res.domains.labels],
-        "cell_type": a.cell_type,
-        "lineage": a.lineage,
-        "confidence": np.round(a.confidence, 4),
-        "entropy": np.round(a.entropy, 4),
-        "total_counts": res.qc_metrics["total_counts"].astype(np.int64),
-        "n_genes": res.qc_metrics["n_genes"],
-        "pct_mito": np.round(res.qc_metrics["pct_mito"], 5),
-        "pct_ribo": np.round(res.qc_metrics["pct_ribo"], 5),
-        "neighbourhood_entropy": np.round(res.diversity, 4),
-    })
+    df = pd.DataFrame(
+        {
+            "barcode": res.obs_names,
+            "x": np.round(res.xy[:, 0], 2),
+            "y": np.round(res.xy[:, 1], 2),
+            "cluster": res.clusters,
+            "domain": [f"D{d + 1}" for d in res.domains.labels],
+            "cell_type": a.cell_type,
+            "lineage": a.lineage,
+            "confidence": np.round(a.confidence, 4),
+            "entropy": np.round(a.entropy, 4),
+            "total_counts": res.qc_metrics["total_counts"].astype(np.int64),
+            "n_genes": res.qc_metrics["n_genes"],
+            "pct_mito": np.round(res.qc_metrics["pct_mito"], 5),
+            "pct_ribo": np.round(res.qc_metrics["pct_ribo"], 5),
+            "neighbourhood_entropy": np.round(res.diversity, 4),
+        }
+    )
     if a.composition is not None:
         from core.markers import LINEAGES
 
         lc = a.lineage_composition
         for j, lin in enumerate(LINEAGES):
             df[f"frac_{lin}"] = np.round(lc[:, j], 4)
-    if cell_obs is not None:  # Visium HD cells: area, 2 um bins per cell, fraction of bins in the nucleus
+    if (
+        cell_obs is not None
+    ):  # Visium HD cells: area, 2 um bins per cell, fraction of bins in the nucleus
         for c in cell_obs.columns:
             df[c] = cell_obs[c].reindex(res.obs_names).to_numpy()
     df.to_csv(path, index=False)
 
 
-def _write_leakage_context(path: Path, sample: Sample, res: AnalysisResult,
-                           sample_path: str | Path) -> None:
+def _write_leakage_context(
+    path: Path, sample: Sample, res: AnalysisResult, sample_path: str | Path
+) -> None:
     """Strings the report gate must never let into a prompt (ids, names from the input's metadata)."""
     from core.report.leakage import leakage_context_from_adata
 
@@ -274,15 +312,18 @@ def _write_h5ad(path: Path, sample: Sample, res: AnalysisResult) -> None:
     import pandas as pd
 
     a = res.annotation
-    obs = pd.DataFrame({
-        "cluster": pd.Categorical(res.clusters.astype(str)),
-        "domain": pd.Categorical([f"D{d + 1}" for d in res.domains.labels]),
-        "cell_type": pd.Categorical(a.cell_type.astype(str)),
-        "lineage": pd.Categorical(a.lineage.astype(str)),
-        "confidence": a.confidence.astype(np.float32),
-        "entropy": a.entropy.astype(np.float32),
-        **{k: v for k, v in res.qc_metrics.items()},
-    }, index=pd.Index(res.obs_names))
+    obs = pd.DataFrame(
+        {
+            "cluster": pd.Categorical(res.clusters.astype(str)),
+            "domain": pd.Categorical([f"D{d + 1}" for d in res.domains.labels]),
+            "cell_type": pd.Categorical(a.cell_type.astype(str)),
+            "lineage": pd.Categorical(a.lineage.astype(str)),
+            "confidence": a.confidence.astype(np.float32),
+            "entropy": a.entropy.astype(np.float32),
+            **{k: v for k, v in res.qc_metrics.items()},
+        },
+        index=pd.Index(res.obs_names),
+    )
     var = pd.DataFrame(index=pd.Index(res.gene_names))
     var["highly_variable"] = var.index.isin(res.hvg)
     out = ad.AnnData(X=res.xlog.materialize(), obs=obs, var=var)
@@ -299,9 +340,11 @@ def _confidence_meaning(layout: str) -> str:
     """One sentence on what a spot's confidence means (for analysis.json and the report)."""
     unit = Unit.SPOT if layout == Layout.VISIUM else Unit.BIN
     what = "dominant cell type" if layout == Layout.VISIUM else "cell type"
-    return (f"A {unit}'s confidence is the estimated probability that its {what} call is right: "
-            f"of calls at confidence 0.8, about 80% were right on the synthetic accuracy sweep "
-            f"(docs/accuracy.md).")
+    return (
+        f"A {unit}'s confidence is the estimated probability that its {what} call is right: "
+        f"of calls at confidence 0.8, about 80% were right on the synthetic accuracy sweep "
+        f"(docs/accuracy.md)."
+    )
 
 
 def _calibration(layout: str) -> dict[str, JsonValue]:
@@ -309,21 +352,37 @@ def _calibration(layout: str) -> dict[str, JsonValue]:
 
     key = "visium" if layout == Layout.VISIUM else "hd"
     a, b = CALIBRATION[key]
-    return {"method": "Platt scaling", "feature": CALIB_FEATURE_DOC, "a": a, "b": b,
-            "fitted_on": f"synth.py samples, seeds {CALIBRATION_SEEDS[key]} "
-                         "(bench/accuracy.py --fit-calibration)"}
+    return {
+        "method": "Platt scaling",
+        "feature": CALIB_FEATURE_DOC,
+        "a": a,
+        "b": b,
+        "fitted_on": f"synth.py samples, seeds {CALIBRATION_SEEDS[key]} "
+        "(bench/accuracy.py --fit-calibration)",
+    }
 
 
-def analysis_record(res: AnalysisResult, sample: Sample, options: AnalyzeOptions,
-                    marker_source: str, timings: dict[str, float], image_file: str | None,
-                    figures: list[str], claims: list[Claim]) -> AnalysisRecord:
+def analysis_record(
+    res: AnalysisResult,
+    sample: Sample,
+    options: AnalyzeOptions,
+    marker_source: str,
+    timings: dict[str, float],
+    image_file: str | None,
+    figures: list[str],
+    claims: list[Claim],
+) -> AnalysisRecord:
     """The :class:`~core.results.AnalysisRecord` (``analysis.json``) of one analysis."""
     a = res.annotation
     order = np.argsort(-np.nan_to_num(res.moran["I"], nan=-np.inf))
     moran_top = [
-        {"gene": str(res.hvg[j]), "I": round(float(res.moran["I"][j]), 6), "z": round(float(res.moran["z"][j]), 3),
-         "pval_norm": float(f"{res.moran['pval_norm'][j]:.4g}"),
-         "fdr_bh": float(f"{res.moran['pval_norm_fdr_bh'][j]:.4g}")}
+        {
+            "gene": str(res.hvg[j]),
+            "I": round(float(res.moran["I"][j]), 6),
+            "z": round(float(res.moran["z"][j]), 3),
+            "pval_norm": float(f"{res.moran['pval_norm'][j]:.4g}"),
+            "fdr_bh": float(f"{res.moran['pval_norm_fdr_bh'][j]:.4g}"),
+        }
         for j in order[:100]
     ]
     types, cnts = np.unique(a.cell_type.astype(str), return_counts=True)
@@ -333,9 +392,16 @@ def analysis_record(res: AnalysisResult, sample: Sample, options: AnalyzeOptions
     for d in range(dom.k):
         m = dom.labels == d
         t_d, c_d = np.unique(a.cell_type[m].astype(str), return_counts=True)
-        domains.append({"id": f"D{d + 1}", "n": int(m.sum()),
-                        "cell_types": {str(t): round(float(c) / m.sum(), 4) for t, c in zip(t_d, c_d, strict=True)},
-                        "markers": res.domain_markers.get(str(d), [])})
+        domains.append(
+            {
+                "id": f"D{d + 1}",
+                "n": int(m.sum()),
+                "cell_types": {
+                    str(t): round(float(c) / m.sum(), 4) for t, c in zip(t_d, c_d, strict=True)
+                },
+                "markers": res.domain_markers.get(str(d), []),
+            }
+        )
     z_ct, ct_names = res.nhood_celltype
     z_lin, lin_names = res.nhood_lineage
     cells = sample.cells
@@ -346,10 +412,19 @@ def analysis_record(res: AnalysisResult, sample: Sample, options: AnalyzeOptions
         "n_spots": len(res.obs_names),
         "n_genes": len(res.gene_names),
         "qc": res.qc.as_dict(),
-        "qc_summary": {k: {"median": float(np.median(v)), "p5": float(np.percentile(v, 5)),
-                           "p95": float(np.percentile(v, 95))} for k, v in res.qc_metrics.items()},
+        "qc_summary": {
+            k: {
+                "median": float(np.median(v)),
+                "p5": float(np.percentile(v, 5)),
+                "p95": float(np.percentile(v, 95)),
+            }
+            for k, v in res.qc_metrics.items()
+        },
         "hvg": {"n": len(res.hvg)},
-        "pca": {"n_comps": int(res.pca.shape[1]), "variance_ratio": [round(float(v), 5) for v in res.pca_variance_ratio]},
+        "pca": {
+            "n_comps": int(res.pca.shape[1]),
+            "variance_ratio": [round(float(v), 5) for v in res.pca_variance_ratio],
+        },
         "clusters": {
             "n": int(res.clusters.max() + 1),
             "sizes": np.bincount(res.clusters).tolist(),
@@ -373,24 +448,41 @@ def analysis_record(res: AnalysisResult, sample: Sample, options: AnalyzeOptions
             "available": a.available,
             "unavailable_reason": a.unavailable_reason,
         },
-        "domains": {"k": dom.k, "silhouette_by_k": dom.silhouette, "smoothing_sigma_um": dom.sigma_um,
-                    "choice": {"method": dom.method, "stability": dom.stability,
-                               "close_alternative": dom.close_alternative,
-                               "candidates": dom.candidates},
-                    "domains": domains},
+        "domains": {
+            "k": dom.k,
+            "silhouette_by_k": dom.silhouette,
+            "smoothing_sigma_um": dom.sigma_um,
+            "choice": {
+                "method": dom.method,
+                "stability": dom.stability,
+                "close_alternative": dom.close_alternative,
+                "candidates": dom.candidates,
+            },
+            "domains": domains,
+        },
         "spatial": {
-            "graph": {"n_edges": int(res.spatial_graph.nnz // 2),
-                      "mean_degree": float(res.spatial_graph.nnz / max(len(res.obs_names), 1))},
-            "morans_i": {"n_tested": len(res.hvg),
-                         "n_significant_fdr05": int(np.sum(res.moran["pval_norm_fdr_bh"] < 0.05)),
-                         "top": moran_top},
+            "graph": {
+                "n_edges": int(res.spatial_graph.nnz // 2),
+                "mean_degree": float(res.spatial_graph.nnz / max(len(res.obs_names), 1)),
+            },
+            "morans_i": {
+                "n_tested": len(res.hvg),
+                "n_significant_fdr05": int(np.sum(res.moran["pval_norm_fdr_bh"] < 0.05)),
+                "top": moran_top,
+            },
             "nhood_enrichment_celltype": {"names": ct_names, "z": np.round(z_ct, 3)},
             "nhood_enrichment_lineage": {"names": lin_names, "z": np.round(z_lin, 3)},
-            "neighbourhood_entropy": {"mean": float(res.diversity.mean()),
-                                      "median": float(np.median(res.diversity))},
+            "neighbourhood_entropy": {
+                "mean": float(res.diversity.mean()),
+                "median": float(np.median(res.diversity)),
+            },
         },
-        "image": {"file": image_file, "scalef": sample.image_scalef if image_file else None,
-                  "spot_diameter_px": sample.spot_diameter_px, "source": sample.image_name},
+        "image": {
+            "file": image_file,
+            "scalef": sample.image_scalef if image_file else None,
+            "spot_diameter_px": sample.spot_diameter_px,
+            "source": sample.image_name,
+        },
         "figures": figures,
         "provenance": {
             "input_sha256": sample.sha256,

@@ -20,8 +20,16 @@ import scipy.sparse as sp
 
 from core.markers import load_default_markers
 
-DEFAULT_TYPES = ("Epithelial cells", "Fibroblasts", "Endothelial cells", "Macrophages",
-                 "T cells", "B cells", "Smooth muscle cells", "Plasma cells")
+DEFAULT_TYPES = (
+    "Epithelial cells",
+    "Fibroblasts",
+    "Endothelial cells",
+    "Macrophages",
+    "T cells",
+    "B cells",
+    "Smooth muscle cells",
+    "Plasma cells",
+)
 
 
 @dataclass
@@ -32,8 +40,15 @@ class SynthSample:
     types: list[str]
 
 
-def make_sample(layout: str = "visium", n_spots: int = 1500, n_genes: int = 3000, n_domains: int = 4,
-                seed: int = 0, types: tuple[str, ...] = DEFAULT_TYPES, tissue: str = "colon") -> SynthSample:
+def make_sample(
+    layout: str = "visium",
+    n_spots: int = 1500,
+    n_genes: int = 3000,
+    n_domains: int = 4,
+    seed: int = 0,
+    types: tuple[str, ...] = DEFAULT_TYPES,
+    tissue: str = "colon",
+) -> SynthSample:
     """Simulate a sample; raw counts in X (CSR int32), coordinates in full-resolution pixels."""
     import anndata as ad
     import pandas as pd
@@ -74,7 +89,9 @@ def make_sample(layout: str = "visium", n_spots: int = 1500, n_genes: int = 3000
         array_col, spot_um = c, 8.0
     xy = np.stack([x_um, y_um], 1) * px_per_um
     u = (xy - xy.min(0)) / (xy.max(0) - xy.min(0) + 1)
-    warp = 0.08 * np.stack([np.sin(7 * u[:, 1] + rng.uniform(0, 6)), np.cos(5 * u[:, 0] + rng.uniform(0, 6))], 1)
+    warp = 0.08 * np.stack(
+        [np.sin(7 * u[:, 1] + rng.uniform(0, 6)), np.cos(5 * u[:, 0] + rng.uniform(0, 6))], 1
+    )
     seeds = rng.uniform(0.1, 0.9, size=(n_domains, 2))
     domain = (((u + warp)[:, None, :] - seeds[None]) ** 2).sum(-1).argmin(1)
     comp = rng.dirichlet(np.full(len(types), 0.5), size=n_domains)
@@ -96,7 +113,9 @@ def make_sample(layout: str = "visium", n_spots: int = 1500, n_genes: int = 3000
             if n_k.sum() == 0:
                 continue
             w = profiles[k] * dom_fc[d]
-            draws = np.searchsorted(np.cumsum(w / w.sum()), rng.random(int(n_k.sum())), side="right")
+            draws = np.searchsorted(
+                np.cumsum(w / w.sum()), rng.random(int(n_k.sum())), side="right"
+            )
             rows_l.append(np.repeat(in_d, n_k))
             cols_l.append(np.minimum(draws, G - 1))
     s_i, g_i = np.concatenate(rows_l), np.concatenate(cols_l)
@@ -112,23 +131,33 @@ def make_sample(layout: str = "visium", n_spots: int = 1500, n_genes: int = 3000
     rad = max(1, int(spot_um * px_per_um * scalef))
     step = max(1, len(pts) // 8000)
     for (x, y), d in zip(pts[::step], domain[::step], strict=True):
-        img[max(0, y - rad):y + rad, max(0, x - rad):x + rad] = tint[d]
+        img[max(0, y - rad) : y + rad, max(0, x - rad) : x + rad] = tint[d]
     img = np.clip(img + rng.normal(0, 6, size=img.shape), 0, 255).astype(np.uint8)
 
     if layout == "visium":
         codes = rng.choice(4**16, size=n_spots, replace=False)
-        barcodes = ["".join("ACGT"[(int(v) >> (2 * i)) & 3] for i in range(16)) + "-1" for v in codes]
+        barcodes = [
+            "".join("ACGT"[(int(v) >> (2 * i)) & 3] for i in range(16)) + "-1" for v in codes
+        ]
     else:
         barcodes = [f"s_008um_{a:05d}_{b:05d}-1" for a, b in zip(r, array_col, strict=True)]
     sample_id = f"PATIENT-{seed:04d}-{tissue.upper()}"
-    obs = pd.DataFrame({"in_tissue": 1, "array_row": r, "array_col": array_col, "sample_id": sample_id},
-                       index=pd.Index(barcodes))
+    obs = pd.DataFrame(
+        {"in_tissue": 1, "array_row": r, "array_col": array_col, "sample_id": sample_id},
+        index=pd.Index(barcodes),
+    )
     a = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(genes)))
     a.obsm["spatial"] = xy
     lib = f"{tissue}_section_{seed}"
-    a.uns["spatial"] = {lib: {"images": {"hires": img},
-                              "scalefactors": {"tissue_hires_scalef": float(scalef),
-                                               "spot_diameter_fullres": float(spot_um * px_per_um)}}}
+    a.uns["spatial"] = {
+        lib: {
+            "images": {"hires": img},
+            "scalefactors": {
+                "tissue_hires_scalef": float(scalef),
+                "spot_diameter_fullres": float(spot_um * px_per_um),
+            },
+        }
+    }
     a.uns["metadata"] = {"tissue_type": tissue, "sample_id": sample_id}
     dominant = np.asarray(types, dtype=object)[props.argmax(1)]
     return SynthSample(adata=a, domain=domain, dominant_type=dominant, types=list(types))
@@ -141,6 +170,11 @@ def write_sample(path: str | Path, **kwargs: object) -> SynthSample:
     s = make_sample(**kwargs)  # type: ignore[arg-type]
     path = Path(path)
     s.adata.write_h5ad(path)  # type: ignore[attr-defined]
-    pd.DataFrame({"barcode": s.adata.obs_names, "domain": s.domain,  # type: ignore[attr-defined]
-                  "dominant_type": s.dominant_type}).to_csv(str(path) + ".truth.csv", index=False)
+    pd.DataFrame(
+        {
+            "barcode": s.adata.obs_names,  # type: ignore[attr-defined]
+            "domain": s.domain,
+            "dominant_type": s.dominant_type,
+        }
+    ).to_csv(str(path) + ".truth.csv", index=False)
     return s

@@ -39,7 +39,9 @@ router = APIRouter(include_in_schema=False)
 @router.get("/", include_in_schema=False)
 async def console_page() -> FileResponse:
     """The console's single page."""
-    return FileResponse(CONSOLE_DIR / "index.html", media_type="text/html", headers=SECURITY_HEADERS)
+    return FileResponse(
+        CONSOLE_DIR / "index.html", media_type="text/html", headers=SECURITY_HEADERS
+    )
 
 
 class _ConsoleFiles(StaticFiles):

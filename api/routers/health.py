@@ -37,9 +37,7 @@ async def healthz() -> Health:
                     "schema": {"$ref": "#/components/schemas/ReadinessProblem"}
                 }
             },
-            "headers": {
-                "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
-            },
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
         }
     },
 )

@@ -39,7 +39,9 @@ from core.report.signoff import ReportStatus, Signoff, report_status
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 _ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
@@ -115,7 +117,9 @@ async def create_job(
     session: SessionDep,
     settings: SettingsDep,
     tenant: TenantDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
 ) -> JobOut:
     """Submit a job for an upload. The same Idempotency-Key and body return the same job."""
     req = service.SubmitRequest(
@@ -139,8 +143,10 @@ async def list_jobs(
     state: JobState | None = None,
     report_status: Annotated[
         ReportStatus | None,
-        Query(description="preliminary: succeeded and unsigned; final or amended: the latest "
-              "sign-off's status."),
+        Query(
+            description="preliminary: succeeded and unsigned; final or amended: the latest "
+            "sign-off's status."
+        ),
     ] = None,
     external_sample_id: Annotated[NoNulStr | None, Query()] = None,
     created_after: IsoDatetime | None = None,
@@ -412,7 +418,9 @@ async def get_overlay(
     await session.close()  # reading the artifacts holds no database connection
     doc = await overlay.overlay(store, job)
     body = await anyio.to_thread.run_sync(lambda: json.dumps(doc, separators=(",", ":")).encode())
-    return Response(body, media_type="application/json", headers={"Cache-Control": "private, no-cache"})
+    return Response(
+        body, media_type="application/json", headers={"Cache-Control": "private, no-cache"}
+    )
 
 
 @router.get(

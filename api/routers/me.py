@@ -15,7 +15,9 @@ from api.schemas import CallerLimits, CallerOut
 router = APIRouter(prefix="/v1/me", tags=["keys"])
 
 
-@router.get("", operation_id="get_me", response_model=CallerOut, responses=problem_responses(401, 429))
+@router.get(
+    "", operation_id="get_me", response_model=CallerOut, responses=problem_responses(401, 429)
+)
 async def get_me(caller: CallerDep, settings: SettingsDep) -> CallerOut:
     """The calling key's tenant, id and role (``submitter`` or ``reviewer``) and upload limits."""
     return CallerOut(

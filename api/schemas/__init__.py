@@ -132,7 +132,8 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     error: JobError | None
     report: JobReport | None = Field(
-        None, description="A succeeded job's report in brief: whether it has a narrative, and why not."
+        None,
+        description="A succeeded job's report in brief: whether it has a narrative, and why not.",
     )
     report_status: ReportStatus | None = Field(
         None,
@@ -165,8 +166,6 @@ class ArtifactList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
-
-
 
 
 class SignoffCreate(BaseModel):

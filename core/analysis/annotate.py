@@ -47,9 +47,13 @@ class Annotation:
     skipped_types: dict[str, int] = field(default_factory=dict)
     available: bool = True
     unavailable_reason: str | None = None
-    top_type: np.ndarray | None = None  # n: best-supported type, also where the call is "unassigned"
+    top_type: np.ndarray | None = (
+        None  # n: best-supported type, also where the call is "unassigned"
+    )
     calib_feature: np.ndarray | None = None  # n: the calibration feature x (see CALIBRATION)
-    merged_types: dict[str, str] = field(default_factory=dict)  # subtype -> the broader type it merged into
+    merged_types: dict[str, str] = field(
+        default_factory=dict
+    )  # subtype -> the broader type it merged into
 
     @property
     def lineage_composition(self) -> np.ndarray:
@@ -62,7 +66,9 @@ class Annotation:
         return self.composition @ L
 
 
-def match_markers(gene_names: np.ndarray, table: MarkerTable) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, int]]:
+def match_markers(
+    gene_names: np.ndarray, table: MarkerTable
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, int]]:
     """Column indices of each type's markers present in the data (case-insensitive symbols)."""
     upper = {str(g).upper(): i for i, g in enumerate(gene_names)}
     found: dict[str, np.ndarray] = {}
@@ -88,7 +94,9 @@ def pool_matrix(knn_idx: np.ndarray | None, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
 
 
-def label_spreading(knn_idx: np.ndarray, P0: np.ndarray, alpha: float = 0.95, n_iter: int = 30) -> np.ndarray:
+def label_spreading(
+    knn_idx: np.ndarray, P0: np.ndarray, alpha: float = 0.95, n_iter: int = 30
+) -> np.ndarray:
     """Label spreading on the expression kNN graph (Zhou et al. 2004): P <- a S P + (1 - a) P0.
 
     S is the symmetrically normalised kNN adjacency. Marker evidence from a spot's
@@ -132,7 +140,9 @@ def softmax(s: np.ndarray, beta: float) -> np.ndarray:
     return out
 
 
-def estimate_composition(obs_counts: np.ndarray, D: np.ndarray, baseline_q: float = 0.02) -> np.ndarray:
+def estimate_composition(
+    obs_counts: np.ndarray, D: np.ndarray, baseline_q: float = 0.02
+) -> np.ndarray:
     """Per-spot cell-type fractions from pooled marker shares (Visium: several cells per spot).
 
     share_it = O_it / D_i ~ b_t + f_it * (h_t - b_t): the share of t's markers rises linearly
@@ -169,8 +179,9 @@ def specificity_weights(found: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def local_residual_operator(spatial_graph: sp.csr_matrix | None, min_linked: int = 50
-                            ) -> tuple[sp.csr_matrix | None, np.ndarray | None]:
+def local_residual_operator(
+    spatial_graph: sp.csr_matrix | None, min_linked: int = 50
+) -> tuple[sp.csr_matrix | None, np.ndarray | None]:
     """I - N (N: the row-normalised spatial graph) and the spots it applies to, for multi-cell spots.
 
     A spot's marker shares minus the mean of its spatial neighbours': what is left is how the spot
@@ -191,9 +202,14 @@ def local_residual_operator(spatial_graph: sp.csr_matrix | None, min_linked: int
     return (sp.eye(n, format="csr") - N).tocsr(), linked
 
 
-def coherent_markers(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.csr_matrix,
-                     max_rows: int = 20_000, chunk: int = 8_192, spatial_graph: sp.csr_matrix | None = None
-                     ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def coherent_markers(
+    counts: sp.csr_matrix,
+    found: dict[str, np.ndarray],
+    pool: sp.csr_matrix,
+    max_rows: int = 20_000,
+    chunk: int = 8_192,
+    spatial_graph: sp.csr_matrix | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Keep each type's markers that are co-expressed with the rest of its set in this sample.
 
     A table lists markers from many tissues and studies; in a given sample some are not expressed,
@@ -236,12 +252,16 @@ def coherent_markers(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: 
         Sall = (sp.diags(1.0 / np.maximum(Dall, 1.0)) @ (pool @ Xm)).tocsr()
         Sres = (resid @ Sall).tocsr()
         base = linked
-    rows = base if len(base) <= max_rows else base[np.linspace(0, len(base) - 1, max_rows).astype(np.int64)]
+    rows = (
+        base
+        if len(base) <= max_rows
+        else base[np.linspace(0, len(base) - 1, max_rows).astype(np.int64)]
+    )
     sx, sxx = np.zeros(G), np.zeros(G)
     sy, syy = np.zeros(K), np.zeros(K)
     sxy = np.zeros((G, K))
     for s0 in range(0, len(rows), chunk):
-        r = rows[s0:s0 + chunk]
+        r = rows[s0 : s0 + chunk]
         if Sres is not None:
             S = np.asarray(Sres[r].todense())
         else:
@@ -284,9 +304,15 @@ def coherent_markers(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: 
     return kept, dropped
 
 
-def merge_duplicate_types(counts: sp.csr_matrix, found: dict[str, np.ndarray], pool: sp.csr_matrix,
-                          lineage: dict[str, str], table_size: dict[str, int], max_rows: int = 20_000,
-                          min_r: float = 0.9) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def merge_duplicate_types(
+    counts: sp.csr_matrix,
+    found: dict[str, np.ndarray],
+    pool: sp.csr_matrix,
+    lineage: dict[str, str],
+    table_size: dict[str, int],
+    max_rows: int = 20_000,
+    min_r: float = 0.9,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Merge types of one lineage whose coherent marker sets mark the same population here.
 
     Broad tables list a type and its subtypes (B cells, B cells naive, B cells memory) with
@@ -345,8 +371,13 @@ def merge_duplicate_types(counts: sp.csr_matrix, found: dict[str, np.ndarray], p
     return out, {t: root(t) for t in into}
 
 
-def set_llr(counts: sp.csr_matrix, found: dict[str, np.ndarray], weights: dict[str, np.ndarray],
-            pool: sp.csr_matrix, chunk: int = 16_384) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def set_llr(
+    counts: sp.csr_matrix,
+    found: dict[str, np.ndarray],
+    weights: dict[str, np.ndarray],
+    pool: sp.csr_matrix,
+    chunk: int = 16_384,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per spot and type, the Poisson log-likelihood ratio that the type's marker set is enriched.
 
     O = specificity-weighted UMIs of the set (pooled over ``pool``), E = its expectation at the
@@ -399,9 +430,15 @@ CALIBRATION_SEEDS = {"hd": "0-2", "visium": "0-9"}
 MIN_LLR = 1.0
 
 
-def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, multi_cell: bool,
-             knn_idx: np.ndarray | None = None, strict: bool = False,
-             spatial_graph: sp.csr_matrix | None = None) -> Annotation:
+def annotate(
+    counts: sp.csr_matrix,
+    gene_names: np.ndarray,
+    table: MarkerTable,
+    multi_cell: bool,
+    knn_idx: np.ndarray | None = None,
+    strict: bool = False,
+    spatial_graph: sp.csr_matrix | None = None,
+) -> Annotation:
     """Score every spot for every cell type of ``table`` and call type, lineage, confidence, entropy.
 
     Steps: markers present in the data; coherent markers only (:func:`coherent_markers`);
@@ -443,11 +480,13 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
     incoherent: dict[str, int] = {}
     merged: dict[str, str] = {}
     if len(found) >= 2:
-        found, incoherent = coherent_markers(counts, found, pool,
-                                             spatial_graph=spatial_graph if multi_cell else None)
+        found, incoherent = coherent_markers(
+            counts, found, pool, spatial_graph=spatial_graph if multi_cell else None
+        )
         if len(found) >= 2:
-            found, merged = merge_duplicate_types(counts, found, pool, table.lineage,
-                                                  {t: len(table.genes[t]) for t in found})
+            found, merged = merge_duplicate_types(
+                counts, found, pool, table.lineage, {t: len(table.genes[t]) for t in found}
+            )
         names = {t: [str(gene_names[c]) for c in found[t]] for t in found}
     if len(found) < 2:
         reason = (
@@ -475,9 +514,14 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
     none = llr.max(axis=1) < MIN_LLR
     llr /= pool_size  # per-spot scale for the probabilities (each pooled count serves k + 1 spots)
     # own evidence of organ-specific types: their markers that no broad type lists
-    broad_genes = set(np.concatenate([found[t] for t, b in zip(types, broad, strict=True) if b]).tolist())
-    own = {t: found[t][~np.isin(found[t], list(broad_genes))] for t, b in zip(types, broad, strict=True)
-           if not b}
+    broad_genes = set(
+        np.concatenate([found[t] for t, b in zip(types, broad, strict=True) if b]).tolist()
+    )
+    own = {
+        t: found[t][~np.isin(found[t], list(broad_genes))]
+        for t, b in zip(types, broad, strict=True)
+        if not b
+    }
     own = {t: c for t, c in own.items() if len(c) >= 1}
     own_llr = np.zeros((n, K))
     if own:
@@ -516,9 +560,19 @@ def annotate(counts: sp.csr_matrix, gene_names: np.ndarray, table: MarkerTable, 
     lineage = np.asarray([table.lineage[t] for t in types], dtype=object)[best]
     cell_type = np.where(none, "unassigned", top_type).astype(object)
     return Annotation(
-        cell_types=types, lineage_of={t: table.lineage[t] for t in types}, probs=probs.astype(np.float32),
-        cell_type=cell_type, lineage=lineage, confidence=conf, entropy=ent, lineage_probs=lp,
-        composition=comp, markers_used=names, skipped_types=skipped, top_type=top_type, calib_feature=x,
+        cell_types=types,
+        lineage_of={t: table.lineage[t] for t in types},
+        probs=probs.astype(np.float32),
+        cell_type=cell_type,
+        lineage=lineage,
+        confidence=conf,
+        entropy=ent,
+        lineage_probs=lp,
+        composition=comp,
+        markers_used=names,
+        skipped_types=skipped,
+        top_type=top_type,
+        calib_feature=x,
         merged_types=merged,
     )
 
@@ -528,10 +582,19 @@ def unassigned(n: int, reason: str, skipped: dict[str, int]) -> Annotation:
     lp = np.zeros((n, len(LINEAGES)))
     lp[:, LINEAGES.index("other")] = 1.0
     return Annotation(
-        cell_types=["unassigned"], lineage_of={"unassigned": "other"}, probs=np.ones((n, 1), dtype=np.float32),
-        cell_type=np.full(n, "unassigned", dtype=object), lineage=np.full(n, "other", dtype=object),
-        confidence=np.zeros(n), entropy=np.ones(n), lineage_probs=lp, composition=None,
-        markers_used={}, skipped_types=skipped, available=False, unavailable_reason=reason,
+        cell_types=["unassigned"],
+        lineage_of={"unassigned": "other"},
+        probs=np.ones((n, 1), dtype=np.float32),
+        cell_type=np.full(n, "unassigned", dtype=object),
+        lineage=np.full(n, "other", dtype=object),
+        confidence=np.zeros(n),
+        entropy=np.ones(n),
+        lineage_probs=lp,
+        composition=None,
+        markers_used={},
+        skipped_types=skipped,
+        available=False,
+        unavailable_reason=reason,
     )
 
 
@@ -542,6 +605,9 @@ def cluster_majority(labels: np.ndarray, calls: np.ndarray) -> dict[str, dict[st
         m = labels == c
         vals, cnt = np.unique(calls[m], return_counts=True)
         j = int(cnt.argmax())
-        out[str(c)] = {"label": str(vals[j]), "agreement": round(float(cnt[j] / m.sum()), 3),
-                       "n": int(m.sum())}
+        out[str(c)] = {
+            "label": str(vals[j]),
+            "agreement": round(float(cnt[j] / m.sum()), 3),
+            "n": int(m.sum()),
+        }
     return out

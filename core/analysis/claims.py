@@ -20,8 +20,16 @@ import numpy as np
 from core.enums import Layout, Unit
 
 # data checks: per layout, the least a unit (spot or bin) must carry
-MIN_MEDIAN_UMIS: dict[str, float] = {Layout.VISIUM: 250.0, Layout.VISIUM_HD: 20.0, Layout.GENERIC: 100.0}
-MIN_MEDIAN_GENES: dict[str, float] = {Layout.VISIUM: 100.0, Layout.VISIUM_HD: 15.0, Layout.GENERIC: 50.0}
+MIN_MEDIAN_UMIS: dict[str, float] = {
+    Layout.VISIUM: 250.0,
+    Layout.VISIUM_HD: 20.0,
+    Layout.GENERIC: 100.0,
+}
+MIN_MEDIAN_GENES: dict[str, float] = {
+    Layout.VISIUM: 100.0,
+    Layout.VISIUM_HD: 15.0,
+    Layout.GENERIC: 50.0,
+}
 MIN_GENES_KEPT = 200
 MIN_GRAPH_DEGREE = 2.0
 # result checks
@@ -30,7 +38,11 @@ MIN_DOMAIN_STABILITY = 0.6
 MIN_ANNOTATION_COVERAGE = 0.5
 MIN_SIGNIFICANT_SVGS = 1
 
-UNIT: dict[str, Unit] = {Layout.VISIUM: Unit.SPOT, Layout.VISIUM_HD: Unit.BIN, Layout.GENERIC: Unit.CAPTURE_UNIT}
+UNIT: dict[str, Unit] = {
+    Layout.VISIUM: Unit.SPOT,
+    Layout.VISIUM_HD: Unit.BIN,
+    Layout.GENERIC: Unit.CAPTURE_UNIT,
+}
 
 # claims that withhold a part of the output, and the checks each one rests on
 DEPENDS = {
@@ -54,12 +66,26 @@ class Claim:
         return asdict(self)
 
 
-def _check(name: str, value: float | None, threshold: float, ok_text: str, fail_text: str,
-           at_least: bool = True) -> Claim:
-    passed = value is not None and np.isfinite(value) and (value >= threshold if at_least
-                                                            else value <= threshold)
-    return Claim(name, bool(passed), None if value is None else round(float(value), 4),
-                 threshold, ok_text if passed else fail_text)
+def _check(
+    name: str,
+    value: float | None,
+    threshold: float,
+    ok_text: str,
+    fail_text: str,
+    at_least: bool = True,
+) -> Claim:
+    passed = (
+        value is not None
+        and np.isfinite(value)
+        and (value >= threshold if at_least else value <= threshold)
+    )
+    return Claim(
+        name,
+        bool(passed),
+        None if value is None else round(float(value), 4),
+        threshold,
+        ok_text if passed else fail_text,
+    )
 
 
 def assess_claims(res: Any) -> list[Claim]:
@@ -72,23 +98,39 @@ def assess_claims(res: Any) -> list[Claim]:
     n_kept = len(res.gene_names)
     degree = float(res.spatial_graph.nnz / max(n, 1))
     out = [
-        _check("depth_per_unit", umis, MIN_MEDIAN_UMIS[layout],
-               f"median {umis:.0f} UMIs per {unit}",
-               f"median {umis:.0f} UMIs per {unit}, below the {MIN_MEDIAN_UMIS[layout]:.0f} "
-               f"needed to tell cell populations and regions apart"),
-        _check("genes_per_unit", genes, MIN_MEDIAN_GENES[layout],
-               f"median {genes:.0f} genes per {unit}",
-               f"median {genes:.0f} genes detected per {unit}, below the "
-               f"{MIN_MEDIAN_GENES[layout]:.0f} needed to score marker genes"),
-        _check("genes_kept", float(n_kept), MIN_GENES_KEPT,
-               f"{n_kept} genes kept after QC",
-               f"only {n_kept} genes kept after QC (at least {MIN_GENES_KEPT} needed for an "
-               f"expression embedding)"),
-        _check("spatial_graph_degree", degree, MIN_GRAPH_DEGREE,
-               f"mean {degree:.2f} spatial neighbours per {unit}",
-               f"mean {degree:.2f} spatial neighbours per {unit} (at least "
-               f"{MIN_GRAPH_DEGREE:.0f} needed): the {unit}s are too scattered for "
-               f"neighbourhood statistics"),
+        _check(
+            "depth_per_unit",
+            umis,
+            MIN_MEDIAN_UMIS[layout],
+            f"median {umis:.0f} UMIs per {unit}",
+            f"median {umis:.0f} UMIs per {unit}, below the {MIN_MEDIAN_UMIS[layout]:.0f} "
+            f"needed to tell cell populations and regions apart",
+        ),
+        _check(
+            "genes_per_unit",
+            genes,
+            MIN_MEDIAN_GENES[layout],
+            f"median {genes:.0f} genes per {unit}",
+            f"median {genes:.0f} genes detected per {unit}, below the "
+            f"{MIN_MEDIAN_GENES[layout]:.0f} needed to score marker genes",
+        ),
+        _check(
+            "genes_kept",
+            float(n_kept),
+            MIN_GENES_KEPT,
+            f"{n_kept} genes kept after QC",
+            f"only {n_kept} genes kept after QC (at least {MIN_GENES_KEPT} needed for an "
+            f"expression embedding)",
+        ),
+        _check(
+            "spatial_graph_degree",
+            degree,
+            MIN_GRAPH_DEGREE,
+            f"mean {degree:.2f} spatial neighbours per {unit}",
+            f"mean {degree:.2f} spatial neighbours per {unit} (at least "
+            f"{MIN_GRAPH_DEGREE:.0f} needed): the {unit}s are too scattered for "
+            f"neighbourhood statistics",
+        ),
     ]
     by = {c.name: c for c in out}
 
@@ -103,64 +145,123 @@ def assess_claims(res: Any) -> list[Claim]:
     stab = chosen.get("stability") if chosen else None
     pre = blocked("domains")
     if pre:
-        c = Claim("domains", False, sil, MIN_DOMAIN_SILHOUETTE,
-                  "spatial domains not assessed: " + "; ".join(pre))
+        c = Claim(
+            "domains",
+            False,
+            sil,
+            MIN_DOMAIN_SILHOUETTE,
+            "spatial domains not assessed: " + "; ".join(pre),
+        )
     elif sil is None:
-        c = Claim("domains", True, None, MIN_DOMAIN_SILHOUETTE,
-                  f"{dom.k} domains, count fixed by the user")
+        c = Claim(
+            "domains",
+            True,
+            None,
+            MIN_DOMAIN_SILHOUETTE,
+            f"{dom.k} domains, count fixed by the user",
+        )
     elif sil < MIN_DOMAIN_SILHOUETTE:
-        c = Claim("domains", False, sil, MIN_DOMAIN_SILHOUETTE,
-                  f"the {dom.k} candidate domains are not separated (silhouette {sil:.2f}, "
-                  f"at least {MIN_DOMAIN_SILHOUETTE} needed)")
+        c = Claim(
+            "domains",
+            False,
+            sil,
+            MIN_DOMAIN_SILHOUETTE,
+            f"the {dom.k} candidate domains are not separated (silhouette {sil:.2f}, "
+            f"at least {MIN_DOMAIN_SILHOUETTE} needed)",
+        )
     elif stab is not None and stab < MIN_DOMAIN_STABILITY:
-        c = Claim("domains", False, sil, MIN_DOMAIN_SILHOUETTE,
-                  f"the {dom.k} candidate domains are not reproducible (stability {stab:.2f} "
-                  f"across subsamples, at least {MIN_DOMAIN_STABILITY} needed)")
+        c = Claim(
+            "domains",
+            False,
+            sil,
+            MIN_DOMAIN_SILHOUETTE,
+            f"the {dom.k} candidate domains are not reproducible (stability {stab:.2f} "
+            f"across subsamples, at least {MIN_DOMAIN_STABILITY} needed)",
+        )
     else:
-        c = Claim("domains", True, sil, MIN_DOMAIN_SILHOUETTE,
-                  f"{dom.k} domains, silhouette {sil:.2f}"
-                  + (f", stability {stab:.2f}" if stab is not None else ""))
+        c = Claim(
+            "domains",
+            True,
+            sil,
+            MIN_DOMAIN_SILHOUETTE,
+            f"{dom.k} domains, silhouette {sil:.2f}"
+            + (f", stability {stab:.2f}" if stab is not None else ""),
+        )
     out.append(c)
 
     a = res.annotation
     coverage = float(np.mean(a.cell_type.astype(str) != "unassigned")) if n else 0.0
     pre = blocked("annotation")
     if not a.available:
-        c = Claim("annotation", False, 0.0, MIN_ANNOTATION_COVERAGE,
-                  f"cell types not assessed: {a.unavailable_reason or 'annotation unavailable'}")
+        c = Claim(
+            "annotation",
+            False,
+            0.0,
+            MIN_ANNOTATION_COVERAGE,
+            f"cell types not assessed: {a.unavailable_reason or 'annotation unavailable'}",
+        )
     elif pre:
-        c = Claim("annotation", False, coverage, MIN_ANNOTATION_COVERAGE,
-                  "cell types not assessed: " + "; ".join(pre))
+        c = Claim(
+            "annotation",
+            False,
+            coverage,
+            MIN_ANNOTATION_COVERAGE,
+            "cell types not assessed: " + "; ".join(pre),
+        )
     else:
-        c = _check("annotation", coverage, MIN_ANNOTATION_COVERAGE,
-                   f"{coverage:.0%} of {unit}s assigned a cell type",
-                   f"only {coverage:.0%} of {unit}s could be assigned a cell type (at least "
-                   f"{MIN_ANNOTATION_COVERAGE:.0%} needed)")
+        c = _check(
+            "annotation",
+            coverage,
+            MIN_ANNOTATION_COVERAGE,
+            f"{coverage:.0%} of {unit}s assigned a cell type",
+            f"only {coverage:.0%} of {unit}s could be assigned a cell type (at least "
+            f"{MIN_ANNOTATION_COVERAGE:.0%} needed)",
+        )
     out.append(c)
     by = {c.name: c for c in out}
 
     z, names = res.nhood_celltype
     pre = blocked("neighbourhood_enrichment")
     if pre:
-        c = Claim("neighbourhood_enrichment", False, float(len(names)), 2.0,
-                  "neighbourhood enrichment not assessed: " + "; ".join(pre))
+        c = Claim(
+            "neighbourhood_enrichment",
+            False,
+            float(len(names)),
+            2.0,
+            "neighbourhood enrichment not assessed: " + "; ".join(pre),
+        )
     else:
         finite = bool(np.isfinite(np.asarray(z, dtype=float)).any()) if np.size(z) else False
-        c = Claim("neighbourhood_enrichment", len(names) >= 2 and finite, float(len(names)), 2.0,
-                  f"{len(names)} cell populations compared" if len(names) >= 2 and finite
-                  else "fewer than 2 cell populations: nothing to compare")
+        c = Claim(
+            "neighbourhood_enrichment",
+            len(names) >= 2 and finite,
+            float(len(names)),
+            2.0,
+            f"{len(names)} cell populations compared"
+            if len(names) >= 2 and finite
+            else "fewer than 2 cell populations: nothing to compare",
+        )
     out.append(c)
 
     fdr = np.asarray(res.moran["pval_norm_fdr_bh"], dtype=float)
     n_sig = int(np.sum(fdr[np.isfinite(fdr)] < 0.05))
     pre = blocked("spatially_variable_genes")
     if pre:
-        c = Claim("spatially_variable_genes", False, float(n_sig), MIN_SIGNIFICANT_SVGS,
-                  "spatially variable genes not assessed: " + "; ".join(pre))
+        c = Claim(
+            "spatially_variable_genes",
+            False,
+            float(n_sig),
+            MIN_SIGNIFICANT_SVGS,
+            "spatially variable genes not assessed: " + "; ".join(pre),
+        )
     else:
-        c = _check("spatially_variable_genes", float(n_sig), MIN_SIGNIFICANT_SVGS,
-                   f"{n_sig} of {len(fdr)} genes significant (FDR 0.05)",
-                   f"none of the {len(fdr)} tested genes is spatially variable at FDR 0.05")
+        c = _check(
+            "spatially_variable_genes",
+            float(n_sig),
+            MIN_SIGNIFICANT_SVGS,
+            f"{n_sig} of {len(fdr)} genes significant (FDR 0.05)",
+            f"none of the {len(fdr)} tested genes is spatially variable at FDR 0.05",
+        )
     out.append(c)
     return out
 

@@ -38,7 +38,9 @@ def knn_edges(knn_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return key // n, key % n
 
 
-def leiden(adj: sp.csr_matrix, resolution: float = 1.0, seed: int = 0, n_iterations: int = 2) -> np.ndarray:
+def leiden(
+    adj: sp.csr_matrix, resolution: float = 1.0, seed: int = 0, n_iterations: int = 2
+) -> np.ndarray:
     """Leiden communities (modularity, igraph's C implementation) of an undirected graph."""
     upper = sp.triu(adj, k=1).tocoo()
     unit = bool(upper.nnz == 0 or np.all(upper.data == 1.0))
@@ -47,14 +49,23 @@ def leiden(adj: sp.csr_matrix, resolution: float = 1.0, seed: int = 0, n_iterati
     return leiden_edges(adj.shape[0], upper.row, upper.col, weights, resolution, seed, n_iterations)
 
 
-def leiden_knn(knn_idx: np.ndarray, resolution: float = 1.0, seed: int = 0, n_iterations: int = 2) -> np.ndarray:
+def leiden_knn(
+    knn_idx: np.ndarray, resolution: float = 1.0, seed: int = 0, n_iterations: int = 2
+) -> np.ndarray:
     """:func:`leiden` of the unweighted symmetric kNN graph, straight from the neighbour lists."""
     rows, cols = knn_edges(knn_idx)
     return leiden_edges(knn_idx.shape[0], rows, cols, None, resolution, seed, n_iterations)
 
 
-def leiden_edges(n: int, rows: np.ndarray, cols: np.ndarray, weights: list[float] | None,
-                 resolution: float = 1.0, seed: int = 0, n_iterations: int = 2) -> np.ndarray:
+def leiden_edges(
+    n: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    weights: list[float] | None,
+    resolution: float = 1.0,
+    seed: int = 0,
+    n_iterations: int = 2,
+) -> np.ndarray:
     """Leiden communities of the undirected graph with edges (rows[e], cols[e])."""
     import igraph as ig
 
@@ -70,8 +81,12 @@ def leiden_edges(n: int, rows: np.ndarray, cols: np.ndarray, weights: list[float
     random.seed(seed)
     ig.set_random_number_generator(random)
     try:
-        part = g.community_leiden(objective_function="modularity", resolution=resolution,
-                                  weights=weights, n_iterations=n_iterations)
+        part = g.community_leiden(
+            objective_function="modularity",
+            resolution=resolution,
+            weights=weights,
+            n_iterations=n_iterations,
+        )
     finally:
         random.setstate(state)
     labels = np.asarray(part.membership, dtype=np.int64)
@@ -83,8 +98,9 @@ def leiden_edges(n: int, rows: np.ndarray, cols: np.ndarray, weights: list[float
     return remap[labels]
 
 
-def group_stats(Xlog: sp.csr_matrix | LogNormalized, labels: np.ndarray,
-                chunk_nnz: int = 4_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def group_stats(
+    Xlog: sp.csr_matrix | LogNormalized, labels: np.ndarray, chunk_nnz: int = 4_000_000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-group sum, sum of squares, number expressing, and group sizes (groups x genes).
 
     One pass over the non-zeros in row chunks (``np.bincount`` on group x gene keys, float64
@@ -103,8 +119,10 @@ def group_stats(Xlog: sp.csr_matrix | LogNormalized, labels: np.ndarray,
         r1 = min(max(r1, r0 + 1), n)
         a, b = int(indptr[r0]), int(indptr[r1])
         if b > a:
-            key = np.repeat(labels[r0:r1] * g, np.diff(indptr[r0:r1 + 1])) + Xlog.indices[a:b]
-            v = (Xlog.row_values(r0, r1) if isinstance(Xlog, LogNormalized) else Xlog.data[a:b]).astype(np.float64)
+            key = np.repeat(labels[r0:r1] * g, np.diff(indptr[r0 : r1 + 1])) + Xlog.indices[a:b]
+            v = (
+                Xlog.row_values(r0, r1) if isinstance(Xlog, LogNormalized) else Xlog.data[a:b]
+            ).astype(np.float64)
             s1 += np.bincount(key, weights=v, minlength=k * g)
             s2 += np.bincount(key, weights=v * v, minlength=k * g)
             cnt += np.bincount(key, minlength=k * g)
@@ -113,8 +131,13 @@ def group_stats(Xlog: sp.csr_matrix | LogNormalized, labels: np.ndarray,
     return s1.reshape(k, g), s2.reshape(k, g), cnt.reshape(k, g), sizes
 
 
-def marker_genes(Xlog: sp.csr_matrix | LogNormalized, labels: np.ndarray, gene_names: np.ndarray, top: int = 10,
-                 min_logfc: float = 0.25) -> dict[str, list[dict[str, float | str]]]:
+def marker_genes(
+    Xlog: sp.csr_matrix | LogNormalized,
+    labels: np.ndarray,
+    gene_names: np.ndarray,
+    top: int = 10,
+    min_logfc: float = 0.25,
+) -> dict[str, list[dict[str, float | str]]]:
     """Top marker genes per group (one group vs the rest): Welch t, log2 fold change, fractions.
 
     Returns ``{group: [{gene, t, pval_adj, log2fc, frac_in, frac_out}, ...]}`` with
@@ -134,7 +157,9 @@ def marker_genes(Xlog: sp.csr_matrix | LogNormalized, labels: np.ndarray, gene_n
         v2 = np.maximum((tot2 - s2[gi]) / n2 - m2**2, 0) * n2 / (n2 - 1)
         se = np.sqrt(v1 / n1 + v2 / n2) + 1e-12
         t = (m1 - m2) / se
-        dof = (v1 / n1 + v2 / n2) ** 2 / ((v1 / n1) ** 2 / (n1 - 1) + (v2 / n2) ** 2 / (n2 - 1) + 1e-300)
+        dof = (v1 / n1 + v2 / n2) ** 2 / (
+            (v1 / n1) ** 2 / (n1 - 1) + (v2 / n2) ** 2 / (n2 - 1) + 1e-300
+        )
         p = 2 * stats.t.sf(np.abs(t), np.maximum(dof, 1))
         padj = bh_fdr(p)
         lfc = (np.expm1(m1) + 1e-9) / (np.expm1(m2) + 1e-9)
@@ -143,9 +168,14 @@ def marker_genes(Xlog: sp.csr_matrix | LogNormalized, labels: np.ndarray, gene_n
         cand = np.flatnonzero(ok)
         cand = cand[np.argsort(-t[cand], kind="stable")][:top]
         out[str(gi)] = [
-            {"gene": str(gene_names[j]), "t": round(float(t[j]), 3), "pval_adj": float(f"{padj[j]:.3g}"),
-             "log2fc": round(float(lfc[j]), 3), "frac_in": round(float(cnt[gi, j] / n1), 3),
-             "frac_out": round(float((totc[j] - cnt[gi, j]) / n2), 3)}
+            {
+                "gene": str(gene_names[j]),
+                "t": round(float(t[j]), 3),
+                "pval_adj": float(f"{padj[j]:.3g}"),
+                "log2fc": round(float(lfc[j]), 3),
+                "frac_in": round(float(cnt[gi, j] / n1), 3),
+                "frac_out": round(float((totc[j] - cnt[gi, j]) / n2), 3),
+            }
             for j in cand
         ]
     return out

@@ -83,7 +83,9 @@ def smooth_graph(F: np.ndarray, xy: np.ndarray, sigma_px: float, max_k: int = 64
     return out
 
 
-def kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3, n_iter: int = 40) -> tuple[np.ndarray, np.ndarray, float]:
+def kmeans(
+    X: np.ndarray, k: int, seed: int, n_init: int = 3, n_iter: int = 40
+) -> tuple[np.ndarray, np.ndarray, float]:
     """k-means++ with Lloyd iterations (float32); best of ``n_init`` seeded starts."""
     rng = np.random.default_rng(seed)
     n = len(X)
@@ -107,7 +109,9 @@ def kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3, n_iter: int = 40) 
             for c in range(k):
                 m = labels == c
                 C[c] = X[m].mean(axis=0) if m.any() else X[rng.integers(n)]
-        inertia = float(np.sum(np.min(x2[:, None] - 2 * X @ C.T + (C * C).sum(axis=1)[None, :], axis=1)))
+        inertia = float(
+            np.sum(np.min(x2[:, None] - 2 * X @ C.T + (C * C).sum(axis=1)[None, :], axis=1))
+        )
         if best is None or inertia < best[2]:
             best = (labels.copy(), C.copy(), inertia)
     assert best is not None
@@ -181,8 +185,14 @@ RESAMPLE_FRACTION = 0.7
 CLOSE_MARGIN = 0.05  # two counts whose scores differ by less than this are "close"
 
 
-def stability(X: np.ndarray, k: int, eval_idx: np.ndarray, seed: int,
-              n_resamples: int = N_RESAMPLES, fraction: float = RESAMPLE_FRACTION) -> float:
+def stability(
+    X: np.ndarray,
+    k: int,
+    eval_idx: np.ndarray,
+    seed: int,
+    n_resamples: int = N_RESAMPLES,
+    fraction: float = RESAMPLE_FRACTION,
+) -> float:
     """Agreement of k-means with ``k`` clusters fitted on random subsamples (different seeds).
 
     Each fit labels the same evaluation points; the score is the mean pairwise ARI. Each fit takes
@@ -202,8 +212,11 @@ def stability(X: np.ndarray, k: int, eval_idx: np.ndarray, seed: int,
     return float(np.mean(scores)) if scores else 1.0
 
 
-def choose_k(candidates: list[dict[str, Any]], sil_tolerance: float = SIL_TOLERANCE,
-             stability_min: float = STABILITY_MIN) -> tuple[int, int | None]:
+def choose_k(
+    candidates: list[dict[str, Any]],
+    sil_tolerance: float = SIL_TOLERANCE,
+    stability_min: float = STABILITY_MIN,
+) -> tuple[int, int | None]:
     """The chosen count and a close alternative (or None), from candidates holding ``k``,
     ``silhouette`` and ``stability``.
 
@@ -216,8 +229,9 @@ def choose_k(candidates: list[dict[str, Any]], sil_tolerance: float = SIL_TOLERA
     """
     best_sil = max(c["silhouette"] for c in candidates)
     for c in candidates:
-        short = max(0.0, best_sil - sil_tolerance - c["silhouette"]) \
-            + max(0.0, stability_min - c["stability"])
+        short = max(0.0, best_sil - sil_tolerance - c["silhouette"]) + max(
+            0.0, stability_min - c["stability"]
+        )
         c["score"] = round(short, 4)
     ok = [c for c in candidates if c["score"] == 0]
     if ok:
@@ -225,15 +239,25 @@ def choose_k(candidates: list[dict[str, Any]], sil_tolerance: float = SIL_TOLERA
     else:
         near = [c for c in candidates if c["silhouette"] >= best_sil - sil_tolerance]
         chosen = max(near, key=lambda c: (c["stability"], c["k"]))
-    others = [c for c in candidates if c is not chosen
-              and (c["score"] == 0 or c["score"] < CLOSE_MARGIN)
-              and abs(c["silhouette"] - chosen["silhouette"]) < sil_tolerance]
+    others = [
+        c
+        for c in candidates
+        if c is not chosen
+        and (c["score"] == 0 or c["score"] < CLOSE_MARGIN)
+        and abs(c["silhouette"] - chosen["silhouette"]) < sil_tolerance
+    ]
     close = max(others, key=lambda c: (c["score"] == 0, c["silhouette"]))["k"] if others else None
     return int(chosen["k"]), (int(close) if close is not None else None)
 
 
-def domain_features(pcs: np.ndarray, probs: np.ndarray, xy: np.ndarray, layout: str,
-                    px_per_um: float | None, sigma_um: float) -> np.ndarray:
+def domain_features(
+    pcs: np.ndarray,
+    probs: np.ndarray,
+    xy: np.ndarray,
+    layout: str,
+    px_per_um: float | None,
+    sigma_um: float,
+) -> np.ndarray:
     """Neighbourhood-smoothed, centred expression embedding and cell-type probabilities."""
     n = len(xy)
     pcs = pcs[:, : min(pcs.shape[1], 20)]
@@ -255,8 +279,14 @@ def domain_features(pcs: np.ndarray, probs: np.ndarray, xy: np.ndarray, layout: 
 
 
 def find_domains(
-    pcs: np.ndarray, probs: np.ndarray, xy: np.ndarray, layout: str, A: sp.csr_matrix,
-    px_per_um: float | None, seed: int = 0, k_range: tuple[int, int] = (2, 10),
+    pcs: np.ndarray,
+    probs: np.ndarray,
+    xy: np.ndarray,
+    layout: str,
+    A: sp.csr_matrix,
+    px_per_um: float | None,
+    seed: int = 0,
+    k_range: tuple[int, int] = (2, 10),
     n_domains: int | None = None,
 ) -> DomainResult:
     """Spatial domains from neighbourhood-smoothed PCs and cell-type probabilities.
@@ -312,7 +342,13 @@ def find_domains(
     present = np.unique(labels)
     labels = np.searchsorted(present, labels)
     chosen_stab = next((c["stability"] for c in candidates if c["k"] == best_k), None)
-    return DomainResult(labels=labels, k=len(present),
-                        silhouette={c["k"]: c["silhouette"] for c in candidates},
-                        sigma_um=sigma_um, candidates=candidates, close_alternative=close,
-                        method=method, stability=chosen_stab)
+    return DomainResult(
+        labels=labels,
+        k=len(present),
+        silhouette={c["k"]: c["silhouette"] for c in candidates},
+        sigma_um=sigma_um,
+        candidates=candidates,
+        close_alternative=close,
+        method=method,
+        stability=chosen_stab,
+    )

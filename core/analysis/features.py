@@ -54,14 +54,20 @@ def not_assessed(claims: list[Any], annotation_available: bool = True) -> list[d
             continue
         reason = c.reason
         if c.name == "annotation" and not annotation_available:
-            reason = ("cell-type annotation was unavailable for this sample (too few marker "
-                      "genes of the marker table were found)")
+            reason = (
+                "cell-type annotation was unavailable for this sample (too few marker "
+                "genes of the marker table were found)"
+            )
         out.append({"claim": c.name, "reason": reason, "value": c.value, "threshold": c.threshold})
     return out
 
 
-def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_um: float | None = None,
-                          claims: list[Any] | None = None) -> dict[str, Any]:
+def tissue_blind_features(
+    res: AnalysisResult,
+    image_available: bool,
+    bin_size_um: float | None = None,
+    claims: list[Any] | None = None,
+) -> dict[str, Any]:
     """Build the features dictionary (schema ``mgs.features/1``) from an analysis result.
 
     ``claims`` (from :func:`core.analysis.claims.assess_claims`): a failed claim's features are
@@ -75,7 +81,13 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
     lin_comp = a.lineage_composition
     n = len(res.obs_names)
     bin_um = None
-    unit = Unit.SPOT if res.layout == Layout.VISIUM else Unit.BIN if res.layout == Layout.VISIUM_HD else Unit.CAPTURE_UNIT
+    unit = (
+        Unit.SPOT
+        if res.layout == Layout.VISIUM
+        else Unit.BIN
+        if res.layout == Layout.VISIUM_HD
+        else Unit.CAPTURE_UNIT
+    )
     desc = UNIT_DESCRIPTION[res.layout]
     if res.layout == Layout.VISIUM_HD:
         bin_um = int(bin_size_um) if bin_size_um else None
@@ -95,22 +107,30 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
         nb = dom[sub.indices]
         counts = np.bincount(nb[nb != d], minlength=res.domains.k)
         adjacent = [f"D{j + 1}" for j in np.argsort(-counts, kind="stable") if counts[j] >= 3][:4]
-        domains.append({
-            "id": f"D{d + 1}",
-            "fraction_of_units": _r(m.mean(), 3),
-            "dominant_lineage": max(comp, key=lambda k: comp[k]) if comp else "unknown",
-            "lineage_composition": comp,
-            "mean_confidence": _r(a.confidence[m].mean()),
-            "mean_neighbourhood_entropy": _r(res.diversity[m].mean()),
-            "adjacent_domains": adjacent,
-        })
+        domains.append(
+            {
+                "id": f"D{d + 1}",
+                "fraction_of_units": _r(m.mean(), 3),
+                "dominant_lineage": max(comp, key=lambda k: comp[k]) if comp else "unknown",
+                "lineage_composition": comp,
+                "mean_confidence": _r(a.confidence[m].mean()),
+                "mean_neighbourhood_entropy": _r(res.diversity[m].mean()),
+                "adjacent_domains": adjacent,
+            }
+        )
     z_lin, names = res.nhood_lineage
     pairs: list[tuple[float, str, str]] = []
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             pairs.append((_r(z_lin[i, j], 1), names[i], names[j]))
-    coloc = [{"a": a_, "b": b_, "z": z_} for z_, a_, b_ in sorted([p for p in pairs if p[0] > 2], key=lambda p: -p[0])[:5]]
-    segr = [{"a": a_, "b": b_, "z": z_} for z_, a_, b_ in sorted([p for p in pairs if p[0] < -2], key=lambda p: p[0])[:5]]
+    coloc = [
+        {"a": a_, "b": b_, "z": z_}
+        for z_, a_, b_ in sorted([p for p in pairs if p[0] > 2], key=lambda p: -p[0])[:5]
+    ]
+    segr = [
+        {"a": a_, "b": b_, "z": z_}
+        for z_, a_, b_ in sorted([p for p in pairs if p[0] < -2], key=lambda p: p[0])[:5]
+    ]
     fdr = res.moran["pval_norm_fdr_bh"]
     I_vals = res.moran["I"]
     finite = np.isfinite(I_vals)
@@ -122,7 +142,12 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
     nhood_ok = annotated and "neighbourhood_enrichment" not in held
     out: dict[str, Any] = {
         "schema": SCHEMA,
-        "platform": {"layout": res.layout, "unit": unit, "unit_description": desc, "bin_size_um": bin_um},
+        "platform": {
+            "layout": res.layout,
+            "unit": unit,
+            "unit_description": desc,
+            "bin_size_um": bin_um,
+        },
         "qc": {
             "units_analysed": _sig(n),
             "fraction_removed_by_qc": _r(1 - qc.n_spots_kept / max(qc.n_spots_in, 1), 3),
@@ -139,8 +164,11 @@ def tissue_blind_features(res: AnalysisResult, image_available: bool, bin_size_u
         },
         "clusters": {"n_clusters": int(res.clusters.max() + 1) if n else 0},
         "domains": domains if "domains" not in held else [],
-        "domain_count": ({"chosen": len(domains), "close_alternative": res.domains.close_alternative}
-                         if "domains" not in held else {}),
+        "domain_count": (
+            {"chosen": len(domains), "close_alternative": res.domains.close_alternative}
+            if "domains" not in held
+            else {}
+        ),
         "spatial": {
             "heterogeneity": {
                 "mean_neighbourhood_entropy": _r(float(res.diversity.mean())),

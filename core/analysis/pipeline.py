@@ -112,8 +112,9 @@ def _encode(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), [str(c) for c in cats]
 
 
-def subset_csr(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
-               chunk_rows: int = 65_536) -> sp.csr_matrix:
+def subset_csr(
+    X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray, chunk_rows: int = 65_536
+) -> sp.csr_matrix:
     """``X[keep_rows][:, keep_cols]`` in one pass, without the intermediate row-subset copy.
 
     Rows are processed in chunks; the output is sized exactly by a counting pass first.
@@ -140,10 +141,10 @@ def subset_csr(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
     remap[keep_cols] = np.arange(int(keep_cols.sum()))
     lens = np.zeros(len(rows), dtype=np.int64)
     for c0 in range(0, len(rows), chunk_rows):
-        sub = X[rows[c0:c0 + chunk_rows]]
+        sub = X[rows[c0 : c0 + chunk_rows]]
         cs = np.zeros(sub.nnz + 1, dtype=np.int64)
         np.cumsum(keep_cols[sub.indices], out=cs[1:])
-        lens[c0:c0 + chunk_rows] = cs[sub.indptr[1:]] - cs[sub.indptr[:-1]]
+        lens[c0 : c0 + chunk_rows] = cs[sub.indptr[1:]] - cs[sub.indptr[:-1]]
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lens, out=indptr[1:])
     nnz = int(indptr[-1])
@@ -151,7 +152,7 @@ def subset_csr(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
     indices = np.empty(nnz, dtype=idx_dtype)
     data = np.empty(nnz, dtype=X.dtype)
     for c0 in range(0, len(rows), chunk_rows):
-        sub = X[rows[c0:c0 + chunk_rows]]
+        sub = X[rows[c0 : c0 + chunk_rows]]
         kept = keep_cols[sub.indices]
         a, b = int(indptr[c0]), int(indptr[min(c0 + chunk_rows, len(rows))])
         indices[a:b] = remap[sub.indices[kept]]
@@ -159,8 +160,9 @@ def subset_csr(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
     return sp.csr_matrix((data, indices, indptr), shape=(len(rows), int(keep_cols.sum())))
 
 
-def subset_csr_inplace(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray,
-                       chunk_rows: int = 65_536) -> sp.csr_matrix:
+def subset_csr_inplace(
+    X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray, chunk_rows: int = 65_536
+) -> sp.csr_matrix:
     """``X[keep_rows][:, keep_cols]`` written over X's own arrays (X is destroyed).
 
     Kept values move forward chunk by chunk (the write position never passes the read
@@ -192,15 +194,15 @@ def subset_csr_inplace(X: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.nd
     for c0 in range(0, n, chunk_rows):
         c1 = min(c0 + chunk_rows, n)
         a, b = int(indptr[c0]), int(indptr[c1])
-        row_len = np.diff(indptr[c0:c1 + 1])
+        row_len = np.diff(indptr[c0 : c1 + 1])
         keep = keep_cols[indices[a:b]] & np.repeat(keep_rows[c0:c1], row_len)
         new_idx = remap[indices[a:b][keep]]
         new_dat = data[a:b][keep]
         row_of = np.repeat(np.arange(c1 - c0), row_len)[keep]
         lens[c0:c1] = np.bincount(row_of, minlength=c1 - c0)
         k = len(new_idx)
-        indices[w:w + k] = new_idx
-        data[w:w + k] = new_dat
+        indices[w : w + k] = new_idx
+        data[w : w + k] = new_dat
         w += k
     lens = lens[keep_rows]
     new_ptr = np.zeros(len(lens) + 1, dtype=indptr.dtype)
@@ -252,12 +254,21 @@ def run_analysis(
     markers = markers or load_default_markers()
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=params.blas_threads if params.blas_threads > 0 else None, user_api="blas"):
+    with threadpool_limits(
+        limits=params.blas_threads if params.blas_threads > 0 else None, user_api="blas"
+    ):
         return _run(adata, layout, params, markers, px_per_um, progress, release_input)
 
 
-def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, px_per_um: float | None,
-         progress: Progress | None, release_input: bool) -> AnalysisResult:
+def _run(
+    adata: Any,
+    layout: str,
+    params: AnalysisParams,
+    markers: MarkerTable,
+    px_per_um: float | None,
+    progress: Progress | None,
+    release_input: bool,
+) -> AnalysisResult:
     report = progress or (lambda stage, frac: None)
     t: dict[str, float] = {}
     clock = time.perf_counter()
@@ -309,7 +320,9 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     n = X.shape[0]
     knn_idx: np.ndarray | None = None
     if n >= 3 and pcs.shape[1] >= 1:
-        knn_idx, _ = pp.knn_graph(pcs, min(params.n_neighbors, n - 1), seed=params.seed, threads=params.threads)
+        knn_idx, _ = pp.knn_graph(
+            pcs, min(params.n_neighbors, n - 1), seed=params.seed, threads=params.threads
+        )
         lap("neighbors", 0.4)
         clusters = cl.leiden_knn(knn_idx, params.resolution, seed=params.seed)
     else:
@@ -318,8 +331,9 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     cluster_markers = cl.marker_genes(lognorm, clusters, genes)
     lap("markers", 0.5)
 
-    annotation = ann.annotate(X, genes, markers, multi_cell=(layout == Layout.VISIUM),
-                              knn_idx=knn_idx, spatial_graph=A)
+    annotation = ann.annotate(
+        X, genes, markers, multi_cell=(layout == Layout.VISIUM), knn_idx=knn_idx, spatial_graph=A
+    )
     majority = ann.cluster_majority(clusters, annotation.cell_type)
     lap("annotate", 0.6)
 
@@ -330,20 +344,50 @@ def _run(adata: Any, layout: str, params: AnalysisParams, markers: MarkerTable, 
     present_lin = sorted(set(lin_codes.tolist()))
     z_lin = z_lin_full[np.ix_(present_lin, present_lin)]
     z_cl, _ = spa.nhood_enrichment(A, clusters, params.n_perms, params.seed)
-    diversity = spa.neighbourhood_diversity(A, ct_codes, rings=2 if layout != Layout.VISIUM_HD else 3)
+    diversity = spa.neighbourhood_diversity(
+        A, ct_codes, rings=2 if layout != Layout.VISIUM_HD else 3
+    )
     lap("nhood_enrichment", 0.8)
 
-    domains = dom.find_domains(pcs, annotation.probs, xy, layout, A, px_per_um, seed=params.seed,
-                               n_domains=params.n_domains)
+    domains = dom.find_domains(
+        pcs,
+        annotation.probs,
+        xy,
+        layout,
+        A,
+        px_per_um,
+        seed=params.seed,
+        n_domains=params.n_domains,
+    )
     domain_markers = cl.marker_genes(lognorm, domains.labels, genes)
     lap("domains", 0.9)
 
     return AnalysisResult(
-        layout=layout, params=params, obs_names=obs_names, xy=xy, qc=qc, qc_metrics=metrics,
-        gene_names=genes, hvg=genes[hvg_idx], pca=pcs, pca_variance_ratio=evr, clusters=clusters,
-        cluster_markers=cluster_markers, annotation=annotation, cluster_majority=majority,
-        domains=domains, domain_markers=domain_markers, spatial_graph=A, moran=moran,
-        nhood_celltype=(z_ct, ct_names), nhood_lineage=(z_lin, [LINEAGES[i] for i in present_lin]),
-        nhood_cluster=z_cl, diversity=diversity, xlog=lognorm, counts=X, px_per_um=px_per_um,
-        timings=t, marker_source=markers.source,
+        layout=layout,
+        params=params,
+        obs_names=obs_names,
+        xy=xy,
+        qc=qc,
+        qc_metrics=metrics,
+        gene_names=genes,
+        hvg=genes[hvg_idx],
+        pca=pcs,
+        pca_variance_ratio=evr,
+        clusters=clusters,
+        cluster_markers=cluster_markers,
+        annotation=annotation,
+        cluster_majority=majority,
+        domains=domains,
+        domain_markers=domain_markers,
+        spatial_graph=A,
+        moran=moran,
+        nhood_celltype=(z_ct, ct_names),
+        nhood_lineage=(z_lin, [LINEAGES[i] for i in present_lin]),
+        nhood_cluster=z_cl,
+        diversity=diversity,
+        xlog=lognorm,
+        counts=X,
+        px_per_um=px_per_um,
+        timings=t,
+        marker_source=markers.source,
     )

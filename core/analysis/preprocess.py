@@ -13,7 +13,9 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def normalize_log1p(X: sp.csr_matrix, target_sum: float = 1e4, chunk_rows: int = 65_536) -> sp.csr_matrix:
+def normalize_log1p(
+    X: sp.csr_matrix, target_sum: float = 1e4, chunk_rows: int = 65_536
+) -> sp.csr_matrix:
     """log1p(counts / total * target_sum), as a new CSR sharing X's index arrays."""
     return LogNormalized(X, target_sum).materialize(chunk_rows)
 
@@ -30,7 +32,9 @@ class LogNormalized:
     def __init__(self, counts: sp.csr_matrix, target_sum: float = 1e4) -> None:
         self.counts = counts
         total = np.asarray(counts.sum(axis=1)).ravel()
-        self.scale = np.where(total > 0, target_sum / np.maximum(total, 1e-12), 0.0).astype(np.float32)
+        self.scale = np.where(total > 0, target_sum / np.maximum(total, 1e-12), 0.0).astype(
+            np.float32
+        )
         self.shape = counts.shape
         self.indptr = counts.indptr
         self.indices = counts.indices
@@ -39,7 +43,9 @@ class LogNormalized:
     def row_values(self, r0: int, r1: int) -> np.ndarray:
         """The stored values of rows ``r0:r1`` (float32, aligned with ``indices[indptr[r0]:indptr[r1]]``)."""
         a, b = int(self.indptr[r0]), int(self.indptr[r1])
-        out: np.ndarray = np.multiply(self.counts.data[a:b], np.repeat(self.scale[r0:r1], np.diff(self.indptr[r0:r1 + 1])))
+        out: np.ndarray = np.multiply(
+            self.counts.data[a:b], np.repeat(self.scale[r0:r1], np.diff(self.indptr[r0 : r1 + 1]))
+        )
         np.log1p(out, out=out)
         return out
 
@@ -57,12 +63,13 @@ class LogNormalized:
         data = np.empty(X.nnz, dtype=np.float32)
         for r0 in range(0, X.shape[0], chunk_rows):
             r1 = min(r0 + chunk_rows, X.shape[0])
-            data[int(X.indptr[r0]):int(X.indptr[r1])] = self.row_values(r0, r1)
+            data[int(X.indptr[r0]) : int(X.indptr[r1])] = self.row_values(r0, r1)
         return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
 
 
-def gene_mean_var(X: sp.csr_matrix, chunk_nnz: int = 8_000_000,
-                  expm1: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def gene_mean_var(
+    X: sp.csr_matrix, chunk_nnz: int = 8_000_000, expm1: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-gene mean and (population) variance of a sparse matrix, O(nnz), in bounded chunks.
 
     ``expm1``: of ``expm1(X)`` (for log1p data), computed chunk by chunk, never as a whole copy.
@@ -71,8 +78,8 @@ def gene_mean_var(X: sp.csr_matrix, chunk_nnz: int = 8_000_000,
     s1 = np.zeros(X.shape[1])
     s2 = np.zeros(X.shape[1])
     for a in range(0, X.nnz, chunk_nnz):
-        idx = X.indices[a:a + chunk_nnz]
-        v = X.data[a:a + chunk_nnz]
+        idx = X.indices[a : a + chunk_nnz]
+        v = X.data[a : a + chunk_nnz]
         v = (np.expm1(v) if expm1 else v).astype(np.float64)
         s1 += np.bincount(idx, weights=v, minlength=X.shape[1])
         s2 += np.bincount(idx, weights=v * v, minlength=X.shape[1])
@@ -101,7 +108,10 @@ def highly_variable_genes(Xlog: sp.csr_matrix, n_top: int = 2000, n_bins: int = 
         if not m.any():
             continue
         vals = log_disp[m]
-        mu, sd = np.nanmean(vals) if np.any(~np.isnan(vals)) else 0.0, np.nanstd(vals, ddof=1) if np.sum(~np.isnan(vals)) > 1 else np.nan
+        mu, sd = (
+            np.nanmean(vals) if np.any(~np.isnan(vals)) else 0.0,
+            np.nanstd(vals, ddof=1) if np.sum(~np.isnan(vals)) > 1 else np.nan,
+        )
         if np.isnan(sd) or sd == 0:
             norm[m] = 1.0  # single-gene bins: as scanpy's seurat flavour
         else:
@@ -132,14 +142,15 @@ def _orthonormal(M: np.ndarray, householder_below: int = 50_000) -> np.ndarray:
             R = cholesky(Q.T @ Q, lower=False, check_finite=False)
             Rinv = solve_triangular(R, np.eye(R.shape[0]), lower=False, check_finite=False)
             for a in range(0, Q.shape[0], 65_536):
-                Q[a:a + 65_536] = Q[a:a + 65_536] @ Rinv
+                Q[a : a + 65_536] = Q[a : a + 65_536] @ Rinv
     except LinAlgError:
         Q, _ = np.linalg.qr(Q)
     return Q
 
 
-def pca_sparse(X: sp.csr_matrix, n_comps: int = 50, seed: int = 0, n_iter: int = 5,
-               oversample: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def pca_sparse(
+    X: sp.csr_matrix, n_comps: int = 50, seed: int = 0, n_iter: int = 5, oversample: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """Randomised PCA of a sparse matrix with implicit mean-centring (Halko et al. 2011).
 
     Returns (scores n_obs x k, explained variance ratio k).
@@ -190,8 +201,15 @@ def pca_sparse(X: sp.csr_matrix, n_comps: int = 50, seed: int = 0, n_iter: int =
     return scores.astype(np.float32), evr
 
 
-def knn_graph(emb: np.ndarray, k: int = 15, seed: int = 0, exact_below: int = 50_000,
-              threads: int = 0, points_per_list: int = 200, n_probe: int = 6) -> tuple[np.ndarray, np.ndarray]:
+def knn_graph(
+    emb: np.ndarray,
+    k: int = 15,
+    seed: int = 0,
+    exact_below: int = 50_000,
+    threads: int = 0,
+    points_per_list: int = 200,
+    n_probe: int = 6,
+) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours (excluding self) in an embedding: (indices n x k, distances n x k).
 
     Exact below ``exact_below`` points (faiss flat L2: one BLAS product per block, bit-for-bit
@@ -239,7 +257,9 @@ def knn_to_adjacency(idx: np.ndarray, n: int) -> sp.csr_matrix:
     rows = np.repeat(np.arange(n), k)
     cols = idx.ravel()
     mask = rows != cols
-    A = sp.csr_matrix((np.ones(mask.sum(), dtype=np.float32), (rows[mask], cols[mask])), shape=(n, n))
+    A = sp.csr_matrix(
+        (np.ones(mask.sum(), dtype=np.float32), (rows[mask], cols[mask])), shape=(n, n)
+    )
     A = A.maximum(A.T).tocsr()
     A.data[:] = 1.0
     return A

@@ -55,8 +55,16 @@ def qc_metrics(X: sp.csr_matrix, gene_names: np.ndarray) -> dict[str, np.ndarray
     mito = np.char.startswith(upper, "MT-")
     ribo = np.char.startswith(upper, "RPS") | np.char.startswith(upper, "RPL")
     denom = np.maximum(total, 1.0)
-    pct_mito = np.asarray(X[:, np.flatnonzero(mito)].sum(axis=1)).ravel() / denom if mito.any() else np.zeros_like(total)
-    pct_ribo = np.asarray(X[:, np.flatnonzero(ribo)].sum(axis=1)).ravel() / denom if ribo.any() else np.zeros_like(total)
+    pct_mito = (
+        np.asarray(X[:, np.flatnonzero(mito)].sum(axis=1)).ravel() / denom
+        if mito.any()
+        else np.zeros_like(total)
+    )
+    pct_ribo = (
+        np.asarray(X[:, np.flatnonzero(ribo)].sum(axis=1)).ravel() / denom
+        if ribo.any()
+        else np.zeros_like(total)
+    )
     return {"total_counts": total, "n_genes": n_genes, "pct_mito": pct_mito, "pct_ribo": pct_ribo}
 
 
@@ -66,7 +74,7 @@ def _detected_in(X: sp.csr_matrix, rows: np.ndarray, chunk_rows: int = 65_536) -
     for c0 in range(0, X.shape[0], chunk_rows):
         c1 = min(c0 + chunk_rows, X.shape[0])
         a, b = int(X.indptr[c0]), int(X.indptr[c1])
-        m = np.repeat(rows[c0:c1], np.diff(X.indptr[c0:c1 + 1]))
+        m = np.repeat(rows[c0:c1], np.diff(X.indptr[c0 : c1 + 1]))
         out += np.bincount(X.indices[a:b][m], minlength=X.shape[1])
     return out
 
@@ -115,12 +123,22 @@ def filter_spots_and_genes(
     if not keep_genes.any():
         raise EmptyAfterQC("no genes left after QC: no gene is detected in enough spots")
     result = QCResult(
-        n_spots_in=n, n_genes_in=g, n_spots_kept=n_keep, n_genes_kept=int(keep_genes.sum()),
-        removed_spots={"low_counts": int(low_counts.sum()), "low_genes": int(low_genes.sum()),
-                       "high_mito": int(high_mito.sum())},
+        n_spots_in=n,
+        n_genes_in=g,
+        n_spots_kept=n_keep,
+        n_genes_kept=int(keep_genes.sum()),
+        removed_spots={
+            "low_counts": int(low_counts.sum()),
+            "low_genes": int(low_genes.sum()),
+            "high_mito": int(high_mito.sum()),
+        },
         removed_genes={"detected_in_too_few_spots": int((~keep_genes).sum())},
-        thresholds={"min_counts": round(min_counts, 2), "min_genes": min_genes,
-                    "max_mito_fraction": round(mito_cut, 4), "min_spots_per_gene": float(min_spots)},
+        thresholds={
+            "min_counts": round(min_counts, 2),
+            "min_genes": min_genes,
+            "max_mito_fraction": round(mito_cut, 4),
+            "min_spots_per_gene": float(min_spots),
+        },
         notes=notes,
     )
     return keep_spots, keep_genes, result

@@ -53,8 +53,12 @@ def row_normalize(A: sp.csr_matrix) -> sp.csr_matrix:
     return W.tocsr()
 
 
-def morans_i(X: sp.csr_matrix | np.ndarray, A: sp.csr_matrix, two_tailed: bool = False,
-             chunk_rows: int = 100_000) -> dict[str, np.ndarray]:
+def morans_i(
+    X: sp.csr_matrix | np.ndarray,
+    A: sp.csr_matrix,
+    two_tailed: bool = False,
+    chunk_rows: int = 100_000,
+) -> dict[str, np.ndarray]:
     """Moran's I of every column of ``X`` on graph ``A`` (row-normalised here), as squidpy.
 
     Returns arrays ``I``, ``z``, ``pval_norm``, ``pval_norm_fdr_bh`` and the scalar ``var_norm``.
@@ -97,10 +101,18 @@ def morans_i(X: sp.csr_matrix | np.ndarray, A: sp.csr_matrix, two_tailed: bool =
     if two_tailed:
         p = p * 2.0
     p = np.where(np.isfinite(p), p, 1.0)
-    return {"I": I_val, "z": z, "pval_norm": p, "pval_norm_fdr_bh": bh_fdr(p), "var_norm": np.asarray(var_norm)}
+    return {
+        "I": I_val,
+        "z": z,
+        "pval_norm": p,
+        "pval_norm_fdr_bh": bh_fdr(p),
+        "var_norm": np.asarray(var_norm),
+    }
 
 
-def nhood_enrichment(A: sp.csr_matrix, labels: np.ndarray, n_perms: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def nhood_enrichment(
+    A: sp.csr_matrix, labels: np.ndarray, n_perms: int = 100, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Neighbourhood enrichment z-scores between label groups (as squidpy's ``nhood_enrichment``).
 
     Observed edge counts between groups against ``n_perms`` label permutations.

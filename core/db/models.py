@@ -137,7 +137,9 @@ class Job(Base):
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_state_updated", "state", "updated_at"),
         # the console's job list filtered by report status, newest or oldest first (keyset)
-        Index("ix_jobs_tenant_report_status_created", "tenant_id", "report_status", "created_at", "id"),
+        Index(
+            "ix_jobs_tenant_report_status_created", "tenant_id", "report_status", "created_at", "id"
+        ),
         Index("ix_jobs_tenant_state_created", "tenant_id", "state", "created_at", "id"),
     )
 
@@ -208,7 +210,9 @@ class ReportSignoff(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # a retried request (same Idempotency-Key, same body) returns this record (migration 0004)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
-    request_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of reviewer/status/comment
+    request_hash: Mapped[str | None] = mapped_column(
+        String(64)
+    )  # sha256 of reviewer/status/comment
 
 
 class Worker(Base):

@@ -36,13 +36,21 @@ from core.errors import InputError, MissingCoordinates, UnsafeFile, UnsupportedF
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 MATRIX = "filtered_feature_bc_matrix.h5"
 POSITION_FILES = ("tissue_positions.parquet", "tissue_positions.csv", "tissue_positions_list.csv")
-SPATIAL_FILES = (*POSITION_FILES, "scalefactors_json.json", "tissue_hires_image.png",
-                 "tissue_lowres_image.png")
+SPATIAL_FILES = (
+    *POSITION_FILES,
+    "scalefactors_json.json",
+    "tissue_hires_image.png",
+    "tissue_lowres_image.png",
+)
 BIN_DIR_RE = re.compile(r"^square_(\d{3})um$")
 # Space Ranger 4 Visium HD cells (segmented_outputs/) and the 2 um bin -> cell mapping beside it
 SEG = "segmented_outputs"
-CELL_FILES = ("filtered_feature_cell_matrix.h5", "cell_segmentations.geojson", "nucleus_segmentations.geojson",
-              "barcode_mappings.parquet")
+CELL_FILES = (
+    "filtered_feature_cell_matrix.h5",
+    "cell_segmentations.geojson",
+    "nucleus_segmentations.geojson",
+    "barcode_mappings.parquet",
+)
 CELL_MEX = ("filtered_feature_cell_matrix", ("matrix.mtx.gz", "barcodes.tsv.gz", "features.tsv.gz"))
 UNPACKED_MARKER = "unpacked.json"
 
@@ -109,7 +117,9 @@ def size_bound(archive_size: int, max_bytes: int, max_ratio: float) -> int:
     return max_bytes
 
 
-def _too_large(declared: int, archive_size: int, max_bytes: int, max_ratio: float) -> ArchiveTooLarge:
+def _too_large(
+    declared: int, archive_size: int, max_bytes: int, max_ratio: float
+) -> ArchiveTooLarge:
     if max_ratio and declared > max_ratio * max(archive_size, 1) and declared <= max_bytes:
         return ArchiveTooLarge(
             f"the archive declares more than {max_ratio:g} times its own size unpacked "
@@ -138,16 +148,25 @@ def list_members(
             with zipfile.ZipFile(path) as z:
                 infos = z.infolist()
                 if len(infos) > max_members:
-                    raise UnsafeFile(f"the archive holds {len(infos):,} members, over {max_members:,} "
-                                     "(MGS_MAX_EXTRACT_MEMBERS)")
+                    raise UnsafeFile(
+                        f"the archive holds {len(infos):,} members, over {max_members:,} "
+                        "(MGS_MAX_EXTRACT_MEMBERS)"
+                    )
                 for info in infos:
                     rel = _safe_rel(info.filename)
                     mode = info.external_attr >> 16
                     if stat.S_ISLNK(mode):
-                        raise UnsafeFile(f"archive member {_show(info.filename)} is a symbolic link")
-                    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and stat.S_IFMT(mode):
+                        raise UnsafeFile(
+                            f"archive member {_show(info.filename)} is a symbolic link"
+                        )
+                    if (
+                        mode
+                        and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+                        and stat.S_IFMT(mode)
+                    ):
                         raise ArchiveUnsupportedMember(
-                            f"archive member {_show(info.filename)} is not a regular file or folder")
+                            f"archive member {_show(info.filename)} is not a regular file or folder"
+                        )
                     total += info.file_size
                     entries.append((info.filename, rel, info.is_dir(), info.file_size))
         elif tarfile.is_tarfile(path):
@@ -155,18 +174,22 @@ def list_members(
             with tarfile.open(path, "r:*") as t:
                 for count, m in enumerate(t, start=1):
                     if count > max_members:
-                        raise UnsafeFile(f"the archive holds more than {max_members:,} members "
-                                         "(MGS_MAX_EXTRACT_MEMBERS)")
+                        raise UnsafeFile(
+                            f"the archive holds more than {max_members:,} members "
+                            "(MGS_MAX_EXTRACT_MEMBERS)"
+                        )
                     rel = _safe_rel(m.name)
                     if m.issym() or m.islnk():
                         raise UnsafeFile(f"archive member {_show(m.name)} is a link")
                     if m.issparse():
                         raise ArchiveUnsupportedMember(
                             f"archive member {_show(m.name)} is a sparse file ({m.size:,} bytes declared); "
-                            "sparse members are not accepted: re-create the archive without --sparse")
+                            "sparse members are not accepted: re-create the archive without --sparse"
+                        )
                     if not (m.isfile() or m.isdir()):
                         raise ArchiveUnsupportedMember(
-                            f"archive member {_show(m.name)} is not a regular file or folder")
+                            f"archive member {_show(m.name)} is not a regular file or folder"
+                        )
                     total += m.size if m.isfile() else 0
                     if total > bound:  # stop reading a bomb at the bound
                         raise _too_large(total, archive_size, max_bytes, max_ratio)
@@ -194,7 +217,8 @@ def list_members(
     clash = sorted(set(files) & dirs)
     if clash:
         raise ArchivePathConflict(
-            f"archive member {_show('/'.join(clash[0]))} is both a file and a folder; re-create the archive")
+            f"archive member {_show('/'.join(clash[0]))} is both a file and a folder; re-create the archive"
+        )
     return kind, list(files.values())
 
 
@@ -204,17 +228,24 @@ def zlib_error() -> type[Exception]:
     return zlib.error
 
 
-def _spaceranger_root(files: set[tuple[str, ...]], dirs: set[tuple[str, ...]]) -> tuple[str, ...] | None:
+def _spaceranger_root(
+    files: set[tuple[str, ...]], dirs: set[tuple[str, ...]]
+) -> tuple[str, ...] | None:
     """The shallowest folder holding a matrix or ``binned_outputs/``; a bin folder stands for its HD root."""
-    cands = [d for d in dirs | {()} if (*d, MATRIX) in files or (*d, "binned_outputs") in dirs
-             or _has_cells(d, files)]
+    cands = [
+        d
+        for d in dirs | {()}
+        if (*d, MATRIX) in files or (*d, "binned_outputs") in dirs or _has_cells(d, files)
+    ]
     if not cands:
         return None
     d = min(cands, key=lambda p: (len(p), p))
     return d[:-2] if len(d) >= 2 and d[-2] == "binned_outputs" else d
 
 
-def _has_cells(d: tuple[str, ...], files: set[tuple[str, ...]] | dict[tuple[str, ...], Member]) -> bool:
+def _has_cells(
+    d: tuple[str, ...], files: set[tuple[str, ...]] | dict[tuple[str, ...], Member]
+) -> bool:
     """``d/segmented_outputs/`` holds a cell matrix (h5 or MEX)."""
     return (*d, SEG, CELL_FILES[0]) in files or (*d, SEG, CELL_MEX[0], CELL_MEX[1][0]) in files
 
@@ -226,10 +257,15 @@ def _select_cells(root: tuple[str, ...], files: dict[tuple[str, ...], Member]) -
     return [files[n] for n in names if n in files]
 
 
-def _select_spaceranger(root: tuple[str, ...], files: dict[tuple[str, ...], Member],
-                        dirs: set[tuple[str, ...]]) -> list[Member]:
+def _select_spaceranger(
+    root: tuple[str, ...], files: dict[tuple[str, ...], Member], dirs: set[tuple[str, ...]]
+) -> list[Member]:
     def spatial_of(folder: tuple[str, ...]) -> list[Member]:
-        return [files[(*folder, "spatial", n)] for n in SPATIAL_FILES if (*folder, "spatial", n) in files]
+        return [
+            files[(*folder, "spatial", n)]
+            for n in SPATIAL_FILES
+            if (*folder, "spatial", n) in files
+        ]
 
     def has_positions(folder: tuple[str, ...]) -> bool:
         return any((*folder, "spatial", n) in files for n in POSITION_FILES)
@@ -240,18 +276,29 @@ def _select_spaceranger(root: tuple[str, ...], files: dict[tuple[str, ...], Memb
         return cells
     if (*root, "binned_outputs") in dirs:
         hd = (*root, "binned_outputs")
-        bins = sorted(d for d in dirs if len(d) == len(hd) + 1 and d[:-1] == hd and BIN_DIR_RE.match(d[-1])
-                      and (*d, MATRIX) in files)
+        bins = sorted(
+            d
+            for d in dirs
+            if len(d) == len(hd) + 1
+            and d[:-1] == hd
+            and BIN_DIR_RE.match(d[-1])
+            and (*d, MATRIX) in files
+        )
         if not bins:
-            raise UnsupportedFormat(f"{where}/binned_outputs holds no square_XXXum folder with a {MATRIX}")
+            raise UnsupportedFormat(
+                f"{where}/binned_outputs holds no square_XXXum folder with a {MATRIX}"
+            )
         if not any(has_positions(b) for b in bins):
-            raise MissingCoordinates(f"no bin folder under {where}/binned_outputs has spatial/tissue_positions "
-                                     "(.parquet or .csv)")
+            raise MissingCoordinates(
+                f"no bin folder under {where}/binned_outputs has spatial/tissue_positions "
+                "(.parquet or .csv)"
+            )
         return cells + [m for b in bins for m in (files[(*b, MATRIX)], *spatial_of(b))]
     if not has_positions(root):
         raise MissingCoordinates(
             f"{where} has {MATRIX} but no spatial/tissue_positions.parquet, tissue_positions.csv or "
-            "tissue_positions_list.csv")
+            "tissue_positions_list.csv"
+        )
     return [files[(*root, MATRIX)], *spatial_of(root)]
 
 
@@ -270,12 +317,16 @@ def plan_archive(
     declared = sum(m.size for m in members)
     root = _spaceranger_root(set(files), dirs)
     if root is not None:
-        return ArchivePlan(kind, members, declared, root, "spaceranger", _select_spaceranger(root, files, dirs))
+        return ArchivePlan(
+            kind, members, declared, root, "spaceranger", _select_spaceranger(root, files, dirs)
+        )
     h5ads = [m for m in members if m.parts[-1].lower().endswith(".h5ad")]
     if len(h5ads) == 1:
         return ArchivePlan(kind, members, declared, h5ads[0].parts, "h5ad", h5ads)
     if len(h5ads) > 1:
-        raise UnsupportedFormat("the archive holds several .h5ad files; send one sample per archive")
+        raise UnsupportedFormat(
+            "the archive holds several .h5ad files; send one sample per archive"
+        )
     raise InputError(
         "the archive holds no Space Ranger output (filtered_feature_bc_matrix.h5 with spatial/, or "
         "binned_outputs/) and no .h5ad",

@@ -41,7 +41,14 @@ from core.io.preflight import estimate_memory_mb
 BIN_DIR_RE = re.compile(r"^square_(\d{3})um$")
 AGGREGATE_TO = (8, 16)
 DEFAULT_CHUNK_NNZ = 8_000_000  # matrix values read per chunk while aggregating
-POSITION_COLS = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
+POSITION_COLS = [
+    "barcode",
+    "in_tissue",
+    "array_row",
+    "array_col",
+    "pxl_row_in_fullres",
+    "pxl_col_in_fullres",
+]
 
 
 @dataclass
@@ -104,7 +111,9 @@ def _h5_dims(h5: Path) -> tuple[int, int, int]:
 def positions_file(spatial: Path) -> Path:
     p = spatial / "tissue_positions.parquet"
     if not p.is_file():
-        raise MissingCoordinates(f"{spatial} has no tissue_positions.parquet (needed to aggregate HD bins)")
+        raise MissingCoordinates(
+            f"{spatial} has no tissue_positions.parquet (needed to aggregate HD bins)"
+        )
     return p
 
 
@@ -157,7 +166,9 @@ def bin_options(hd_root: Path, settings_budget_mb: float) -> list[BinOption]:
             n_c = count_parents(pos, um // finest)
             nnz_c = int(min(nnz_f, n_c * g_f))
             work = n_f * (32 + 48) / 2**20  # barcodes, order, parent ids, coordinates per fine bin
-            opts.append(BinOption(um, finest, n_c, g_f, nnz_c, estimate_memory_mb(n_c, g_f, nnz_c) + work))
+            opts.append(
+                BinOption(um, finest, n_c, g_f, nnz_c, estimate_memory_mb(n_c, g_f, nnz_c) + work)
+            )
     opts.sort(key=lambda o: o.bin_size_um)
     for o in opts:
         o.fits_budget = o.estimated_memory_mb <= settings_budget_mb
@@ -172,13 +183,18 @@ def choose_bin_size(hd_root: Path, budget_mb: float, requested: int | None) -> B
     """
     opts = bin_options(hd_root, budget_mb)
     if not opts:
-        raise UnsupportedFormat(f"{hd_root} holds no square_XXXum bin folders with a filtered_feature_bc_matrix.h5")
+        raise UnsupportedFormat(
+            f"{hd_root} holds no square_XXXum bin folders with a filtered_feature_bc_matrix.h5"
+        )
     by_size: dict[int, BinOption] = {}
     for o in opts:  # prefer reading a size as is over aggregating to it
         if o.bin_size_um not in by_size or not o.aggregated:
             by_size[o.bin_size_um] = o
-    table = ", ".join(f"{o.bin_size_um} um{' (aggregated)' if o.aggregated else ''}: "
-                      f"{o.n_bins:,} bins, ~{o.estimated_memory_mb:,.0f} MiB" for o in by_size.values())
+    table = ", ".join(
+        f"{o.bin_size_um} um{' (aggregated)' if o.aggregated else ''}: "
+        f"{o.n_bins:,} bins, ~{o.estimated_memory_mb:,.0f} MiB"
+        for o in by_size.values()
+    )
     if requested is not None:
         if requested not in by_size:
             have = sorted(available_bin_sizes(hd_root))
@@ -203,9 +219,11 @@ def choose_bin_size(hd_root: Path, budget_mb: float, requested: int | None) -> B
         )
     o = min(fitting, key=lambda x: x.bin_size_um)
     how = f"aggregated from {o.source_um} um bins" if o.aggregated else "read as is"
-    reason = (f"picked {o.bin_size_um} um bins ({how}): the finest whose estimate "
-              f"(~{o.estimated_memory_mb:,.0f} MiB) fits the memory budget of {budget_mb:,.0f} MiB; "
-              f"estimates: {table}")
+    reason = (
+        f"picked {o.bin_size_um} um bins ({how}): the finest whose estimate "
+        f"(~{o.estimated_memory_mb:,.0f} MiB) fits the memory budget of {budget_mb:,.0f} MiB; "
+        f"estimates: {table}"
+    )
     return BinChoice(o.bin_size_um, o.source_um, reason, budget_mb, list(by_size.values()))
 
 
@@ -228,7 +246,9 @@ class AggregatedBins:
     peak_open_nnz: int = 0  # most values held for coarse bins not yet complete (memory bound check)
 
 
-def _fine_positions(positions: Path, order: np.ndarray, bcs: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+def _fine_positions(
+    positions: Path, order: np.ndarray, bcs: np.ndarray, n: int
+) -> tuple[np.ndarray, ...]:
     """array_row/col and pixels of each matrix barcode, joined by barcode one row group at a time."""
     pf = _parquet(positions)
     row = np.full(n, -1, dtype=np.int32)
@@ -237,8 +257,10 @@ def _fine_positions(positions: Path, order: np.ndarray, bcs: np.ndarray, n: int)
     pcol = np.zeros(n, dtype=np.float64)
     for i in range(pf.num_row_groups):
         t = pf.read_row_group(i, columns=POSITION_COLS)
-        b = np.asarray([v.encode() if isinstance(v, str) else b"" for v in t.column("barcode").to_pylist()],
-                       dtype="S")
+        b = np.asarray(
+            [v.encode() if isinstance(v, str) else b"" for v in t.column("barcode").to_pylist()],
+            dtype="S",
+        )
         if b.dtype.itemsize > bcs.dtype.itemsize:  # longer names cannot match: never truncate them
             fits = np.char.str_len(b) <= bcs.dtype.itemsize
             b = np.where(fits, b, b"").astype(bcs.dtype)
@@ -261,7 +283,9 @@ def _fine_positions(positions: Path, order: np.ndarray, bcs: np.ndarray, n: int)
     return row, col, prow, pcol
 
 
-def aggregate_bins(fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUNK_NNZ) -> AggregatedBins:
+def aggregate_bins(
+    fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUNK_NNZ
+) -> AggregatedBins:
     """Sum ``fine_dir``'s bins into ``target_um`` bins, streaming the matrix from the h5.
 
     Parameters
@@ -281,7 +305,9 @@ def aggregate_bins(fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUN
         raise UnsupportedFormat(f"{fine_dir} is not a square_XXXum bin folder")
     fine_um = int(m.group(1))
     if target_um <= fine_um or target_um % fine_um:
-        raise BadOption(f"cannot aggregate {fine_um} um bins to {target_um} um (needs a larger multiple)")
+        raise BadOption(
+            f"cannot aggregate {fine_um} um bins to {target_um} um (needs a larger multiple)"
+        )
     factor = target_um // fine_um
     h5 = fine_dir / "filtered_feature_bc_matrix.h5"
     positions = positions_file(fine_dir / "spatial")
@@ -307,9 +333,15 @@ def aggregate_bins(fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUN
         placed = row >= 0
         n_unplaced = int((~placed).sum())
         if not placed.any():
-            raise BadCoordinates("no barcode of the 2 um matrix appears in tissue_positions.parquet")
+            raise BadCoordinates(
+                "no barcode of the 2 um matrix appears in tissue_positions.parquet"
+            )
         # parent of every fine bin; -1 for bins without a position (their counts are dropped)
-        key = np.where(placed, (row.astype(np.int64) // factor) * (1 << 20) + col.astype(np.int64) // factor, -1)
+        key = np.where(
+            placed,
+            (row.astype(np.int64) // factor) * (1 << 20) + col.astype(np.int64) // factor,
+            -1,
+        )
         del row, col
         ukeys, parent = unique_int_inverse(key[placed])
         parent_of = np.full(n_bc, -1, dtype=np.int64)
@@ -346,9 +378,11 @@ def aggregate_bins(fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUN
             dat = np.asarray(g["data"][s:e], dtype=np.float32)
             if idx.size and (idx.min() < 0 or idx.max() >= n_feat):
                 raise CorruptFile(f"{h5.name}: feature indices out of range [0, {n_feat})")
-            par = np.repeat(parent_of[b0:b1], np.diff(indptr[b0:b1 + 1]))
+            par = np.repeat(parent_of[b0:b1], np.diff(indptr[b0 : b1 + 1]))
             ok = par >= 0
-            chunk = sp.csr_matrix((dat[ok], (par[ok], idx[ok])), shape=(n_par, n_feat), dtype=np.float32)
+            chunk = sp.csr_matrix(
+                (dat[ok], (par[ok], idx[ok])), shape=(n_par, n_feat), dtype=np.float32
+            )
             del idx, dat, par, ok
             pending = pending + chunk
             del chunk
@@ -360,8 +394,8 @@ def aggregate_bins(fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUN
                 block = pending[done]
                 block.sum_duplicates()
                 k = block.nnz
-                out_idx[cursor:cursor + k] = block.indices
-                out_dat[cursor:cursor + k] = block.data
+                out_idx[cursor : cursor + k] = block.indices
+                out_dat[cursor : cursor + k] = block.data
                 cursor += k
                 row_len[done] = np.diff(block.indptr)
                 emitted[done] = True
@@ -386,11 +420,21 @@ def aggregate_bins(fine_dir: Path, target_um: int, chunk_nnz: int = DEFAULT_CHUN
         X = X[inv]
     prows = (ukeys >> 20).astype(np.int64)
     pcols = (ukeys & ((1 << 20) - 1)).astype(np.int64)
-    barcodes = np.array([f"s_{target_um:03d}um_{r:05d}_{c:05d}-1" for r, c in zip(prows, pcols, strict=True)])
+    barcodes = np.array(
+        [f"s_{target_um:03d}um_{r:05d}_{c:05d}-1" for r, c in zip(prows, pcols, strict=True)]
+    )
     return AggregatedBins(
-        X=X, barcodes=barcodes, array_row=prows, array_col=pcols,
-        pxl_row=sum_prow / n_children, pxl_col=sum_pcol / n_children, n_children=n_children,
-        gene_names=names, gene_ids=ids, feature_types=ftypes, n_fine_unplaced=n_unplaced,
+        X=X,
+        barcodes=barcodes,
+        array_row=prows,
+        array_col=pcols,
+        pxl_row=sum_prow / n_children,
+        pxl_col=sum_pcol / n_children,
+        n_children=n_children,
+        gene_names=names,
+        gene_ids=ids,
+        feature_types=ftypes,
+        n_fine_unplaced=n_unplaced,
         peak_open_nnz=peak_open,
     )
 

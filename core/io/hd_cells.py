@@ -69,14 +69,21 @@ class CellSet:
         return int(self.X.shape[0])
 
     def obs_columns(self) -> dict[str, np.ndarray]:
-        return {"area_um2": np.round(self.area_um2, 2), "n_bins": self.n_bins.astype(np.int64),
-                "in_nucleus_frac": np.round(self.in_nucleus_frac, 4)}
+        return {
+            "area_um2": np.round(self.area_um2, 2),
+            "n_bins": self.n_bins.astype(np.int64),
+            "in_nucleus_frac": np.round(self.in_nucleus_frac, 4),
+        }
 
 
 def find_segmented(root: Path) -> Path | None:
     """``segmented_outputs/`` under a Space Ranger outs folder when it holds a cell matrix."""
     for d in (root / SEG_DIR, root if root.name == SEG_DIR else None):
-        if d is not None and d.is_dir() and ((d / CELL_H5).is_file() or (d / CELL_MEX / "matrix.mtx.gz").is_file()):
+        if (
+            d is not None
+            and d.is_dir()
+            and ((d / CELL_H5).is_file() or (d / CELL_MEX / "matrix.mtx.gz").is_file())
+        ):
             return d
     return None
 
@@ -101,7 +108,9 @@ def _read_mex(d: Path) -> tuple[sp.csr_matrix, list[str], list[str], list[str], 
     names = [r[1] if len(r) > 1 else r[0] for r in rows]
     types = [r[2] if len(r) > 2 else "Gene Expression" for r in rows]
     if X.shape != (len(bcs), len(names)):
-        raise CorruptFile(f"{d.name}: matrix {X.shape} does not match {len(bcs)} barcodes x {len(names)} features")
+        raise CorruptFile(
+            f"{d.name}: matrix {X.shape} does not match {len(bcs)} barcodes x {len(names)} features"
+        )
     return X, bcs, names, ids, types
 
 
@@ -141,7 +150,11 @@ def polygon_area_centroid(ring: np.ndarray) -> tuple[float, float, float]:
     a = cr.sum() / 2
     if abs(a) < 1e-12:
         return 0.0, float(x.mean()), float(y.mean())
-    return float(abs(a)), float(((x + x1) * cr).sum() / (6 * a)), float(((y + y1) * cr).sum() / (6 * a))
+    return (
+        float(abs(a)),
+        float(((x + x1) * cr).sum() / (6 * a)),
+        float(((y + y1) * cr).sum() / (6 * a)),
+    )
 
 
 def read_geojson_polygons(path: Path) -> dict[str, np.ndarray]:
@@ -235,16 +248,25 @@ def read_segmented(seg: Path, settings: Any, microns_per_px: float | None) -> Ce
             ids = [n for n, k in zip(ids, keep, strict=True) if k]
     gj = seg / "cell_segmentations.geojson"
     if not gj.is_file():
-        raise MissingCoordinates(f"{seg} has no cell_segmentations.geojson (cell outlines and positions)")
+        raise MissingCoordinates(
+            f"{seg} has no cell_segmentations.geojson (cell outlines and positions)"
+        )
     polys = read_geojson_polygons(gj)
-    nuc = read_geojson_polygons(seg / "nucleus_segmentations.geojson") \
-        if (seg / "nucleus_segmentations.geojson").is_file() else {}
+    nuc = (
+        read_geojson_polygons(seg / "nucleus_segmentations.geojson")
+        if (seg / "nucleus_segmentations.geojson").is_file()
+        else {}
+    )
     has = np.array([b in polys for b in bcs])
     notes: list[str] = []
     if not has.any():
-        raise BadCoordinates("no cell of the cell matrix has an outline in cell_segmentations.geojson")
+        raise BadCoordinates(
+            "no cell of the cell matrix has an outline in cell_segmentations.geojson"
+        )
     if not has.all():
-        notes.append(f"{int((~has).sum())} cells without an outline in cell_segmentations.geojson were dropped")
+        notes.append(
+            f"{int((~has).sum())} cells without an outline in cell_segmentations.geojson were dropped"
+        )
         X = X[has]
         bcs = [b for b, k in zip(bcs, has, strict=True) if k]
     n = len(bcs)
@@ -274,14 +296,27 @@ def read_segmented(seg: Path, settings: Any, microns_per_px: float | None) -> Ce
                 if b in nuc and area_px[i] > 0:
                     frac[i] = min(1.0, polygon_area_centroid(nuc[b])[0] / area_px[i])
     desc = f"{n:,} cells from the Space Ranger segmentation (segmented_outputs)"
-    return CellSet(X=X, cell_ids=np.asarray(bcs), xy=xy, area_um2=area_um2, n_bins=n_bins, in_nucleus_frac=frac,
-                   gene_names=names, gene_ids=ids, polygons=rings, method="spaceranger_segmentation",
-                   description=desc, n_nuclei=len(nuc), notes=notes)
+    return CellSet(
+        X=X,
+        cell_ids=np.asarray(bcs),
+        xy=xy,
+        area_um2=area_um2,
+        n_bins=n_bins,
+        in_nucleus_frac=frac,
+        gene_names=names,
+        gene_ids=ids,
+        polygons=rings,
+        method="spaceranger_segmentation",
+        description=desc,
+        n_nuclei=len(nuc),
+        notes=notes,
+    )
 
 
 # --------------------------------------------------------------------------- our own cells
-def expand_nuclei(grid_nuc: np.ndarray, present: np.ndarray, expand_bins: float,
-                  tie_margin_bins: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def expand_nuclei(
+    grid_nuc: np.ndarray, present: np.ndarray, expand_bins: float, tie_margin_bins: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grow nuclei on the bin grid by at most ``expand_bins`` (Euclidean, in bins).
 
     Returns (nearest label, second nearest label or -1 when not within the tie margin, and a mask of
@@ -296,8 +331,12 @@ def expand_nuclei(grid_nuc: np.ndarray, present: np.ndarray, expand_bins: float,
     nuc = grid_nuc >= 0
     d1[nuc] = 0
     l1[nuc] = grid_nuc[nuc]
-    offs = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)
-            if 0 < dy * dy + dx * dx <= expand_bins * expand_bins]
+    offs = [
+        (dy, dx)
+        for dy in range(-r, r + 1)
+        for dx in range(-r, r + 1)
+        if 0 < dy * dy + dx * dx <= expand_bins * expand_bins
+    ]
     offs.sort(key=lambda o: o[0] ** 2 + o[1] ** 2)
     for dy, dx in offs:
         d = np.float32(np.hypot(dy, dx))
@@ -325,7 +364,9 @@ def expand_nuclei(grid_nuc: np.ndarray, present: np.ndarray, expand_bins: float,
     return l1, l2, contested
 
 
-def _destripe_factors(totals: np.ndarray, row: np.ndarray, col: np.ndarray, q: float = 0.99) -> np.ndarray:
+def _destripe_factors(
+    totals: np.ndarray, row: np.ndarray, col: np.ndarray, q: float = 0.99
+) -> np.ndarray:
     """Per-bin scale so that every grid row and column has the same ``q`` quantile of bin totals."""
     import pandas as pd
 
@@ -344,8 +385,14 @@ def _destripe_factors(totals: np.ndarray, row: np.ndarray, col: np.ndarray, q: f
     return f
 
 
-def span_polygons(bin_cell: np.ndarray, row: np.ndarray, col: np.ndarray, prow: np.ndarray, pcol: np.ndarray,
-                  n_cells: int) -> list[np.ndarray]:
+def span_polygons(
+    bin_cell: np.ndarray,
+    row: np.ndarray,
+    col: np.ndarray,
+    prow: np.ndarray,
+    pcol: np.ndarray,
+    n_cells: int,
+) -> list[np.ndarray]:
     """Each cell's outline from its bins, vectorised: per grid row the span of its bins' columns, down
     the left ends and up the right ends. Exact for cells whose rows are unbroken (grown nuclei are);
     grid corners go to pixels by the affine map fitted from the bins' (row, col) to their pixels, so a
@@ -375,19 +422,33 @@ def span_polygons(bin_cell: np.ndarray, row: np.ndarray, col: np.ndarray, prow: 
     bounds = np.searchsorted(sc, np.arange(n_cells + 1))
     # per cell: its left vertices in row order, then its right vertices in reverse row order
     ln = left.reshape(-1, 2)
-    rn = right[::-1].reshape(-1, 2)  # spans reversed globally: each cell's block reversed, cells reversed
+    rn = right[::-1].reshape(
+        -1, 2
+    )  # spans reversed globally: each cell's block reversed, cells reversed
     cnt = np.diff(bounds) * 2
     rstart = int(cnt.sum()) - np.cumsum(cnt)  # cell i's block in rn starts after those of cells > i
     ln_px = (ln[:, 0:1] * coef[0] + ln[:, 1:2] * coef[1] + coef[2]).astype(np.float32)
     rn_px = (rn[:, 0:1] * coef[0] + rn[:, 1:2] * coef[1] + coef[2]).astype(np.float32)
-    return [np.concatenate([ln_px[bounds[i] * 2:bounds[i + 1] * 2], rn_px[rstart[i]:rstart[i] + cnt[i]]])
-            for i in range(n_cells)]
+    return [
+        np.concatenate(
+            [ln_px[bounds[i] * 2 : bounds[i + 1] * 2], rn_px[rstart[i] : rstart[i] + cnt[i]]]
+        )
+        for i in range(n_cells)
+    ]
 
 
-def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | None = None,
-                    microns_per_px: float | None = None, expand_bins: float = DEFAULT_EXPAND_BINS,
-                    tie_margin_bins: float = DEFAULT_TIE_MARGIN_BINS, destripe: bool = False,
-                    chunk_nnz: int = 8_000_000, nuclei_params: Any = None, polygons: bool = True) -> CellSet:
+def cells_from_bins(
+    fine_dir: Path,
+    image: Any = None,
+    image_scalef: float | None = None,
+    microns_per_px: float | None = None,
+    expand_bins: float = DEFAULT_EXPAND_BINS,
+    tie_margin_bins: float = DEFAULT_TIE_MARGIN_BINS,
+    destripe: bool = False,
+    chunk_nnz: int = 8_000_000,
+    nuclei_params: Any = None,
+    polygons: bool = True,
+) -> CellSet:
     """Cells from a ``square_002um`` folder and its H&E (see the module docstring).
 
     Parameters
@@ -415,11 +476,15 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
     sf = read_scalefactors(spatial)
     mpp = float(microns_per_px or sf.get("microns_per_pixel") or 0)
     if mpp <= 0:
-        raise MissingCoordinates("microns_per_pixel is unknown (scalefactors_json.json): cannot size nuclei")
+        raise MissingCoordinates(
+            "microns_per_pixel is unknown (scalefactors_json.json): cannot size nuclei"
+        )
     if image is None:
         p = spatial / "tissue_hires_image.png"
         if not p.is_file():
-            raise MissingCoordinates(f"{spatial} has no H&E image to find nuclei in (tissue_hires_image.png)")
+            raise MissingCoordinates(
+                f"{spatial} has no H&E image to find nuclei in (tissue_hires_image.png)"
+            )
         from core.config import get_settings
         from core.io.readers.tenx import load_png
 
@@ -428,8 +493,10 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
     scalef = float(image_scalef if image_scalef is not None else 1.0)
     notes: list[str] = []
     if mpp / scalef > 1.0:
-        notes.append(f"the H&E is coarse ({mpp / scalef:.2f} um per px): small nuclei may be missed; "
-                     "a full-resolution image gives better cells")
+        notes.append(
+            f"the H&E is coarse ({mpp / scalef:.2f} um per px): small nuclei may be missed; "
+            "a full-resolution image gives better cells"
+        )
     h5 = fine_dir / "filtered_feature_bc_matrix.h5"
     positions = positions_file(spatial)
     with open_checked(h5) as f:
@@ -449,7 +516,9 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
         del order, sorted_bcs
         placed = row >= 0
         if not placed.any():
-            raise BadCoordinates("no barcode of the 2 um matrix appears in tissue_positions.parquet")
+            raise BadCoordinates(
+                "no barcode of the 2 um matrix appears in tissue_positions.parquet"
+            )
         # 1. nuclei at the bin centres
         pts = np.stack([pcol * scalef, prow * scalef], 1).astype(np.float32)
         nuclei = segment_nuclei(image, mpp / scalef, points_xy=pts, params=nuclei_params)
@@ -483,9 +552,15 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
             totals = np.zeros(n_bc)
             b0 = 0
             while b0 < n_bc:
-                b1 = min(max(int(np.searchsorted(indptr, indptr[b0] + chunk_nnz, side="right")) - 1, b0 + 1), n_bc)
-                dat = np.asarray(g["data"][int(indptr[b0]):int(indptr[b1])], dtype=np.float64)
-                seg_ids = np.repeat(np.arange(b1 - b0), np.diff(indptr[b0:b1 + 1]))
+                b1 = min(
+                    max(
+                        int(np.searchsorted(indptr, indptr[b0] + chunk_nnz, side="right")) - 1,
+                        b0 + 1,
+                    ),
+                    n_bc,
+                )
+                dat = np.asarray(g["data"][int(indptr[b0]) : int(indptr[b1])], dtype=np.float64)
+                seg_ids = np.repeat(np.arange(b1 - b0), np.diff(indptr[b0 : b1 + 1]))
                 totals[b0:b1] = np.bincount(seg_ids, weights=dat, minlength=b1 - b0)
                 b0 = b1
             scale = np.ones(n_bc)
@@ -499,21 +574,28 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
         con_idx: list[np.ndarray] = []
         b0 = 0
         while b0 < n_bc:
-            b1 = min(max(int(np.searchsorted(indptr, indptr[b0] + chunk_nnz, side="right")) - 1, b0 + 1), n_bc)
+            b1 = min(
+                max(int(np.searchsorted(indptr, indptr[b0] + chunk_nnz, side="right")) - 1, b0 + 1),
+                n_bc,
+            )
             s, e = int(indptr[b0]), int(indptr[b1])
             idx = np.asarray(g["indices"][s:e], dtype=np.int64)
             dat = np.asarray(g["data"][s:e], dtype=np.float32)
             if idx.size and (idx.min() < 0 or idx.max() >= n_feat):
                 raise CorruptFile(f"{h5.name}: feature indices out of range [0, {n_feat})")
-            ch = sp.csr_matrix((dat, idx, indptr[b0:b1 + 1] - s), shape=(b1 - b0, n_feat))
+            ch = sp.csr_matrix((dat, idx, indptr[b0 : b1 + 1] - s), shape=(b1 - b0, n_feat))
             if scale is not None:
                 ch = sp.csr_matrix(sp.diags(scale[b0:b1].astype(np.float32)) @ ch)
             loc = np.arange(b1 - b0)
-            for mask_, labels_, out in ((settled[b0:b1], lab[b0:b1], parts_cell),
-                                        (nuclear[b0:b1], bin_nuc[b0:b1], parts_nuc)):
+            for mask_, labels_, out in (
+                (settled[b0:b1], lab[b0:b1], parts_cell),
+                (nuclear[b0:b1], bin_nuc[b0:b1], parts_nuc),
+            ):
                 if mask_.any():
-                    P = sp.csr_matrix((np.ones(int(mask_.sum()), dtype=np.float32), (labels_[mask_], loc[mask_])),
-                                      shape=(n_nuc, b1 - b0))
+                    P = sp.csr_matrix(
+                        (np.ones(int(mask_.sum()), dtype=np.float32), (labels_[mask_], loc[mask_])),
+                        shape=(n_nuc, b1 - b0),
+                    )
                     out.append(sp.csr_matrix(P @ ch))
             cm = con[b0:b1]
             if cm.any():
@@ -535,8 +617,10 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
         s2 = np.asarray(rb.multiply(prof[alt[cidx]]).sum(1)).ravel()
         pick = np.where(s2 > s1, alt[cidx], lab[cidx])
         lab[cidx] = pick
-        P = sp.csr_matrix((np.ones(n_contested, dtype=np.float32), (pick, np.arange(n_contested))),
-                          shape=(n_nuc, n_contested))
+        P = sp.csr_matrix(
+            (np.ones(n_contested, dtype=np.float32), (pick, np.arange(n_contested))),
+            shape=(n_nuc, n_contested),
+        )
         Xc = sp.csr_matrix(Xc + P @ rows_c)
         del Xn, rows_c, prof, rb
     # per cell
@@ -564,17 +648,39 @@ def cells_from_bins(fine_dir: Path, image: Any = None, image_scalef: float | Non
             ids = [n for n, k in zip(ids, ge, strict=True) if k]
     cell_ids = np.array([f"cell_{i + 1:07d}" for i in range(len(kept))])
     n_unassigned = int((placed & ~assigned).sum())
-    desc = (f"{len(kept):,} cells made here from {int(placed.sum()):,} {bin_um} um bins: {n_nuc:,} nuclei found on "
-            f"the H&E (haematoxylin colour deconvolution + seeded watershed, {nuclei.n_tiles} tiles), grown by up "
-            f"to {expand_bins:g} bins ({n_contested:,} near-tied bins settled by expression similarity)"
-            + ("; bins destriped" if destripe else ""))
-    notes.append(f"{n_unassigned:,} of {int(placed.sum()):,} {bin_um} um bins lie in no cell (beyond "
-                 f"{expand_bins:g} bins of a nucleus) and are left out of the cell matrix")
-    return CellSet(X=X, cell_ids=cell_ids, xy=xy, area_um2=nb * float(bin_um) ** 2, n_bins=nb,
-                   in_nucleus_frac=n_in_nuc[kept] / nb, gene_names=names, gene_ids=ids, polygons=rings,
-                   method="nuclei_watershed", description=desc, n_nuclei=n_nuc, bin_cell=bin_cell, notes=notes,
-                   params={"expand_bins": expand_bins, "tie_margin_bins": tie_margin_bins, "destripe": destripe,
-                           "haematoxylin_threshold": round(nuclei.threshold, 4), "n_contested": n_contested})
+    desc = (
+        f"{len(kept):,} cells made here from {int(placed.sum()):,} {bin_um} um bins: {n_nuc:,} nuclei found on "
+        f"the H&E (haematoxylin colour deconvolution + seeded watershed, {nuclei.n_tiles} tiles), grown by up "
+        f"to {expand_bins:g} bins ({n_contested:,} near-tied bins settled by expression similarity)"
+        + ("; bins destriped" if destripe else "")
+    )
+    notes.append(
+        f"{n_unassigned:,} of {int(placed.sum()):,} {bin_um} um bins lie in no cell (beyond "
+        f"{expand_bins:g} bins of a nucleus) and are left out of the cell matrix"
+    )
+    return CellSet(
+        X=X,
+        cell_ids=cell_ids,
+        xy=xy,
+        area_um2=nb * float(bin_um) ** 2,
+        n_bins=nb,
+        in_nucleus_frac=n_in_nuc[kept] / nb,
+        gene_names=names,
+        gene_ids=ids,
+        polygons=rings,
+        method="nuclei_watershed",
+        description=desc,
+        n_nuclei=n_nuc,
+        bin_cell=bin_cell,
+        notes=notes,
+        params={
+            "expand_bins": expand_bins,
+            "tie_margin_bins": tie_margin_bins,
+            "destripe": destripe,
+            "haematoxylin_threshold": round(nuclei.threshold, 4),
+            "n_contested": n_contested,
+        },
+    )
 
 
 def _sum_parts(parts: list[sp.csr_matrix], shape: tuple[int, int]) -> sp.csr_matrix:
@@ -596,8 +702,12 @@ def _l2_rows(X: sp.csr_matrix) -> sp.csr_matrix:
 
 
 # --------------------------------------------------------------------------- outputs
-def cells_geojson(ids: list[str], rings: list[np.ndarray], cell_types: list[str] | None = None,
-                  extra: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+def cells_geojson(
+    ids: list[str],
+    rings: list[np.ndarray],
+    cell_types: list[str] | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
     """A GeoJSON FeatureCollection QuPath imports as cells (``objectType: cell``, full-res px)."""
     feats = []
     for i, (cid, ring) in enumerate(zip(ids, rings, strict=True)):
@@ -609,8 +719,15 @@ def cells_geojson(ids: list[str], rings: list[np.ndarray], cell_types: list[str]
         if cell_types is not None:
             props["classification"] = {"name": str(cell_types[i])}
         if extra:
-            props["measurements"] = {k: (None if not np.isfinite(float(v[i])) else float(v[i]))
-                                     for k, v in extra.items()}
-        feats.append({"type": "Feature", "id": str(cid), "geometry": {"type": "Polygon", "coordinates": [pts]},
-                      "properties": props})
+            props["measurements"] = {
+                k: (None if not np.isfinite(float(v[i])) else float(v[i])) for k, v in extra.items()
+            }
+        feats.append(
+            {
+                "type": "Feature",
+                "id": str(cid),
+                "geometry": {"type": "Polygon", "coordinates": [pts]},
+                "properties": props,
+            }
+        )
     return {"type": "FeatureCollection", "features": feats}

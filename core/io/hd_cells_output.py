@@ -13,7 +13,7 @@ from core.enums import Layout, Unit
 HOW = {
     "spaceranger_segmentation": "Space Ranger's own segmentation (nuclei on the H&E grown into cells)",
     "nuclei_watershed": "nuclei found here on the H&E (haematoxylin colour deconvolution and a seeded "
-                        "watershed), each grown by up to {expand:g} bins of 2 um",
+    "watershed), each grown by up to {expand:g} bins of 2 um",
 }
 
 
@@ -27,8 +27,14 @@ def cell_platform(cells: dict[str, Any]) -> dict[str, Any]:
     """``features.json``'s platform entry at cell level: unit, how many cells, how they were made."""
     n = int(cells.get("n", 0))
     how = cells_how(cells)
-    return {"layout": Layout.VISIUM_HD.value, "unit": Unit.CELL.value, "bin_size_um": None, "n_cells": n, "cells_made_by": how,
-            "unit_description": f"cells assembled from Visium HD 2 um bins ({n:,} cells; {how})"}
+    return {
+        "layout": Layout.VISIUM_HD.value,
+        "unit": Unit.CELL.value,
+        "bin_size_um": None,
+        "n_cells": n,
+        "cells_made_by": how,
+        "unit_description": f"cells assembled from Visium HD 2 um bins ({n:,} cells; {how})",
+    }
 
 
 def write_cell_outputs(out: Path, sample: Any, res: Any) -> list[str]:
@@ -43,9 +49,14 @@ def write_cell_outputs(out: Path, sample: Any, res: Any) -> list[str]:
     rows = [index.get(n, -1) for n in names]
     ok = [i for i, r in enumerate(rows) if r >= 0]
     obs = sample.adata.obs
-    extra = {c: np.asarray(obs[c], dtype=np.float64)[[rows[i] for i in ok]]
-             for c in ("area_um2", "n_bins", "in_nucleus_frac") if c in obs}
+    extra = {
+        c: np.asarray(obs[c], dtype=np.float64)[[rows[i] for i in ok]]
+        for c in ("area_um2", "n_bins", "in_nucleus_frac")
+        if c in obs
+    }
     ct = np.asarray(res.annotation.cell_type).astype(str)
-    doc = cells_geojson([names[i] for i in ok], [polys[rows[i]] for i in ok], [ct[i] for i in ok], extra)
+    doc = cells_geojson(
+        [names[i] for i in ok], [polys[rows[i]] for i in ok], [ct[i] for i in ok], extra
+    )
     (out / "cells.geojson").write_text(json.dumps(doc))
     return ["cells.geojson"]

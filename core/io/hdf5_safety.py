@@ -170,7 +170,9 @@ def check_hdf5_tree(f: Any) -> None:
 
     visit(f, "", 0)
     if bad:
-        raise UnsafeFile("refused: " + "; ".join(bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
+        raise UnsafeFile(
+            "refused: " + "; ".join(bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
+        )
 
 
 def open_checked(path: Any) -> Any:

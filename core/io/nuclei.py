@@ -66,9 +66,13 @@ class NucleiParams:
     seed_radius_um: float = 2.0  # seeds closer than this merge (one nucleus)
     smooth_um: float = 0.4
     tile_px: int = 2048  # full-resolution pixels per tile side (before downsampling)
-    work_um_per_px: float = 0.55  # tiles are block-averaged down to about this resolution (never up)
+    work_um_per_px: float = (
+        0.55  # tiles are block-averaged down to about this resolution (never up)
+    )
     threshold: float | None = None  # haematoxylin OD; None: Otsu on a sample of the image
-    min_contrast_mads: float = 4.0  # threshold at least this many robust deviations above the median
+    min_contrast_mads: float = (
+        4.0  # threshold at least this many robust deviations above the median
+    )
 
     def validate(self) -> None:
         from core.errors import BadOption
@@ -102,12 +106,17 @@ def _sample_threshold(image: Any, step: int, p: NucleiParams, f: int = 1) -> flo
     vals = []
     for y in range(0, H, max(step, win)):
         for x in range(0, W, max(step, win)):
-            rgb = np.asarray(image[y:y + win, x:x + win])
+            rgb = np.asarray(image[y : y + win, x : x + win])
             hh, ww = rgb.shape[0] // f, rgb.shape[1] // f
             if hh == 0 or ww == 0:
                 continue
             if f > 1:
-                rgb = rgb[:hh * f, :ww * f, :3].reshape(hh, f, ww, f, 3).mean(axis=(1, 3)).astype(np.uint8)
+                rgb = (
+                    rgb[: hh * f, : ww * f, :3]
+                    .reshape(hh, f, ww, f, 3)
+                    .mean(axis=(1, 3))
+                    .astype(np.uint8)
+                )
             vals.append(haematoxylin(rgb).ravel())
     v = np.concatenate(vals) if vals else np.zeros(1, np.float32)
     t = otsu_threshold(v)
@@ -156,7 +165,9 @@ def _segment_tile(rgb: np.ndarray, thr: float, mpp: float, p: NucleiParams) -> n
             if ids[0] != 0:
                 m_loc += 1
                 ids = np.r_[0, ids]
-            cost = np.where(inside, np.clip(60000.0 - dsm[sl] * scale, 0, 60000), 65535).astype(np.uint16)
+            cost = np.where(inside, np.clip(60000.0 - dsm[sl] * scale, 0, 60000), 65535).astype(
+                np.uint16
+            )
             w = ndi.watershed_ift(cost, m_loc, structure=np.ones((3, 3), dtype=int))
             w = np.where(inside & (w > 0), w + (next_lab - 1), 0).astype(np.int32)
             next_lab += len(ids) - 1
@@ -175,13 +186,18 @@ def _segment_tile(rgb: np.ndarray, thr: float, mpp: float, p: NucleiParams) -> n
 
 
 def _disk(r: int) -> np.ndarray:
-    y, x = np.ogrid[-r:r + 1, -r:r + 1]
+    y, x = np.ogrid[-r : r + 1, -r : r + 1]
     disk: np.ndarray = (x * x + y * y) <= r * r
     return disk
 
 
-def segment_nuclei(image: Any, microns_per_px: float, points_xy: np.ndarray | None = None,
-                   params: NucleiParams | None = None, labels_out: np.ndarray | None = None) -> Nuclei:
+def segment_nuclei(
+    image: Any,
+    microns_per_px: float,
+    points_xy: np.ndarray | None = None,
+    params: NucleiParams | None = None,
+    labels_out: np.ndarray | None = None,
+) -> Nuclei:
     """Find nuclei in an H&E image, one tile at a time.
 
     Parameters
@@ -202,7 +218,11 @@ def segment_nuclei(image: Any, microns_per_px: float, points_xy: np.ndarray | No
     f = max(1, int(p.work_um_per_px / mpp))  # block size of the downsampling
     margin = (int(np.ceil(p.max_diameter_um / mpp)) + 4 + f - 1) // f * f
     core = max((p.tile_px - 2 * margin) // f * f, 64 * f)
-    thr = p.threshold if p.threshold is not None else _sample_threshold(image, max(H, W) // 24 or 1, p, f)
+    thr = (
+        p.threshold
+        if p.threshold is not None
+        else _sample_threshold(image, max(H, W) // 24 or 1, p, f)
+    )
     pts = None if points_xy is None else np.asarray(points_xy)
     point_label = None
     if pts is not None:
@@ -276,8 +296,15 @@ def segment_nuclei(image: Any, microns_per_px: float, points_xy: np.ndarray | No
     notes = []
     if next_id == 0:
         notes.append(f"no nuclei found (haematoxylin threshold {thr:.3f})")
-    return Nuclei(centroid_xy=cxy, area_px=ar, point_label=point_label, threshold=float(thr), microns_per_px=mpp,
-                  n_tiles=n_tiles, notes=notes)
+    return Nuclei(
+        centroid_xy=cxy,
+        area_px=ar,
+        point_label=point_label,
+        threshold=float(thr),
+        microns_per_px=mpp,
+        n_tiles=n_tiles,
+        notes=notes,
+    )
 
 
 def match_labels(truth: np.ndarray, pred: np.ndarray, iou: float = 0.5) -> tuple[float, float, int]:

@@ -91,12 +91,16 @@ def _open(path: Path) -> Any:
     if not path.is_file():
         raise UnsupportedFormat(f"{path.name}: no such file")
     if not is_hdf5(path):
-        raise UnsupportedFormat(f"{path.name} is not an HDF5 file (AnnData .h5ad or 10x .h5 expected)")
+        raise UnsupportedFormat(
+            f"{path.name} is not an HDF5 file (AnnData .h5ad or 10x .h5 expected)"
+        )
     harden_hdf5()
     try:
         return h5py.File(path, "r")
     except OSError as e:
-        raise CorruptFile(f"{path.name} cannot be opened as HDF5 (truncated or damaged): {e}") from e
+        raise CorruptFile(
+            f"{path.name} cannot be opened as HDF5 (truncated or damaged): {e}"
+        ) from e
 
 
 def _check_links(f: Any) -> None:
@@ -138,7 +142,7 @@ def _scan_sparse(g: Any, loc: str, shape: tuple[int, int], fmt: str) -> MatrixIn
         raise CorruptFile(f"{loc}: indptr is not monotone")
     integer = True
     for s in range(0, nnz, _CHUNK):
-        idx = np.asarray(indices[s:s + _CHUNK])
+        idx = np.asarray(indices[s : s + _CHUNK])
         if idx.size and (idx.min() < 0 or idx.max() >= n_minor):
             raise CorruptFile(f"{loc}: indices out of range [0, {n_minor})")
     if nnz:
@@ -214,11 +218,23 @@ def _guard(fn: Any) -> Any:
             return fn(*args, **kwargs)
         except InputError:
             raise
-        except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError,
-                OverflowError, MemoryError, UnicodeDecodeError) as e:
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            TypeError,
+            IndexError,
+            AttributeError,
+            RuntimeError,
+            OverflowError,
+            MemoryError,
+            UnicodeDecodeError,
+        ) as e:
             name = Path(args[0]).name if args else "file"
-            raise CorruptFile(f"{name} is damaged or not a valid file of its kind: "
-                              f"{type(e).__name__}: {str(e)[:200]}") from e
+            raise CorruptFile(
+                f"{name} is damaged or not a valid file of its kind: "
+                f"{type(e).__name__}: {str(e)[:200]}"
+            ) from e
 
     return wrapper
 
@@ -278,7 +294,12 @@ def preflight_h5ad(path: str | Path, budget_mb: float, max_image_pixels: int) ->
         if "obsm" not in f or "spatial" not in f["obsm"]:
             raise MissingCoordinates(f"{path.name} has no obsm['spatial'] (spot coordinates)")
         sp = f["obsm"]["spatial"]
-        if not isinstance(sp, h5py.Dataset) or sp.ndim != 2 or sp.shape[0] != n_obs or sp.shape[1] < 2:
+        if (
+            not isinstance(sp, h5py.Dataset)
+            or sp.ndim != 2
+            or sp.shape[0] != n_obs
+            or sp.shape[1] < 2
+        ):
             raise BadCoordinates(
                 f"obsm['spatial'] must be ({n_obs}, 2); found {getattr(sp, 'shape', 'a group')}"
             )
@@ -296,7 +317,9 @@ def preflight_h5ad(path: str | Path, budget_mb: float, max_image_pixels: int) ->
                             _check_image(f"{lib}/{name}", ds.shape, max_image_pixels)
                             images[name] = [int(s) for s in ds.shape]
         est = _check_budget(n_obs, n_vars, counts.nnz, budget_mb, path.name)
-        return PreflightReport(str(path), "h5ad", n_obs, n_vars, counts.nnz, counts.location, est, images)
+        return PreflightReport(
+            str(path), "h5ad", n_obs, n_vars, counts.nnz, counts.location, est, images
+        )
 
 
 @_guard
@@ -323,7 +346,9 @@ def preflight_10x_h5(path: str | Path, budget_mb: float) -> PreflightReport:
     with _open(path) as f:
         _check_links(f)
         if "matrix" not in f:
-            raise UnsupportedFormat(f"{path.name} is not a 10x feature-barcode matrix (no 'matrix' group)")
+            raise UnsupportedFormat(
+                f"{path.name} is not a 10x feature-barcode matrix (no 'matrix' group)"
+            )
         g = f["matrix"]
         if "shape" not in g:
             raise CorruptFile(f"{path.name}: matrix has no shape")

@@ -405,4 +405,3 @@ def _withheld_report(out: Path) -> dict[str, Any]:
     provenance: dict[str, Any] = dict(report.get("provenance") or {})
     provenance["narrative"] = report.get("narrative")
     return provenance
-

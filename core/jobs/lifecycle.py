@@ -75,7 +75,9 @@ def heartbeat(
     }
     if timings is not None:
         values["timings"] = timings
-    job: Job | None = session.execute(repo.owned_update(job_id, attempt, **values)).scalar_one_or_none()
+    job: Job | None = session.execute(
+        repo.owned_update(job_id, attempt, **values)
+    ).scalar_one_or_none()
     if job is None:
         raise LeaseLost(f"attempt {attempt} no longer owns job {job_id}")
     return job
@@ -135,7 +137,9 @@ def succeed(
         values["analysis_prefix"] = analysis_prefix
     if summary is not None:
         values["summary"] = summary
-    job: Job | None = session.execute(repo.owned_update(job_id, attempt, **values)).scalar_one_or_none()
+    job: Job | None = session.execute(
+        repo.owned_update(job_id, attempt, **values)
+    ).scalar_one_or_none()
     if job is None:
         raise LeaseLost(f"attempt {attempt} no longer owns job {job_id}")
     outbox.add_webhook(session, job)
@@ -242,7 +246,9 @@ def reclaim(session: Session, job: Job, reason: str, settings: Settings) -> str:
 async def cancel(session: Any, tenant_id: str, job_id: uuid.UUID) -> Job | None:
     """A client cancels a queued or running job (async API session); ``None`` when the job
     is not queued or running. A running worker notices at its next progress step."""
-    job: Job | None = (await session.execute(repo.cancel_job(job_id, tenant_id))).scalar_one_or_none()
+    job: Job | None = (
+        await session.execute(repo.cancel_job(job_id, tenant_id))
+    ).scalar_one_or_none()
     if job is not None:
         outbox.add_webhook(session, job)
     return job

@@ -64,7 +64,9 @@ async def job_stats(session: AsyncSession) -> JobStats:
     JobStats
         ``by_state`` has a key for every :class:`~core.db.models.JobState`.
     """
-    counts = {str(state): int(n) for state, n in (await session.execute(repo.jobs_by_state())).all()}
+    counts = {
+        str(state): int(n) for state, n in (await session.execute(repo.jobs_by_state())).all()
+    }
     by_state = {s.value: counts.get(s.value, 0) for s in JobState}
     rows = (await session.execute(repo.stage_durations())).all()
     stages = tuple(StageDuration(str(stage), float(total), int(n)) for stage, total, n in rows)

@@ -87,25 +87,49 @@ def build_overlay(
             codes[k].append(cats[k].setdefault(v, len(cats[k])))
         for k in present_qc:
             qc[k].append(_number(row.get(k)))
-    withheld = {str(c.get("name")): str(c.get("reason") or "withheld by the analysis")
-                for c in (analysis.get("claims") or [])
-                if isinstance(c, Mapping) and c.get("passed") is False}
+    withheld = {
+        str(c.get("name")): str(c.get("reason") or "withheld by the analysis")
+        for c in (analysis.get("claims") or [])
+        if isinstance(c, Mapping) and c.get("passed") is False
+    }
     layers: dict[str, Any] = {}
     for k in present_cat:
-        layers[k] = {"kind": "categorical", "title": CATEGORICAL[k],
-                     "categories": list(cats[k]), "codes": codes[k],
-                     "withheld": withheld.get(LAYER_CLAIM[k])}
+        layers[k] = {
+            "kind": "categorical",
+            "title": CATEGORICAL[k],
+            "categories": list(cats[k]),
+            "codes": codes[k],
+            "withheld": withheld.get(LAYER_CLAIM[k]),
+        }
     for k in present_qc:
         vals = [v for v in qc[k] if v is not None]
-        layers[k] = {"kind": "continuous", "title": QC[k], "values": qc[k],
-                     "min": min(vals) if vals else None, "max": max(vals) if vals else None}
-    by_id = {str(d.get("id")): dict(d) for d in ((analysis.get("domains") or {}).get("domains") or [])
-             if isinstance(d, Mapping)}
+        layers[k] = {
+            "kind": "continuous",
+            "title": QC[k],
+            "values": qc[k],
+            "min": min(vals) if vals else None,
+            "max": max(vals) if vals else None,
+        }
+    by_id = {
+        str(d.get("id")): dict(d)
+        for d in ((analysis.get("domains") or {}).get("domains") or [])
+        if isinstance(d, Mapping)
+    }
     for d in (features or {}).get("domains") or []:
         if isinstance(d, Mapping) and str(d.get("id")) in by_id:
             by_id[str(d.get("id"))].update(
-                {k: d[k] for k in ("fraction_of_units", "dominant_lineage", "lineage_composition",
-                                   "mean_confidence", "adjacent_domains") if k in d})
+                {
+                    k: d[k]
+                    for k in (
+                        "fraction_of_units",
+                        "dominant_lineage",
+                        "lineage_composition",
+                        "mean_confidence",
+                        "adjacent_domains",
+                    )
+                    if k in d
+                }
+            )
     return {
         "schema": SCHEMA,
         "image": {

@@ -22,8 +22,13 @@ from core.storage import ObjectStore
 
 SIGNED_PDF_DIR = "signed"
 # what the worker rendered report.pdf from (figures are named by report.json)
-SIGNED_PDF_INPUTS = ("report.json", "analysis.json", "features.json", "leakage_context.json",
-                     "he_model_input.png")
+SIGNED_PDF_INPUTS = (
+    "report.json",
+    "analysis.json",
+    "features.json",
+    "leakage_context.json",
+    "he_model_input.png",
+)
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -79,8 +84,11 @@ async def render(
     features_raw = await _optional(store, job, "features.json")
     features: dict[str, Any] = json.loads(features_raw) if features_raw else {}
     history = await signoff.history(session, job)
-    pdf = await report_pdf(session, store, job, history) \
-        if await _optional_key(store, job, "report.pdf") else None
+    pdf = (
+        await report_pdf(session, store, job, history)
+        if await _optional_key(store, job, "report.pdf")
+        else None
+    )
     return export(report, features, job, history, settings, fmt, pdf)
 
 
@@ -140,10 +148,20 @@ def _render_signed_pdf(
 
         report = load("report.json")
         model_input = out / "he_model_input.png"
-        extra = [("H&E image as sent to the model", model_input.read_bytes())] \
-            if model_input.is_file() and (report.get("provenance") or {}).get("backend") else []
-        pdf = render_pdf(report, read_analysis(out), read_features(out), out, extra,
-                         asdict(LeakageContext.load(out)), history)
+        extra = (
+            [("H&E image as sent to the model", model_input.read_bytes())]
+            if model_input.is_file() and (report.get("provenance") or {}).get("backend")
+            else []
+        )
+        pdf = render_pdf(
+            report,
+            read_analysis(out),
+            read_features(out),
+            out,
+            extra,
+            asdict(LeakageContext.load(out)),
+            history,
+        )
         (out / "signed.pdf").write_bytes(pdf)
         store.put_file(dest, out / "signed.pdf")
     return pdf

@@ -42,16 +42,27 @@ def validate_in_subprocess(
     timeout = settings.validation_timeout_s
     import os
 
-    env_overrides = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                     # the child checks against the analysis budget (the analysis worker's memory
-                     # limit), so that a Visium HD sample is validated at the bin size the analysis picks
-                     "MGS_MEMORY_BUDGET_MB": str(analysis_budget(settings).memory_budget_mb)}
+    env_overrides = {
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        # the child checks against the analysis budget (the analysis worker's memory
+        # limit), so that a Visium HD sample is validated at the bin size the analysis picks
+        "MGS_MEMORY_BUDGET_MB": str(analysis_budget(settings).memory_budget_mb),
+    }
 
     try:
         proc = subprocess.run(
-            limited([sys.executable, "-m", "core.jobs.sandbox", str(path),
-                     *([str(unpack_dir)] if unpack_dir is not None else [])],
-                    Limits(memory_mb=memory_mb, cpu_s=timeout)),
+            limited(
+                [
+                    sys.executable,
+                    "-m",
+                    "core.jobs.sandbox",
+                    str(path),
+                    *([str(unpack_dir)] if unpack_dir is not None else []),
+                ],
+                Limits(memory_mb=memory_mb, cpu_s=timeout),
+            ),
             capture_output=True,
             timeout=timeout,
             env={**os.environ, **env_overrides},

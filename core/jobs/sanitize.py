@@ -19,7 +19,23 @@ _POSIX_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s'\"`,;:()\[\]{}<>|]+)")
 _WINDOWS_PATH = re.compile(r"\b[A-Za-z]:\\[^\s'\"`,;()\[\]{}<>|]*")
 # a folder made by tempfile (mkdtemp, TemporaryDirectory) or one of ours under it
 _TEMP_PART = re.compile(r"^(?:mgs-[\w.-]+|tmp[\w.-]*|pytest-[\w.-]+|\w+\.d)$")
-_SYSTEM_ROOTS = {"tmp", "var", "proc", "home", "root", "usr", "etc", "opt", "srv", "work", "mnt", "run", "dev", "sys", "app"}
+_SYSTEM_ROOTS = {
+    "tmp",
+    "var",
+    "proc",
+    "home",
+    "root",
+    "usr",
+    "etc",
+    "opt",
+    "srv",
+    "work",
+    "mnt",
+    "run",
+    "dev",
+    "sys",
+    "app",
+}
 
 
 def _short_path(path: str) -> str:
@@ -50,7 +66,9 @@ def public_detail(code: str, detail: str | None) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.startswith('File "')]
     text = lines[0] if lines else ""
-    text = _WINDOWS_PATH.sub(lambda m: m.group(0).rstrip("\\").rsplit("\\", 1)[-1] or "the sample", text)
+    text = _WINDOWS_PATH.sub(
+        lambda m: m.group(0).rstrip("\\").rsplit("\\", 1)[-1] or "the sample", text
+    )
     text = _POSIX_PATH.sub(lambda m: _short_path(m.group(0)), text)
     text = text.strip().rstrip(":;,").strip()
     if len(text) > MAX_DETAIL:

@@ -24,8 +24,12 @@ from core.markers import marker_table_path
 from core.storage import ObjectStore
 
 CALLBACK_RESOLVE_TIMEOUT_S = 5.0
-REPORT_FILES = {"json": "report.json", "markdown": "report.md", "html": "report.html",
-                "pdf": "report.pdf"}
+REPORT_FILES = {
+    "json": "report.json",
+    "markdown": "report.md",
+    "html": "report.html",
+    "pdf": "report.pdf",
+}
 
 
 @dataclass
@@ -167,7 +171,9 @@ def check_report_choice(options: dict[str, Any], settings: Settings) -> None:
 
 
 async def _by_key(session: AsyncSession, tenant_id: str, key: str, digest: str) -> Job | None:
-    job: Job | None = (await session.execute(repo.job_by_idempotency_key(tenant_id, key))).scalar_one_or_none()
+    job: Job | None = (
+        await session.execute(repo.job_by_idempotency_key(tenant_id, key))
+    ).scalar_one_or_none()
     if job is not None and job.request_hash != digest:
         raise Conflict(
             "this Idempotency-Key was used with a different request body",
@@ -177,7 +183,9 @@ async def _by_key(session: AsyncSession, tenant_id: str, key: str, digest: str) 
 
 
 async def get_job(session: AsyncSession, tenant_id: str, job_id: uuid.UUID) -> Job:
-    job: Job | None = (await session.execute(*repo.job_of_tenant(job_id, tenant_id))).scalar_one_or_none()
+    job: Job | None = (
+        await session.execute(*repo.job_of_tenant(job_id, tenant_id))
+    ).scalar_one_or_none()
     if job is None:
         raise NotFound(f"job {job_id} not found", code="job_not_found")
     return job

@@ -106,7 +106,9 @@ async def sign_report(
     not succeeded, a second ``final`` or an ``amended`` before any ``final``, and
     :class:`BadOption` for an amendment without a comment.
     """
-    job = await service.get_job(session, caller.tenant_id, job_id)  # 404 before 403: ids leak nothing
+    job = await service.get_job(
+        session, caller.tenant_id, job_id
+    )  # 404 before 403: ids leak nothing
     if caller.role != KeyRole.REVIEWER.value:
         raise Forbidden(
             f"this API key's role is {caller.role}; signing needs a reviewer key "
@@ -160,7 +162,9 @@ async def sign_report(
     record = as_record(row)
     new_status = report_status([*past, record])
     job.report_status = new_status.value  # the list filters on it
-    job.updated_at = datetime.now(UTC)  # the job's ETag changes with every sign-off, amended twice too
+    job.updated_at = datetime.now(
+        UTC
+    )  # the job's ETag changes with every sign-off, amended twice too
     outbox.add_event(session, job, signed_event(job, record, new_status))
     await session.flush()
     return record, new_status, False
@@ -198,5 +202,3 @@ async def _retried(
         return None
     now = (await session.execute(select(func.now()))).scalar_one()
     return latest if (now - latest.created_at).total_seconds() <= repeat_window_s else None
-
-

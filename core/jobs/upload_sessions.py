@@ -86,9 +86,12 @@ async def get_session(
         await session.execute(repo.upload_session_of_tenant(session_id, tenant_id, lock=lock))
     ).scalar_one_or_none()
     if s is None:
-        if lock and (
-            await session.execute(repo.upload_session_of_tenant(session_id, tenant_id))
-        ).scalar_one_or_none():
+        if (
+            lock
+            and (
+                await session.execute(repo.upload_session_of_tenant(session_id, tenant_id))
+            ).scalar_one_or_none()
+        ):
             raise Conflict(
                 "this upload session is being completed by another request",
                 code="upload_session_busy",
@@ -185,9 +188,7 @@ async def receive_chunk(
     return s
 
 
-async def _stored_parts(
-    store: ObjectStore, s: UploadSession
-) -> AsyncIterator[bytes]:
+async def _stored_parts(store: ObjectStore, s: UploadSession) -> AsyncIterator[bytes]:
     """The session's chunks from storage, in order, as one byte stream."""
     n = 0
     for start in range(0, s.total_size, s.chunk_size):

@@ -84,7 +84,7 @@ def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-_BAD_HOST_CHARS = set("[]<>\"{}|\\^`")
+_BAD_HOST_CHARS = set('[]<>"{}|\\^`')
 
 
 def _parse(url: str) -> tuple[str, str, int]:

@@ -19,31 +19,147 @@ from core.errors import BadMarkerTable, BadOption
 LINEAGES = ("epithelial", "stromal", "endothelial", "lymphoid", "myeloid", "neural/glial", "other")
 
 # PanglaoDB "organs" that are systems present in every tissue: their types are broad types
-PAN_TISSUE_SYSTEMS = ("Immune system", "Connective tissue", "Vasculature", "Epithelium", "Smooth muscle", "Blood")
+PAN_TISSUE_SYSTEMS = (
+    "Immune system",
+    "Connective tissue",
+    "Vasculature",
+    "Epithelium",
+    "Smooth muscle",
+    "Blood",
+)
 
 # Lineage of PanglaoDB cell types, by keyword (checked in order; first match wins).
 _LINEAGE_KEYWORDS: list[tuple[str, tuple[str, ...]]] = [
     ("endothelial", ("endothelial",)),
-    ("lymphoid", ("t cells", "t helper", "t memory", "t regulatory", "t follicular", "gamma delta",
-                  "b cells", "plasma", "nk cells", "natural killer", "innate lymphoid", "nuocytes",
-                  "thymocytes", "plasmacytoid")),
-    ("myeloid", ("macrophage", "monocyte", "dendritic", "mast cell", "neutrophil", "basophil",
-                 "eosinophil", "kupffer", "microglia", "langerhans", "myeloid", "osteoclast",
-                 "megakaryocyte", "platelet")),
-    ("neural/glial", ("neuron", "astrocyte", "oligodendrocyte", "schwann", "glia", "purkinje",
-                      "interneuron", "ependymal", "bergmann", "tanycyte", "radial glia",
-                      "neuroblast", "retinal ganglion", "photoreceptor", "satellite glial",
-                      "cajal-retzius", "neural")),
-    ("stromal", ("fibroblast", "smooth muscle", "pericyte", "adipocyte", "stromal", "mesenchymal",
-                 "myofibroblast", "chondrocyte", "osteoblast", "osteocyte", "stellate", "myocyte",
-                 "myoblast", "satellite cells", "mesangial", "tendon", "mesothelial")),
-    ("epithelial", ("epithelial", "keratinocyte", "hepatocyte", "enterocyte", "goblet", "acinar",
-                    "ductal", "alveolar", "pneumocyte", "podocyte", "cholangiocyte", "luminal",
-                    "basal cells", "club", "ciliated", "tuft", "ionocyte", "paneth", "enteroendocrine",
-                    "tubular", "urothelial", "myoepithelial", "thyroid", "parietal", "chief cells",
-                    "beta cells", "alpha cells", "delta cells", "gamma (pp)", "epsilon", "islet",
-                    "loop of henle", "intercalated", "principal cells", "distal", "proximal",
-                    "sertoli", "trophoblast", "foveolar", "keratin", "secretory", "mucous")),
+    (
+        "lymphoid",
+        (
+            "t cells",
+            "t helper",
+            "t memory",
+            "t regulatory",
+            "t follicular",
+            "gamma delta",
+            "b cells",
+            "plasma",
+            "nk cells",
+            "natural killer",
+            "innate lymphoid",
+            "nuocytes",
+            "thymocytes",
+            "plasmacytoid",
+        ),
+    ),
+    (
+        "myeloid",
+        (
+            "macrophage",
+            "monocyte",
+            "dendritic",
+            "mast cell",
+            "neutrophil",
+            "basophil",
+            "eosinophil",
+            "kupffer",
+            "microglia",
+            "langerhans",
+            "myeloid",
+            "osteoclast",
+            "megakaryocyte",
+            "platelet",
+        ),
+    ),
+    (
+        "neural/glial",
+        (
+            "neuron",
+            "astrocyte",
+            "oligodendrocyte",
+            "schwann",
+            "glia",
+            "purkinje",
+            "interneuron",
+            "ependymal",
+            "bergmann",
+            "tanycyte",
+            "radial glia",
+            "neuroblast",
+            "retinal ganglion",
+            "photoreceptor",
+            "satellite glial",
+            "cajal-retzius",
+            "neural",
+        ),
+    ),
+    (
+        "stromal",
+        (
+            "fibroblast",
+            "smooth muscle",
+            "pericyte",
+            "adipocyte",
+            "stromal",
+            "mesenchymal",
+            "myofibroblast",
+            "chondrocyte",
+            "osteoblast",
+            "osteocyte",
+            "stellate",
+            "myocyte",
+            "myoblast",
+            "satellite cells",
+            "mesangial",
+            "tendon",
+            "mesothelial",
+        ),
+    ),
+    (
+        "epithelial",
+        (
+            "epithelial",
+            "keratinocyte",
+            "hepatocyte",
+            "enterocyte",
+            "goblet",
+            "acinar",
+            "ductal",
+            "alveolar",
+            "pneumocyte",
+            "podocyte",
+            "cholangiocyte",
+            "luminal",
+            "basal cells",
+            "club",
+            "ciliated",
+            "tuft",
+            "ionocyte",
+            "paneth",
+            "enteroendocrine",
+            "tubular",
+            "urothelial",
+            "myoepithelial",
+            "thyroid",
+            "parietal",
+            "chief cells",
+            "beta cells",
+            "alpha cells",
+            "delta cells",
+            "gamma (pp)",
+            "epsilon",
+            "islet",
+            "loop of henle",
+            "intercalated",
+            "principal cells",
+            "distal",
+            "proximal",
+            "sertoli",
+            "trophoblast",
+            "foveolar",
+            "keratin",
+            "secretory",
+            "mucous",
+        ),
+    ),
     ("other", ("erythro", "melanocyte", "red blood", "germ", "oocyte", "spermat")),
 ]
 
@@ -150,7 +266,9 @@ def load_panglao(
         reader = csv.DictReader(fh, delimiter="\t")
         need = {"species", "official gene symbol", "cell type", "organ"}
         if reader.fieldnames is None or not need <= set(reader.fieldnames):
-            raise BadMarkerTable(f"{path.name} is not a PanglaoDB table (needs columns {sorted(need)})")
+            raise BadMarkerTable(
+                f"{path.name} is not a PanglaoDB table (needs columns {sorted(need)})"
+            )
         for row in reader:
             if species not in (row["species"] or "").split():
                 continue
@@ -173,9 +291,13 @@ def load_panglao(
                 organ_of_type.setdefault(t, organ)
     genes = {t: g for t, g in genes.items() if len(g) >= min_genes}
     lineage = {t: lineage[t] for t in genes}
-    return MarkerTable(genes=genes, lineage=lineage, source=f"panglao:{path.name}",
-                       organ_of_gene=organ_of_gene,
-                       organ_of_type={t: o for t, o in organ_of_type.items() if t in genes})
+    return MarkerTable(
+        genes=genes,
+        lineage=lineage,
+        source=f"panglao:{path.name}",
+        organ_of_gene=organ_of_gene,
+        organ_of_type={t: o for t, o in organ_of_type.items() if t in genes},
+    )
 
 
 def load_markers(

@@ -99,14 +99,23 @@ def record_failure(out_dir: Path, error: BaseException) -> None:
     code = error.code if isinstance(error, MGSError) else "internal_error"
     for name in REPORT_OUTPUTS:
         (out_dir / name).unlink(missing_ok=True)
-    doc = {"schema": "mgs.report/1", "status": "failed",
-           "error": {"code": str(code), "message": " ".join(str(error).split())[:2000]},
-           "failed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    doc = {
+        "schema": "mgs.report/1",
+        "status": "failed",
+        "error": {"code": str(code), "message": " ".join(str(error).split())[:2000]},
+        "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     write_files_atomically(out_dir, {"report.json": json.dumps(doc, indent=2).encode("utf-8")})
 
 
-def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOptions,
-                analysis: AnalysisRecord, gate: dict[str, Any]) -> dict[str, Any]:
+def _provenance(
+    generation: Any,
+    prompt: Any,
+    prepared: Any,
+    options: ReportOptions,
+    analysis: AnalysisRecord,
+    gate: dict[str, Any],
+) -> dict[str, Any]:
     g = generation
     return {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -119,8 +128,11 @@ def _provenance(generation: Any, prompt: Any, prepared: Any, options: ReportOpti
         "prompt_sha256": prompt.sha256,
         "prompt_file": PROMPT_FILE if g else None,
         "prompt_chars": len(prompt.text),
-        "images_sent": (0 if not g or options.backend == "template" else
-                        int(g.extra.get("images_used", len(prepared.images)))),
+        "images_sent": (
+            0
+            if not g or options.backend == "template"
+            else int(g.extra.get("images_used", len(prepared.images)))
+        ),
         "image": prepared.info,
         "leakage_gate": gate,
         "timings": {**g.timings} if g else {},
@@ -135,14 +147,24 @@ def narrative_outcome(provenance: dict[str, Any]) -> dict[str, Any]:
     report carries no narrative (``prompt_leakage``: the leakage gate refused the prompt)."""
     if not provenance.get("narrative_withheld"):
         return {"status": "written"}
-    return {"status": "withheld",
-            "code": str(provenance.get("narrative_withheld_code") or "narrative_withheld"),
-            "detail": str(provenance["narrative_withheld"])}
+    return {
+        "status": "withheld",
+        "code": str(provenance.get("narrative_withheld_code") or "narrative_withheld"),
+        "detail": str(provenance["narrative_withheld"]),
+    }
 
 
-def _write_outputs(out_dir: Path, features: FeaturesRecord, analysis: AnalysisRecord, prompt: Any,
-                   prepared: Any, provenance: dict[str, Any], narrative: str, context: Any,
-                   t_start: float) -> None:
+def _write_outputs(
+    out_dir: Path,
+    features: FeaturesRecord,
+    analysis: AnalysisRecord,
+    prompt: Any,
+    prepared: Any,
+    provenance: dict[str, Any],
+    narrative: str,
+    context: Any,
+    t_start: float,
+) -> None:
     """Render report.json, .md, .html and .pdf from one document and write them atomically."""
     from core.report.html_page import render_html
     from core.report.image import png_bytes, read_spot_table
@@ -150,36 +172,53 @@ def _write_outputs(out_dir: Path, features: FeaturesRecord, analysis: AnalysisRe
     from core.report.pdf import PDF_FILE, pdf_available, render_pdf
     from core.report.render import build_report
 
-    figures = sorted(f"figures/{p.name}" for p in (out_dir / "figures").glob("*.png")) \
-        if (out_dir / "figures").is_dir() else []
+    figures = (
+        sorted(f"figures/{p.name}" for p in (out_dir / "figures").glob("*.png"))
+        if (out_dir / "figures").is_dir()
+        else []
+    )
     spots = read_spot_table(out_dir)
-    report = build_report(features, analysis, spots, narrative, prompt.text,
-                          prepared.info, provenance, figures)
-    model_input = [("H&E image as sent to the model", png_bytes(prepared.images[0]))] \
-        if prepared.images and provenance.get("backend") else []
+    report = build_report(
+        features, analysis, spots, narrative, prompt.text, prepared.info, provenance, figures
+    )
+    model_input = (
+        [("H&E image as sent to the model", png_bytes(prepared.images[0]))]
+        if prepared.images and provenance.get("backend")
+        else []
+    )
     ctx = asdict(context)
     files: dict[str, bytes] = {
         "report.md": render_markdown(report, analysis, features, ctx).encode("utf-8"),
-        "report.html": render_html(report, analysis, features, out_dir, model_input,
-                                   ctx).encode("utf-8"),
+        "report.html": render_html(report, analysis, features, out_dir, model_input, ctx).encode(
+            "utf-8"
+        ),
     }
     if pdf_available():
         files[PDF_FILE] = render_pdf(report, analysis, features, out_dir, model_input, ctx)
         report["pdf"] = {"written": True, "file": PDF_FILE}
     else:
-        report["pdf"] = {"written": False,
-                         "reason": "fpdf2 is not installed (pip install 'medgemma-spatial[pdf]')"}
+        report["pdf"] = {
+            "written": False,
+            "reason": "fpdf2 is not installed (pip install 'medgemma-spatial[pdf]')",
+        }
     provenance["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
-    report["status"] = "complete" if narrative or not provenance.get("narrative_withheld") \
+    report["status"] = (
+        "complete"
+        if narrative or not provenance.get("narrative_withheld")
         else "narrative_withheld"
+    )
     # what a LIMS reads: was a narrative written, and if not, why (a stable code)
     report["narrative"] = narrative_outcome(provenance)
     files["report.json"] = json.dumps(report, indent=2, default=str).encode("utf-8")
     write_files_atomically(out_dir, files)
 
 
-def write_report(out_dir: Path, options: ReportOptions, settings: Settings | None = None,
-                 progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+def write_report(
+    out_dir: Path,
+    options: ReportOptions,
+    settings: Settings | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
     """Write the report (see :func:`_write_report`); on failure, record it in ``report.json``.
 
     The failure is re-raised after it is recorded; the analysis artifacts are not touched. A
@@ -196,8 +235,12 @@ def write_report(out_dir: Path, options: ReportOptions, settings: Settings | Non
         raise  # wrong options or a missing analysis folder: nothing to record
 
 
-def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | None = None,
-                  progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+def _write_report(
+    out_dir: Path,
+    options: ReportOptions,
+    settings: Settings | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
     """Write ``prompt.txt``, ``report.json``, ``report.md``, ``report.html`` and ``report.pdf``.
 
     Returns the report's provenance.
@@ -241,41 +284,61 @@ def _write_report(out_dir: Path, options: ReportOptions, settings: Settings | No
     prompt = build_prompt(features, options.prompt_strategy, n_images=len(prepared.images))
     lexicon = _lexicon(analysis)
     findings = find_leaks(prompt.text, context, features, lexicon)
-    gate = {"passed": not findings, "findings": len(findings),
-            "lexicon": lexicon_fingerprint(lexicon),
-            "context_strings": sum(len(v) for v in asdict(context).values())}
+    gate = {
+        "passed": not findings,
+        "findings": len(findings),
+        "lexicon": lexicon_fingerprint(lexicon),
+        "context_strings": sum(len(v) for v in asdict(context).values()),
+    }
     if findings:
-        (out_dir / LEAKAGE_FINDINGS_FILE).write_text(json.dumps(
-            {"prompt_sha256": prompt.sha256, "strategy": prompt.strategy,
-             "findings": findings_as_dicts(findings)}, indent=2), encoding="utf-8")
+        (out_dir / LEAKAGE_FINDINGS_FILE).write_text(
+            json.dumps(
+                {
+                    "prompt_sha256": prompt.sha256,
+                    "strategy": prompt.strategy,
+                    "findings": findings_as_dicts(findings),
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
         # The analysis stands: write the report with its computed findings and no narrative,
         # then tell the caller (the CLI exits with its own code, a job records the refusal).
         provenance = _provenance(None, prompt, prepared, options, analysis, gate)
         provenance["narrative_withheld"] = (
             f"the leakage gate refused the prompt ({len(findings)} finding(s), listed in "
-            f"{LEAKAGE_FINDINGS_FILE}); nothing was sent to any model")
+            f"{LEAKAGE_FINDINGS_FILE}); nothing was sent to any model"
+        )
         provenance["narrative_withheld_code"] = PromptLeakage.code
         provenance["leakage_gate"]["findings_list"] = findings_as_dicts(findings)
-        _write_outputs(out_dir, record, analysis, prompt, prepared, provenance, "", context,
-                       t_start)
+        _write_outputs(
+            out_dir, record, analysis, prompt, prepared, provenance, "", context, t_start
+        )
         lines = "\n".join(f"  - {f.describe()}" for f in findings)
-        raise PromptLeakage(f"prompt refused by the leakage gate: {len(findings)} finding(s); "
-                            f"nothing was sent to any model; the report was written without "
-                            f"a narrative\n{lines}")
+        raise PromptLeakage(
+            f"prompt refused by the leakage gate: {len(findings)} finding(s); "
+            f"nothing was sent to any model; the report was written without "
+            f"a narrative\n{lines}"
+        )
     (out_dir / PROMPT_FILE).write_text(prompt.text, encoding="utf-8")
     if prepared.images:
         (out_dir / MODEL_INPUT_IMAGE).write_bytes(png_bytes(prepared.images[0]))
     step(0.15)
 
     backend = get_backend(options.backend, options.model, settings)
-    request = GenerationRequest(prompt=prompt.text, images=prepared.images, features=features,
-                                max_new_tokens=options.max_new_tokens)
+    request = GenerationRequest(
+        prompt=prompt.text,
+        images=prepared.images,
+        features=features,
+        max_new_tokens=options.max_new_tokens,
+    )
     generation = backend.generate(request)
     step(0.85)
 
     provenance = _provenance(generation, prompt, prepared, options, analysis, gate)
-    _write_outputs(out_dir, record, analysis, prompt, prepared, provenance, generation.text,
-                   context, t_start)
+    _write_outputs(
+        out_dir, record, analysis, prompt, prepared, provenance, generation.text, context, t_start
+    )
     step(1.0)
     return provenance
 

@@ -35,12 +35,16 @@ SUPPORTED, CONTRADICTED, UNVERIFIABLE = "supported", "contradicted", "unverifiab
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9*(\"'])|\n+")
 _DOMAIN = re.compile(r"\b(?:domain\s+)?(D\d{1,3})\b")
-_LARGEST = re.compile(r"\b(largest|most abundant|most common|dominan\w*|dominat\w*|"
-                      r"predominan\w*|main|majority)\b", re.IGNORECASE)
+_LARGEST = re.compile(
+    r"\b(largest|most abundant|most common|dominan\w*|dominat\w*|"
+    r"predominan\w*|main|majority)\b",
+    re.IGNORECASE,
+)
 _ENRICHED = re.compile(r"\b(enriched|enrichment|over-?represented|concentrated)\b", re.IGNORECASE)
 _DEPLETED = re.compile(r"\b(depleted|under-?represented|sparse|absent)\b", re.IGNORECASE)
-_ADJACENT = re.compile(r"\b(adjacent|adjoin\w*|border\w*|neighbou?r\w*|abut\w*|next to)\b",
-                       re.IGNORECASE)
+_ADJACENT = re.compile(
+    r"\b(adjacent|adjoin\w*|border\w*|neighbou?r\w*|abut\w*|next to)\b", re.IGNORECASE
+)
 _NEGATION = re.compile(r"\b(not|no|without|neither|nor)\b", re.IGNORECASE)
 
 # Words a narrative uses for a lineage.
@@ -54,12 +58,23 @@ LINEAGE_WORDS: dict[str, tuple[str, ...]] = {
 }
 # Cell types whose naming asserts their presence (checked against what was found).
 CELL_TYPE_WORDS: dict[str, str] = {
-    "dendritic": "Dendritic cells", "mast cell": "Mast cells", "neutrophil": "Neutrophils",
-    "nk cell": "NK cells", "natural killer": "NK cells", "adipocyte": "Adipocytes",
-    "pericyte": "Pericytes", "melanocyte": "Melanocytes", "erythro": "Erythroid cells",
-    "plasma cell": "Plasma cells", "b cell": "B cells", "t cell": "T cells",
-    "macrophage": "Macrophages", "fibroblast": "Fibroblasts", "smooth muscle": "Smooth muscle cells",
-    "monocyte": "Monocytes", "basal": "Basal epithelial cells",
+    "dendritic": "Dendritic cells",
+    "mast cell": "Mast cells",
+    "neutrophil": "Neutrophils",
+    "nk cell": "NK cells",
+    "natural killer": "NK cells",
+    "adipocyte": "Adipocytes",
+    "pericyte": "Pericytes",
+    "melanocyte": "Melanocytes",
+    "erythro": "Erythroid cells",
+    "plasma cell": "Plasma cells",
+    "b cell": "B cells",
+    "t cell": "T cells",
+    "macrophage": "Macrophages",
+    "fibroblast": "Fibroblasts",
+    "smooth muscle": "Smooth muscle cells",
+    "monocyte": "Monocytes",
+    "basal": "Basal epithelial cells",
 }
 ENRICHMENT_MIN = 0.05
 SPARSE_MAX = 0.05  # a "sparse" lineage holds under 5% of the section  # an "enriched" lineage is at least 5 percentage points above the rest
@@ -90,9 +105,11 @@ def domain_enrichment(features: FeaturesRecord) -> dict[str, dict[str, float]]:
         if not comp or not overall or f >= 1.0:
             continue
         out[d.id] = {
-            lin: round(float(comp.get(lin, 0.0)) - max(0.0, (overall.get(lin, 0.0)
-                                                             - f * float(comp.get(lin, 0.0))))
-                       / (1.0 - f), 4)
+            lin: round(
+                float(comp.get(lin, 0.0))
+                - max(0.0, (overall.get(lin, 0.0) - f * float(comp.get(lin, 0.0)))) / (1.0 - f),
+                4,
+            )
             for lin in sorted(set(overall) | set(comp))
         }
     return out
@@ -113,8 +130,9 @@ def _lineages_in(sentence: str) -> list[str]:
     return sorted(first, key=lambda k: first[k])  # in the order the sentence names them
 
 
-def check_claims(narrative: str, features: FeaturesRecord, analysis: AnalysisRecord,
-                 ref: list[float]) -> list[dict[str, Any]]:
+def check_claims(
+    narrative: str, features: FeaturesRecord, analysis: AnalysisRecord, ref: list[float]
+) -> list[dict[str, Any]]:
     """One entry per sentence: its text, claims (kind, text, verdict, reason) and verdict."""
     domains = {d.id: d for d in features.domains}
     overall = {k: float(v) for k, v in features.lineage_composition.items()}
@@ -125,19 +143,33 @@ def check_claims(narrative: str, features: FeaturesRecord, analysis: AnalysisRec
     for sentence in split_sentences(narrative):
         claims: list[dict[str, Any]] = []
 
-        def add(kind: str, text: str, ok: bool | None, reason: str,
-                claims: list[dict[str, Any]] = claims) -> None:
+        def add(
+            kind: str,
+            text: str,
+            ok: bool | None,
+            reason: str,
+            claims: list[dict[str, Any]] = claims,
+        ) -> None:
             verdict = UNVERIFIABLE if ok is None else (SUPPORTED if ok else CONTRADICTED)
             claims.append({"kind": kind, "text": text, "verdict": verdict, "reason": reason})
 
         for c in check_numbers(sentence, ref):
-            add("number", c["text"], bool(c["verified"]),
-                "matches a computed value" if c["verified"] else "matches no computed value")
+            add(
+                "number",
+                c["text"],
+                bool(c["verified"]),
+                "matches a computed value" if c["verified"] else "matches no computed value",
+            )
         named = list(dict.fromkeys(_DOMAIN.findall(sentence)))
         for did in named:
-            add("domain", did, did in domains,
-                "a domain of this section" if did in domains else
-                f"this section has domains {', '.join(domains) or 'none'}")
+            add(
+                "domain",
+                did,
+                did in domains,
+                "a domain of this section"
+                if did in domains
+                else f"this section has domains {', '.join(domains) or 'none'}",
+            )
         low = sentence.lower()
         lineages = _lineages_in(sentence)
         sparse = bool(_DEPLETED.search(sentence)) and not named
@@ -150,48 +182,82 @@ def check_claims(narrative: str, features: FeaturesRecord, analysis: AnalysisRec
         if found_types is not None:
             for word, ct in CELL_TYPE_WORDS.items():
                 if re.search(rf"\b{re.escape(word)}", low):
-                    add("population", ct, ct in found_types,
-                        "found in the sample" if ct in found_types else
-                        "this cell type was not found in the sample")
+                    add(
+                        "population",
+                        ct,
+                        ct in found_types,
+                        "found in the sample"
+                        if ct in found_types
+                        else "this cell type was not found in the sample",
+                    )
         negated = bool(_NEGATION.search(sentence))
         if _LARGEST.search(sentence) and not negated:
             if named and "domain" in low and not lineages:
-                largest = max(domains, key=lambda k: float(domains[k].fraction_of_units)
-                              ) if domains else None
+                largest = (
+                    max(domains, key=lambda k: float(domains[k].fraction_of_units))
+                    if domains
+                    else None
+                )
                 if largest and named[0] in domains:
-                    add("direction", f"{named[0]} largest", named[0] == largest,
-                        f"the largest domain is {largest}")
+                    add(
+                        "direction",
+                        f"{named[0]} largest",
+                        named[0] == largest,
+                        f"the largest domain is {largest}",
+                    )
             elif lineages:
                 if len(named) == 1 and named[0] in domains:
                     comp = {k: float(v) for k, v in domains[named[0]].lineage_composition.items()}
                     top = max(comp, key=lambda k: comp[k]) if comp else None
                     where = f"in {named[0]}"
                 else:
-                    comp, top, where = overall, (max(overall, key=lambda k: overall[k])
-                                                 if overall else None), "in the section"
+                    comp, top, where = (
+                        overall,
+                        (max(overall, key=lambda k: overall[k]) if overall else None),
+                        "in the section",
+                    )
                 if top is not None:
-                    add("direction", f"{lineages[0]} largest {where}", lineages[0] == top,
-                        f"the largest lineage {where} is {top}")
-        if (_ENRICHED.search(sentence) or _DEPLETED.search(sentence)) and named and lineages \
-                and not negated:
+                    add(
+                        "direction",
+                        f"{lineages[0]} largest {where}",
+                        lineages[0] == top,
+                        f"the largest lineage {where} is {top}",
+                    )
+        if (
+            (_ENRICHED.search(sentence) or _DEPLETED.search(sentence))
+            and named
+            and lineages
+            and not negated
+        ):
             up = bool(_ENRICHED.search(sentence))
             for did in named:
                 if did in enrich:
                     diff = enrich[did].get(lineages[0], 0.0)
                     ok = diff >= ENRICHMENT_MIN if up else diff <= -ENRICHMENT_MIN
-                    add("direction", f"{lineages[0]} {'enriched' if up else 'depleted'} in {did}",
-                        ok, f"{diff * 100:+.0f} points against the rest of the section")
+                    add(
+                        "direction",
+                        f"{lineages[0]} {'enriched' if up else 'depleted'} in {did}",
+                        ok,
+                        f"{diff * 100:+.0f} points against the rest of the section",
+                    )
         if _ADJACENT.search(sentence) and len(named) >= 2 and not negated:
             a, b = named[0], named[1]
             if a in adjacency and b in domains:
                 ok = b in adjacency[a] or a in adjacency.get(b, set())
-                add("direction", f"{a} adjacent to {b}", ok,
-                    "the domains touch" if ok else "the domains do not touch")
+                add(
+                    "direction",
+                    f"{a} adjacent to {b}",
+                    ok,
+                    "the domains touch" if ok else "the domains do not touch",
+                )
         if not claims:
             add("statement", sentence, None, "nothing in it can be checked against the results")
         verdicts = {c["verdict"] for c in claims}
-        verdict = CONTRADICTED if CONTRADICTED in verdicts else (
-            SUPPORTED if SUPPORTED in verdicts else UNVERIFIABLE)
+        verdict = (
+            CONTRADICTED
+            if CONTRADICTED in verdicts
+            else (SUPPORTED if SUPPORTED in verdicts else UNVERIFIABLE)
+        )
         out.append({"sentence": sentence, "verdict": verdict, "claims": claims})
     return out
 

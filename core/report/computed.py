@@ -29,7 +29,7 @@ def split_sections(text: str) -> dict[str, str]:
     current = "unassigned"
     pos = 0
     for m in head.finditer(text):
-        parts.setdefault(current, []).append(text[pos:m.start()])
+        parts.setdefault(current, []).append(text[pos : m.start()])
         key = (m.group("title") or m.group("q") or "").lower()
         current = titles.get(key) or qmap.get(key, "unassigned")
         pos = m.start("rest")
@@ -56,9 +56,15 @@ def cell_population_table(spots: list[dict[str, str]]) -> list[dict[str, Any]]:
     rows = []
     for t, rs in groups.items():
         conf = [c for c in (_f(r.get("confidence")) for r in rs) if c is not None]
-        rows.append({"cell_type": t, "lineage": rs[0].get("lineage", ""), "units": len(rs),
-                     "fraction": round(len(rs) / n, 4),
-                     "mean_confidence": round(sum(conf) / len(conf), 4) if conf else None})
+        rows.append(
+            {
+                "cell_type": t,
+                "lineage": rs[0].get("lineage", ""),
+                "units": len(rs),
+                "fraction": round(len(rs) / n, 4),
+                "mean_confidence": round(sum(conf) / len(conf), 4) if conf else None,
+            }
+        )
     return sorted(rows, key=lambda r: (-r["units"], r["cell_type"]))
 
 
@@ -75,35 +81,50 @@ def qc_summary(spots: list[dict[str, str]]) -> dict[str, Any]:
 _LINEAGE_STATS = ("heterogeneity", "lineage_colocalisation", "lineage_segregation")
 
 
-def computed_sections(features: Mapping[str, Any], spots: list[dict[str, str]],
-                      image_info: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def computed_sections(
+    features: Mapping[str, Any], spots: list[dict[str, str]], image_info: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
     """The computed tables of each section (never written by a model)."""
     spatial = features.get("spatial") or {}
     annotated = annotation_available(features)
     held = not_assessed_reasons(features)
     return {
-        "specimen_and_qc": {"platform": features.get("platform") or {},
-                            "qc": features.get("qc") or {}, "qc_medians": qc_summary(spots)},
-        "tissue_architecture": {"n_clusters": (features.get("clusters") or {}).get("n_clusters"),
-                                "domains": features.get("domains") or [],
-                                **({"domain_count": features["domain_count"]}
-                                   if features.get("domain_count") else {}),
-                                **({"domains_not_assessed": held["domains"]}
-                                   if "domains" in held else {})},
-        "cell_populations": ({"annotation": features.get("annotation") or {},
-                              "lineage_composition": features.get("lineage_composition") or {},
-                              "populations": cell_population_table(spots)} if annotated else
-                             {"annotation": {"available": False},
-                              "note": held.get("annotation") or
-                              "cell-type annotation was unavailable (too few marker "
-                              "genes of the marker table in this sample); no cell "
-                              "populations or lineage composition were computed"}),
-        "spatial_organisation": dict(spatial) if annotated else {
-            k: v for k, v in spatial.items() if k not in _LINEAGE_STATS},
+        "specimen_and_qc": {
+            "platform": features.get("platform") or {},
+            "qc": features.get("qc") or {},
+            "qc_medians": qc_summary(spots),
+        },
+        "tissue_architecture": {
+            "n_clusters": (features.get("clusters") or {}).get("n_clusters"),
+            "domains": features.get("domains") or [],
+            **({"domain_count": features["domain_count"]} if features.get("domain_count") else {}),
+            **({"domains_not_assessed": held["domains"]} if "domains" in held else {}),
+        },
+        "cell_populations": (
+            {
+                "annotation": features.get("annotation") or {},
+                "lineage_composition": features.get("lineage_composition") or {},
+                "populations": cell_population_table(spots),
+            }
+            if annotated
+            else {
+                "annotation": {"available": False},
+                "note": held.get("annotation")
+                or "cell-type annotation was unavailable (too few marker "
+                "genes of the marker table in this sample); no cell "
+                "populations or lineage composition were computed",
+            }
+        ),
+        "spatial_organisation": dict(spatial)
+        if annotated
+        else {k: v for k, v in spatial.items() if k not in _LINEAGE_STATS},
         "morphology": {"image": dict(image_info)},
         "uncertainty": {
             "fraction_low_confidence": (features.get("annotation") or {}).get(
-                "fraction_low_confidence") if annotated else None,
+                "fraction_low_confidence"
+            )
+            if annotated
+            else None,
             "limitations": [
                 "Each measurement unit can hold several cells; cell populations are estimates.",
                 "Annotation depends on the marker table; unlisted cell types are not found.",

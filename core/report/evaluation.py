@@ -57,8 +57,13 @@ def synth_like_context(tissue: str, seed: int) -> dict[str, Any]:
     lib = f"sample_{tissue}_{seed}"
     sample_id = f"PATIENT-{seed:04d}-{tissue.upper()}"
     return {
-        "metadata_strings": [tissue, sample_id, f"/data/{tissue}/{lib}.tif", "visium",
-                             f"Cohort {seed} Oncology Study"],
+        "metadata_strings": [
+            tissue,
+            sample_id,
+            f"/data/{tissue}/{lib}.tif",
+            "visium",
+            f"Cohort {seed} Oncology Study",
+        ],
         "sample_ids": [sample_id],
         "library_ids": [lib],
         "barcode_examples": ["AACGTTGCATGCAGTC-1", "GGTACCATGCATCAAA-1"],
@@ -87,13 +92,23 @@ def _plants(tissue: str, seed: int) -> list[tuple[str, str, Callable[[dict[str, 
         ("tissue name", "organ_word", lambda f: _set_domain_id(f, f"{organ} D1")),
         ("cell type", "cell_type", lineage_key),
         ("organ gene", "organ_gene", lambda f: _set_domain_id(f, f"D1 ({gene}-high)")),
-        ("sample id", "identifier",
-         lambda f: _set_unit_description(f, f"55 um spots of {ctx['sample_ids'][0]}")),
+        (
+            "sample id",
+            "identifier",
+            lambda f: _set_unit_description(f, f"55 um spots of {ctx['sample_ids'][0]}"),
+        ),
         ("library id", "identifier", lambda f: _set_domain_id(f, ctx["library_ids"][0])),
-        ("metadata", "metadata",
-         lambda f: _set_unit_description(f, f"55 um spots ({ctx['metadata_strings'][-1]})")),
+        (
+            "metadata",
+            "metadata",
+            lambda f: _set_unit_description(f, f"55 um spots ({ctx['metadata_strings'][-1]})"),
+        ),
         ("barcode", "identifier", lambda f: _set_domain_id(f, ctx["barcode_examples"][0])),
-        ("path", "path", lambda f: _set_unit_description(f, f"spots from {ctx['source_paths'][0]}")),
+        (
+            "path",
+            "path",
+            lambda f: _set_unit_description(f, f"spots from {ctx['source_paths'][0]}"),
+        ),
         ("raw count", "raw_count", lambda f: _set_domain_id(f, "D1 (18734 UMIs)")),
     ]
 
@@ -109,8 +124,15 @@ def run_leakage_eval(tissues: list[str] | None = None, seed: int = 7) -> list[Ev
                 plant(features)
                 prompt = build_prompt(features, strategy, n_images=1)
                 findings = find_leaks(prompt.text, ctx, features)
-                rows.append(EvalRow(tissue, strategy, case, expected,
-                                    tuple(sorted({f.category for f in findings}))))
+                rows.append(
+                    EvalRow(
+                        tissue,
+                        strategy,
+                        case,
+                        expected,
+                        tuple(sorted({f.category for f in findings})),
+                    )
+                )
     return rows
 
 
@@ -120,8 +142,10 @@ def format_table(rows: list[EvalRow]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         found = ",".join(r.categories) or "nothing (passed)"
-        lines.append(f"{r.tissue:<9} {r.strategy:<17} {r.case:<12} {r.expected:<11} "
-                     f"{found[:36]:<36} {'PASS' if r.ok else 'FAIL'}")
+        lines.append(
+            f"{r.tissue:<9} {r.strategy:<17} {r.case:<12} {r.expected:<11} "
+            f"{found[:36]:<36} {'PASS' if r.ok else 'FAIL'}"
+        )
     n_fail = sum(not r.ok for r in rows)
     lines.append(f"{len(rows)} prompts, {len(rows) - n_fail} passed, {n_fail} failed")
     return "\n".join(lines)
@@ -129,10 +153,16 @@ def format_table(rows: list[EvalRow]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the table; exit status 0 when every row passes, 1 otherwise."""
-    p = argparse.ArgumentParser(prog="medgemma-spatial eval leakage",
-                                description="Adversarial validation of the prompt leakage gate.")
-    p.add_argument("--tissue", action="append", choices=sorted(PLANTED_TISSUES),
-                   help="only these planted tissues (repeatable); default all")
+    p = argparse.ArgumentParser(
+        prog="medgemma-spatial eval leakage",
+        description="Adversarial validation of the prompt leakage gate.",
+    )
+    p.add_argument(
+        "--tissue",
+        action="append",
+        choices=sorted(PLANTED_TISSUES),
+        help="only these planted tissues (repeatable); default all",
+    )
     p.add_argument("--seed", type=int, default=7)
     a = p.parse_args(argv)
     rows = run_leakage_eval(a.tissue, a.seed)

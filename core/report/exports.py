@@ -79,8 +79,12 @@ def metrics(report: Mapping[str, Any], features: Mapping[str, Any]) -> list[Metr
     qc = features.get("qc") or {}
     if qc.get("units_analysed") is not None:
         out.append(
-            Metric("units-analysed", f"{unit.capitalize()}s analysed", float(qc["units_analysed"]),
-                   f"{{{unit}s}}")
+            Metric(
+                "units-analysed",
+                f"{unit.capitalize()}s analysed",
+                float(qc["units_analysed"]),
+                f"{{{unit}s}}",
+            )
         )
     medians = (_section(report, "specimen_and_qc").get("computed") or {}).get("qc_medians") or {}
     for key, code, display, ucum, scale in (
@@ -92,13 +96,18 @@ def metrics(report: Mapping[str, Any], features: Mapping[str, Any]) -> list[Metr
             out.append(Metric(code, display, round(float(medians[key]) * scale, 4), ucum))
     for lineage, frac in sorted((features.get("lineage_composition") or {}).items()):
         out.append(
-            Metric(f"lineage-{lineage}", f"Share of {unit}s, {lineage} lineage",
-                   round(float(frac) * 100, 2), "%")
+            Metric(
+                f"lineage-{lineage}",
+                f"Share of {unit}s, {lineage} lineage",
+                round(float(frac) * 100, 2),
+                "%",
+            )
         )
     domains = features.get("domains")
     if isinstance(domains, list):
-        out.append(Metric("n-domains", "Number of spatial domains", float(len(domains)),
-                          "{domains}"))
+        out.append(
+            Metric("n-domains", "Number of spatial domains", float(len(domains)), "{domains}")
+        )
     return out
 
 
@@ -145,17 +154,28 @@ def fhir_diagnostic_report(
     status = report_status(history).value
     observations: list[dict[str, Any]] = []
     for i, m in enumerate(metrics(report, features), start=1):
-        observations.append({
-            "resourceType": "Observation",
-            "id": f"obs-{i}",
-            "status": status,
-            "category": [{"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                "code": "laboratory"}]}],
-            "code": {"coding": [{"system": LOCAL_SYSTEM, "code": m.code, "display": m.display}],
-                     "text": m.display},
-            "valueQuantity": {"value": m.value, "unit": m.unit, "system": UCUM, "code": m.unit},
-        })
+        observations.append(
+            {
+                "resourceType": "Observation",
+                "id": f"obs-{i}",
+                "status": status,
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                "code": "laboratory",
+                            }
+                        ]
+                    }
+                ],
+                "code": {
+                    "coding": [{"system": LOCAL_SYSTEM, "code": m.code, "display": m.display}],
+                    "text": m.display,
+                },
+                "valueQuantity": {"value": m.value, "unit": m.unit, "system": UCUM, "code": m.unit},
+            }
+        )
     reviewers = list(dict.fromkeys(s.reviewer for s in history))
     practitioners: list[dict[str, Any]] = [
         {"resourceType": "Practitioner", "id": f"reviewer-{i}", "name": [{"text": name}]}
@@ -163,8 +183,9 @@ def fhir_diagnostic_report(
     ]
     identifiers = [{"system": JOB_ID_SYSTEM, "value": f"urn:uuid:{job.id}"}]
     if job.external_sample_id:
-        identifiers.insert(0, {"use": "official", "system": SAMPLE_ID_SYSTEM,
-                               "value": job.external_sample_id})
+        identifiers.insert(
+            0, {"use": "official", "system": SAMPLE_ID_SYSTEM, "value": job.external_sample_id}
+        )
     issued = history[-1].signed_at if history else job.finished_at
     resource: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
@@ -172,15 +193,26 @@ def fhir_diagnostic_report(
         "contained": [*observations, *practitioners],
         "identifier": identifiers,
         "status": status,
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074",
-                                  "code": "PAT", "display": "Pathology (gross & histopath, not "
-                                  "surgical)"}]}],
-        "code": {"coding": [{"system": LOINC, "code": REPORT_CODE[0], "display": REPORT_CODE[1]}],
-                 "text": "Spatial transcriptomics pathology report (research)"},
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                        "code": "PAT",
+                        "display": "Pathology (gross & histopath, not surgical)",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [{"system": LOINC, "code": REPORT_CODE[0], "display": REPORT_CODE[1]}],
+            "text": "Spatial transcriptomics pathology report (research)",
+        },
         "effectiveDateTime": _iso(job.finished_at),
         "issued": _iso(issued),
-        "result": [{"reference": f"#{o['id']}", "display": o["code"]["text"]}
-                   for o in observations],
+        "result": [
+            {"reference": f"#{o['id']}", "display": o["code"]["text"]} for o in observations
+        ],
         "conclusion": impression(report, history) or None,
     }
     if practitioners:
@@ -188,15 +220,19 @@ def fhir_diagnostic_report(
             {"reference": f"#{p['id']}", "display": p["name"][0]["text"]} for p in practitioners
         ]
     if pdf is not None:
-        resource["presentedForm"] = [{
-            "contentType": "application/pdf",
-            "language": "en",
-            "data": base64.b64encode(pdf).decode(),
-            "size": len(pdf),
-            "hash": base64.b64encode(hashlib.sha1(pdf).digest()).decode(),  # FHIR R4 Attachment.hash is SHA-1
-            "title": "report.pdf",
-            "creation": _iso(job.finished_at),
-        }]
+        resource["presentedForm"] = [
+            {
+                "contentType": "application/pdf",
+                "language": "en",
+                "data": base64.b64encode(pdf).decode(),
+                "size": len(pdf),
+                "hash": base64.b64encode(
+                    hashlib.sha1(pdf).digest()
+                ).decode(),  # FHIR R4 Attachment.hash is SHA-1
+                "title": "report.pdf",
+                "creation": _iso(job.finished_at),
+            }
+        ]
     return {k: v for k, v in resource.items() if v not in (None, [])}  # FHIR: no empty arrays
 
 
@@ -245,27 +281,80 @@ def hl7_oru_r01(
     sample = e(job.external_sample_id or "")
     control_id = hashlib.sha256(f"{job.id}|{len(history)}|{sent}".encode()).hexdigest()[:20]
     segments = [
-        "|".join([
-            "MSH", "^~\\&", e(cfg.sending_application), e(cfg.sending_facility),
-            e(cfg.receiving_application), e(cfg.receiving_facility), sent, "",
-            "ORU^R01^ORU_R01", control_id, e(cfg.processing_id), "2.5.1",
-        ]),
+        "|".join(
+            [
+                "MSH",
+                "^~\\&",
+                e(cfg.sending_application),
+                e(cfg.sending_facility),
+                e(cfg.receiving_application),
+                e(cfg.receiving_facility),
+                sent,
+                "",
+                "ORU^R01^ORU_R01",
+                control_id,
+                e(cfg.processing_id),
+                "2.5.1",
+            ]
+        ),
         f"PID|1||{e(cfg.patient_id)}^^^{e(cfg.sending_facility)}^PI||UNKNOWN^PATIENT",
-        "|".join([
-            "OBR", "1", sample, e(job.id), f"{REPORT_CODE[0]}^{REPORT_CODE[1]}^LN",
-            "", "", _ts(job.finished_at), *[""] * 14, changed, "", "SP", flag,
-        ]),
+        "|".join(
+            [
+                "OBR",
+                "1",
+                sample,
+                e(job.id),
+                f"{REPORT_CODE[0]}^{REPORT_CODE[1]}^LN",
+                "",
+                "",
+                _ts(job.finished_at),
+                *[""] * 14,
+                changed,
+                "",
+                "SP",
+                flag,
+            ]
+        ),
     ]
     n = 0
     for m in metrics(report, features):
         n += 1
-        segments.append("|".join([
-            "OBX", str(n), "NM", f"{e(m.code)}^{e(m.display)}^L", "", _num(m.value),
-            f"{e(m.unit)}^^UCUM", "", "", "", "", flag,
-        ]))
+        segments.append(
+            "|".join(
+                [
+                    "OBX",
+                    str(n),
+                    "NM",
+                    f"{e(m.code)}^{e(m.display)}^L",
+                    "",
+                    _num(m.value),
+                    f"{e(m.unit)}^^UCUM",
+                    "",
+                    "",
+                    "",
+                    "",
+                    flag,
+                ]
+            )
+        )
     for line in report_text(report, history):
         n += 1
-        segments.append("|".join([
-            "OBX", str(n), "TX", "REPORT^Report text^L", "", e(line), "", "", "", "", "", flag,
-        ]))
+        segments.append(
+            "|".join(
+                [
+                    "OBX",
+                    str(n),
+                    "TX",
+                    "REPORT^Report text^L",
+                    "",
+                    e(line),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    flag,
+                ]
+            )
+        )
     return "\r".join(segments) + "\r"

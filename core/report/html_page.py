@@ -62,9 +62,11 @@ def _img_tag(data: bytes | None, alt: str) -> str:
 
 def _figure_html(fig: Any) -> str:
     esc = html.escape
-    return (f"<figure id='fig{fig.number}'>{_img_tag(fig.data, fig.title)}<figcaption>"
-            f"<b>Figure {fig.number}. {esc(fig.title)}.</b> {esc(fig.caption)}</figcaption>"
-            "</figure>")
+    return (
+        f"<figure id='fig{fig.number}'>{_img_tag(fig.data, fig.title)}<figcaption>"
+        f"<b>Figure {fig.number}. {esc(fig.title)}.</b> {esc(fig.caption)}</figcaption>"
+        "</figure>"
+    )
 
 
 def _table_html(t: Any) -> str:
@@ -72,26 +74,35 @@ def _table_html(t: Any) -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in t.columns)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in t.rows)
     note = f"<p class='note'>{esc(t.note)}</p>" if t.note else ""
-    return (f"<h3>{esc(t.title)}</h3><div class='tablewrap'><table><thead><tr>{head}</tr>"
-            f"</thead><tbody>{body}</tbody></table></div>{note}")
+    return (
+        f"<h3>{esc(t.title)}</h3><div class='tablewrap'><table><thead><tr>{head}</tr>"
+        f"</thead><tbody>{body}</tbody></table></div>{note}"
+    )
 
 
-def render_html(report: Mapping[str, Any], analysis: AnalysisRecord,
-                features: FeaturesRecord, out_dir: Path,
-                extra_images: list[tuple[str, bytes]] | None = None,
-                context: Mapping[str, Any] | None = None) -> str:
+def render_html(
+    report: Mapping[str, Any],
+    analysis: AnalysisRecord,
+    features: FeaturesRecord,
+    out_dir: Path,
+    extra_images: list[tuple[str, bytes]] | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> str:
     """``report.html``: self-contained (figures embedded), laid out as a pathology report."""
     from core.report.document import build_document
 
     doc = build_document(report, analysis, features, context, out_dir, extra_images)
     ref = report_numbers(report, analysis, features)
     esc = html.escape
-    p = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-         f"<title>{esc(doc.title)} (research use only)</title><style>{_CSS}</style></head><body>",
-         f"<p class='ruo'>{esc(doc.research_use)}</p>",
-         f"<div class='ruo-footer'>{esc(doc.research_use)}</div>",
-         f"<h1>{esc(doc.title)}</h1>", "<dl class='header'>"]
+    p = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{esc(doc.title)} (research use only)</title><style>{_CSS}</style></head><body>",
+        f"<p class='ruo'>{esc(doc.research_use)}</p>",
+        f"<div class='ruo-footer'>{esc(doc.research_use)}</div>",
+        f"<h1>{esc(doc.title)}</h1>",
+        "<dl class='header'>",
+    ]
     p += [f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in doc.header]
     p += ["</dl>", "<section id='impression'><h2>Impression</h2><div class='impression'><ul>"]
     p += [f"<li>{esc(x)}</li>" for x in doc.impression]
@@ -99,39 +110,55 @@ def render_html(report: Mapping[str, Any], analysis: AnalysisRecord,
     for f in doc.findings:
         text = [f"<h3>{esc(f.title)}</h3>"] + [f"<p>{esc(x)}</p>" for x in f.paragraphs]
         if f.facts:
-            text.append("<ul class='facts'>" + "".join(
-                f"<li>{esc(k)} <span class='v'>{esc(v)}</span></li>" for k, v in f.facts)
-                + "</ul>")
+            text.append(
+                "<ul class='facts'>"
+                + "".join(f"<li>{esc(k)} <span class='v'>{esc(v)}</span></li>" for k, v in f.facts)
+                + "</ul>"
+            )
         if f.narrative:
-            text.append(f"<div class='narrative'><span class='label'>Narrative, "
-                        f"{esc(doc.narrative_label)}:</span>{mark_unverified(f.narrative, ref, False)}</div>")
+            text.append(
+                f"<div class='narrative'><span class='label'>Narrative, "
+                f"{esc(doc.narrative_label)}:</span>{mark_unverified(f.narrative, ref, False)}</div>"
+            )
         figs = "".join(_figure_html(x) for x in f.figures)
         wide = any(x.file.endswith("domains.png") for x in f.figures)  # map + bars: full width
         cls = "finding" if figs and not wide else "finding nofig"
-        p.append(f"<div class='{cls}' id='finding-{f.id}'><div>{''.join(text)}</div>"
-                 + (f"<div>{figs}</div>" if figs else "") + "</div>")
+        p.append(
+            f"<div class='{cls}' id='finding-{f.id}'><div>{''.join(text)}</div>"
+            + (f"<div>{figs}</div>" if figs else "")
+            + "</div>"
+        )
     p.append("</section>")
     p += ["<section id='limitations'><h2>Limitations</h2><ul>"]
     p += [f"<li>{esc(x)}</li>" for x in doc.limitations] + ["</ul></section>"]
     p += ["<section id='methods'><h2>Methods</h2><ul>"]
     p += [f"<li>{esc(x)}</li>" for x in doc.methods] + ["</ul></section>"]
-    p += ["<section id='appendix'><h2>Appendix</h2>",
-          "<details><summary>Full tables</summary>"]
+    p += ["<section id='appendix'><h2>Appendix</h2>", "<details><summary>Full tables</summary>"]
     p += [_table_html(t) for t in doc.tables] + ["</details>"]
     if doc.removed:
-        p.append(f"<details><summary>Sentences removed from the narrative "
-                 f"({len(doc.removed)})</summary><ul>")
+        p.append(
+            f"<details><summary>Sentences removed from the narrative "
+            f"({len(doc.removed)})</summary><ul>"
+        )
         for s in doc.removed:
-            why = "; ".join(f"{c['text']}: {c['reason']}" for c in s["claims"]
-                            if c["verdict"] == "contradicted")
-            p.append(f"<li><del class='removed'>{mark_unverified(s['sentence'], ref, False)}</del> "
-                     f"(contradicted: {esc(why)})</li>")
+            why = "; ".join(
+                f"{c['text']}: {c['reason']}" for c in s["claims"] if c["verdict"] == "contradicted"
+            )
+            p.append(
+                f"<li><del class='removed'>{mark_unverified(s['sentence'], ref, False)}</del> "
+                f"(contradicted: {esc(why)})</li>"
+            )
         p.append("</ul></details>")
     if doc.extra_figures:
-        p.append("<details><summary>Other figures</summary>"
-                 + "".join(_figure_html(x) for x in doc.extra_figures if x.data) + "</details>")
-    p.append("<details><summary>Provenance</summary><div class='tablewrap'><table><tbody>"
-             + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in doc.provenance)
-             + "</tbody></table></div></details></section>")
+        p.append(
+            "<details><summary>Other figures</summary>"
+            + "".join(_figure_html(x) for x in doc.extra_figures if x.data)
+            + "</details>"
+        )
+    p.append(
+        "<details><summary>Provenance</summary><div class='tablewrap'><table><tbody>"
+        + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in doc.provenance)
+        + "</tbody></table></div></details></section>"
+    )
     p.append(f"<p class='ruo'>{esc(doc.research_use)}</p></body></html>")
     return "\n".join(p)

@@ -129,8 +129,9 @@ def _spot_xy(rows: list[dict[str, str]]) -> np.ndarray:
         return np.zeros((0, 2))
 
 
-def tissue_box(xy_img: np.ndarray, radius_img: float, shape: tuple[int, int],
-               margin: float = 0.03) -> tuple[int, int, int, int]:
+def tissue_box(
+    xy_img: np.ndarray, radius_img: float, shape: tuple[int, int], margin: float = 0.03
+) -> tuple[int, int, int, int]:
     """Bounding box (x0, y0, x1, y1) of the spots in image pixels, padded and clipped."""
     h, w = shape
     if len(xy_img) == 0:
@@ -162,8 +163,9 @@ def _distinct_domains(rows: list[dict[str, str]], n: int) -> list[str]:
     return sorted(score, key=lambda d: (-score[d], d))[:n]
 
 
-def prepare_images(out_dir: Path, image: ImageInfo | None, tiles: int = 0,
-                   size: int = MODEL_IMAGE_SIZE) -> PreparedImages:
+def prepare_images(
+    out_dir: Path, image: ImageInfo | None, tiles: int = 0, size: int = MODEL_IMAGE_SIZE
+) -> PreparedImages:
     """Overview (cropped to the tissue, letterboxed) plus ``tiles`` views of distinct domains.
 
     An output folder without an image gives an empty :class:`PreparedImages`.

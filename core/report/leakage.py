@@ -36,24 +36,58 @@ MIN_METADATA_CHARS = 3
 
 # Metadata values that name the platform or a data-structure convention, not the tissue.
 HARMLESS_METADATA = {
-    "visium", "visium hd", "visium_hd", "hd", "gene expression", "hires", "lowres", "true",
-    "false", "none", "nan", "na", "n/a", "unknown", "spot", "spots", "bin", "bins", "image",
-    "images", "spatial", "scalefactors", "metadata", "counts", "raw", "human", "homo sapiens",
-    "hs", "in_tissue", "array_row", "array_col", "sample", "sample_id", "library_id",
+    "visium",
+    "visium hd",
+    "visium_hd",
+    "hd",
+    "gene expression",
+    "hires",
+    "lowres",
+    "true",
+    "false",
+    "none",
+    "nan",
+    "na",
+    "n/a",
+    "unknown",
+    "spot",
+    "spots",
+    "bin",
+    "bins",
+    "image",
+    "images",
+    "spatial",
+    "scalefactors",
+    "metadata",
+    "counts",
+    "raw",
+    "human",
+    "homo sapiens",
+    "hs",
+    "in_tissue",
+    "array_row",
+    "array_col",
+    "sample",
+    "sample_id",
+    "library_id",
 }
 
-_BARCODE = re.compile(r"(?<![A-Za-z0-9])(?:[ACGTN]{12,}(?:-\d+)?|s_\d{3}um_\d{5}_\d{5}(?:-\d+)?)"
-                      r"(?![A-Za-z0-9])")
+_BARCODE = re.compile(
+    r"(?<![A-Za-z0-9])(?:[ACGTN]{12,}(?:-\d+)?|s_\d{3}um_\d{5}_\d{5}(?:-\d+)?)"
+    r"(?![A-Za-z0-9])"
+)
 _PATH = re.compile(
-    r"(?:(?<![\w/])(?:~|\.{1,2})?/(?:[\w.@+-]+/)+[\w.@+-]*"      # /a/b, ./a/b, ~/a/b
-    r"|\b[A-Za-z]:\\[^\s\"']+"                                     # C:\...
+    r"(?:(?<![\w/])(?:~|\.{1,2})?/(?:[\w.@+-]+/)+[\w.@+-]*"  # /a/b, ./a/b, ~/a/b
+    r"|\b[A-Za-z]:\\[^\s\"']+"  # C:\...
     r"|\b[\w.-]+\.(?:h5ad|h5|hdf5|tif|tiff|svs|ndpi|png|jpe?g|zip|tar|gz|csv|tsv|json|mtx|loom"
-    r"|zarr|parquet)\b"                                            # file names
+    r"|zarr|parquet)\b"  # file names
     r"|\b(?:file|s3|gs|https?)://\S+)",
     re.IGNORECASE,
 )
-_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![A-Za-z0-9_])"
-                     r"(\s?%|\s?percent(?![A-Za-z]))?")
+_NUMBER = re.compile(
+    r"(?<![A-Za-z0-9_.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![A-Za-z0-9_])"
+    r"(\s?%|\s?percent(?![A-Za-z]))?"
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +121,18 @@ class LeakageContext:
                 v = [v]
             return tuple(str(x) for x in v if x is not None and str(x).strip())
 
-        return cls(*(strings(k) for k in ("metadata_strings", "sample_ids", "library_ids",
-                                          "barcode_examples", "source_paths")))
+        return cls(
+            *(
+                strings(k)
+                for k in (
+                    "metadata_strings",
+                    "sample_ids",
+                    "library_ids",
+                    "barcode_examples",
+                    "source_paths",
+                )
+            )
+        )
 
     @classmethod
     def load(cls, out_dir: Path) -> LeakageContext:
@@ -99,7 +143,9 @@ class LeakageContext:
         try:
             return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
         except (json.JSONDecodeError, AttributeError) as e:
-            raise PromptLeakage(f"{p.name} is unreadable ({e}); refusing to prompt without it") from e
+            raise PromptLeakage(
+                f"{p.name} is unreadable ({e}); refusing to prompt without it"
+            ) from e
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,8 +190,11 @@ def default_lexicon() -> Lexicon:
     for ln in _data_lines("organ_genes.tsv"):
         gene, _, organ = ln.partition("\t")
         genes[gene.strip().upper()] = organ.strip()
-    return Lexicon(frozenset(w.lower() for w in _data_lines("organ_words.txt")),
-                   frozenset(w.lower() for w in _data_lines("tissue_cell_types.txt")), genes)
+    return Lexicon(
+        frozenset(w.lower() for w in _data_lines("organ_words.txt")),
+        frozenset(w.lower() for w in _data_lines("tissue_cell_types.txt")),
+        genes,
+    )
 
 
 def _word_pattern(words: Iterable[str]) -> re.Pattern[str]:
@@ -200,8 +249,13 @@ def _own_vocabulary() -> frozenset[str]:
     from core.markers import LINEAGES
     from core.report import prompts
 
-    fixed = " ".join([prompts._PREAMBLE, *(q for _, _, q in prompts.QUESTIONS),
-                      *(t for _, t in prompts.SECTIONS)])
+    fixed = " ".join(
+        [
+            prompts._PREAMBLE,
+            *(q for _, _, q in prompts.QUESTIONS),
+            *(t for _, t in prompts.SECTIONS),
+        ]
+    )
     return frozenset(re.findall(r"[a-z/]+", fixed.lower())) | frozenset(LINEAGES)
 
 
@@ -227,9 +281,13 @@ def _identifier_strings(ctx: LeakageContext) -> list[tuple[str, str]]:
     for s, kind in items:
         s = s.strip()
         key = s.lower()
-        if (len(s) < MIN_METADATA_CHARS or key in seen or key in HARMLESS_METADATA
-                or (kind == "metadata string" and key in _own_vocabulary())
-                or re.fullmatch(r"[\d.,:eE+-]+", s)):
+        if (
+            len(s) < MIN_METADATA_CHARS
+            or key in seen
+            or key in HARMLESS_METADATA
+            or (kind == "metadata string" and key in _own_vocabulary())
+            or re.fullmatch(r"[\d.,:eE+-]+", s)
+        ):
             continue
         seen.add(key)
         keep.append((s, kind))
@@ -258,21 +316,32 @@ def find_leaks(
     organ_re, cell_re, gene_re = lex.patterns
     findings: list[Finding] = []
     for m in organ_re.finditer(text):
-        findings.append(Finding("organ_word", m.group(0), m.start(),
-                                "names an organ or tissue of origin"))
+        findings.append(
+            Finding("organ_word", m.group(0), m.start(), "names an organ or tissue of origin")
+        )
     for m in cell_re.finditer(text):
-        findings.append(Finding("cell_type", m.group(0), m.start(),
-                                "a cell type found in one organ reveals the tissue"))
+        findings.append(
+            Finding(
+                "cell_type",
+                m.group(0),
+                m.start(),
+                "a cell type found in one organ reveals the tissue",
+            )
+        )
     for m in gene_re.finditer(text):
         organ = lex.organ_genes.get(m.group(0).upper(), "one organ")
-        findings.append(Finding("organ_gene", m.group(0), m.start(),
-                                f"a marker gene of {organ} only (marker table)"))
+        findings.append(
+            Finding(
+                "organ_gene", m.group(0), m.start(), f"a marker gene of {organ} only (marker table)"
+            )
+        )
     for s, kind in _identifier_strings(ctx):
         pat = re.compile(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])", re.IGNORECASE)
         for m in pat.finditer(text):
             cat = "metadata" if kind == "metadata string" else "identifier"
-            findings.append(Finding(cat, m.group(0), m.start(),
-                                    f"the input's {kind} identifies the sample"))
+            findings.append(
+                Finding(cat, m.group(0), m.start(), f"the input's {kind} identifies the sample")
+            )
     for m in _BARCODE.finditer(text):
         findings.append(Finding("identifier", m.group(0), m.start(), "shaped like a barcode"))
     for m in _PATH.finditer(text):
@@ -285,8 +354,14 @@ def find_leaks(
         if m.group(0).rstrip("% percnt") != m.group(1):
             continue  # a decimal is an aggregate, not a count
         if value >= RAW_COUNT_MIN and not is_aggregate(value, allowed):
-            findings.append(Finding("raw_count", m.group(0), m.start(),
-                                    "a large integer that is not an aggregated feature value"))
+            findings.append(
+                Finding(
+                    "raw_count",
+                    m.group(0),
+                    m.start(),
+                    "a large integer that is not an aggregated feature value",
+                )
+            )
     unique = {(f.category, f.start, f.match): f for f in findings}
     return sorted(unique.values(), key=lambda f: (f.start, f.category))
 
@@ -314,8 +389,11 @@ def findings_as_dicts(findings: Iterable[Finding]) -> list[dict[str, Any]]:
 def lexicon_fingerprint(lex: Lexicon | None = None) -> dict[str, int]:
     """Sizes of the lexicon's lists (recorded in provenance)."""
     lex = lex or default_lexicon()
-    return {"organ_words": len(lex.organ_words), "cell_types": len(lex.cell_types),
-            "organ_genes": len(lex.organ_genes)}
+    return {
+        "organ_words": len(lex.organ_words),
+        "cell_types": len(lex.cell_types),
+        "organ_genes": len(lex.organ_genes),
+    }
 
 
 def _strings_in(value: Any, out: set[str], depth: int = 0, limit: int = 5000) -> None:
@@ -337,8 +415,9 @@ def _strings_in(value: Any, out: set[str], depth: int = 0, limit: int = 5000) ->
             _strings_in(v, out, depth + 1, limit)
 
 
-def leakage_context_from_adata(adata: Any, source_paths: Iterable[str] = (),
-                               n_barcodes: int = 50, max_categories: int = 200) -> dict[str, Any]:
+def leakage_context_from_adata(
+    adata: Any, source_paths: Iterable[str] = (), n_barcodes: int = 50, max_categories: int = 200
+) -> dict[str, Any]:
     """The ``leakage_context.json`` document for an AnnData: what the gate must never pass.
 
     Collects the values of every text or categorical ``obs`` column with at most

@@ -10,8 +10,12 @@ from core.report.numbers import mark_unverified, report_numbers
 from core.results import AnalysisRecord
 
 
-def render_markdown(report: Mapping[str, Any], analysis: AnalysisRecord,
-                    features: FeaturesRecord, context: Mapping[str, Any] | None = None) -> str:
+def render_markdown(
+    report: Mapping[str, Any],
+    analysis: AnalysisRecord,
+    features: FeaturesRecord,
+    context: Mapping[str, Any] | None = None,
+) -> str:
     """``report.md``: the same document as the HTML and PDF, in Markdown."""
     from core.report.document import build_document
 
@@ -25,28 +29,46 @@ def render_markdown(report: Mapping[str, Any], analysis: AnalysisRecord,
         out += [f"### {f.title}", ""] + [p + "\n" for p in f.paragraphs]
         out += [f"- {k}: {v}" for k, v in f.facts] + ([""] if f.facts else [])
         if f.narrative:
-            out += [f"*Narrative ({doc.narrative_label}):*", "", mark_unverified(f.narrative, ref, True), ""]
+            out += [
+                f"*Narrative ({doc.narrative_label}):*",
+                "",
+                mark_unverified(f.narrative, ref, True),
+                "",
+            ]
         for fig in f.figures:
-            out += [f"![Figure {fig.number}. {fig.title}]({fig.file})", "",
-                    f"*Figure {fig.number}. {fig.title}.* {fig.caption}", ""]
+            out += [
+                f"![Figure {fig.number}. {fig.title}]({fig.file})",
+                "",
+                f"*Figure {fig.number}. {fig.title}.* {fig.caption}",
+                "",
+            ]
     out += ["## Limitations", ""] + [f"- {x}" for x in doc.limitations] + [""]
     out += ["## Methods", ""] + [f"- {x}" for x in doc.methods] + [""]
     out += ["## Appendix", ""]
     for t in doc.tables:
-        out += [f"### {t.title}", "", "| " + " | ".join(t.columns) + " |",
-                "|" + "---|" * len(t.columns)]
+        out += [
+            f"### {t.title}",
+            "",
+            "| " + " | ".join(t.columns) + " |",
+            "|" + "---|" * len(t.columns),
+        ]
         out += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in t.rows]
         out += [""] + ([t.note, ""] if t.note else [])
     if doc.removed:
         out += ["### Sentences removed from the narrative", ""]
         for s in doc.removed:
-            why = "; ".join(f"{c['text']}: {c['reason']}" for c in s["claims"]
-                            if c["verdict"] == "contradicted")
+            why = "; ".join(
+                f"{c['text']}: {c['reason']}" for c in s["claims"] if c["verdict"] == "contradicted"
+            )
             out += [f"- ~~{mark_unverified(s['sentence'], ref, True)}~~ (contradicted: {why})"]
         out += [""]
     extra = [f for f in doc.extra_figures if f.file]
     for fig in extra:
-        out += [f"![Figure {fig.number}. {fig.title}]({fig.file})", "",
-                f"*Figure {fig.number}. {fig.title}.* {fig.caption}", ""]
+        out += [
+            f"![Figure {fig.number}. {fig.title}]({fig.file})",
+            "",
+            f"*Figure {fig.number}. {fig.title}.* {fig.caption}",
+            "",
+        ]
     out += ["### Provenance", ""] + [f"- {k}: {v}" for k, v in doc.provenance] + [""]
     return "\n".join(out)

@@ -97,8 +97,17 @@ def is_verified(written: str, value: float, percent: bool, ref: list[float]) -> 
 
 def check_numbers(text: str, ref: list[float]) -> list[dict[str, Any]]:
     """Every number of ``text`` with its verdict."""
-    return [{"text": w, "value": v, "percent": p, "start": s, "end": e,
-             "verified": is_verified(w, v, p, ref)} for w, v, p, s, e in numbers_in(text)]
+    return [
+        {
+            "text": w,
+            "value": v,
+            "percent": p,
+            "start": s,
+            "end": e,
+            "verified": is_verified(w, v, p, ref),
+        }
+        for w, v, p, s, e in numbers_in(text)
+    ]
 
 
 def _norm(written: str) -> str:
@@ -120,12 +129,11 @@ def numbers_doc(analysis: AnalysisRecord) -> dict[str, Any]:
     return analysis.model_dump(mode="json", exclude={"schema_version"})
 
 
-def _marked(text: str, ref_checks: list[dict[str, Any]], wrap: tuple[str, str],
-            esc: bool) -> str:
+def _marked(text: str, ref_checks: list[dict[str, Any]], wrap: tuple[str, str], esc: bool) -> str:
     out, pos = [], 0
     for c in ref_checks:
-        seg = text[pos:c["start"]]
-        num = text[c["start"]:c["end"]]
+        seg = text[pos : c["start"]]
+        num = text[c["start"] : c["end"]]
         out.append(html.escape(seg) if esc else seg)
         num_s = html.escape(num) if esc else num
         out.append(num_s if c["verified"] else f"{wrap[0]}{num_s}{wrap[1]}")
@@ -135,14 +143,17 @@ def _marked(text: str, ref_checks: list[dict[str, Any]], wrap: tuple[str, str],
     return "".join(out)
 
 
-
-def report_numbers(report: Mapping[str, Any], analysis: AnalysisRecord,
-                   features: FeaturesRecord) -> list[float]:
+def report_numbers(
+    report: Mapping[str, Any], analysis: AnalysisRecord, features: FeaturesRecord
+) -> list[float]:
     computed = {s["id"]: s["computed"] for s in report["sections"]}
     return collect_numbers(numbers_doc(analysis), features.to_dict(), computed)
 
 
 def mark_unverified(text: str, ref: list[float], md: bool) -> str:
-    wrap = ("", " ⟨unverified⟩") if md else (
-        "<mark class='unverified' title='matches no computed value'>", "</mark>")
+    wrap = (
+        ("", " ⟨unverified⟩")
+        if md
+        else ("<mark class='unverified' title='matches no computed value'>", "</mark>")
+    )
     return _marked(text, check_numbers(text, ref), wrap, not md)

@@ -30,8 +30,12 @@ def _fonts() -> dict[str, Path]:
         base = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     except ImportError:
         base = SYSTEM_DEJAVU
-    return {"": base / "DejaVuSans.ttf", "B": base / "DejaVuSans-Bold.ttf",
-            "I": base / "DejaVuSans-Oblique.ttf", "BI": base / "DejaVuSans-BoldOblique.ttf"}
+    return {
+        "": base / "DejaVuSans.ttf",
+        "B": base / "DejaVuSans-Bold.ttf",
+        "I": base / "DejaVuSans-Oblique.ttf",
+        "BI": base / "DejaVuSans-BoldOblique.ttf",
+    }
 
 
 def pdf_available() -> bool:
@@ -52,8 +56,13 @@ def render_pdf_document(doc: Document) -> bytes:
             self.set_font("dejavu", "", 7.5)
             self.set_text_color(110, 110, 110)
             status = f" · {doc.status_lines[0]}" if doc.status_lines else ""
-            self.cell(0, 4, f"{doc.title} · {dict(doc.header).get('Specimen', '')}{status}",
-                      new_x="LMARGIN", new_y="NEXT")
+            self.cell(
+                0,
+                4,
+                f"{doc.title} · {dict(doc.header).get('Specimen', '')}{status}",
+                new_x="LMARGIN",
+                new_y="NEXT",
+            )
             self.ln(2)
             self.set_text_color(0, 0, 0)
 
@@ -137,8 +146,12 @@ def render_pdf_document(doc: Document) -> bytes:
 
     def table(columns: list[str], rows: list[list[str]]) -> None:
         pdf.set_font("dejavu", "", 7.5)
-        with pdf.table(headings_style=FontFace(emphasis="BOLD", fill_color=(235, 238, 242)),
-                       line_height=3.8, text_align="LEFT", width=width) as t:
+        with pdf.table(
+            headings_style=FontFace(emphasis="BOLD", fill_color=(235, 238, 242)),
+            line_height=3.8,
+            text_align="LEFT",
+            width=width,
+        ) as t:
             r = t.row()
             for c in columns:
                 r.cell(c)
@@ -151,19 +164,43 @@ def render_pdf_document(doc: Document) -> bytes:
     pdf.set_fill_color(255, 240, 240)
     pdf.set_draw_color(180, 0, 0)
     pdf.set_font("dejavu", "B", 9)
-    pdf.multi_cell(0, 4.6, doc.research_use, border=1, fill=True, padding=1.5,  # type: ignore[arg-type]
-                   new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        0,
+        4.6,
+        doc.research_use,
+        border=1,
+        fill=True,
+        padding=1.5,  # type: ignore[arg-type]
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     pdf.ln(2)
     h1(doc.title)
     if doc.status_lines:  # signed: the sign-off block under the title, before anything else
         pdf.set_fill_color(238, 243, 250)
         pdf.set_draw_color(51, 68, 85)
         pdf.set_font("dejavu", "B", 10)
-        pdf.multi_cell(0, 5, doc.status_lines[0], border="LTR", fill=True, padding=1.5,  # type: ignore[arg-type]
-                       new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(
+            0,
+            5,
+            doc.status_lines[0],
+            border="LTR",
+            fill=True,
+            padding=1.5,  # type: ignore[arg-type]
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
         pdf.set_font("dejavu", "", 9)
-        pdf.multi_cell(0, 4.6, "\n".join(doc.status_lines[1:]), border="LBR", fill=True,
-                       padding=1.5, new_x="LMARGIN", new_y="NEXT")  # type: ignore[arg-type]
+        pdf.multi_cell(
+            0,
+            4.6,
+            "\n".join(doc.status_lines[1:]),
+            border="LBR",
+            fill=True,
+            padding=1.5,  # type: ignore[arg-type]
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )  # type: ignore[arg-type]
         pdf.ln(2)
     table(["Field", "Value"], [list(kv) for kv in doc.header])
     h2("Impression")
@@ -192,9 +229,18 @@ def render_pdf_document(doc: Document) -> bytes:
             para(t.note, 8)
     if doc.removed:
         h3(f"Sentences removed from the narrative ({len(doc.removed)})")
-        bullets([f"[removed] {s['sentence']} (contradicted: "
-                 + "; ".join(f"{c['text']}: {c['reason']}" for c in s["claims"]
-                             if c["verdict"] == "contradicted") + ")" for s in doc.removed])
+        bullets(
+            [
+                f"[removed] {s['sentence']} (contradicted: "
+                + "; ".join(
+                    f"{c['text']}: {c['reason']}"
+                    for c in s["claims"]
+                    if c["verdict"] == "contradicted"
+                )
+                + ")"
+                for s in doc.removed
+            ]
+        )
     for fig in doc.extra_figures:
         figure(fig)
     h3("Provenance")
@@ -202,15 +248,20 @@ def render_pdf_document(doc: Document) -> bytes:
     return bytes(pdf.output())
 
 
-def render_pdf(report: Mapping[str, Any], analysis: AnalysisRecord,
-               features: FeaturesRecord, out_dir: Path,
-               extra_images: list[tuple[str, bytes]] | None = None,
-               context: Mapping[str, Any] | None = None,
-               history: Sequence[Any] | None = None) -> bytes:
+def render_pdf(
+    report: Mapping[str, Any],
+    analysis: AnalysisRecord,
+    features: FeaturesRecord,
+    out_dir: Path,
+    extra_images: list[tuple[str, bytes]] | None = None,
+    context: Mapping[str, Any] | None = None,
+    history: Sequence[Any] | None = None,
+) -> bytes:
     """``report.pdf`` from the same document as ``report.html``.
 
     ``history``: the report's sign-offs; given, the PDF shows the report's status (who signed
     it final and when, each addendum) under the title, in its header table and on every page.
     """
-    return render_pdf_document(build_document(report, analysis, features, context, out_dir,
-                                              extra_images, history))
+    return render_pdf_document(
+        build_document(report, analysis, features, context, out_dir, extra_images, history)
+    )

@@ -40,24 +40,42 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 
 # guided_questions: question id -> (section id, question).
 QUESTIONS: tuple[tuple[str, str, str], ...] = (
-    ("Q1", "tissue_architecture",
-     "Tissue architecture: how is the section organised into domains, and which compartments "
-     "(epithelial, stromal, vascular, immune) does each domain represent?"),
-    ("Q2", "cell_populations",
-     "Cell populations: which lineages dominate, which are sparse, and how confident is the "
-     "annotation?"),
-    ("Q3", "spatial_organisation",
-     "Spatial organisation: which lineages sit together or apart, and is the immune infiltrate "
-     "diffuse, aggregated or confined to particular domains?"),
-    ("Q4", "morphology",
-     "Morphology: what do you see in the H&E image (glandular or solid structures, stroma, "
-     "inflammation, necrosis, artefacts), and does it agree with the expression-based domains?"),
-    ("Q5", "uncertainty",
-     "Uncertainty: which of your statements are weakly supported, and what could mislead "
-     "this analysis?"),
-    ("Q6", "follow_up",
-     "Follow-up: which additional stains, assays or analyses would resolve the main open "
-     "questions?"),
+    (
+        "Q1",
+        "tissue_architecture",
+        "Tissue architecture: how is the section organised into domains, and which compartments "
+        "(epithelial, stromal, vascular, immune) does each domain represent?",
+    ),
+    (
+        "Q2",
+        "cell_populations",
+        "Cell populations: which lineages dominate, which are sparse, and how confident is the "
+        "annotation?",
+    ),
+    (
+        "Q3",
+        "spatial_organisation",
+        "Spatial organisation: which lineages sit together or apart, and is the immune infiltrate "
+        "diffuse, aggregated or confined to particular domains?",
+    ),
+    (
+        "Q4",
+        "morphology",
+        "Morphology: what do you see in the H&E image (glandular or solid structures, stroma, "
+        "inflammation, necrosis, artefacts), and does it agree with the expression-based domains?",
+    ),
+    (
+        "Q5",
+        "uncertainty",
+        "Uncertainty: which of your statements are weakly supported, and what could mislead "
+        "this analysis?",
+    ),
+    (
+        "Q6",
+        "follow_up",
+        "Follow-up: which additional stains, assays or analyses would resolve the main open "
+        "questions?",
+    ),
 )
 
 _PREAMBLE = (
@@ -103,8 +121,9 @@ def _num(x: Any, digits: int = 2) -> str:
 
 
 def _composition(comp: Mapping[str, Any], min_share: float = 0.0) -> str:
-    items = sorted(((str(k), float(v)) for k, v in comp.items() if _is_number(v)),
-                   key=lambda kv: -kv[1])
+    items = sorted(
+        ((str(k), float(v)) for k, v in comp.items() if _is_number(v)), key=lambda kv: -kv[1]
+    )
     return ", ".join(f"{k} {_pct(v)}" for k, v in items if v >= min_share) or "n/a"
 
 
@@ -115,8 +134,11 @@ def _is_number(v: Any) -> bool:
 def _pairs(rows: Any) -> str:
     if not isinstance(rows, list) or not rows:
         return "none significant"
-    return "; ".join(f"{r.get('a')} with {r.get('b')} (z = {_num(r.get('z'), 1)})"
-                     for r in rows[:6] if isinstance(r, Mapping))
+    return "; ".join(
+        f"{r.get('a')} with {r.get('b')} (z = {_num(r.get('z'), 1)})"
+        for r in rows[:6]
+        if isinstance(r, Mapping)
+    )
 
 
 def annotation_available(features: Mapping[str, Any]) -> bool:
@@ -136,31 +158,39 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
     desc = platform.get("unit_description")
     lines.append(f"Measurement units: {unit}s" + (f" ({desc})." if desc else "."))
     if n_images == 0:
-        lines.append("Image: no H&E image is available for this section; answer from the "
-                     "features alone and say that the morphology could not be assessed.")
+        lines.append(
+            "Image: no H&E image is available for this section; answer from the "
+            "features alone and say that the morphology could not be assessed."
+        )
     elif n_images == 1:
         lines.append("Image: one H&E overview of the whole section is attached.")
     else:
-        lines.append(f"Images: an H&E overview of the whole section, then {n_images - 1} "
-                     "higher-magnification views of the most distinct domains, are attached.")
+        lines.append(
+            f"Images: an H&E overview of the whole section, then {n_images - 1} "
+            "higher-magnification views of the most distinct domains, are attached."
+        )
     qc = features.get("qc") or {}
     if qc:
         lines.append(
             f"Quality control: {_num(qc.get('units_analysed'))} {unit}s analysed; "
             f"{_pct(qc.get('fraction_removed_by_qc'))} removed by QC; median "
             f"{_num(qc.get('median_genes_per_unit'))} genes detected per {unit}; median "
-            f"mitochondrial read fraction {_pct(qc.get('median_mito_fraction'))}.")
+            f"mitochondrial read fraction {_pct(qc.get('median_mito_fraction'))}."
+        )
     ann = features.get("annotation") or {}
     annotated = annotation_available(features)
     comp = features.get("lineage_composition") or {}
     held = not_assessed_reasons(features)
     if not annotated:
-        why = held.get("annotation") or ("cell-type annotation was unavailable for this sample "
-                                         "(too few marker genes of the marker table were found)")
+        why = held.get("annotation") or (
+            "cell-type annotation was unavailable for this sample "
+            "(too few marker genes of the marker table were found)"
+        )
         lines.append(
             f"Annotation: {why}, so lineage composition, per-domain "
             "lineages, annotation confidence and lineage-based spatial statistics were not "
-            "computed; do not infer cell populations from their absence.")
+            "computed; do not infer cell populations from their absence."
+        )
     else:
         if comp:
             lines.append(f"Lineage composition (share of {unit}s): {_composition(comp)}.")
@@ -169,54 +199,69 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
                 f"Annotation: {_num(ann.get('n_cell_populations'))} cell populations; median "
                 f"confidence {_num(ann.get('median_confidence'))}; "
                 f"{_pct(ann.get('fraction_low_confidence'))} of {unit}s with low confidence; "
-                f"mean normalised entropy {_num(ann.get('mean_normalised_entropy'))}.")
+                f"mean normalised entropy {_num(ann.get('mean_normalised_entropy'))}."
+            )
     clusters = features.get("clusters") or {}
     if clusters.get("n_clusters") is not None:
         lines.append(f"Unsupervised expression clusters: {_num(clusters.get('n_clusters'))}.")
     domains = features.get("domains") or []
     if domains:
         alt = (features.get("domain_count") or {}).get("close_alternative")
-        lines.append(f"Spatial domains ({len(domains)}"
-                     + (f"; a division into {alt} fits the data nearly as well" if alt else "")
-                     + "):")
+        lines.append(
+            f"Spatial domains ({len(domains)}"
+            + (f"; a division into {alt} fits the data nearly as well" if alt else "")
+            + "):"
+        )
         for d in domains:
             if not isinstance(d, Mapping):
                 continue
             adj = ", ".join(str(a) for a in d.get("adjacent_domains") or []) or "none"
             dcomp = d.get("lineage_composition") or {}
             if annotated and dcomp:
-                lineage = (f"dominant lineage {d.get('dominant_lineage')} "
-                           f"({_composition(dcomp, 0.05)}); mean confidence "
-                           f"{_num(d.get('mean_confidence'))}; neighbourhood entropy "
-                           f"{_num(d.get('mean_neighbourhood_entropy'))}; ")
+                lineage = (
+                    f"dominant lineage {d.get('dominant_lineage')} "
+                    f"({_composition(dcomp, 0.05)}); mean confidence "
+                    f"{_num(d.get('mean_confidence'))}; neighbourhood entropy "
+                    f"{_num(d.get('mean_neighbourhood_entropy'))}; "
+                )
             else:
                 lineage = "lineages not annotated; "
-            lines.append(f"- {d.get('id')}: {_pct(d.get('fraction_of_units'))} of {unit}s; "
-                         f"{lineage}borders {adj}.")
+            lines.append(
+                f"- {d.get('id')}: {_pct(d.get('fraction_of_units'))} of {unit}s; "
+                f"{lineage}borders {adj}."
+            )
     spatial = features.get("spatial") or {}
     het = spatial.get("heterogeneity") or {}
     if het and annotated:
         lines.append(
             f"Heterogeneity: mean neighbourhood entropy "
             f"{_num(het.get('mean_neighbourhood_entropy'))}; Simpson index "
-            f"{_num(het.get('simpson_index'))}.")
+            f"{_num(het.get('simpson_index'))}."
+        )
     if annotated and "lineage_colocalisation" in spatial:
-        lines.append("Lineages found together more than by chance: "
-                     f"{_pairs(spatial.get('lineage_colocalisation'))}.")
+        lines.append(
+            "Lineages found together more than by chance: "
+            f"{_pairs(spatial.get('lineage_colocalisation'))}."
+        )
     if annotated and "lineage_segregation" in spatial:
-        lines.append("Lineages kept apart more than by chance: "
-                     f"{_pairs(spatial.get('lineage_segregation'))}.")
+        lines.append(
+            "Lineages kept apart more than by chance: "
+            f"{_pairs(spatial.get('lineage_segregation'))}."
+        )
     svg = spatial.get("spatially_variable_genes") or {}
     if svg:
         top = ", ".join(_num(v) for v in (svg.get("top_morans_i") or [])[:5]) or "n/a"
         lines.append(
             f"Spatially variable genes: {_num(svg.get('n_significant_fdr05'))} of "
             f"{_num(svg.get('n_tested'))} tested are significant at FDR 0.05 "
-            f"({_pct(svg.get('fraction_significant'))}); highest Moran's I: {top}.")
+            f"({_pct(svg.get('fraction_significant'))}); highest Moran's I: {top}."
+        )
     rest = [r for c, r in held.items() if annotated or c != "annotation"]  # said above
     if rest:
-        lines.append("Not assessed (the data cannot carry these claims; say so, and do not "
-                     "describe them): " + "; ".join(rest) + ".")
+        lines.append(
+            "Not assessed (the data cannot carry these claims; say so, and do not "
+            "describe them): " + "; ".join(rest) + "."
+        )
     return "\n".join(lines)
 
 
@@ -233,8 +278,9 @@ def _headings() -> str:
     return "\n".join(f"## {title}" for _, title in SECTIONS)
 
 
-def build_prompt(features: Mapping[str, Any], strategy: str = DEFAULT_STRATEGY,
-                 n_images: int = 1) -> Prompt:
+def build_prompt(
+    features: Mapping[str, Any], strategy: str = DEFAULT_STRATEGY, n_images: int = 1
+) -> Prompt:
     """The prompt for one strategy, built only from ``features`` (a parsed ``features.json``).
 
     Parameters
@@ -245,16 +291,22 @@ def build_prompt(features: Mapping[str, Any], strategy: str = DEFAULT_STRATEGY,
         Images sent with the prompt (0: text only).
     """
     if strategy not in STRATEGIES:
-        raise BadOption(f"unknown prompt strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        raise BadOption(
+            f"unknown prompt strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
     facts = describe_features(features, n_images)
     if strategy == "guided_questions":
         qs = "\n".join(f"{qid}. {q}" for qid, _, q in QUESTIONS)
-        task = ("Answer each question below in turn. Start each answer on a new line with its "
-                "number (Q1, Q2, ...). Be concise and specific.\n\n" + qs)
+        task = (
+            "Answer each question below in turn. Start each answer on a new line with its "
+            "number (Q1, Q2, ...). Be concise and specific.\n\n" + qs
+        )
     elif strategy == "create_report":
-        task = ("Write a structured pathology-style research report about this human tissue "
-                "section. Use exactly these section headings, in this order, each on its own "
-                "line:\n" + _headings())
+        task = (
+            "Write a structured pathology-style research report about this human tissue "
+            "section. Use exactly these section headings, in this order, each on its own "
+            "line:\n" + _headings()
+        )
     else:
         task = (
             "Write an interpretive pathology-style research report about this human tissue "

@@ -45,22 +45,33 @@ def not_assessed(analysis: AnalysisRecord) -> dict[str, Any]:
     """What the analysis could not assess and why: its failed reliability checks
     (``analysis.json`` ``claims``) and the reader's notes on the sample."""
     notes = [*analysis.provenance.notes, *analysis.qc.notes]
-    return {"claims": [{"claim": c.name, "reason": c.reason, "value": c.value,
-                        "threshold": c.threshold} for c in analysis.withheld_claims],
-            "notes": notes}
+    return {
+        "claims": [
+            {"claim": c.name, "reason": c.reason, "value": c.value, "threshold": c.threshold}
+            for c in analysis.withheld_claims
+        ],
+        "notes": notes,
+    }
 
 
-def build_report(features: FeaturesRecord, analysis: AnalysisRecord,
-                 spots: list[dict[str, str]], narrative: str, prompt_text: str,
-                 image_info: Mapping[str, Any], provenance: dict[str, Any],
-                 figures: list[str]) -> dict[str, Any]:
+def build_report(
+    features: FeaturesRecord,
+    analysis: AnalysisRecord,
+    spots: list[dict[str, str]],
+    narrative: str,
+    prompt_text: str,
+    image_info: Mapping[str, Any],
+    provenance: dict[str, Any],
+    figures: list[str],
+) -> dict[str, Any]:
     """The structured report; adds number checks and the parroting score to ``provenance``."""
     doc = features.to_dict()  # the computed tables carry the document as written
     computed = computed_sections(doc, spots, image_info)
     if provenance.get("written_by_language_model") and not provenance.get("images_sent"):
         computed["uncertainty"]["limitations"] = [
             x.replace("aggregates and the H&E image", "aggregates, without the image")
-            for x in computed["uncertainty"]["limitations"]]
+            for x in computed["uncertainty"]["limitations"]
+        ]
     ref = collect_numbers(numbers_doc(analysis), doc, computed)
     split = split_sections(narrative)
     sections = []
@@ -71,8 +82,15 @@ def build_report(features: FeaturesRecord, analysis: AnalysisRecord,
         n_checked += len(checks)
         unverified = [c["text"] for c in checks if not c["verified"]]
         n_unverified += len(unverified)
-        sections.append({"id": sid, "title": title, "computed": computed[sid],
-                         "narrative": text, "unverified_numbers": unverified})
+        sections.append(
+            {
+                "id": sid,
+                "title": title,
+                "computed": computed[sid],
+                "narrative": text,
+                "unverified_numbers": unverified,
+            }
+        )
     unassigned = split.get("unassigned", "")
     un_checks = check_numbers(unassigned, ref)
     n_checked += len(un_checks)
@@ -92,12 +110,14 @@ def build_report(features: FeaturesRecord, analysis: AnalysisRecord,
         c["section"] = "unassigned"
     checked_all += un_checked
     counts = summarise(checked_all)
-    provenance.update({
-        "claims": counts,
-        "numbers_in_narrative": n_checked,
-        "unverified_numbers": n_unverified,
-        "parroting": {"score": score, "prompt_numbers": total, "copied_verbatim": copied},
-    })
+    provenance.update(
+        {
+            "claims": counts,
+            "numbers_in_narrative": n_checked,
+            "unverified_numbers": n_unverified,
+            "parroting": {"score": score, "prompt_numbers": total, "copied_verbatim": copied},
+        }
+    )
     return {
         "schema": REPORT_SCHEMA,
         "disclaimer": DISCLAIMER,
@@ -106,19 +126,24 @@ def build_report(features: FeaturesRecord, analysis: AnalysisRecord,
             "backend": provenance.get("backend"),
             "model": provenance.get("model"),
             "written_by_language_model": provenance.get("written_by_language_model"),
-            "label": (f"no narrative: {provenance['narrative_withheld']}"
-                      if provenance.get("narrative_withheld") else
-                      ("written by a language model from the H&E image and tissue-blind features"
-                       if provenance.get("images_sent") else
-                       "written by a language model from tissue-blind features (no image)")
-                      if provenance.get("written_by_language_model")
-                      else "written by a deterministic template, without a language model"),
+            "label": (
+                f"no narrative: {provenance['narrative_withheld']}"
+                if provenance.get("narrative_withheld")
+                else (
+                    "written by a language model from the H&E image and tissue-blind features"
+                    if provenance.get("images_sent")
+                    else "written by a language model from tissue-blind features (no image)"
+                )
+                if provenance.get("written_by_language_model")
+                else "written by a deterministic template, without a language model"
+            ),
         },
         "sections": sections,
-        "narrative_unassigned": {"text": unassigned,
-                                 "text_checked": strike(unassigned, un_checked),
-                                 "unverified_numbers": [c["text"] for c in un_checks
-                                                        if not c["verified"]]},
+        "narrative_unassigned": {
+            "text": unassigned,
+            "text_checked": strike(unassigned, un_checked),
+            "unverified_numbers": [c["text"] for c in un_checks if not c["verified"]],
+        },
         "narrative_raw": narrative,
         "claim_check": {"counts": counts, "sentences": checked_all},
         "figures": figures,

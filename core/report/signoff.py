@@ -104,8 +104,10 @@ def header_status(history: Sequence[Signoff]) -> str:
     if extra:
         last = extra[-1]
         n = len(extra)
-        text = (f"Amended: {n} addend{'um' if n == 1 else 'a'}, latest by {last.reviewer}, "
-                f"{_when(last.signed_at)} ({text[0].lower()}{text[1:]})")
+        text = (
+            f"Amended: {n} addend{'um' if n == 1 else 'a'}, latest by {last.reviewer}, "
+            f"{_when(last.signed_at)} ({text[0].lower()}{text[1:]})"
+        )
     return f"{text} (research use only, not for diagnosis)"
 
 

@@ -23,21 +23,40 @@ class Client:
     def __init__(self, api: str, key: str) -> None:
         self.api, self.key = api.rstrip("/"), key
 
-    def call(self, method: str, path: str, body: bytes | None = None,
-             ctype: str = "application/json", timeout: float = 60) -> tuple[int, bytes]:
-        req = urllib.request.Request(self.api + path, data=body, method=method,
-                                     headers={"Authorization": f"Bearer {self.key}",
-                                              "Content-Type": ctype})
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        ctype: str = "application/json",
+        timeout: float = 60,
+    ) -> tuple[int, bytes]:
+        req = urllib.request.Request(
+            self.api + path,
+            data=body,
+            method=method,
+            headers={"Authorization": f"Bearer {self.key}", "Content-Type": ctype},
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
-    def json(self, method: str, path: str, payload: Any = None, raw: bytes | None = None,
-             ctype: str = "application/json", ok: tuple[int, ...] = (200, 201, 202)) -> Any:
-        body = raw if raw is not None else (json.dumps(payload).encode() if payload is not None
-                                            else None)
+    def json(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        raw: bytes | None = None,
+        ctype: str = "application/json",
+        ok: tuple[int, ...] = (200, 201, 202),
+    ) -> Any:
+        body = (
+            raw
+            if raw is not None
+            else (json.dumps(payload).encode() if payload is not None else None)
+        )
         status, data = self.call(method, path, body, ctype)
         if status not in ok:
             raise SystemExit(f"{method} {path} answered {status}: {data[:500]!r}")
@@ -53,7 +72,9 @@ def targz(folder: Path) -> bytes:
 
 def find_key(doc: Any, key: str) -> list[Any]:
     if isinstance(doc, dict):
-        return ([doc[key]] if key in doc else []) + [v for x in doc.values() for v in find_key(x, key)]
+        return ([doc[key]] if key in doc else []) + [
+            v for x in doc.values() for v in find_key(x, key)
+        ]
     if isinstance(doc, list):
         return [v for x in doc for v in find_key(x, key)]
     return []
@@ -76,8 +97,9 @@ def main(argv: list[str]) -> int:
         print(f"  [{args.label} +{time.monotonic() - t0:5.1f}s] {msg}", flush=True)
 
     data = targz(args.sample)
-    up = c.json("POST", "/v1/uploads?filename=visium.tar.gz", raw=data,
-                ctype="application/octet-stream")
+    up = c.json(
+        "POST", "/v1/uploads?filename=visium.tar.gz", raw=data, ctype="application/octet-stream"
+    )
     say(f"uploaded {args.sample.name} ({len(data)} bytes): upload {up['id']}")
     job = c.json("POST", "/v1/jobs", {"upload_id": up["id"]})
     say(f"job {job['id']} {job['state']}")
@@ -85,8 +107,10 @@ def main(argv: list[str]) -> int:
     deadline = time.monotonic() + args.timeout
     while job["state"] not in ("succeeded", "failed", "canceled"):
         if time.monotonic() > deadline:
-            raise SystemExit(f"job {job['id']} still {job['state']} (stage {job.get('stage')}) "
-                             f"after {args.timeout:.0f} s")
+            raise SystemExit(
+                f"job {job['id']} still {job['state']} (stage {job.get('stage')}) "
+                f"after {args.timeout:.0f} s"
+            )
         time.sleep(1)
         job = c.json("GET", f"/v1/jobs/{job['id']}")
         now = f"{job['state']}/{job.get('stage')}"
@@ -116,8 +140,10 @@ def main(argv: list[str]) -> int:
     if status in (301, 302, 303, 307):
         raise SystemExit(f"artifact {art['name']} redirected ({status})")
     if status != 200 or not blob or (art.get("size") and len(blob) != art["size"]):
-        raise SystemExit(f"artifact {art['name']} answered {status}, {len(blob)} bytes "
-                         f"(listed {art.get('size')})")
+        raise SystemExit(
+            f"artifact {art['name']} answered {status}, {len(blob)} bytes "
+            f"(listed {art.get('size')})"
+        )
     (args.out / f"{args.label}-{Path(art['name']).name}").write_bytes(blob)
     say(f"{len(items)} artifacts; downloaded {art['name']} ({len(blob)} bytes)")
     return 0

@@ -6,8 +6,19 @@ from pathlib import Path
 
 # what the API image does not have (numpy comes with h5py, which the upload sniffer uses;
 # Pillow with fpdf2, which renders the signed report.pdf)
-NOT_IN_API_IMAGE = ("scipy", "pandas", "anndata", "matplotlib", "faiss", "igraph", "pyarrow",
-                    "threadpoolctl", "torch", "transformers", "sklearn")
+NOT_IN_API_IMAGE = (
+    "scipy",
+    "pandas",
+    "anndata",
+    "matplotlib",
+    "faiss",
+    "igraph",
+    "pyarrow",
+    "threadpoolctl",
+    "torch",
+    "transformers",
+    "sklearn",
+)
 
 BLOCKER = f"""
 import importlib.abc, sys

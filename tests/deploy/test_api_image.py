@@ -15,6 +15,8 @@ from tests.deploy.api_image import blocker_dir
 pytest.importorskip("fastapi", reason="the service extra is not installed")
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
 def test_api_runs_without_the_analysis_stack(tmp_path: Path) -> None:
     code = textwrap.dedent("""
         try:
@@ -38,8 +40,9 @@ def test_api_runs_without_the_analysis_stack(tmp_path: Path) -> None:
         print("ok")
     """)
     env = {"PYTHONPATH": f"{blocker_dir(tmp_path)}:{ROOT}", "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
@@ -78,8 +81,9 @@ def test_api_renders_the_signed_pdf_without_the_analysis_stack(tmp_path: Path) -
         print("ok")
     """)
     env = {"PYTHONPATH": f"{blocker_dir(tmp_path)}:{ROOT}", "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
     reader = pypdf.PdfReader(tmp_path / "signed.pdf")
     text = " ".join(" ".join(p.extract_text() or "" for p in reader.pages).split())

@@ -19,17 +19,34 @@ yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-DOCKERFILES = {"Dockerfile.api": ["build", "runtime"],
-               "Dockerfile.worker": ["analysis-build", "analysis", "report-build", "report",
-                                     "report-cpu-build", "report-cpu"]}
+DOCKERFILES = {
+    "Dockerfile.api": ["build", "runtime"],
+    "Dockerfile.worker": [
+        "analysis-build",
+        "analysis",
+        "report-build",
+        "report",
+        "report-cpu-build",
+        "report-cpu",
+    ],
+}
 LOCAL = ROOT / "scripts" / "containers" / "compose.local.yml"
 LOCKS = ROOT / "scripts" / "containers" / "locks"
 # build stage -> the lock it installs
-STAGE_LOCK = {("Dockerfile.api", "build"): "api", ("Dockerfile.worker", "analysis-build"): "analysis",
-              ("Dockerfile.worker", "report-build"): "report",
-              ("Dockerfile.worker", "report-cpu-build"): "report"}
-PROJECT_SERVICES = {"migrate", "api", "relay", "worker-analysis", "worker-report",
-                    "worker-report-vllm"}
+STAGE_LOCK = {
+    ("Dockerfile.api", "build"): "api",
+    ("Dockerfile.worker", "analysis-build"): "analysis",
+    ("Dockerfile.worker", "report-build"): "report",
+    ("Dockerfile.worker", "report-cpu-build"): "report",
+}
+PROJECT_SERVICES = {
+    "migrate",
+    "api",
+    "relay",
+    "worker-analysis",
+    "worker-report",
+    "worker-report-vllm",
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +63,19 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_services_the_issue_names(services: dict[str, Any]) -> None:
-    assert {"postgres", "redis", "minio", "minio-init", "migrate", "api", "relay",
-            "worker-analysis", "worker-report", "flower", "vllm"} <= set(services)
+    assert {
+        "postgres",
+        "redis",
+        "minio",
+        "minio-init",
+        "migrate",
+        "api",
+        "relay",
+        "worker-analysis",
+        "worker-report",
+        "flower",
+        "vllm",
+    } <= set(services)
 
 
 def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
@@ -72,14 +100,16 @@ def test_project_healthchecks_name_known_kinds(services: dict[str, Any]) -> None
 def test_gpu_reserved_for_the_report_worker_and_vllm(services: dict[str, Any]) -> None:
     for name in ("worker-report", "vllm"):
         devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
-        assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", [])
-                   for d in devices), name
+        assert any(
+            d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices
+        ), name
     for name in ("worker-analysis", "api", "worker-report-vllm"):
         assert "deploy" not in services[name] or "resources" not in services[name]["deploy"]
 
 
-def test_report_worker_model_cache_and_token(compose: dict[str, Any],
-                                             services: dict[str, Any]) -> None:
+def test_report_worker_model_cache_and_token(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
     rep = services["worker-report"]
     assert "models:/models" in rep["volumes"]
     assert rep["environment"]["HF_HOME"] == "/models"
@@ -165,8 +195,10 @@ def test_dockerfiles_install_from_the_locks() -> None:
     for (name, stage), lock in STAGE_LOCK.items():
         body = _stage((ROOT / name).read_text(), stage)
         assert f"COPY scripts/containers/locks/{lock}.txt /tmp/requirements.txt" in body, stage
-        assert "-r /tmp/requirements.txt" in body and "pip install --no-deps" not in body.split(
-            "-r /tmp/requirements.txt")[0], stage
+        assert (
+            "-r /tmp/requirements.txt" in body
+            and "pip install --no-deps" not in body.split("-r /tmp/requirements.txt")[0]
+        ), stage
         assert "--no-deps -e ." in body, stage
     # the CUDA image never sees the CPU wheelhouse
     worker = (ROOT / "Dockerfile.worker").read_text()
@@ -198,8 +230,17 @@ def test_locks_pin_every_requirement_within_pyproject(target: str) -> None:
         assert req.specifier.contains(pins[name], prereleases=True), (target, str(req), pins[name])
     names = set(pins)
     if target == "api":
-        assert not names & {"torch", "transformers", "scipy", "anndata", "matplotlib",
-                            "faiss-cpu", "igraph", "pandas", "pyarrow"}
+        assert not names & {
+            "torch",
+            "transformers",
+            "scipy",
+            "anndata",
+            "matplotlib",
+            "faiss-cpu",
+            "igraph",
+            "pandas",
+            "pyarrow",
+        }
     if target == "analysis":
         assert "torch" not in names
     if target == "report":
@@ -211,8 +252,14 @@ def test_local_override_swaps_only_what_a_registry_would_give(services: dict[str
     only the registry images; the project's own services keep their commands and checks."""
     local = yaml.safe_load(LOCAL.read_text().replace("!reset", "").replace("!override", ""))
     assert set(local["services"]) <= set(services)
-    assert set(local["services"]) == {"postgres", "redis", "minio", "minio-init",
-                                      "worker-report", "flower"}
+    assert set(local["services"]) == {
+        "postgres",
+        "redis",
+        "minio",
+        "minio-init",
+        "worker-report",
+        "flower",
+    }
     rep = local["services"]["worker-report"]
     assert rep["build"]["target"] == "report-cpu"
     assert rep["image"].startswith("medgemma-spatial-report-cpu:")
@@ -235,18 +282,27 @@ def _compose_client() -> list[str] | None:
 @pytest.mark.skipif(_compose_client() is None, reason="no `docker compose` client here")
 def test_docker_compose_config(tmp_path: Path) -> None:
     env = tmp_path / ".env"
-    env.write_text(ENV_EXAMPLE.read_text().replace("PASSWORD=\n", "PASSWORD=x\n")
-                   .replace("FLOWER_BASIC_AUTH=\n", "FLOWER_BASIC_AUTH=a:b\n"))
+    env.write_text(
+        ENV_EXAMPLE.read_text()
+        .replace("PASSWORD=\n", "PASSWORD=x\n")
+        .replace("FLOWER_BASIC_AUTH=\n", "FLOWER_BASIC_AUTH=a:b\n")
+    )
     client = _compose_client()
     assert client
     for profile in ([], ["--profile", "vllm"]):
-        r = subprocess.run([*client, "-f", str(COMPOSE), "--env-file", str(env), *profile,
-                            "config", "--quiet"], capture_output=True, text=True, cwd=ROOT)
+        r = subprocess.run(
+            [*client, "-f", str(COMPOSE), "--env-file", str(env), *profile, "config", "--quiet"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None,
-                    reason="no docker-compose (v1) here; Debian's docker-compose package has it")
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="no docker-compose (v1) here; Debian's docker-compose package has it",
+)
 def test_docker_compose_v1_config(tmp_path: Path) -> None:
     """Compose v1 (Debian's docker-compose 1.29) validates the file's schema and interpolation,
     once the two Compose v2 features it predates are taken out: the top-level `name` and
@@ -262,14 +318,23 @@ def test_docker_compose_v1_config(tmp_path: Path) -> None:
     env = ENV_EXAMPLE.read_text().replace("PASSWORD=\n", "PASSWORD=x\n")
     (tmp_path / ".env").write_text(env.replace("FLOWER_BASIC_AUTH=\n", "FLOWER_BASIC_AUTH=a:b\n"))
     for profiles in ("", "vllm"):
-        r = subprocess.run(["docker-compose", "config", "--quiet"], cwd=tmp_path,
-                           capture_output=True, text=True,
-                           env={"PATH": "/usr/bin:/bin", "COMPOSE_PROFILES": profiles})
+        r = subprocess.run(
+            ["docker-compose", "config", "--quiet"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "COMPOSE_PROFILES": profiles},
+        )
         assert r.returncode == 0, r.stderr
     # without the passwords compose refuses to start
     (tmp_path / ".env").write_text(ENV_EXAMPLE.read_text())
-    r = subprocess.run(["docker-compose", "config", "--quiet"], cwd=tmp_path,
-                       capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        ["docker-compose", "config", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode != 0 and "PASSWORD" in r.stderr
 
 
@@ -289,10 +354,21 @@ def test_podman_compose_merges_the_local_override(tmp_path: Path) -> None:
     override: the replaced checks and commands are replaced, not appended to."""
     client = _podman_compose()
     assert client
-    env = {"PATH": "/usr/bin:/bin", "POSTGRES_PASSWORD": "x", "MINIO_ROOT_PASSWORD": "x",
-           "FLOWER_BASIC_AUTH": "a:b", "HOME": str(tmp_path)}
-    r = subprocess.run([*client, "-p", "cfgtest", "-f", str(COMPOSE), "-f", str(LOCAL), "config"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "POSTGRES_PASSWORD": "x",
+        "MINIO_ROOT_PASSWORD": "x",
+        "FLOWER_BASIC_AUTH": "a:b",
+        "HOME": str(tmp_path),
+    }
+    r = subprocess.run(
+        [*client, "-p", "cfgtest", "-f", str(COMPOSE), "-f", str(LOCAL), "config"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     svc = yaml.safe_load(r.stdout)["services"]
     assert "flower" not in svc and "vllm" not in svc
@@ -304,5 +380,11 @@ def test_podman_compose_merges_the_local_override(tmp_path: Path) -> None:
     assert rep["image"].startswith("medgemma-spatial-report-cpu:") and not rep.get("deploy")
     assert rep["environment"]["MGS_REPORT_BACKEND"] == "template"
     assert rep["environment"]["MGS_DATABASE_URL"].startswith("postgresql+psycopg://")
-    assert svc["api"]["healthcheck"]["test"] == ["CMD", "python", "-m", "scripts.healthcheck",
-                                                 "api", "8000"]
+    assert svc["api"]["healthcheck"]["test"] == [
+        "CMD",
+        "python",
+        "-m",
+        "scripts.healthcheck",
+        "api",
+        "8000",
+    ]

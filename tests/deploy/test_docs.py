@@ -44,8 +44,9 @@ def test_documented_webhook_verification_matches_the_signer() -> None:
 def test_every_error_code_is_documented() -> None:
     source = "\n".join(p.read_text() for d in ("core", "api") for p in (ROOT / d).rglob("*.py"))
     codes = set(re.findall(r"\bcode\s*=\s*\"([a-z_]+)\"", source))
-    codes |= set(re.findall(r"^\s+\d{3}: \"([a-z_]+)\",$", (ROOT / "api" / "errors.py").read_text(),
-                            re.M))
+    codes |= set(
+        re.findall(r"^\s+\d{3}: \"([a-z_]+)\",$", (ROOT / "api" / "errors.py").read_text(), re.M)
+    )
     documented = set(re.findall(r"`([a-z_]+)`", LIMS.read_text()))
     assert codes, "no error codes found"
     missing = codes - documented

@@ -41,8 +41,12 @@ def _check(path: Path) -> None:
 
 
 @settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(muts=st.lists(st.tuples(st.integers(0, len(GOOD_BYTES) - 1), st.integers(0, 255)), min_size=1, max_size=40),
-       cut=st.one_of(st.none(), st.integers(8, len(GOOD_BYTES))))
+@given(
+    muts=st.lists(
+        st.tuples(st.integers(0, len(GOOD_BYTES) - 1), st.integers(0, 255)), min_size=1, max_size=40
+    ),
+    cut=st.one_of(st.none(), st.integers(8, len(GOOD_BYTES))),
+)
 def test_byte_mutations(muts: list[tuple[int, int]], cut: int | None) -> None:
     data = bytearray(GOOD_BYTES if cut is None else GOOD_BYTES[:cut])
     for off, val in muts:
@@ -55,7 +59,8 @@ def test_byte_mutations(muts: list[tuple[int, int]], cut: int | None) -> None:
 
 @settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    n_obs=st.integers(0, 30), n_vars=st.integers(0, 30),
+    n_obs=st.integers(0, 30),
+    n_vars=st.integers(0, 30),
     declared=st.tuples(st.integers(-5, 10**12), st.integers(-5, 10**12)),
     indptr_noise=st.lists(st.integers(-50, 50), min_size=0, max_size=40),
     index_noise=st.lists(st.integers(-100, 10**6), min_size=0, max_size=40),
@@ -63,8 +68,16 @@ def test_byte_mutations(muts: list[tuple[int, int]], cut: int | None) -> None:
     xy=st.sampled_from(["ok", "nan", "inf", "1col", "missing", "wrongrows"]),
     enc=st.sampled_from(["csr_matrix", "csc_matrix", "weird", None]),
 )
-def test_structural(n_obs: int, n_vars: int, declared: tuple[int, int], indptr_noise: list[int],
-                    index_noise: list[int], values: str, xy: str, enc: str | None) -> None:
+def test_structural(
+    n_obs: int,
+    n_vars: int,
+    declared: tuple[int, int],
+    indptr_noise: list[int],
+    index_noise: list[int],
+    values: str,
+    xy: str,
+    enc: str | None,
+) -> None:
     rng = np.random.default_rng(n_obs * 31 + n_vars)
     nnz = int(n_obs * n_vars * 0.3)
     indptr = np.sort(rng.integers(0, nnz + 1, size=n_obs + 1))
@@ -101,7 +114,9 @@ def test_structural(n_obs: int, n_vars: int, declared: tuple[int, int], indptr_n
             grp.attrs["column-order"] = np.array([], dtype="S")
             grp["_index"] = np.array([f"{name}{i}" for i in range(n)], dtype="S")
         if xy != "missing":
-            coords = rng.uniform(0, 100, size=(n_obs + (1 if xy == "wrongrows" else 0), 1 if xy == "1col" else 2))
+            coords = rng.uniform(
+                0, 100, size=(n_obs + (1 if xy == "wrongrows" else 0), 1 if xy == "1col" else 2)
+            )
             if xy == "nan" and coords.size:
                 coords[0, 0] = np.nan
             if xy == "inf" and coords.size:

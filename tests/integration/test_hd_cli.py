@@ -35,8 +35,9 @@ def test_hd_2um_folder_aggregates_back_to_the_8um_sample(hd_pair: tuple[Path, Pa
     np.testing.assert_allclose(b.obsm["spatial"], a.obsm["spatial"], atol=0.5 * 2 / 0.2737 * 1.5)
 
 
-def test_hd_analyze_bin_size_8_end_to_end(hd_pair: tuple[Path, Path], tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_hd_analyze_bin_size_8_end_to_end(
+    hd_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, outs = hd_pair
     out = tmp_path / "res"
     rc = main(["analyze", str(outs), "--bin-size", "8", "--out", str(out), "--no-report"])
@@ -52,9 +53,12 @@ def test_hd_analyze_bin_size_8_end_to_end(hd_pair: tuple[Path, Path], tmp_path: 
     assert (out / "figures" / "domains.png").is_file()
 
 
-def test_hd_analyze_picks_finest_fitting_bin_size(hd_pair: tuple[Path, Path], tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_hd_analyze_picks_finest_fitting_bin_size(
+    hd_pair: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from core.config import get_settings
     from core.io.hd import bin_options
 
@@ -78,8 +82,9 @@ def test_hd_analyze_picks_finest_fitting_bin_size(hd_pair: tuple[Path, Path], tm
 
 
 @pytest.mark.parametrize("top", ["binned_outputs", "outs"])
-def test_hd_archive_is_read_at_the_bin_size_the_budget_allows(hd_pair: tuple[Path, Path], tmp_path: Path,
-                                                             top: str) -> None:
+def test_hd_archive_is_read_at_the_bin_size_the_budget_allows(
+    hd_pair: tuple[Path, Path], tmp_path: Path, top: str
+) -> None:
     """A .tar of a 2 um HD folder (from inside outs/, or of outs/ itself), as uploaded to the service:
     the HD root is found (not the first folder holding an h5) and the validation step, run under the
     analysis worker's memory limit, reads it at the finest bin size that fits."""

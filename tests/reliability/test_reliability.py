@@ -480,7 +480,10 @@ def poison_h5ad(tmp_path_factory: Any) -> Path:
     return p
 
 
-POISON_SPOTS, POISON_GENES = 40000, 3000  # 361 MB; its analysis peaks at ~1.8 GB RSS (the cap is 1.6 GB of address space)
+POISON_SPOTS, POISON_GENES = (
+    40000,
+    3000,
+)  # 361 MB; its analysis peaks at ~1.8 GB RSS (the cap is 1.6 GB of address space)
 ANALYSIS_CAP_MB = os.environ.get("MGS_TEST_ANALYSIS_MEMORY_MB", "1600")
 
 

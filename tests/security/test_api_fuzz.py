@@ -38,8 +38,14 @@ def fuzz_api(service_env: dict[str, str], tmp_path_factory: Any) -> Iterator[dic
     with client(base, f"Bearer {key}") as c:
         up = upload(c, BRAIN_H5AD.read_bytes(), "b.h5ad").json()["id"]
         job = c.post("/v1/jobs", json={"upload_id": up}).json()["id"]
-    yield {"base": base, "auth": f"Bearer {key}", "upload": up, "job": job, "proc": proc,
-           "max_upload_bytes": int(env["MGS_MAX_UPLOAD_BYTES"])}
+    yield {
+        "base": base,
+        "auth": f"Bearer {key}",
+        "upload": up,
+        "job": job,
+        "proc": proc,
+        "max_upload_bytes": int(env["MGS_MAX_UPLOAD_BYTES"]),
+    }
     tail = proc.tail(20000)
     proc.stop()
     assert "Traceback" not in tail, tail
@@ -72,7 +78,11 @@ def test_api_conforms(case: Any, fuzz_api: dict[str, str]) -> None:
             if __import__("zlib").crc32(raw.encode()) % 3 == 0:
                 case.path_parameters["job_id"] = fuzz_api["job"]
     excluded = []
-    if isinstance(case.query, dict) and isinstance(case.query.get("wait"), int) and case.query["wait"] > 1:
+    if (
+        isinstance(case.query, dict)
+        and isinstance(case.query.get("wait"), int)
+        and case.query["wait"] > 1
+    ):
         # a long poll on a job nobody works on waits its whole ``wait`` (up to 60 s) by design:
         # keep the request short; the long poll itself is tested in tests/service/test_longpoll.py
         case.query["wait"] = 1
@@ -90,7 +100,9 @@ def test_api_conforms(case: Any, fuzz_api: dict[str, str]) -> None:
         excluded.append(positive_data_acceptance)
     body = case.body if isinstance(case.body, dict) else {}
     opts = body.get("options") if isinstance(body.get("options"), dict) else {}
-    if case.operation.path == "/v1/jobs" and any(opts.get(k) for k in ("markers", "model", "backend")):
+    if case.operation.path == "/v1/jobs" and any(
+        opts.get(k) for k in ("markers", "model", "backend")
+    ):
         # a marker table, model or backend is checked against what this server has (its
         # allowlists, MGS_MARKER_TABLES_DIR): 422 invalid_option/model_not_allowed/
         # backend_not_allowed for a schema-valid name it lacks is the documented answer

@@ -117,7 +117,9 @@ def test_zip_bomb_is_refused_by_ratio_before_unpacking(tmp_path: Path) -> None:
 
 
 def test_absolute_bound_counts_declared_sizes(tmp_path: Path) -> None:
-    p = _write(tmp_path, "b.tar.gz", targz_of([*visium_members(), ("outs/big.bin", b"\0" * 3_000_000)]))
+    p = _write(
+        tmp_path, "b.tar.gz", targz_of([*visium_members(), ("outs/big.bin", b"\0" * 3_000_000)])
+    )
     with pytest.raises(errors.InputError) as e:
         plan_archive(p, 2_000_000, 100)
     assert e.value.code == "archive_too_large" and "MGS_MAX_EXTRACT_BYTES" in e.value.detail
@@ -129,11 +131,16 @@ def test_absolute_bound_counts_declared_sizes(tmp_path: Path) -> None:
     [
         [("outs/a", b"x"), ("outs/a/b", b"y")],
         [("outs/a/b", b"y"), ("outs/a", b"x")],
-        [("outs/filtered_feature_bc_matrix.h5", b"x"), ("outs/filtered_feature_bc_matrix.h5", b"y")],
+        [
+            ("outs/filtered_feature_bc_matrix.h5", b"x"),
+            ("outs/filtered_feature_bc_matrix.h5", b"y"),
+        ],
     ],
     ids=["file-then-folder", "folder-then-file", "same-file-twice"],
 )
-def test_file_folder_clash_is_a_precise_error(tmp_path: Path, members: list[tuple[str, bytes]]) -> None:
+def test_file_folder_clash_is_a_precise_error(
+    tmp_path: Path, members: list[tuple[str, bytes]]
+) -> None:
     p = _write(tmp_path, "c.zip", zip_of(members))
     with pytest.raises(errors.InputError) as e:
         read_sample(p, Settings())
@@ -162,21 +169,27 @@ def test_members_we_do_not_read_are_not_extracted(tmp_path: Path) -> None:
     p = _write(tmp_path, "s.tar.gz", targz_of([*visium_members(), *junk]))
     root = extract_archive(p, tmp_path / "o", GIB, 100, max_ratio=100)
     assert root == tmp_path / "o" / "outs"
-    got = {q.relative_to(tmp_path / "o").as_posix() for q in (tmp_path / "o").rglob("*") if q.is_file()}
+    got = {
+        q.relative_to(tmp_path / "o").as_posix() for q in (tmp_path / "o").rglob("*") if q.is_file()
+    }
     assert got == {n for n, _ in visium_members()}
     s = read_sample(p, Settings())
     assert s.adata.n_obs > 0 and s.source_format == "archive:spaceranger"
 
 
 @pytest.mark.skipif(not VISIUM_DIR.is_dir(), reason="../shared/data is absent")
-def test_validation_and_analysis_unpack_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validation_and_analysis_unpack_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from core.jobs.sandbox import validate_in_subprocess
     from core.runner import AnalyzeOptions, run_analysis_stage
 
     data = targz_of(visium_members())
     p = _write(tmp_path, "sample.tar.gz", data)
     unpacked = tmp_path / "unpacked"
-    summary = validate_in_subprocess(p, Settings(), unpack_dir=unpacked)  # the sandboxed child unpacks
+    summary = validate_in_subprocess(
+        p, Settings(), unpack_dir=unpacked
+    )  # the sandboxed child unpacks
     assert summary["n_obs"] > 0
     assert (unpacked / archive.UNPACKED_MARKER).is_file()
 

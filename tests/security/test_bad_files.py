@@ -50,14 +50,18 @@ def _external_storage(f: h5py.File) -> None:
 
 
 def _external_environ(f: h5py.File) -> None:
-    f["obs"].create_dataset("env", (300,), "S64", external=[("/proc/self/environ", 0, h5py.h5f.UNLIMITED)])
+    f["obs"].create_dataset(
+        "env", (300,), "S64", external=[("/proc/self/environ", 0, h5py.h5f.UNLIMITED)]
+    )
 
 
 def _plugin_filter(f: h5py.File) -> None:
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_chunk((10,))
     dcpl.set_filter(32008, h5py.h5z.FLAG_OPTIONAL, ())
-    h5py.h5d.create(f["uns"].id, b"plugged", h5py.h5t.NATIVE_INT32, h5py.h5s.create_simple((10,)), dcpl=dcpl)
+    h5py.h5d.create(
+        f["uns"].id, b"plugged", h5py.h5t.NATIVE_INT32, h5py.h5s.create_simple((10,)), dcpl=dcpl
+    )
 
 
 def _virtual(f: h5py.File) -> None:
@@ -287,7 +291,13 @@ def outcomes(
     with client(api, tenant_a["auth"]) as c:
         for name, (make, _) in CORPUS.items():
             data = make(tmp_path_factory.mktemp(name))
-            suffix = ".tar.gz" if name.startswith("tar") else ".zip" if name.startswith("zip") else ".h5ad"
+            suffix = (
+                ".tar.gz"
+                if name.startswith("tar")
+                else ".zip"
+                if name.startswith("zip")
+                else ".h5ad"
+            )
             r = upload(c, data, name + suffix)
             if r.status_code != 201:
                 out[name] = {"where": "upload", "status": r.status_code, **r.json()}
@@ -300,7 +310,12 @@ def outcomes(
             for name, jid in list(jobs.items()):
                 job = c.get(f"/v1/jobs/{jid}").json()
                 if job["state"] in ("succeeded", "failed", "canceled"):
-                    out[name] = {"where": "job", "state": job["state"], **(job["error"] or {}), "job": job}
+                    out[name] = {
+                        "where": "job",
+                        "state": job["state"],
+                        **(job["error"] or {}),
+                        "job": job,
+                    }
                     del jobs[name]
             time.sleep(0.5)
         for name, jid in jobs.items():

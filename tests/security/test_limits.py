@@ -66,7 +66,9 @@ def test_over_limit_refused_before_it_reaches_disk(strict: dict[str, Any]) -> No
 
     with client(strict["bases"][0], _key(strict["env"])) as c:
         try:
-            r = c.post("/v1/uploads", content=body(), headers={"content-type": "application/octet-stream"})
+            r = c.post(
+                "/v1/uploads", content=body(), headers={"content-type": "application/octet-stream"}
+            )
             assert r.status_code == 413, r.text
             assert r.json()["code"] == "upload_too_large"
         except Exception as e:  # the server may close the socket while we still send
@@ -163,7 +165,10 @@ def test_rate_limit_shared_across_api_processes(strict: dict[str, Any]) -> None:
     other = _key(strict["env"])
     c1, c2 = client(strict["bases"][0], auth), client(strict["bases"][1], auth)
     try:
-        codes = [(c1 if i % 2 else c2).get("/v1/jobs", params={"limit": 1}).status_code for i in range(40)]
+        codes = [
+            (c1 if i % 2 else c2).get("/v1/jobs", params={"limit": 1}).status_code
+            for i in range(40)
+        ]
         ok = codes.count(200)
         assert 30 <= ok <= 32, codes  # 30 per minute across both processes (+ refill while running)
         r = c1.get("/v1/jobs")

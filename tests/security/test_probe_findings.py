@@ -94,7 +94,9 @@ def test_nul_in_external_sample_id_is_422(probe: dict[str, Any]) -> None:
 
 def test_nul_in_markers_is_422(probe: dict[str, Any]) -> None:
     with client(probe["base"], probe["auth"]) as c:
-        r = c.post("/v1/jobs", json={"upload_id": probe["upload"], "options": {"markers": "a\x00b"}})
+        r = c.post(
+            "/v1/jobs", json={"upload_id": probe["upload"], "options": {"markers": "a\x00b"}}
+        )
     _is_problem(r, 422, "validation_error")
 
 
@@ -221,7 +223,9 @@ def test_guard_refuses_ipv6_forms_that_embed_internal_ipv4(url: str) -> None:
         check_callback_url(url, allow_private=False)
 
 
-@pytest.mark.parametrize("url", ["http://[2606:4700:4700::1111]/hook", "http://[2002:5db8:d70e::1]/"])
+@pytest.mark.parametrize(
+    "url", ["http://[2606:4700:4700::1111]/hook", "http://[2002:5db8:d70e::1]/"]
+)
 def test_guard_allows_public_ipv6(url: str) -> None:
     check_callback_url(url, allow_private=False)  # 6to4 of a public IPv4 is public
 
@@ -253,10 +257,15 @@ def test_json_body_over_limit_is_413(probe: dict[str, Any]) -> None:
 
 
 def test_report_html_has_csp_and_nosniff(probe: dict[str, Any]) -> None:
-    html = b"<html><body><img src='data:image/png;base64,AA=='><script>alert(1)</script></body></html>"
+    html = (
+        b"<html><body><img src='data:image/png;base64,AA=='><script>alert(1)</script></body></html>"
+    )
     job_id = _succeeded_job(probe, {"report.html": html, "report.json": b"{}"})
     with client(probe["base"], probe["auth"]) as c:
-        for path in (f"/v1/jobs/{job_id}/report?format=html", f"/v1/jobs/{job_id}/artifacts/report.html"):
+        for path in (
+            f"/v1/jobs/{job_id}/report?format=html",
+            f"/v1/jobs/{job_id}/artifacts/report.html",
+        ):
             r = c.get(path)
             assert r.status_code == 200, r.text
             assert r.headers["x-content-type-options"] == "nosniff"
@@ -289,7 +298,10 @@ def test_docs_have_a_csp_that_lets_swagger_load(probe: dict[str, Any]) -> None:
     # every external script and stylesheet of the page is allowed, every inline script hashed
     for src in re.findall(r'<script src="([^"]+)"', r.text):
         assert any(src.startswith(s) for s in csp["script-src"] if s.startswith("https://")), src
-    for href in re.findall(r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"|<link[^>]+href="([^"]+)"[^>]+rel="stylesheet"', r.text):
+    for href in re.findall(
+        r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"|<link[^>]+href="([^"]+)"[^>]+rel="stylesheet"',
+        r.text,
+    ):
         h = href[0] or href[1]
         assert any(h.startswith(s) for s in csp["style-src"] if s.startswith("https://")), h
     for body in re.findall(r"<script>(.*?)</script>", r.text, flags=re.S):
@@ -302,8 +314,12 @@ def test_docs_have_a_csp_that_lets_swagger_load(probe: dict[str, Any]) -> None:
 def test_metrics_need_the_token_when_set(probe: dict[str, Any], api: str) -> None:
     with client(probe["base"], None) as c:
         _is_problem(c.get("/metrics"), 401, "unauthorized")
-        _is_problem(c.get("/metrics", headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
-        _is_problem(c.get("/metrics", headers={"Authorization": probe["auth"]}), 401, "unauthorized")
+        _is_problem(
+            c.get("/metrics", headers={"Authorization": "Bearer nope"}), 401, "unauthorized"
+        )
+        _is_problem(
+            c.get("/metrics", headers={"Authorization": probe["auth"]}), 401, "unauthorized"
+        )
         r = c.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
         assert r.status_code == 200 and "mgs_jobs" in r.text
     with client(api, None) as c:  # no token set: open, as before
@@ -359,7 +375,9 @@ def test_header_trickle_is_cut_off(probe: dict[str, Any]) -> None:
     ]
     with socket.create_connection((host, port), timeout=10) as s:
         finished = _trickle(s, lines, 0.5)  # 20 s of headers, a line every 0.5 s
-        assert not finished, "a client sending one header line every 0.5 s kept its connection for 20 s"
+        assert not finished, (
+            "a client sending one header line every 0.5 s kept its connection for 20 s"
+        )
         data, closed = _read_until_closed(s, 5)
     assert closed
     assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:200]
@@ -372,7 +390,9 @@ def test_idle_connection_without_a_request_is_closed(probe: dict[str, Any]) -> N
     assert closed, "a connection that never sent a request line stayed open"
 
 
-def _slow_body(probe: dict[str, Any], path: str, ctype: str, total: int, piece: int, every_s: float) -> tuple[bytes, bool]:
+def _slow_body(
+    probe: dict[str, Any], path: str, ctype: str, total: int, piece: int, every_s: float
+) -> tuple[bytes, bool]:
     host, port = _hostport(probe["base"])
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {probe['auth']}\r\n"
@@ -427,13 +447,16 @@ def test_trickle_after_an_early_answer_is_cut_off(probe: dict[str, Any]) -> None
 def test_a_steady_upload_is_not_cut_off(probe: dict[str, Any]) -> None:
     data = BRAIN_H5AD.read_bytes()
     with client(probe["base"], probe["auth"]) as c:
+
         def chunks() -> Iterator[bytes]:  # ~3 s at well above the minimum rate
             step = max(1, len(data) // 12)
             for i in range(0, len(data), step):
                 yield data[i : i + step]
                 time.sleep(0.25)
 
-        r = c.post("/v1/uploads", content=chunks(), headers={"content-type": "application/octet-stream"})
+        r = c.post(
+            "/v1/uploads", content=chunks(), headers={"content-type": "application/octet-stream"}
+        )
     assert r.status_code == 201, r.text
 
 
@@ -468,7 +491,9 @@ def _zip(members: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-SERVER_PATH = re.compile(r"(/tmp/|/var/|/home/|/work/|/usr/|/proc/|mgs-extract-|mgs-job-|site-packages)")
+SERVER_PATH = re.compile(
+    r"(/tmp/|/var/|/home/|/work/|/usr/|/proc/|mgs-extract-|mgs-job-|site-packages)"
+)
 
 
 def test_job_errors_carry_no_traceback_or_path(

@@ -30,7 +30,9 @@ def _problem(r: Any, code: str) -> None:
     assert r.json()["code"] == code, r.text
 
 
-def test_backends_and_models_outside_the_allowlist_are_refused(api: str, tenant_a: dict[str, str]) -> None:
+def test_backends_and_models_outside_the_allowlist_are_refused(
+    api: str, tenant_a: dict[str, str]
+) -> None:
     """The default deployment (template backend) allows template only, and its configured models."""
     with client(api, tenant_a["auth"]) as c:
         up = upload(c, BRAIN_H5AD.read_bytes(), "b.h5ad").json()["id"]
@@ -72,7 +74,9 @@ def test_check_is_shared_by_submit_and_report_worker() -> None:
         check_report_choice({"backend": "transformers"}, d)
 
 
-def test_a_model_that_is_not_local_fails_at_once_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_that_is_not_local_fails_at_once_without_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     pytest.importorskip("transformers")
     from core.errors import ModelUnavailable
     from core.report.backends.hf import load_model

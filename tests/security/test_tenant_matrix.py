@@ -31,7 +31,9 @@ def _fill(path: str, job_id: str) -> str:
 
 def _call(c: Any, method: str, path: str, upload_id: str) -> Any:
     if path == "/v1/uploads":
-        return c.post("/v1/uploads", content=b"x", headers={"content-type": "application/octet-stream"})
+        return c.post(
+            "/v1/uploads", content=b"x", headers={"content-type": "application/octet-stream"}
+        )
     if method == "POST" and path == "/v1/jobs":
         return c.post("/v1/jobs", json={"upload_id": upload_id})
     if method == "POST" and path.endswith("/report/sign"):
@@ -67,7 +69,12 @@ def test_matrix_covers_every_v1_operation() -> None:
 @pytest.mark.parametrize("which", ["queued", "canceled"])
 @pytest.mark.parametrize("method,path", [op for op in V1_OPS if "{job_id}" in op[1]])
 def test_other_tenant_gets_404(
-    api: str, tenant_b: dict[str, str], a_objects: dict[str, str], method: str, path: str, which: str
+    api: str,
+    tenant_b: dict[str, str],
+    a_objects: dict[str, str],
+    method: str,
+    path: str,
+    which: str,
 ) -> None:
     with client(api, tenant_b["auth"]) as b:
         r = _call(b, method, _fill(path, a_objects[which]), a_objects["upload"])
@@ -88,7 +95,9 @@ def test_other_tenant_cannot_use_upload_or_list(
         # a cursor forged from A's job does not reveal it either
         import base64
 
-        forged = base64.urlsafe_b64encode(f"2999-01-01T00:00:00+00:00|{a_objects['queued']}".encode())
+        forged = base64.urlsafe_b64encode(
+            f"2999-01-01T00:00:00+00:00|{a_objects['queued']}".encode()
+        )
         listed = b.get("/v1/jobs", params={"cursor": forged.decode()}).json()["items"]
         assert all(j["id"] not in a_objects.values() for j in listed)
     with client(api, tenant_a["auth"]) as a:  # A still sees its own job untouched
@@ -102,7 +111,10 @@ def revoked_key(service_env: dict[str, str], api: str) -> str:
         assert c.get("/v1/jobs").status_code == 200
     subprocess.run(
         [sys.executable, "-m", "cli", "keys", "revoke", key],
-        env=service_env, cwd=ROOT, check=True, capture_output=True,
+        env=service_env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     return key
 
@@ -127,7 +139,10 @@ def test_no_or_revoked_key_gets_401(
 
 
 def test_database_holds_no_key_in_plaintext(
-    service_env: dict[str, str], tenant_a: dict[str, str], tenant_b: dict[str, str], revoked_key: str
+    service_env: dict[str, str],
+    tenant_a: dict[str, str],
+    tenant_b: dict[str, str],
+    revoked_key: str,
 ) -> None:
     import psycopg
 

@@ -177,14 +177,21 @@ def test_submit_validation(api: str, tenant_a: dict[str, str], brain_upload: dic
             "validation_error",
         )
         # what a worker would refuse is refused at the door (one options model, issue 12)
-        for bad in ({"resolution": 5}, {"prompt_strategy": "no_such_strategy"},
-                    {"markers": "a\u0000b"}, {"n_domains": 1}, {"tiles": 99}):
+        for bad in (
+            {"resolution": 5},
+            {"prompt_strategy": "no_such_strategy"},
+            {"markers": "a\u0000b"},
+            {"n_domains": 1},
+            {"tiles": 99},
+        ):
             r = c.post("/v1/jobs", json={"upload_id": brain_upload["id"], "options": bad})
             is_problem(r, 422, "validation_error")
             assert r.json()["errors"][0]["loc"][:2] == ["body", "options"], bad
         is_problem(
-            c.post("/v1/jobs", json={"upload_id": brain_upload["id"],
-                                     "options": {"markers": "no_such_table"}}),
+            c.post(
+                "/v1/jobs",
+                json={"upload_id": brain_upload["id"], "options": {"markers": "no_such_table"}},
+            ),
             422,
             "invalid_option",
         )

@@ -19,16 +19,26 @@ from tests.service.helpers import BRAIN_H5AD, client, upload
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], env=env, cwd=ROOT, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "-m", "cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_missing_database_is_a_configuration_error(service_env: dict[str, str]) -> None:
-    env = {**service_env,
-           "MGS_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/nodb_{uuid.uuid4().hex[:6]}"}
-    for args in (["db", "upgrade"], ["keys", "create", "--tenant", "LAB"], ["relay", "--once"],
-                 ["serve", "--port", "1"]):
+    env = {
+        **service_env,
+        "MGS_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/nodb_{uuid.uuid4().hex[:6]}",
+    }
+    for args in (
+        ["db", "upgrade"],
+        ["keys", "create", "--tenant", "LAB"],
+        ["relay", "--once"],
+        ["serve", "--port", "1"],
+    ):
         r = _cli(env, *args)
         assert r.returncode == 3, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
@@ -50,8 +60,11 @@ def own_db(service_env: dict[str, str]) -> Any:
     name = f"mgs_cfg_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
-    env = {**service_env, "MGS_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
-           "MGS_WEBHOOK_ALLOW_PRIVATE": "false"}
+    env = {
+        **service_env,
+        "MGS_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+        "MGS_WEBHOOK_ALLOW_PRIVATE": "false",
+    }
     assert _cli(env, "db", "upgrade").returncode == 0
     yield name, env
     with psycopg.connect(PG_ADMIN, autocommit=True) as c:
@@ -65,8 +78,10 @@ def test_unresolvable_callback_and_database_gone(own_db: Any, tmp_path: Path) ->
     try:
         with client(base, f"Bearer {key}") as c:
             up = upload(c, BRAIN_H5AD.read_bytes()).json()
-            r = c.post("/v1/jobs", json={"upload_id": up["id"],
-                                         "callback_url": "https://lims.invalid/hooks/mgs"})
+            r = c.post(
+                "/v1/jobs",
+                json={"upload_id": up["id"], "callback_url": "https://lims.invalid/hooks/mgs"},
+            )
             assert r.status_code == 422 and r.json()["code"] == "callback_url_refused", r.text
             assert c.post("/v1/jobs", json={"upload_id": up["id"]}).status_code == 202
             with psycopg.connect(PG_ADMIN, autocommit=True) as a:

@@ -48,8 +48,9 @@ def lab(api: str, service_env: dict[str, str], tmp_path_factory: Any) -> dict[st
             signed = (None, "final", "amended")[(i // 5) % 3]
         # every tenth job shares its created_at with the next: the keyset's id tiebreak
         created = t0 + timedelta(minutes=i - (i % 10 == 1))
-        rows.append((uuid.uuid4(), tenant, uuid.UUID(upload_id), f"S-{i:05d}", state, signed,
-                     created))
+        rows.append(
+            (uuid.uuid4(), tenant, uuid.UUID(upload_id), f"S-{i:05d}", state, signed, created)
+        )
     _insert(service_env, rows)
     return {"auth": f"Bearer {key}", "rows": rows, "tenant": tenant, "env": service_env}
 
@@ -93,8 +94,15 @@ def test_keyset_paging_holds_over_thousands_of_jobs(api: str, lab: dict[str, Any
         assert [j["id"] for j in oldest] == [str(r[0]) for r in reversed(newest)]
         # a page holds while new jobs arrive: the cursor is a position, not an offset
         first = c.get("/v1/jobs", params={"limit": 100}).json()
-        new = (uuid.uuid4(), lab["tenant"], rows[0][2], "S-NEW", "queued", None,
-               datetime(2030, 1, 1, tzinfo=UTC))
+        new = (
+            uuid.uuid4(),
+            lab["tenant"],
+            rows[0][2],
+            "S-NEW",
+            "queued",
+            None,
+            datetime(2030, 1, 1, tzinfo=UTC),
+        )
         _insert(lab["env"], [new])
         rows.append(new)
         second = c.get("/v1/jobs", params={"limit": 100, "cursor": first["next_cursor"]}).json()
@@ -116,11 +124,19 @@ def test_filter_by_report_status(api: str, lab: dict[str, Any], status: str) -> 
 def test_filters_combine_state_dates_and_sample_id(api: str, lab: dict[str, Any]) -> None:
     rows = lab["rows"]
     after, before = rows[100][6], rows[700][6]
-    want = [str(r[0]) for r in sorted(rows, key=lambda r: (r[6], r[0]))
-            if r[4] == "failed" and after <= r[6] < before]
+    want = [
+        str(r[0])
+        for r in sorted(rows, key=lambda r: (r[6], r[0]))
+        if r[4] == "failed" and after <= r[6] < before
+    ]
     with client(api, lab["auth"]) as c:
-        got = _all_pages(c, state="failed", sort="created_at",
-                         created_after=after.isoformat(), created_before=before.isoformat())
+        got = _all_pages(
+            c,
+            state="failed",
+            sort="created_at",
+            created_after=after.isoformat(),
+            created_before=before.isoformat(),
+        )
         assert [j["id"] for j in got] == want
         one = c.get("/v1/jobs", params={"external_sample_id": "S-00042"}).json()["items"]
         assert [j["id"] for j in one] == [str(rows[42][0])]
@@ -227,7 +243,6 @@ def test_overlay_is_tenant_scoped_and_needs_a_succeeded_job(
         assert r.status_code == 409 and r.json()["code"] == "job_not_succeeded"
         r = c.get(f"/v1/jobs/{queued[0]}/overlay", headers={"Authorization": "Bearer nope"})
         assert r.status_code == 401
-
 
 
 def test_me_names_the_role_and_limits(

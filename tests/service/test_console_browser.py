@@ -62,10 +62,13 @@ def stack(service_env: dict[str, str], tmp_path_factory: Any) -> Iterator[str]:
     """API (as in its image), relay, CPU worker and report worker (template backend)."""
     logs = tmp_path_factory.mktemp("console-logs")
     env = {**service_env, "MGS_REPORT_BACKEND": "template"}
-    api_env = {**env, "PYTHONPATH": f"{blocker_dir(logs)}:{ROOT}",
-               "MGS_MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
-               # small chunks: the ~0.6 MB sample goes through a resumable session in 5 chunks
-               "MGS_UPLOAD_CHUNK_BYTES": str(UPLOAD_CHUNK)}
+    api_env = {
+        **env,
+        "PYTHONPATH": f"{blocker_dir(logs)}:{ROOT}",
+        "MGS_MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
+        # small chunks: the ~0.6 MB sample goes through a resumable session in 5 chunks
+        "MGS_UPLOAD_CHUNK_BYTES": str(UPLOAD_CHUNK),
+    }
     api_proc, base = start_api(api_env, logs / "api.log")
     procs = [
         api_proc,
@@ -82,14 +85,24 @@ def stack(service_env: dict[str, str], tmp_path_factory: Any) -> Iterator[str]:
 def browser(tmp_path: Path) -> Iterator[Any]:
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,2000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1280,2000",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = webdriver.ChromeService(executable_path=CHROMEDRIVER,
-                                      log_output=str(tmp_path / "chromedriver.log"))
+    service = webdriver.ChromeService(
+        executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")
+    )
     try:
         driver = webdriver.Chrome(options=opts, service=service)
     except WebDriverException as e:  # a broken local chromium is not the project's failure
@@ -106,7 +119,8 @@ def _wait(driver: Any, timeout: float = 30) -> Any:
 def _text(driver: Any, css: str) -> str:
     # read in one script call: the live list replaces its rows every poll (no stale elements)
     text = driver.execute_script(
-        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", css)
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", css
+    )
     assert text is not None, f"nothing matches {css}"
     return str(text).strip()
 
@@ -138,7 +152,8 @@ def _axe(driver: Any, where: str) -> list[dict[str, Any]]:
         "axe.run(document, {resultTypes: ['violations']}).then(r => done(JSON.stringify("
         "r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
         " nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))))).catch(e => done("
-        "JSON.stringify([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}])));")
+        "JSON.stringify([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}])));"
+    )
     bad = [v for v in json.loads(result) if v["impact"] in ("serious", "critical")]
     assert not bad, f"axe on {where}: {bad}"
     return bad
@@ -146,8 +161,12 @@ def _axe(driver: Any, where: str) -> list[dict[str, Any]]:
 
 def _sign_in(driver: Any, base: str, key: str) -> None:
     driver.get(base + "/")
-    _wait(driver).until(lambda d: d.find_element(By.ID, "api-key").is_displayed()
-                        or d.find_element(By.ID, "jobs-view").is_displayed())
+    _wait(driver).until(
+        lambda d: (
+            d.find_element(By.ID, "api-key").is_displayed()
+            or d.find_element(By.ID, "jobs-view").is_displayed()
+        )
+    )
     if driver.find_element(By.ID, "api-key").is_displayed():
         driver.find_element(By.ID, "api-key").send_keys(key)
         driver.find_element(By.ID, "sign-in").click()
@@ -174,13 +193,19 @@ def test_unverified_numbers_are_marked(stack: str, browser: Any) -> None:
         "return d.innerHTML;"
     )
     assert html.count('<mark class="unverified"') == 3, html
-    assert "3,400" in html and '<mark class="unverified" title="matches no computed value">3,400' not in html
+    assert (
+        "3,400" in html
+        and '<mark class="unverified" title="matches no computed value">3,400' not in html
+    )
     # the ordinal "1." is never a number of the narrative
     assert html.startswith("1. About"), html
 
 
 def test_upload_watch_review_sign_and_export(
-    stack: str, browser: Any, tenant_a: dict[str, str], service_env: dict[str, str],
+    stack: str,
+    browser: Any,
+    tenant_a: dict[str, str],
+    service_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     sample = tmp_path / "visium_10x_v1_subset.tar.gz"
@@ -214,7 +239,8 @@ def test_upload_watch_review_sign_and_export(
     assert progress and progress[-1] == 100 and max(progress) == 100, progress
     chunks = browser.execute_script(
         "return performance.getEntriesByType('resource').filter(e => e.initiatorType === "
-        "'xmlhttprequest' && /\\/v1\\/uploads\\/sessions\\/[^/]+$/.test(e.name)).length")
+        "'xmlhttprequest' && /\\/v1\\/uploads\\/sessions\\/[^/]+$/.test(e.name)).length"
+    )
     assert chunks >= -(-sample.stat().st_size // UPLOAD_CHUNK) > 1, chunks  # one PUT per chunk
     assert len({p for p in progress if 0 < p < 100}) > 1, progress  # the bar moved per chunk
     job_id = _text(browser, "#upload-text").rsplit(" ", 1)[-1]
@@ -247,34 +273,55 @@ def test_upload_watch_review_sign_and_export(
     assert "not a diagnosis" in _text(browser, "#report .disclaimer")
     sections = browser.find_elements(By.CSS_SELECTOR, "#report .report-section")
     ids = [s.get_attribute("data-section") for s in sections]
-    assert ids[:7] == ["specimen_and_qc", "tissue_architecture", "cell_populations",
-                       "spatial_organisation", "morphology", "uncertainty", "follow_up"], ids
+    assert ids[:7] == [
+        "specimen_and_qc",
+        "tissue_architecture",
+        "cell_populations",
+        "spatial_organisation",
+        "morphology",
+        "uncertainty",
+        "follow_up",
+    ], ids
     for s in sections[:7]:
         # computed tables and the narrative, apart
         assert s.find_elements(By.CSS_SELECTOR, ".computed") and s.find_elements(
-            By.CSS_SELECTOR, ".narrative")
+            By.CSS_SELECTOR, ".narrative"
+        )
     assert browser.find_elements(By.CSS_SELECTOR, "[data-section=cell_populations] .computed table")
     assert "template" in _text(browser, "#report")  # the narrative's source is labelled
 
     _wait(browser, 120).until(
-        lambda d: d.find_element(By.ID, "figures").get_attribute("data-loaded") is not None)
+        lambda d: d.find_element(By.ID, "figures").get_attribute("data-loaded") is not None
+    )
     loaded = browser.execute_script(
         "return [...document.querySelectorAll('#figures img')].map(i =>"
-        " [i.alt, i.src.startsWith('blob:'), i.complete && i.naturalWidth > 0])")
+        " [i.alt, i.src.startsWith('blob:'), i.complete && i.naturalWidth > 0])"
+    )
     assert loaded and all(blob and ok for _, blob, ok in loaded), loaded
 
-    names = [b.get_attribute("data-artifact")
-             for b in browser.find_elements(By.CSS_SELECTOR, "#artifact-list button")]
-    for expected in ("report.json", "report.md", "report.html", "spots.csv", "features.json",
-                     "analysis.json"):
+    names = [
+        b.get_attribute("data-artifact")
+        for b in browser.find_elements(By.CSS_SELECTOR, "#artifact-list button")
+    ]
+    for expected in (
+        "report.json",
+        "report.md",
+        "report.html",
+        "spots.csv",
+        "features.json",
+        "analysis.json",
+    ):
         assert expected in names, names
     assert any(n.startswith("figures/") and n.endswith(".png") for n in names), names
     # a download: the button fetches with the Bearer header and saves through a blob: URL
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    browser.execute_cdp_cmd("Browser.setDownloadBehavior",
-                            {"behavior": "allow", "downloadPath": str(downloads)})
-    browser.find_element(By.CSS_SELECTOR, "#artifact-list button[data-artifact='spots.csv']").click()
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    browser.find_element(
+        By.CSS_SELECTOR, "#artifact-list button[data-artifact='spots.csv']"
+    ).click()
     _wait(browser, 30).until(lambda d: (downloads / "spots.csv").is_file())
     assert (downloads / "spots.csv").read_text().startswith("barcode,")
 
@@ -296,12 +343,17 @@ def _review_as_submitter(
 
     try:
         _wait(browser, 60).until(
-            lambda d: d.find_element(By.ID, "tissue").get_attribute("data-ready") == "true")
+            lambda d: d.find_element(By.ID, "tissue").get_attribute("data-ready") == "true"
+        )
     except Exception:
         _screenshot(browser, tmp_path / "console-review-failed.png")
-        raise AssertionError(_page_state(browser) + " note: " + _text(browser, "#viewer-note")) from None
-    layers = [b.get_attribute("data-layer")
-              for b in browser.find_elements(By.CSS_SELECTOR, "#layers input[type=checkbox]")]
+        raise AssertionError(
+            _page_state(browser) + " note: " + _text(browser, "#viewer-note")
+        ) from None
+    layers = [
+        b.get_attribute("data-layer")
+        for b in browser.find_elements(By.CSS_SELECTOR, "#layers input[type=checkbox]")
+    ]
     assert layers == ["domain", "cell_type", "lineage", "qc"], layers
     assert "H&E of the sample" in _text(browser, "#viewer-note")
     # a layer whose claim the analysis withheld is labelled so and off until asked for
@@ -314,16 +366,19 @@ def _review_as_submitter(
         assert "Withheld by the analysis" in _text(browser, "#legend [data-legend=domain]")
     # the viewer holds the H&E and one image per layer shown
     assert browser.execute_script(
-        "return viewer.world.getItemCount() === 1 + Object.keys(ov.items).length")
+        "return viewer.world.getItemCount() === 1 + Object.keys(ov.items).length"
+    )
 
     # a layer toggled on and off; the opacity slider reaches every layer shown
     _layer(browser, "lineage", True)
     assert browser.find_elements(By.CSS_SELECTOR, "#legend [data-legend=lineage] li")
     browser.execute_script(
         "const r = document.getElementById('overlay-opacity'); r.value = 30;"
-        " r.dispatchEvent(new Event('input'));")
+        " r.dispatchEvent(new Event('input'));"
+    )
     opacities = browser.execute_script(
-        "return Object.values(ov.items).map(i => Math.round(i.getOpacity() * 100))")
+        "return Object.values(ov.items).map(i => Math.round(i.getOpacity() * 100))"
+    )
     assert len(opacities) >= 2 and set(opacities) == {30}, opacities
     for name in ("lineage", "cell_type", "qc"):
         _layer(browser, name, False)
@@ -335,17 +390,23 @@ def _review_as_submitter(
         "const p = ov.base.imageToViewerElementCoordinates(new OpenSeadragon.Point(d.x[i], d.y[i]));"
         "const r = document.getElementById('viewer').getBoundingClientRect();"
         "return {dx: p.x - r.width / 2, dy: p.y - r.height / 2,"
-        " domain: d.layers.domain.categories[d.layers.domain.codes[i]]};")
+        " domain: d.layers.domain.categories[d.layers.domain.codes[i]]};"
+    )
     browser.execute_script("document.getElementById('viewer').scrollIntoView({block: 'center'})")
     ActionChains(browser).move_to_element_with_offset(
-        browser.find_element(By.ID, "viewer"), int(spot["dx"]), int(spot["dy"])).click().perform()
+        browser.find_element(By.ID, "viewer"), int(spot["dx"]), int(spot["dy"])
+    ).click().perform()
     _wait(browser, 15).until(
-        lambda d: d.find_element(By.ID, "domain-detail").get_attribute("data-domain") == spot["domain"])
+        lambda d: (
+            d.find_element(By.ID, "domain-detail").get_attribute("data-domain") == spot["domain"]
+        )
+    )
     # a domain from the legend, by keyboard: composition and findings
     button = browser.find_element(By.CSS_SELECTOR, "#legend .domain-button[data-domain='D1']")
     button.send_keys(" ")
     _wait(browser).until(
-        lambda d: d.find_element(By.ID, "domain-detail").get_attribute("data-domain") == "D1")
+        lambda d: d.find_element(By.ID, "domain-detail").get_attribute("data-domain") == "D1"
+    )
     detail = _text(browser, "#domain-detail")
     assert "Composition" in detail and "In the report" in detail and "%" in detail, detail
     assert browser.find_elements(By.CSS_SELECTOR, "#domain-detail .composition table tbody tr")
@@ -365,8 +426,10 @@ def _review_as_submitter(
     assert _text(browser, "#signoff-status") == "preliminary"
     assert not browser.find_element(By.ID, "sign-form").is_displayed()
     assert browser.find_element(By.ID, "sign-not-allowed").is_displayed()
-    assert {b.get_attribute("data-format") for b in browser.find_elements(
-        By.CSS_SELECTOR, "#exports button")} >= {"pdf", "fhir", "hl7"}
+    assert {
+        b.get_attribute("data-format")
+        for b in browser.find_elements(By.CSS_SELECTOR, "#exports button")
+    } >= {"pdf", "fhir", "hl7"}
     _axe(browser, "review view (submitter)")
     # the viewer and the overlays live within the page's Content-Security-Policy
     try:
@@ -383,7 +446,8 @@ def _review_as_submitter(
         signoff = browser.find_element(By.ID, "signoff").rect
         assert tissue["x"] + tissue["width"] <= signoff["x"], (width, tissue, signoff)
         assert browser.execute_script(
-            "return document.documentElement.scrollWidth <= window.innerWidth")
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        )
         browser.save_screenshot(str(tmp_path / f"console-review-{width}.png"))
 
 
@@ -392,8 +456,12 @@ def _layer(browser: Any, name: str, on: bool) -> None:
     box = browser.find_element(By.ID, f"layer-{name}")
     if box.is_selected() != on:
         box.click()
-    _wait(browser).until(lambda d: (name in (
-        d.find_element(By.ID, "tissue").get_attribute("data-layers") or "").split()) == on)
+    _wait(browser).until(
+        lambda d: (
+            (name in (d.find_element(By.ID, "tissue").get_attribute("data-layers") or "").split())
+            == on
+        )
+    )
 
 
 def _sign_as_reviewer(
@@ -413,7 +481,8 @@ def _sign_as_reviewer(
     from selenium.webdriver.common.keys import Keys
 
     _wait(browser, 60).until(
-        lambda d: d.find_element(By.ID, "tissue").get_attribute("data-ready") == "true")
+        lambda d: d.find_element(By.ID, "tissue").get_attribute("data-ready") == "true"
+    )
     if not browser.find_element(By.ID, "layer-domain").is_selected():
         browser.find_element(By.ID, "layer-domain").send_keys(" ")  # the keyboard turns it on
     _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#legend .domain-button"))
@@ -421,12 +490,28 @@ def _sign_as_reviewer(
     reached: set[str] = set()
     for _ in range(120):
         ActionChains(browser).send_keys(Keys.TAB).perform()
-        reached.add(browser.execute_script(
-            "const e = document.activeElement;"
-            " return e.id || e.dataset.format || e.dataset.domain || e.dataset.artifact || e.tagName"))
-    want = {"zoom-in", "zoom-out", "zoom-home", "overlay-opacity", "layer-domain", "layer-qc",
-            "qc-metric", "sign-reviewer", "sign-status", "sign-comment", "sign-button",
-            "pdf", "fhir", "hl7"}
+        reached.add(
+            browser.execute_script(
+                "const e = document.activeElement;"
+                " return e.id || e.dataset.format || e.dataset.domain || e.dataset.artifact || e.tagName"
+            )
+        )
+    want = {
+        "zoom-in",
+        "zoom-out",
+        "zoom-home",
+        "overlay-opacity",
+        "layer-domain",
+        "layer-qc",
+        "qc-metric",
+        "sign-reviewer",
+        "sign-status",
+        "sign-comment",
+        "sign-button",
+        "pdf",
+        "fhir",
+        "hl7",
+    }
     assert want <= reached, want - reached
     assert "D1" in reached  # the domains, from the legend
 
@@ -441,7 +526,9 @@ def _sign_as_reviewer(
     browser.find_element(By.ID, "sign-button").click()
     _wait(browser).until(lambda d: d.find_element(By.ID, "sign-error").is_displayed())
     assert "needs a comment" in _text(browser, "#sign-error")
-    browser.find_element(By.ID, "sign-comment").send_keys("Addendum: margins reviewed on the slide.")
+    browser.find_element(By.ID, "sign-comment").send_keys(
+        "Addendum: margins reviewed on the slide."
+    )
     browser.find_element(By.ID, "sign-button").click()
     _wait(browser, 30).until(lambda d: _text(d, "#signoff-status") == "amended")
     history = _text(browser, "#signoff-history")
@@ -450,11 +537,15 @@ def _sign_as_reviewer(
     _screenshot(browser, tmp_path / "console-signed-1280.png")
 
     # exports after signing carry the new status
-    for fmt, name in (("fhir", f"report-{job_id}.fhir.json"), ("hl7", f"report-{job_id}.hl7"),
-                      ("pdf", f"report-{job_id}.pdf")):
+    for fmt, name in (
+        ("fhir", f"report-{job_id}.fhir.json"),
+        ("hl7", f"report-{job_id}.hl7"),
+        ("pdf", f"report-{job_id}.pdf"),
+    ):
         browser.find_element(By.CSS_SELECTOR, f"#exports button[data-format={fmt}]").click()
-        _wait(browser, 60).until(lambda d, n=name: (downloads / n).is_file()
-                                 and (downloads / n).stat().st_size > 0)
+        _wait(browser, 60).until(
+            lambda d, n=name: (downloads / n).is_file() and (downloads / n).stat().st_size > 0
+        )
     fhir = json.loads((downloads / f"report-{job_id}.fhir.json").read_text())
     assert fhir["resourceType"] == "DiagnosticReport" and fhir["status"] == "amended"
     segments = (downloads / f"report-{job_id}.hl7").read_text().replace("\n", "\r").split("\r")
@@ -464,8 +555,10 @@ def _sign_as_reviewer(
 
     # a colleague's amendment (through the API) reaches the open page by itself
     with client(base, f"Bearer {key}") as c:
-        r = c.post(f"/v1/jobs/{job_id}/report/sign",
-                   json={"reviewer": "Dr B. Colleague", "status": "amended", "comment": "second look"})
+        r = c.post(
+            f"/v1/jobs/{job_id}/report/sign",
+            json={"reviewer": "Dr B. Colleague", "status": "amended", "comment": "second look"},
+        )
         assert r.status_code == 201, r.text
     _wait(browser, 45).until(lambda d: "Dr B. Colleague" in _text(d, "#signoff-history"))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#signoff-history li[data-status]")) == 3
@@ -474,13 +567,16 @@ def _sign_as_reviewer(
 def _insert_jobs(env: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
     import psycopg
 
-    with psycopg.connect(env["MGS_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")) as conn:
+    with psycopg.connect(
+        env["MGS_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
+    ) as conn:
         conn.cursor().executemany(
             "INSERT INTO jobs (id, tenant_id, upload_id, kind, external_sample_id, options, state,"
             " stage, progress, attempts, stage_attempts, max_attempts, transient_tries, timings,"
             " summary, report_status, created_at, updated_at) VALUES (%s, %s, %s, 'spatial', %s,"
             " '{}', %s, 'analyzing', 0.5, 1, 1, 3, 0, '{}', '{}', %s, %s, %s)",
-            [(*r, r[-1]) for r in rows])
+            [(*r, r[-1]) for r in rows],
+        )
 
 
 def test_job_list_filters_pages_and_live_rows(
@@ -503,8 +599,17 @@ def test_job_list_filters_pages_and_live_rows(
         # the newest 4 are running; then succeeded (some signed), failed, queued
         state = "running" if i >= 126 else ("succeeded", "failed", "queued")[i % 3]
         signed = ("final" if i % 2 else None) if state == "succeeded" else None
-        rows.append((uuid.uuid4(), tenant, upload_id, f"LIST-{i:03d}", state, signed,
-                     t0 + timedelta(hours=i)))
+        rows.append(
+            (
+                uuid.uuid4(),
+                tenant,
+                upload_id,
+                f"LIST-{i:03d}",
+                state,
+                signed,
+                t0 + timedelta(hours=i),
+            )
+        )
     _insert_jobs(service_env, rows)
     newest = sorted(rows, key=lambda r: r[6], reverse=True)
 
@@ -513,7 +618,8 @@ def test_job_list_filters_pages_and_live_rows(
 
     def ids() -> list[str]:
         return browser.execute_script(
-            "return [...document.querySelectorAll('#jobs-table tbody tr')].map(r => r.dataset.job)")
+            "return [...document.querySelectorAll('#jobs-table tbody tr')].map(r => r.dataset.job)"
+        )
 
     _wait(browser).until(lambda d: len(ids()) == 50)
     assert ids() == [str(r[0]) for r in newest[:50]]
@@ -541,7 +647,8 @@ def test_job_list_filters_pages_and_live_rows(
     Select(browser.find_element(By.ID, "f-sort")).select_by_value("created_at")
     browser.execute_script(
         "document.getElementById('f-from').value = '2026-03-02';"
-        "document.getElementById('f-to').value = '2026-03-02';")
+        "document.getElementById('f-to').value = '2026-03-02';"
+    )
     browser.find_element(By.ID, "apply-filters").click()
     day = [r for r in rows if r[6].date().isoformat() == "2026-03-02"]
     # the day is local to the browser (UTC in the test machine's chromium unless TZ says else)
@@ -552,23 +659,34 @@ def test_job_list_filters_pages_and_live_rows(
     # live rows: back to page 1; a running job on screen finishes; the row follows
     browser.find_element(By.ID, "clear-filters").click()
     _wait(browser).until(lambda d: ids() == [str(r[0]) for r in newest[:50]])
-    browser.execute_script("performance.clearResourceTimings(); performance.setResourceTimingBufferSize(5000)")
+    browser.execute_script(
+        "performance.clearResourceTimings(); performance.setResourceTimingBufferSize(5000)"
+    )
     time.sleep(2)
     import psycopg
 
-    with psycopg.connect(service_env["MGS_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")) as conn:
-        conn.execute("UPDATE jobs SET state = 'succeeded', stage = 'reporting', progress = 1,"
-                     " finished_at = now() WHERE id = %s", (newest[0][0],))
+    with psycopg.connect(
+        service_env["MGS_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
+    ) as conn:
+        conn.execute(
+            "UPDATE jobs SET state = 'succeeded', stage = 'reporting', progress = 1,"
+            " finished_at = now() WHERE id = %s",
+            (newest[0][0],),
+        )
     row = f"tr[data-job='{newest[0][0]}']"
     _wait(browser, 40).until(lambda d: _text(d, f"{row} [data-field=state]") == "succeeded")
     assert _text(browser, f"{row} [data-field=report]") == "preliminary"
     time.sleep(1)
     urls = browser.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)")
-    visible = set(browser.execute_script(
-        "return [...document.querySelectorAll('#jobs-table tbody tr')].filter(r => {"
-        " const b = r.getBoundingClientRect(); return b.bottom > 0 && b.top < innerHeight;"
-        "}).map(r => r.dataset.job)"))
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    visible = set(
+        browser.execute_script(
+            "return [...document.querySelectorAll('#jobs-table tbody tr')].filter(r => {"
+            " const b = r.getBoundingClientRect(); return b.bottom > 0 && b.top < innerHeight;"
+            "}).map(r => r.dataset.job)"
+        )
+    )
     failed = {str(r[0]) for r in rows if r[4] == "failed"}
     job_gets = [u.split("/v1/jobs/")[1].split("?")[0] for u in urls if "/v1/jobs/" in u]
     lists = [u for u in urls if "/v1/jobs?" in u]
@@ -625,7 +743,8 @@ def test_upload_refusals_in_plain_words(
     notes.write_text("hello")
     refused(notes, "not a file the service reads")
     sent = browser.execute_script(
-        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/uploads')).length")
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/uploads')).length"
+    )
     assert sent == 0  # nothing above reached the server
 
     # the server's refusal, in words

@@ -47,25 +47,37 @@ def _targz(folder: Path, only: str | None = None) -> bytes:
     return buf.getvalue()
 
 
-def test_segmented_outputs_alone_is_accepted_at_upload(api: str, tenant_a: dict[str, str], sr4_outs: Path) -> None:
+def test_segmented_outputs_alone_is_accepted_at_upload(
+    api: str, tenant_a: dict[str, str], sr4_outs: Path
+) -> None:
     with client(api, tenant_a["auth"]) as c:
         r = upload(c, _targz(sr4_outs, "segmented_outputs"), "cells.tar.gz")
         assert r.status_code == 201, r.text
         assert r.json()["format"] == "tar.gz"
 
 
-def test_hd_cells_end_to_end(api: str, tenant_a: dict[str, str], workers: Any, sr4_outs: Path) -> None:
+def test_hd_cells_end_to_end(
+    api: str, tenant_a: dict[str, str], workers: Any, sr4_outs: Path
+) -> None:
     with client(api, tenant_a["auth"]) as c:
         up = upload(c, _targz(sr4_outs), "hd_sr4.tar.gz").json()
-        job = c.post("/v1/jobs", json={"upload_id": up["id"], "external_sample_id": "E2E-HD-CELLS",
-                                       "options": {"backend": "template", "seed": 0}}).json()
+        job = c.post(
+            "/v1/jobs",
+            json={
+                "upload_id": up["id"],
+                "external_sample_id": "E2E-HD-CELLS",
+                "options": {"backend": "template", "seed": 0},
+            },
+        ).json()
         done = wait_state(c, job["id"], {"succeeded", "failed", "canceled"}, timeout=600)
         assert done["state"] == "succeeded", (done, [p.tail() for p in workers])
         assert done["provenance"]["validation"]["unit"] == "cell"
         names = {a["name"] for a in c.get(f"/v1/jobs/{job['id']}/artifacts").json()["items"]}
         assert {"cells.geojson", "spots.csv", "analysis.json"} <= names, names
         analysis = c.get(f"/v1/jobs/{job['id']}/artifacts/analysis.json").json()
-        assert analysis["unit"] == "cell" and analysis["cells"]["method"] == "spaceranger_segmentation"
+        assert (
+            analysis["unit"] == "cell" and analysis["cells"]["method"] == "spaceranger_segmentation"
+        )
         gj = json.loads(c.get(f"/v1/jobs/{job['id']}/artifacts/cells.geojson").text)
         assert gj["features"] and gj["features"][0]["properties"]["objectType"] == "cell"
         spots = c.get(f"/v1/jobs/{job['id']}/artifacts/spots.csv").text

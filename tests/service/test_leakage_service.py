@@ -47,8 +47,12 @@ def test_refused_prompt_job_succeeds_with_a_report_without_narrative(
         up = upload(c, path.read_bytes(), "synthetic.h5ad").json()
         job = c.post(
             "/v1/jobs",
-            json={"upload_id": up["id"], "external_sample_id": "LEAK-1",
-                  "callback_url": hooks.url, "options": {"backend": "template", "seed": 0}},
+            json={
+                "upload_id": up["id"],
+                "external_sample_id": "LEAK-1",
+                "callback_url": hooks.url,
+                "options": {"backend": "template", "seed": 0},
+            },
         ).json()
         done = wait_state(c, job["id"], {"succeeded", "failed", "canceled"}, timeout=600)
         assert done["state"] == "succeeded", (done, [p.tail() for p in workers])
@@ -67,8 +71,15 @@ def test_refused_prompt_job_succeeds_with_a_report_without_narrative(
         assert report["sections"]  # the computed findings are there
         names = {a["name"] for a in c.get(f"/v1/jobs/{job['id']}/artifacts").json()["items"]}
         # the analysis artifacts and the whole report; no prompt was written or sent
-        assert {"features.json", "analysis.json", "spots.csv", "report.json", "report.md",
-                "report.html", "leakage_findings.json"} <= names
+        assert {
+            "features.json",
+            "analysis.json",
+            "spots.csv",
+            "report.json",
+            "report.md",
+            "report.html",
+            "leakage_findings.json",
+        } <= names
         assert "prompt.txt" not in names
         findings = c.get(f"/v1/jobs/{job['id']}/artifacts/leakage_findings.json").json()
         assert any("colon" in json.dumps(f) for f in findings["findings"])

@@ -58,12 +58,12 @@ def test_waiting_requests_hold_no_database_connection(
     async def go() -> tuple[list[int], int]:
         headers = {"Authorization": tenant_a["auth"]}
         limits = httpx.Limits(max_connections=200)
-        async with httpx.AsyncClient(base_url=api, headers=headers, timeout=60,
-                                     limits=limits) as c:
+        async with httpx.AsyncClient(base_url=api, headers=headers, timeout=60, limits=limits) as c:
             etag = (await c.get(f"/v1/jobs/{job_id}")).headers["etag"]
             polls = [
-                asyncio.create_task(c.get(f"/v1/jobs/{job_id}", params={"wait": 4},
-                                          headers={"If-None-Match": etag}))
+                asyncio.create_task(
+                    c.get(f"/v1/jobs/{job_id}", params={"wait": 4}, headers={"If-None-Match": etag})
+                )
                 for _ in range(60)
             ]
             await asyncio.sleep(1.0)
@@ -76,7 +76,11 @@ def test_waiting_requests_hold_no_database_connection(
 
 
 def test_status_cache_follows_every_change_of_the_row(
-    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str],
+    api: str,
+    tenant_a: dict[str, str],
+    tenant: str,
+    up: str,
+    service_env: dict[str, str],
     tenant_b: dict[str, str],
 ) -> None:
     """Plain GETs are answered from the API's status cache; a change of the job row by
@@ -106,8 +110,7 @@ def test_status_cache_follows_every_change_of_the_row(
             assert r.json()["progress"] == progress, "the cached status was not dropped"
             assert r.headers["etag"] != first.headers["etag"]
             # and it stays current (a stale body was not stored back)
-            assert all(c.get(f"/v1/jobs/{job_id}").json()["progress"] == progress
-                       for _ in range(5))
+            assert all(c.get(f"/v1/jobs/{job_id}").json()["progress"] == progress for _ in range(5))
         r = c.post(f"/v1/jobs/{job_id}/cancel")
         assert r.status_code == 200
         assert c.get(f"/v1/jobs/{job_id}").json()["state"] == "canceled"  # read-your-writes
@@ -118,15 +121,21 @@ def test_status_cache_follows_every_change_of_the_row(
 @pytest.fixture(scope="module")
 def pipeline(service_env: dict[str, str], tmp_path_factory: Any):  # type: ignore[no-untyped-def]
     logs = tmp_path_factory.mktemp("longpoll-logs")
-    procs = [start_relay(service_env, logs / "relay.log"),
-             start_worker(service_env, logs / "worker.log")]
+    procs = [
+        start_relay(service_env, logs / "relay.log"),
+        start_worker(service_env, logs / "worker.log"),
+    ]
     yield procs
     for p in procs:
         p.stop()
 
 
 def test_long_poll_follows_every_state_and_stage_change(
-    api: str, tenant_a: dict[str, str], tenant: str, up: str, service_env: dict[str, str],
+    api: str,
+    tenant_a: dict[str, str],
+    tenant: str,
+    up: str,
+    service_env: dict[str, str],
     pipeline: Any,
 ) -> None:
     job_id = submit_test_job(service_env, tenant, up, {"sleep_s": 1.0})
@@ -150,6 +159,7 @@ def test_long_poll_follows_every_state_and_stage_change(
         # a handful of requests for a whole job, not a busy loop
         assert requests <= 12, (requests, seen)
         # a finished job answers a long poll at once (304: the client is up to date)
-        r = c.get(f"/v1/jobs/{job_id}", params={"wait": 60}, headers={"If-None-Match": etag},
-                  timeout=30)
+        r = c.get(
+            f"/v1/jobs/{job_id}", params={"wait": 60}, headers={"If-None-Match": etag}, timeout=30
+        )
         assert r.status_code == 304

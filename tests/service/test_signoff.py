@@ -146,9 +146,7 @@ def test_roles_and_refusals(api: str, keys: dict[str, str], done_job: dict[str, 
         assert r.status_code == 422 and r.json()["code"] == "validation_error"
 
 
-def test_sign_job_not_succeeded(
-    api: str, keys: dict[str, str], done_job: dict[str, Any]
-) -> None:
+def test_sign_job_not_succeeded(api: str, keys: dict[str, str], done_job: dict[str, Any]) -> None:
     with client(api, keys["submitter"]) as c:
         job = c.post(
             "/v1/jobs",
@@ -201,22 +199,29 @@ def test_signoff_history_status_and_webhooks(
         # the PDF says what the header says: preliminary as the worker made it, then signed
         assert "Report status: FINAL" in _pdf_text(c, jid)
 
-        amend = {"reviewer": "Dr Grace Hopper", "status": "amended",
-                 "comment": "Domain D2 | reviewed ^ again & confirmed"}
+        amend = {
+            "reviewer": "Dr Grace Hopper",
+            "status": "amended",
+            "comment": "Domain D2 | reviewed ^ again & confirmed",
+        }
         r = c.post(f"/v1/jobs/{jid}/report/sign", json=amend, headers={"Idempotency-Key": "am-1"})
         assert r.status_code == 201, r.text
         assert "Idempotent-Replayed" not in r.headers
         # a network retry of the same request: the same history back, nothing appended
-        again = c.post(f"/v1/jobs/{jid}/report/sign", json=amend,
-                       headers={"Idempotency-Key": "am-1"})
+        again = c.post(
+            f"/v1/jobs/{jid}/report/sign", json=amend, headers={"Idempotency-Key": "am-1"}
+        )
         assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
         assert again.json() == r.json() and len(again.json()["signoffs"]) == 2
         # a retry that lost its key, within MGS_SIGNOFF_REPEAT_WINDOW_S: the same record too
         again = _sign(c, jid, **amend)
         assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == r.json()
         # the key reused for another sign-off is a client bug, not a retry
-        other = c.post(f"/v1/jobs/{jid}/report/sign", json={**amend, "comment": "other"},
-                       headers={"Idempotency-Key": "am-1"})
+        other = c.post(
+            f"/v1/jobs/{jid}/report/sign",
+            json={**amend, "comment": "other"},
+            headers={"Idempotency-Key": "am-1"},
+        )
         assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
         hist = c.get(f"/v1/jobs/{jid}/report/history").json()
         assert hist["report_status"] == "amended"
@@ -340,7 +345,6 @@ def test_unknown_format_is_a_validation_error(
     assert r.status_code == 422 and r.json()["code"] == "validation_error"
 
 
-
 def test_concurrent_retries_of_one_signoff_append_one_record(
     api: str, keys: dict[str, str], done_job: dict[str, Any], hooks: WebhookSink
 ) -> None:
@@ -357,11 +361,21 @@ def test_concurrent_retries_of_one_signoff_append_one_record(
     body = {"reviewer": "Dr Rosalind Franklin", "status": "amended", "comment": "D3 re-read"}
 
     async def go() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=api, timeout=60,
-                                     headers={"Authorization": keys["reviewer"]}) as ac:
-            return list(await asyncio.gather(*(
-                ac.post(f"/v1/jobs/{jid}/report/sign", json=body,
-                        headers={"Idempotency-Key": "concurrent-1"}) for _ in range(5))))
+        async with httpx.AsyncClient(
+            base_url=api, timeout=60, headers={"Authorization": keys["reviewer"]}
+        ) as ac:
+            return list(
+                await asyncio.gather(
+                    *(
+                        ac.post(
+                            f"/v1/jobs/{jid}/report/sign",
+                            json=body,
+                            headers={"Idempotency-Key": "concurrent-1"},
+                        )
+                        for _ in range(5)
+                    )
+                )
+            )
 
     answers = asyncio.run(go())
     assert {r.status_code for r in answers} == {201}, [r.text for r in answers]

@@ -87,9 +87,7 @@ def test_chunked_upload_of_a_real_sample_runs_a_job(
         store = open_store(settings_from(env))
         assert store.list(f"upload-sessions/{tenant_of(c)}/{sess['id']}/") == []
         assert b"".join(store.iter_bytes(f"uploads/{tenant_of(c)}/{up['id']}")) == data
-        is_problem(
-            put_chunk(c, sess["id"], data, 0, len(data)), 409, "upload_session_completed"
-        )
+        is_problem(put_chunk(c, sess["id"], data, 0, len(data)), 409, "upload_session_completed")
         # the upload is a job's input like a one-shot upload
         procs = [
             start_relay(env, tmp_path / "relay.log"),
@@ -102,9 +100,7 @@ def test_chunked_upload_of_a_real_sample_runs_a_job(
                 json={"upload_id": up["id"], "options": {"backend": "template", "seed": 0}},
             )
             assert job.status_code in (201, 202), job.text
-            done = wait_state(
-                c, job.json()["id"], {"succeeded", "failed", "canceled"}, timeout=600
-            )
+            done = wait_state(c, job.json()["id"], {"succeeded", "failed", "canceled"}, timeout=600)
             assert done["state"] == "succeeded", (done.get("error"), [p.tail() for p in procs])
         finally:
             for p in procs:

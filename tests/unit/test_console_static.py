@@ -23,5 +23,8 @@ def test_csp_allows_exactly_the_viewers_style() -> None:
 
 def test_vendored_libraries_carry_their_licences() -> None:
     osd = CONSOLE_DIR / "vendor" / "openseadragon"
-    assert "BSD" in (osd / "LICENSE.txt").read_text() or "Redistribution" in (osd / "LICENSE.txt").read_text()
+    assert (
+        "BSD" in (osd / "LICENSE.txt").read_text()
+        or "Redistribution" in (osd / "LICENSE.txt").read_text()
+    )
     assert (osd / "VERSION").read_text().startswith("openseadragon 6.1.1")

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ["core/analysis/pipeline.py", *sorted(
-    str(p.relative_to(ROOT)) for p in (ROOT / "core/io/readers").glob("*.py"))]
-ENTRY_POINTS = {"core/runner.py": {"run_analysis_stage", "check_out_dir"},
-                "core/io/preflight.py": {"preflight_h5ad", "preflight_10x_h5"}}
+MODULES = [
+    "core/analysis/pipeline.py",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "core/io/readers").glob("*.py")),
+]
+ENTRY_POINTS = {
+    "core/runner.py": {"run_analysis_stage", "check_out_dir"},
+    "core/io/preflight.py": {"preflight_h5ad", "preflight_10x_h5"},
+}
 
 
 def _missing(path: str, only: set[str] | None = None) -> list[str]:

@@ -16,7 +16,9 @@ from core.io.readers import read_sample
 from tests.fixtures.hd import MICRONS_PER_PIXEL, make_fake_hd, write_hd_bins
 
 
-def dense_reference(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, factor: int) -> dict[tuple[int, int], np.ndarray]:
+def dense_reference(
+    X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, factor: int
+) -> dict[tuple[int, int], np.ndarray]:
     D = X.toarray().astype(np.int64)
     ref: dict[tuple[int, int], np.ndarray] = {}
     for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
@@ -26,8 +28,12 @@ def dense_reference(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, factor
 
 
 @pytest.fixture(scope="module")
-def fake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, sp.csr_matrix, np.ndarray, np.ndarray]:
-    return make_fake_hd(tmp_path_factory.mktemp("hd") / "outs", n_rows=48, n_cols=40, n_genes=30, seed=3)
+def fake(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, sp.csr_matrix, np.ndarray, np.ndarray]:
+    return make_fake_hd(
+        tmp_path_factory.mktemp("hd") / "outs", n_rows=48, n_cols=40, n_genes=30, seed=3
+    )
 
 
 @pytest.mark.parametrize(("target", "chunk"), [(8, 97), (8, 10_000_000), (16, 301), (4, 1)])
@@ -46,7 +52,9 @@ def test_hd_aggregation_equals_dense_sum(fake: tuple, target: int, chunk: int) -
     assert np.all(np.diff(keys) > 0)
     px = 2 / MICRONS_PER_PIXEL
     for i in range(0, len(agg.barcodes), 7):
-        m = (rows // (target // 2) == agg.array_row[i]) & (cols // (target // 2) == agg.array_col[i])
+        m = (rows // (target // 2) == agg.array_row[i]) & (
+            cols // (target // 2) == agg.array_col[i]
+        )
         assert agg.n_children[i] == m.sum()
         assert agg.pxl_row[i] == pytest.approx(np.mean((rows[m] + 0.5) * px))
         assert agg.pxl_col[i] == pytest.approx(np.mean((cols[m] + 0.5) * px))
@@ -109,7 +117,11 @@ def test_hd_read_sample_aggregated_and_direct(fake: tuple, tmp_path: Path) -> No
     s = read_sample(out, Settings(memory_budget_mb=100_000), bin_size_um=8)
     assert s.layout == "visium_hd" and s.bin_size_um == 8.0
     assert s.adata.n_obs == len(dense_reference(X, rows, cols, 4))
-    assert s.bin_choice is not None and s.bin_choice["bin_size_um"] == 8 and s.bin_choice["source_um"] == 2
+    assert (
+        s.bin_choice is not None
+        and s.bin_choice["bin_size_um"] == 8
+        and s.bin_choice["source_um"] == 2
+    )
     assert any("aggregated from 2 um" in n for n in s.notes)
     assert s.spot_diameter_px == pytest.approx(8 / MICRONS_PER_PIXEL)
     assert s.image is not None and s.adata.obsm["spatial"].shape == (s.adata.n_obs, 2)
@@ -122,8 +134,15 @@ def test_hd_read_sample_aggregated_and_direct(fake: tuple, tmp_path: Path) -> No
     import shutil
 
     shutil.copytree(out, both)
-    write_hd_bins(both / "binned_outputs" / "square_008um", a8.X, a8.array_row, a8.array_col,
-                  a8.gene_names, 8, (int(a8.array_row.max()) + 1, int(a8.array_col.max()) + 1))
+    write_hd_bins(
+        both / "binned_outputs" / "square_008um",
+        a8.X,
+        a8.array_row,
+        a8.array_col,
+        a8.gene_names,
+        8,
+        (int(a8.array_row.max()) + 1, int(a8.array_col.max()) + 1),
+    )
     s3 = read_sample(both, Settings(memory_budget_mb=100_000), bin_size_um=8)
     assert s3.bin_choice is not None and s3.bin_choice["source_um"] == 8
     assert s3.adata.n_obs == a8.X.shape[0]

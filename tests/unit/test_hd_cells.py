@@ -17,7 +17,9 @@ from tests.fixtures.hd_cells import KnownCells, make_hd_cells
 
 @pytest.fixture(scope="module")
 def known(tmp_path_factory: pytest.TempPathFactory) -> KnownCells:
-    return make_hd_cells(tmp_path_factory.mktemp("hdcells") / "sample", seed=3, segmented=True, mex=True)
+    return make_hd_cells(
+        tmp_path_factory.mktemp("hdcells") / "sample", seed=3, segmented=True, mex=True
+    )
 
 
 def test_haematoxylin_is_high_on_nuclei(known: KnownCells) -> None:
@@ -31,8 +33,12 @@ def test_nuclei_precision_recall_at_iou_half(tmp_path: Path, stain: float, work_
     k = make_hd_cells(tmp_path / "s", seed=4, stain=stain)
     lab = np.zeros(k.labels.shape, dtype=np.int32)
     # small tiles: many nuclei cross tile borders, each must still be found once
-    nu = segment_nuclei(k.image, MICRONS_PER_PIXEL, labels_out=lab,
-                        params=NucleiParams(tile_px=300, work_um_per_px=work_um))
+    nu = segment_nuclei(
+        k.image,
+        MICRONS_PER_PIXEL,
+        labels_out=lab,
+        params=NucleiParams(tile_px=300, work_um_per_px=work_um),
+    )
     assert nu.n_tiles > 4
     precision, recall, _ = match_labels(k.labels, lab)
     assert precision >= 0.9 and recall >= 0.9, (precision, recall, nu.threshold)
@@ -49,7 +55,9 @@ def _bin_accuracy(pred: np.ndarray, true: np.ndarray) -> float:
     """Share of bins of true cells that land in the predicted cell matched to their true cell."""
     m = (pred >= 0) & (true >= 0)
     best: dict[int, tuple[int, int]] = {}
-    for (p, t), c in collections.Counter(zip(pred[m].tolist(), true[m].tolist(), strict=True)).items():
+    for (p, t), c in collections.Counter(
+        zip(pred[m].tolist(), true[m].tolist(), strict=True)
+    ).items():
         if c > best.get(p, (0, -1))[0]:
             best[p] = (c, t)
     mapped = np.array([best[p][1] if p in best else -2 for p in pred.tolist()])
@@ -63,8 +71,9 @@ def test_cells_from_bins_assigns_bins_to_their_true_cell(known: KnownCells) -> N
     assert _bin_accuracy(cs.bin_cell, known.bin_cell) >= 0.9
     # every count of an assigned bin is in exactly one cell (streamed in many chunks)
     assert cs.X.sum() == pytest.approx(float(known.X[cs.bin_cell >= 0].sum()))
-    np.testing.assert_allclose(np.asarray(cs.X.sum(1)).ravel()[:5],
-                               [known.X[cs.bin_cell == i].sum() for i in range(5)])
+    np.testing.assert_allclose(
+        np.asarray(cs.X.sum(1)).ravel()[:5], [known.X[cs.bin_cell == i].sum() for i in range(5)]
+    )
     assert np.all(cs.n_bins >= 1) and np.all((cs.in_nucleus_frac >= 0) & (cs.in_nucleus_frac <= 1))
     assert np.all(cs.area_um2 == cs.n_bins * 4)
     assert len(cs.polygons) == cs.n and all(len(p) >= 3 for p in cs.polygons)
@@ -84,7 +93,9 @@ def test_destriping_equalises_row_and_column_quantiles(known: KnownCells) -> Non
     assert np.ptp(q_cols) / q_cols.mean() < 1e-6  # the last pass is exact
     assert np.std(q_rows) / q_rows.mean() < 0.25 * np.std(stripes_r) / stripes_r.mean()
     a = cells_from_bins(known.out / "binned_outputs" / "square_002um", polygons=False)
-    b = cells_from_bins(known.out / "binned_outputs" / "square_002um", polygons=False, destripe=True)
+    b = cells_from_bins(
+        known.out / "binned_outputs" / "square_002um", polygons=False, destripe=True
+    )
     assert a.n == b.n and not np.allclose(a.X.toarray(), b.X.toarray())
 
 

@@ -16,17 +16,24 @@ from core.analysis.spatial import morans_i
 @pytest.mark.parametrize("seed", range(6))
 def test_hd_subsets_equal_scipy_indexing(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    X = sp.random(400, 60, density=rng.uniform(0.01, 0.3), format="csr", dtype=np.float32, random_state=seed)
+    X = sp.random(
+        400, 60, density=rng.uniform(0.01, 0.3), format="csr", dtype=np.float32, random_state=seed
+    )
     rows = rng.random(400) < rng.uniform(0.5, 1.0)
     cols = rng.random(60) < (1.0 if seed == 0 else rng.uniform(0.3, 1.0))
     ref = sp.csr_matrix(X[rows][:, cols])
     chunk = int(rng.integers(1, 150))
-    for got in (subset_csr(X, rows, cols, chunk_rows=chunk), subset_csr_inplace(X.copy(), rows, cols, chunk_rows=chunk)):
+    for got in (
+        subset_csr(X, rows, cols, chunk_rows=chunk),
+        subset_csr_inplace(X.copy(), rows, cols, chunk_rows=chunk),
+    ):
         assert got.shape == ref.shape
         np.testing.assert_array_equal(got.indptr, ref.indptr)
         np.testing.assert_array_equal(got.indices, ref.indices)
         np.testing.assert_array_equal(got.data, ref.data)
-    np.testing.assert_array_equal(_detected_in(X, rows, chunk), np.bincount(X[rows].indices, minlength=60))
+    np.testing.assert_array_equal(
+        _detected_in(X, rows, chunk), np.bincount(X[rows].indices, minlength=60)
+    )
 
 
 def test_hd_chunked_statistics_match_whole_matrix() -> None:
@@ -60,7 +67,9 @@ def test_hd_cholesky_qr_spans_the_same_space() -> None:
 def test_hd_ivf_knn_recall_above_exact_threshold() -> None:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(40, 10)) * 4
-    x = (centres[rng.integers(0, 40, size=60_000)] + rng.normal(size=(60_000, 10))).astype(np.float32)
+    x = (centres[rng.integers(0, 40, size=60_000)] + rng.normal(size=(60_000, 10))).astype(
+        np.float32
+    )
     idx, dist = pp.knn_graph(x, 15, seed=0, threads=1)
     assert idx.shape == (60_000, 15) and np.all(idx != np.arange(60_000)[:, None])
     assert np.all(np.diff(dist, axis=1) >= -1e-5)

@@ -40,8 +40,13 @@ __all__ = [
 ]
 
 
-def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um: int | None = None,
-                unpack_dir: str | Path | None = None, unit: str | None = None) -> Sample:
+def read_sample(
+    path: str | Path,
+    settings: Settings | None = None,
+    bin_size_um: int | None = None,
+    unpack_dir: str | Path | None = None,
+    unit: str | None = None,
+) -> Sample:
     """Read and check a sample; raises an :class:`~core.errors.InputError` on bad input.
 
     An archive's member list is checked before anything is unpacked, and only the files the
@@ -85,7 +90,11 @@ def read_sample(path: str | Path, settings: Settings | None = None, bin_size_um:
     if not path.exists():
         raise InputError(f"{path} does not exist", code="not_found")
     if path.is_file() and is_archive(path):
-        limits = (settings.max_extract_bytes, settings.max_extract_members, settings.max_extract_ratio)
+        limits = (
+            settings.max_extract_bytes,
+            settings.max_extract_members,
+            settings.max_extract_ratio,
+        )
         if unpack_dir is not None:
             inner, digest = unpack_once(path, unpack_dir, *limits)
             return _from_archive(read_sample(inner, settings, bin_size_um, unit=unit), digest)

@@ -59,8 +59,14 @@ def read_cells(path: Path, seg: Path | None, hd_root: Path | None, settings: Set
     from core.io.hd import read_scalefactors
     from core.io.hd_cells import cells_from_bins, read_segmented
 
-    spatial_dirs = [d for d in ((seg / "spatial") if seg else None,
-                                (hd_root / "square_002um" / "spatial") if hd_root else None) if d and d.is_dir()]
+    spatial_dirs = [
+        d
+        for d in (
+            (seg / "spatial") if seg else None,
+            (hd_root / "square_002um" / "spatial") if hd_root else None,
+        )
+        if d and d.is_dir()
+    ]
     sf: dict[str, Any] = {}
     for d in spatial_dirs:
         sf = read_scalefactors(d)
@@ -69,19 +75,33 @@ def read_cells(path: Path, seg: Path | None, hd_root: Path | None, settings: Set
     mpp = float(sf["microns_per_pixel"]) if sf.get("microns_per_pixel") else None
     if seg is not None:
         cs = read_segmented(seg, settings, mpp)
-        report = PreflightReport(path=str(seg), kind="10x_h5", n_obs=cs.n, n_vars=len(cs.gene_names),
-                                 nnz=int(cs.X.nnz), counts_location="matrix",
-                                 estimated_memory_mb=round(segmented_estimate_mb(seg), 1))
+        report = PreflightReport(
+            path=str(seg),
+            kind="10x_h5",
+            n_obs=cs.n,
+            n_vars=len(cs.gene_names),
+            nnz=int(cs.X.nnz),
+            counts_location="matrix",
+            estimated_memory_mb=round(segmented_estimate_mb(seg), 1),
+        )
     else:
         assert hd_root is not None
         fine = hd_root / "square_002um"
         fine_report = preflight_10x_h5(fine / "filtered_feature_bc_matrix.h5", float("inf"))
         cs = cells_from_bins(fine)
-        report = PreflightReport(path=str(fine / "filtered_feature_bc_matrix.h5"), kind="10x_h5", n_obs=cs.n,
-                                 n_vars=len(cs.gene_names), nnz=int(cs.X.nnz), counts_location="matrix",
-                                 estimated_memory_mb=0.0,
-                                 warnings=[f"cells summed from {fine_report.n_obs:,} 2 um bins "
-                                           f"({fine_report.nnz:,} non-zeros), streamed from the h5"])
+        report = PreflightReport(
+            path=str(fine / "filtered_feature_bc_matrix.h5"),
+            kind="10x_h5",
+            n_obs=cs.n,
+            n_vars=len(cs.gene_names),
+            nnz=int(cs.X.nnz),
+            counts_location="matrix",
+            estimated_memory_mb=0.0,
+            warnings=[
+                f"cells summed from {fine_report.n_obs:,} 2 um bins "
+                f"({fine_report.nnz:,} non-zeros), streamed from the h5"
+            ],
+        )
     if cs.n == 0:
         raise InputError("no cells: no nucleus was found on the H&E")
     obs = pd.DataFrame(cs.obs_columns(), index=pd.Index(cs.cell_ids.astype(str)))
@@ -89,10 +109,22 @@ def read_cells(path: Path, seg: Path | None, hd_root: Path | None, settings: Set
     a = ad.AnnData(X=cs.X, obs=obs, var=var)
     a.var_names_make_unique()
     a.obsm["spatial"] = np.asarray(cs.xy, dtype=np.float64)
-    sample = Sample(adata=a, layout="visium_hd", source_format="spaceranger", sha256=sha256_path(path),
-                    preflight=report, unit="cell")
-    sample.cells = {"n": cs.n, "method": cs.method, "description": cs.description, "n_nuclei": cs.n_nuclei,
-                    "params": cs.params, "px_per_um": (1.0 / mpp) if mpp else None}
+    sample = Sample(
+        adata=a,
+        layout="visium_hd",
+        source_format="spaceranger",
+        sha256=sha256_path(path),
+        preflight=report,
+        unit="cell",
+    )
+    sample.cells = {
+        "n": cs.n,
+        "method": cs.method,
+        "description": cs.description,
+        "n_nuclei": cs.n_nuclei,
+        "params": cs.params,
+        "px_per_um": (1.0 / mpp) if mpp else None,
+    }
     sample.cell_polygons = cs.polygons
     sample.notes.append(cs.description)
     sample.notes.extend(cs.notes)

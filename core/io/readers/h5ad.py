@@ -68,7 +68,9 @@ def read_h5ad(path: Path, settings: Settings) -> Sample:
     try:
         a = ad.read_h5ad(path)
     except Exception as e:  # anndata raises many types on damaged files
-        raise CorruptFile(f"{path.name} could not be read as AnnData: {type(e).__name__}: {e}") from e
+        raise CorruptFile(
+            f"{path.name} could not be read as AnnData: {type(e).__name__}: {e}"
+        ) from e
     if report.counts_location == "layers/counts":
         X = a.layers["counts"]
     elif report.counts_location == "raw/X":
@@ -99,8 +101,14 @@ def read_h5ad(path: Path, settings: Settings) -> Sample:
     b.var_names = symbols
     b.var_names_make_unique()
     b.obsm["spatial"] = xy
-    sample = Sample(adata=b, layout="generic", source_format="h5ad", sha256=sha256_path(path),
-                    preflight=report, metadata_strings=meta)
+    sample = Sample(
+        adata=b,
+        layout="generic",
+        source_format="h5ad",
+        sha256=sha256_path(path),
+        preflight=report,
+        metadata_strings=meta,
+    )
     spatial = uns.get("spatial")
     if isinstance(spatial, dict) and spatial:
         lib = next(iter(spatial))

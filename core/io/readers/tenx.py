@@ -40,8 +40,11 @@ def read_10x_h5(path: Path, settings: Settings) -> tuple[Any, PreflightReport]:
         g = f["matrix"]
         n_feat, n_bc = (int(v) for v in g["shape"][:])
         X = sp.csr_matrix(
-            (np.asarray(g["data"][:], dtype=np.float32), np.asarray(g["indices"][:], dtype=np.int32),
-             np.asarray(g["indptr"][:], dtype=np.int64)),
+            (
+                np.asarray(g["data"][:], dtype=np.float32),
+                np.asarray(g["indices"][:], dtype=np.int32),
+                np.asarray(g["indptr"][:], dtype=np.int64),
+            ),
             shape=(n_bc, n_feat),
         )
         barcodes = [b.decode() for b in g["barcodes"][:]]
@@ -77,7 +80,14 @@ def read_positions(spatial: Path) -> Any:
     """
     import pandas as pd
 
-    cols = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
+    cols = [
+        "barcode",
+        "in_tissue",
+        "array_row",
+        "array_col",
+        "pxl_row_in_fullres",
+        "pxl_col_in_fullres",
+    ]
     if (spatial / "tissue_positions.parquet").is_file():
         pos = pd.read_parquet(spatial / "tissue_positions.parquet")
     elif (spatial / "tissue_positions.csv").is_file():
@@ -120,7 +130,9 @@ def load_png(p: Path, max_pixels: int) -> np.ndarray:
     try:
         with Image.open(p) as im:
             if im.width * im.height > max_pixels:
-                raise ImageTooLarge(f"{p.name} is {im.width} x {im.height} pixels, over the cap of {max_pixels:,}")
+                raise ImageTooLarge(
+                    f"{p.name} is {im.width} x {im.height} pixels, over the cap of {max_pixels:,}"
+                )
             return np.asarray(im.convert("RGB"))
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"{p.name}: {e}") from e

@@ -40,8 +40,10 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def hub_offline() -> bool:
     """Whether the environment forbids reaching the Hugging Face Hub."""
-    return any(os.environ.get(k, "").strip().lower() in _TRUE
-               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(k, "").strip().lower() in _TRUE
+        for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _cached(model_id: str, revision: str | None) -> bool:
@@ -82,12 +84,14 @@ def check_weights_reachable(model_id: str, revision: str | None = None) -> bool:
         raise ModelUnavailable(
             f"cannot load model {model_id!r}: its weights are not in the local Hugging Face "
             "cache and the hub is offline (HF_HUB_OFFLINE); download it first or give a "
-            "local model folder")
+            "local model folder"
+        )
     if not _hub_reachable():
         raise ModelUnavailable(
             f"cannot load model {model_id!r}: its weights are not in the local Hugging Face "
             f"cache and the hub did not answer within {HUB_PROBE_TIMEOUT_S:g} s; download it "
-            "first or give a local model folder")
+            "first or give a local model folder"
+        )
     return False
 
 
@@ -104,7 +108,8 @@ def _load_gguf(path: Path) -> tuple[Any, Any, str, str]:
     try:
         tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=dtype)
+            str(path.parent), gguf_file=path.name, dtype=dtype
+        )
     except (OSError, ValueError, KeyError, ImportError) as e:
         reason = " ".join(str(e).split())
         raise ModelUnavailable(f"cannot load GGUF model {str(path)!r}: {reason}") from e
@@ -130,8 +135,10 @@ def load_model(
             _CACHE[key] = _load_gguf(local)
             return _CACHE[key]
         if model_id.startswith(("/", "./", "../", "~")) and not local.is_dir():
-            raise ModelUnavailable(f"cannot load model {model_id!r}: no such local directory "
-                                   "(give a model folder or a Hugging Face model id)")
+            raise ModelUnavailable(
+                f"cannot load model {model_id!r}: no such local directory "
+                "(give a model folder or a Hugging Face model id)"
+            )
         torch, transformers = _import()
         local_only = False
         if not local.is_dir():
@@ -155,9 +162,11 @@ def load_model(
                     "are off (MGS_MODEL_ALLOW_DOWNLOAD); the administrator must install it first"
                 ) from e
             reason = " ".join(str(e).split())  # one line: the CLI prints it as one
-            raise ModelUnavailable(f"cannot load model {model_id!r}"
-                                   f"{f' at revision {revision}' if revision else ''}: "
-                                   f"{reason}") from e
+            raise ModelUnavailable(
+                f"cannot load model {model_id!r}"
+                f"{f' at revision {revision}' if revision else ''}: "
+                f"{reason}"
+            ) from e
         model.to(device)
         model.eval()
         _CACHE[key] = (processor, model, device, str(dtype).removeprefix("torch."))
@@ -169,7 +178,9 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, model_id: str, revision: str | None = None, allow_download: bool = True) -> None:
+    def __init__(
+        self, model_id: str, revision: str | None = None, allow_download: bool = True
+    ) -> None:
         self.model_id = model_id
         self.revision = revision
         self.allow_download = allow_download
@@ -177,24 +188,34 @@ class TransformersBackend:
     def generate(self, request: GenerationRequest) -> Generation:
         """Run the model on the prompt and images; only the new tokens are returned."""
         t0 = time.perf_counter()
-        processor, model, device, dtype = load_model(self.model_id, self.revision, self.allow_download)
+        processor, model, device, dtype = load_model(
+            self.model_id, self.revision, self.allow_download
+        )
         t_load = time.perf_counter() - t0
         torch, _ = _import()
         text_only = getattr(processor, "image_processor", None) is None
         if text_only:  # a language model without vision: the prompt alone, no images
             if getattr(processor, "chat_template", None):
                 inputs = processor.apply_chat_template(
-                    [{"role": "user", "content": request.prompt}], add_generation_prompt=True,
-                    tokenize=True, return_dict=True, return_tensors="pt")
+                    [{"role": "user", "content": request.prompt}],
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                    return_tensors="pt",
+                )
             else:
                 inputs = processor(request.prompt, return_tensors="pt")
         else:
-            content: list[dict[str, Any]] = [{"type": "image", "image": im}
-                                             for im in request.images]
+            content: list[dict[str, Any]] = [
+                {"type": "image", "image": im} for im in request.images
+            ]
             content.append({"type": "text", "text": request.prompt})
             messages = [{"role": "user", "content": content}]
             inputs = processor.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                messages,
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
                 return_tensors="pt",
             )
         inputs = inputs.to(device)
@@ -203,8 +224,7 @@ class TransformersBackend:
         n_in = int(inputs["input_ids"].shape[-1])
         t1 = time.perf_counter()
         with torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=request.max_new_tokens,
-                                 do_sample=False)
+            out = model.generate(**inputs, max_new_tokens=request.max_new_tokens, do_sample=False)
         t_gen = time.perf_counter() - t1
         new = out[0][n_in:]
         text = processor.decode(new, skip_special_tokens=True).strip()
@@ -215,9 +235,16 @@ class TransformersBackend:
             model=self.model_id,
             revision=revision,
             written_by_language_model=True,
-            decoding={"do_sample": False, "max_new_tokens": request.max_new_tokens,
-                      "dtype": dtype, "device": device},
+            decoding={
+                "do_sample": False,
+                "max_new_tokens": request.max_new_tokens,
+                "dtype": dtype,
+                "device": device,
+            },
             timings={"load_s": round(t_load, 3), "generate_s": round(t_gen, 3)},
-            extra={"input_tokens": n_in, "output_tokens": len(new),
-                   "images_used": 0 if text_only else len(request.images)},
+            extra={
+                "input_tokens": n_in,
+                "output_tokens": len(new),
+                "images_used": 0 if text_only else len(request.images),
+            },
         )

@@ -45,8 +45,15 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", timeout_s: float = 120.0,
-                 max_retries: int = 2, backoff_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        timeout_s: float = 120.0,
+        max_retries: int = 2,
+        backoff_s: float = 0.5,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
@@ -90,7 +97,9 @@ class OpenAIBackend:
             choice = data["choices"][0]
             text = choice["message"]["content"]
         except (KeyError, IndexError, TypeError) as e:
-            raise ModelUnavailable(f"model server answered without a message: {str(data)[:200]}") from e
+            raise ModelUnavailable(
+                f"model server answered without a message: {str(data)[:200]}"
+            ) from e
         if isinstance(text, list):  # some servers return content parts
             text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
         return Generation(
@@ -98,9 +107,11 @@ class OpenAIBackend:
             backend=self.name,
             model=str(data.get("model") or self.model),
             written_by_language_model=True,
-            decoding={"temperature": 0.0, "top_p": 1.0,
-                      "max_new_tokens": request.max_new_tokens},
+            decoding={"temperature": 0.0, "top_p": 1.0, "max_new_tokens": request.max_new_tokens},
             timings={"generate_s": round(elapsed, 3)},
-            extra={"base_url": self.base_url, "usage": data.get("usage") or {},
-                   "finish_reason": choice.get("finish_reason")},
+            extra={
+                "base_url": self.base_url,
+                "usage": data.get("usage") or {},
+                "finish_reason": choice.get("finish_reason"),
+            },
         )

@@ -24,8 +24,11 @@ def _pct(x: Any) -> str:
 
 
 def _ranked(comp: Mapping[str, Any]) -> list[tuple[str, float]]:
-    items = [(str(k), float(v)) for k, v in comp.items()
-             if isinstance(v, int | float) and not isinstance(v, bool)]
+    items = [
+        (str(k), float(v))
+        for k, v in comp.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
     return sorted(items, key=lambda kv: -kv[1])
 
 
@@ -50,17 +53,23 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
     )
     if domains:
         largest = max(domains, key=lambda d: float(d.get("fraction_of_units") or 0))
-        parts = [f"{d.get('id')} ({_pct(d.get('fraction_of_units'))}, mostly "
-                 f"{d.get('dominant_lineage')})" if annotated and d.get("lineage_composition")
-                 else f"{d.get('id')} ({_pct(d.get('fraction_of_units'))})" for d in domains]
+        parts = [
+            f"{d.get('id')} ({_pct(d.get('fraction_of_units'))}, mostly "
+            f"{d.get('dominant_lineage')})"
+            if annotated and d.get("lineage_composition")
+            else f"{d.get('id')} ({_pct(d.get('fraction_of_units'))})"
+            for d in domains
+        ]
         out["tissue_architecture"] = (
             f"The section divides into {len(domains)} spatial domains: {'; '.join(parts)}. "
             f"The largest is {largest.get('id')}."
         )
         alt = (features.get("domain_count") or {}).get("close_alternative")
         if alt:
-            out["tissue_architecture"] += (f" A division into {alt} domains fits the data nearly "
-                                           "as well, so the count is uncertain.")
+            out["tissue_architecture"] += (
+                f" A division into {alt} domains fits the data nearly "
+                "as well, so the count is uncertain."
+            )
     elif "domains" in held:
         out["tissue_architecture"] = f"Spatial domains are not reported: {held['domains']}."
     else:
@@ -90,29 +99,47 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
         out["cell_populations"] = "No lineage composition was computed."
     coloc = spatial.get("lineage_colocalisation") or []
     segr = spatial.get("lineage_segregation") or []
-    together = "; ".join(f"{r.get('a')} with {r.get('b')}" for r in coloc[:3]
-                         if isinstance(r, Mapping)) or "no lineage pair"
-    apart = "; ".join(f"{r.get('a')} from {r.get('b')}" for r in segr[:3]
-                      if isinstance(r, Mapping)) or "no lineage pair"
-    lineage_stats = (f"Found together more than by chance: {together}. Kept apart: {apart}. "
-                     if annotated else "Lineage co-localisation was not computed because the "
-                     "annotation was unavailable. ")
+    together = (
+        "; ".join(f"{r.get('a')} with {r.get('b')}" for r in coloc[:3] if isinstance(r, Mapping))
+        or "no lineage pair"
+    )
+    apart = (
+        "; ".join(f"{r.get('a')} from {r.get('b')}" for r in segr[:3] if isinstance(r, Mapping))
+        or "no lineage pair"
+    )
+    lineage_stats = (
+        f"Found together more than by chance: {together}. Kept apart: {apart}. "
+        if annotated
+        else "Lineage co-localisation was not computed because the annotation was unavailable. "
+    )
     if "neighbourhood_enrichment" in held and annotated:
-        lineage_stats = f"Lineage co-localisation is not reported: {held['neighbourhood_enrichment']}. "
-    svg_text = (f"Spatially variable genes are not reported: {held['spatially_variable_genes']}."
-                if "spatially_variable_genes" in held else
-                f"{svg.get('n_significant_fdr05', 'An unknown number of')} of "
-                f"{svg.get('n_tested', 'the tested')} genes vary spatially (FDR 0.05).")
+        lineage_stats = (
+            f"Lineage co-localisation is not reported: {held['neighbourhood_enrichment']}. "
+        )
+    svg_text = (
+        f"Spatially variable genes are not reported: {held['spatially_variable_genes']}."
+        if "spatially_variable_genes" in held
+        else f"{svg.get('n_significant_fdr05', 'An unknown number of')} of "
+        f"{svg.get('n_tested', 'the tested')} genes vary spatially (FDR 0.05)."
+    )
     out["spatial_organisation"] = lineage_stats + svg_text
     out["morphology"] = (
         "The template writer does not read the image; morphology was not assessed."
-        if has_image else "No H&E image was available; morphology was not assessed."
+        if has_image
+        else "No H&E image was available; morphology was not assessed."
     )
-    data_checks = [r for c, r in held.items() if c not in ("domains", "annotation",
-                                                            "neighbourhood_enrichment",
-                                                            "spatially_variable_genes")]
+    data_checks = [
+        r
+        for c, r in held.items()
+        if c
+        not in ("domains", "annotation", "neighbourhood_enrichment", "spatially_variable_genes")
+    ]
     out["uncertainty"] = (
-        (f"The data are too thin for some claims: {'; '.join(data_checks)}. " if data_checks else "")
+        (
+            f"The data are too thin for some claims: {'; '.join(data_checks)}. "
+            if data_checks
+            else ""
+        )
         + f"Each {unit} can mix several cells, so lineage shares are estimates. This narrative "
         "was written by a deterministic template from the computed features, without a "
         "language model, and adds no interpretation beyond them."
@@ -134,7 +161,11 @@ class TemplateBackend:
         t0 = time.perf_counter()
         text = write_template_narrative(request.features, has_image=bool(request.images))
         return Generation(
-            text=text, backend=self.name, model=None, written_by_language_model=False,
-            revision=f"template-v{TEMPLATE_VERSION}", decoding={"deterministic": True},
+            text=text,
+            backend=self.name,
+            model=None,
+            written_by_language_model=False,
+            revision=f"template-v{TEMPLATE_VERSION}",
+            decoding={"deterministic": True},
             timings={"generate_s": round(time.perf_counter() - t0, 4)},
         )

@@ -36,8 +36,11 @@ def rows() -> dict[tuple[str, str], dict[str, Any]]:
     acc = _bench()
     synth = acc.load_synth()
     out = {}
-    for layout, shape, k, depth in (("hd", "voronoi", 4, 0.8), ("visium", "voronoi", 4, 0.8),
-                                    ("visium", "layers", 6, 0.6)):
+    for layout, shape, k, depth in (
+        ("hd", "voronoi", 4, 0.8),
+        ("visium", "voronoi", 4, 0.8),
+        ("visium", "layers", 6, 0.6),
+    ):
         cfg = acc.Config(seed=0, layout=layout, shape=shape, domains=k, depth=depth)
         key = layout if shape == "voronoi" else f"{layout}-{shape}"
         for r in acc.evaluate(synth, cfg, "small", ("default", "panglao_all"), None):

@@ -13,10 +13,30 @@ import pytest
 from cli import main
 from core.synth import write_sample
 
-SPOT_COLUMNS = ["barcode", "x", "y", "cluster", "domain", "cell_type", "lineage", "confidence", "entropy",
-                "total_counts", "n_genes", "pct_mito", "pct_ribo"]
-FIGURES = {"domains.png", "cell_types.png", "lineages.png", "qc_maps.png", "composition.png",
-           "nhood_enrichment.png", "spatially_variable_genes.png"}
+SPOT_COLUMNS = [
+    "barcode",
+    "x",
+    "y",
+    "cluster",
+    "domain",
+    "cell_type",
+    "lineage",
+    "confidence",
+    "entropy",
+    "total_counts",
+    "n_genes",
+    "pct_mito",
+    "pct_ribo",
+]
+FIGURES = {
+    "domains.png",
+    "cell_types.png",
+    "lineages.png",
+    "qc_maps.png",
+    "composition.png",
+    "nhood_enrichment.png",
+    "spatially_variable_genes.png",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +70,9 @@ def test_claims_and_domain_choice_recorded(result: Path) -> None:
     """A good sample: every reliability check passes and the domain choice is explained."""
     analysis = json.loads((result / "analysis.json").read_text())
     claims = {c["name"]: c for c in analysis["claims"]}
-    assert all(c["passed"] for c in claims.values()), [c for c in claims.values() if not c["passed"]]
+    assert all(c["passed"] for c in claims.values()), [
+        c for c in claims.values() if not c["passed"]
+    ]
     choice = analysis["domains"]["choice"]
     assert choice["method"] == "silhouette+stability"
     chosen = [c for c in choice["candidates"] if c["chosen"]]
@@ -63,9 +85,20 @@ def test_claims_and_domain_choice_recorded(result: Path) -> None:
 def test_output_contract(result: Path) -> None:
     spots = pd.read_csv(result / "spots.csv")
     assert list(spots.columns[: len(SPOT_COLUMNS)]) == SPOT_COLUMNS
-    assert len(spots) > 500 and spots["confidence"].between(0, 1).all() and spots["entropy"].between(0, 1).all()
+    assert (
+        len(spots) > 500
+        and spots["confidence"].between(0, 1).all()
+        and spots["entropy"].between(0, 1).all()
+    )
     assert {p.name for p in (result / "figures").iterdir()} >= FIGURES
-    for name in ("features.json", "analysis.json", "report.md", "report.html", "report.json", "analysis.h5ad"):
+    for name in (
+        "features.json",
+        "analysis.json",
+        "report.md",
+        "report.html",
+        "report.json",
+        "analysis.h5ad",
+    ):
         assert (result / name).is_file(), name
     analysis = json.loads((result / "analysis.json").read_text())
     prov = analysis["provenance"]
@@ -83,17 +116,34 @@ def test_features_are_tissue_blind(result: Path, sample: Path) -> None:
     analysis = json.loads((result / "analysis.json").read_text())
     genes = {g for d in analysis["clusters"]["markers"].values() for g in (m["gene"] for m in d)}
     assert genes and not any(re.search(rf"\b{re.escape(g)}\b", text) for g in genes)
-    for forbidden in ["breast", "BREAST", "PATIENT", sample.name, str(sample.parent), spots["barcode"][0]]:
+    for forbidden in [
+        "breast",
+        "BREAST",
+        "PATIENT",
+        sample.name,
+        str(sample.parent),
+        spots["barcode"][0],
+    ]:
         assert forbidden not in text
     for cell_type in set(spots["cell_type"]):
         assert cell_type not in text
     features = json.loads(text)
-    assert set(features["lineage_composition"]) <= {"epithelial", "stromal", "endothelial", "lymphoid",
-                                                    "myeloid", "neural/glial", "other"}
+    assert set(features["lineage_composition"]) <= {
+        "epithelial",
+        "stromal",
+        "endothelial",
+        "lymphoid",
+        "myeloid",
+        "neural/glial",
+        "other",
+    }
 
 
 def test_bad_input_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["analyze", str(tmp_path / "missing.h5ad"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert (
+        main(["analyze", str(tmp_path / "missing.h5ad"), "--out", str(tmp_path / "o"), "--quiet"])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: not_found:")
     bad = tmp_path / "bad.h5ad"
@@ -102,8 +152,9 @@ def test_bad_input_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "unsupported_format" in capsys.readouterr().err
 
 
-def test_out_naming_an_existing_file_is_bad_input(sample: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_out_naming_an_existing_file_is_bad_input(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     taken = tmp_path / "taken.txt"
     taken.write_text("mine")
     assert main(["analyze", str(sample), "--out", str(taken), "--quiet"]) == 2
@@ -124,16 +175,23 @@ def test_help_names_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bad_resolution(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["analyze", str(sample), "--out", str(tmp_path / "o"), "--resolution", "5", "--quiet"]) == 2
+    assert (
+        main(["analyze", str(sample), "--out", str(tmp_path / "o"), "--resolution", "5", "--quiet"])
+        == 2
+    )
     assert "invalid_option" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing written on bad input
 
 
-def test_progress_display_and_quiet(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_display_and_quiet(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["analyze", str(sample), "--out", str(tmp_path / "o"), "--no-report"]) == 0
     err = capsys.readouterr().err
     assert "analyzing" in err and "100%" in err
-    assert main(["analyze", str(sample), "--out", str(tmp_path / "q"), "--no-report", "--quiet"]) == 0
+    assert (
+        main(["analyze", str(sample), "--out", str(tmp_path / "q"), "--no-report", "--quiet"]) == 0
+    )
     cap = capsys.readouterr()
     assert cap.err == "" and cap.out == ""
 
@@ -160,16 +218,28 @@ def test_real_spaceranger_subset(shared_data: Path, tmp_path: Path) -> None:
     # report says plainly what could not be assessed and why
     claims = {c["name"]: c for c in analysis["claims"]}
     assert {"name", "passed", "value", "threshold", "reason"} <= set(claims["domains"])
-    for name in ("depth_per_unit", "genes_kept", "spatial_graph_degree", "domains", "annotation",
-                 "spatially_variable_genes"):
+    for name in (
+        "depth_per_unit",
+        "genes_kept",
+        "spatial_graph_degree",
+        "domains",
+        "annotation",
+        "spatially_variable_genes",
+    ):
         assert claims[name]["passed"] is False and claims[name]["reason"], name
     assert claims["genes_kept"]["value"] == 34
     features = json.loads((out / "features.json").read_text())
     assert features["domains"] == [] and "spatially_variable_genes" not in features["spatial"]
     assert {x["claim"] for x in features["not_assessed"]} >= {"domains", "annotation"}
     figures = {p.name for p in (out / "figures").iterdir()}
-    assert not figures & {"domains.png", "cell_types.png", "lineages.png", "nhood_enrichment.png",
-                          "spatially_variable_genes.png", "composition.png"}
+    assert not figures & {
+        "domains.png",
+        "cell_types.png",
+        "lineages.png",
+        "nhood_enrichment.png",
+        "spatially_variable_genes.png",
+        "composition.png",
+    }
     report_md = (out / "report.md").read_text()
     limitations = report_md.split("## Limitations", 1)[1].split("## Methods", 1)[0]
     assert "Not assessed: domains" in limitations and "Not assessed: annotation" in limitations
@@ -184,11 +254,23 @@ def test_real_spaceranger_subset(shared_data: Path, tmp_path: Path) -> None:
     tgz = tmp_path / "outs.tar.gz"
     with tarfile.open(tgz, "w:gz") as t:
         t.add(src, arcname="outs")
-    assert main(["analyze", str(tgz), "--out", str(tmp_path / "real2"), "--no-report", "--quiet"]) == 0
+    assert (
+        main(["analyze", str(tgz), "--out", str(tmp_path / "real2"), "--no-report", "--quiet"]) == 0
+    )
 
 
-def test_real_log_normalised_h5ad_is_refused(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["analyze", str(shared_data / "visium_mouse_brain_subset.h5ad"), "--out", str(tmp_path / "o"), "--quiet"])
+def test_real_log_normalised_h5ad_is_refused(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "analyze",
+            str(shared_data / "visium_mouse_brain_subset.h5ad"),
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: missing_counts:") and "log-normalised" in err

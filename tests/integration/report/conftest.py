@@ -69,21 +69,35 @@ class ChatHandler(BaseHTTPRequestHandler):
             elif part["type"] == "text":
                 text += part["text"]
         gen = TransformersBackend(self.model_path).generate(
-            GenerationRequest(text, images, {}, int(body["max_tokens"])))
-        self._send(200, {
-            "id": "chatcmpl-test", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "length",
-                         "message": {"role": "assistant", "content": gen.text}}],
-            "usage": {"prompt_tokens": gen.extra["input_tokens"],
-                      "completion_tokens": gen.extra["output_tokens"]},
-        })
+            GenerationRequest(text, images, {}, int(body["max_tokens"]))
+        )
+        self._send(
+            200,
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "length",
+                        "message": {"role": "assistant", "content": gen.text},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": gen.extra["input_tokens"],
+                    "completion_tokens": gen.extra["output_tokens"],
+                },
+            },
+        )
 
 
 @pytest.fixture
 def server(tiny_model: str) -> Iterator[tuple[str, type[ChatHandler]]]:
     """(base URL ending in ``/v1``, handler class with ``requests_seen`` and ``fail_first``)."""
-    handler = type("Handler", (ChatHandler,), {"model_path": tiny_model, "fail_first": [],
-                                               "requests_seen": []})
+    handler = type(
+        "Handler", (ChatHandler,), {"model_path": tiny_model, "fail_first": [], "requests_seen": []}
+    )
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     t = threading.Thread(target=httpd.serve_forever, daemon=True)
     t.start()

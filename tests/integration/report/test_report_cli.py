@@ -58,8 +58,13 @@ def planted_strings(sample: Path) -> list[str]:
 
     a = ad.read_h5ad(sample)
     meta = dict(a.uns["metadata"])
-    strings = [str(meta["tissue_type"]), str(meta["sample_id"]), *a.uns["spatial"].keys(),
-               sample.name, sample.stem]
+    strings = [
+        str(meta["tissue_type"]),
+        str(meta["sample_id"]),
+        *a.uns["spatial"].keys(),
+        sample.name,
+        sample.stem,
+    ]
     with open(str(sample) + ".truth.csv", newline="") as fh:
         barcodes = [row["barcode"] for row in csv.DictReader(fh)]
     strings += barcodes + [b.split("-")[0] for b in barcodes]
@@ -110,8 +115,16 @@ def test_cli_transformers_backend(sample: Path, tiny_model: str, tmp_path: Path)
     from core.report.backends.hf import TransformersBackend
 
     out = tmp_path / "out"
-    rc = analyze(sample, out, "--backend", "transformers", "--model", tiny_model,
-                 "--max-new-tokens", str(MAX_TOKENS))
+    rc = analyze(
+        sample,
+        out,
+        "--backend",
+        "transformers",
+        "--model",
+        tiny_model,
+        "--max-new-tokens",
+        str(MAX_TOKENS),
+    )
     assert rc == 0
     report = read_report(out)
     prompt = assert_clean_prompt(out, sample)
@@ -122,21 +135,35 @@ def test_cli_transformers_backend(sample: Path, tiny_model: str, tmp_path: Path)
     # The narrative is this model's greedy answer to exactly this prompt and image.
     image = Image.open(out / "he_model_input.png").convert("RGB")
     direct = TransformersBackend(tiny_model).generate(
-        GenerationRequest(prompt, [image], {}, MAX_TOKENS))
+        GenerationRequest(prompt, [image], {}, MAX_TOKENS)
+    )
     assert report["narrative_raw"] == direct.text
 
 
 @pytest.mark.model
-def test_cli_openai_backend(sample: Path, server: tuple[str, Any], tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch, fresh_settings: None) -> None:
+def test_cli_openai_backend(
+    sample: Path,
+    server: tuple[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_settings: None,
+) -> None:
     url, handler = server
     monkeypatch.setenv("MGS_OPENAI_BASE_URL", url)
     monkeypatch.setenv("MGS_OPENAI_API_KEY", "test-key")
     monkeypatch.setenv("MGS_OPENAI_MAX_RETRIES", "0")
     get_settings.cache_clear()
     out = tmp_path / "out"
-    rc = analyze(sample, out, "--backend", "openai", "--model", "served-tiny-gemma3",
-                 "--max-new-tokens", str(MAX_TOKENS))
+    rc = analyze(
+        sample,
+        out,
+        "--backend",
+        "openai",
+        "--model",
+        "served-tiny-gemma3",
+        "--max-new-tokens",
+        str(MAX_TOKENS),
+    )
     assert rc == 0
     report = read_report(out)
     prompt = assert_clean_prompt(out, sample)
@@ -147,8 +174,9 @@ def test_cli_openai_backend(sample: Path, server: tuple[str, Any], tmp_path: Pat
     assert sent["messages"][0]["content"][-1]["text"] == prompt
 
 
-def test_cli_missing_model_exits_1_with_one_line(sample: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_missing_model_exits_1_with_one_line(
+    sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Refused before torch is imported, so this runs without the model extra too."""
     out = tmp_path / "out"
     rc = analyze(sample, out, "--backend", "transformers", "--model", "/nonexistent")
@@ -160,9 +188,12 @@ def test_cli_missing_model_exits_1_with_one_line(sample: Path, tmp_path: Path,
     assert failed["status"] == "failed" and not (out / "report.html").exists()
 
 
-def test_cli_planted_leak_exits_4_and_sends_nothing(sample: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_planted_leak_exits_4_and_sends_nothing(
+    sample: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A features stage that lets the organ through is stopped by the gate: exit 4 (not 2,
     bad input), every analysis artifact kept, the report written without a narrative."""
     import core.analysis.features as feats
@@ -189,8 +220,14 @@ def test_cli_planted_leak_exits_4_and_sends_nothing(sample: Path, tmp_path: Path
     assert err.startswith("error: prompt_leakage: ")
     assert "colon" in err
     assert not (out / "prompt.txt").exists()
-    for name in ("spots.csv", "features.json", "analysis.json", "report.json", "report.md",
-                 "report.html"):
+    for name in (
+        "spots.csv",
+        "features.json",
+        "analysis.json",
+        "report.json",
+        "report.md",
+        "report.html",
+    ):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["provenance"]["leakage_gate"]["passed"] is False
@@ -203,9 +240,11 @@ def test_cli_template_backend_without_annotation(sample: Path, tmp_path: Path) -
     """A marker table with no genes in the sample: the analysis marks the annotation
     unavailable and the report says so."""
     table = tmp_path / "markers.tsv"
-    table.write_text("cell_type\tlineage\tgenes\n"
-                     "Alpha cells\tepithelial\tNOPE1,NOPE2,NOPE3,NOPE4\n"
-                     "Beta cells\tstromal\tNOPE5,NOPE6,NOPE7,NOPE8\n")
+    table.write_text(
+        "cell_type\tlineage\tgenes\n"
+        "Alpha cells\tepithelial\tNOPE1,NOPE2,NOPE3,NOPE4\n"
+        "Beta cells\tstromal\tNOPE5,NOPE6,NOPE7,NOPE8\n"
+    )
     out = tmp_path / "out"
     assert analyze(sample, out, "--markers", str(table), "--backend", "template") == 0
     features = json.loads((out / "features.json").read_text())

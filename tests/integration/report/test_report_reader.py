@@ -22,17 +22,28 @@ from tests.fixtures.report_outputs import write_output_dir
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-SECTIONS = ("Impression", "Findings", "Sample quality", "Tissue architecture and domains",
-            "Cell populations and composition", "Spatial organisation", "Limitations",
-            "Methods", "Appendix")
+SECTIONS = (
+    "Impression",
+    "Findings",
+    "Sample quality",
+    "Tissue architecture and domains",
+    "Cell populations and composition",
+    "Spatial organisation",
+    "Limitations",
+    "Methods",
+    "Appendix",
+)
 A4_CONTENT_PX = 688  # 210 mm minus 2 x 14 mm margins at 96 px per inch
 
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A template report of the synthetic sample, with a specimen id given by the lab."""
-    d = write_output_dir(tmp_path_factory.mktemp("reader"), features=example_features(),
-                         context={"sample_ids": ["LAB-2026-0042"]})
+    d = write_output_dir(
+        tmp_path_factory.mktemp("reader"),
+        features=example_features(),
+        context={"sample_ids": ["LAB-2026-0042"]},
+    )
     write_report(d, ReportOptions())
     return d
 
@@ -59,17 +70,26 @@ def _field_names(*docs: Any) -> set[str]:
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("chromium and chromedriver are not installed "
-                    "(apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        )
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--no-first-run",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1000",
+    ):
         opts.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=CHROMEDRIVER,
-                                      log_output=str(tmp_path / "chromedriver.log"))
+    service = webdriver.ChromeService(
+        executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")
+    )
     drv = webdriver.Chrome(options=opts, service=service)
     try:
         yield drv
@@ -108,7 +128,9 @@ def _check_page(facts: dict[str, Any], field_names: set[str]) -> None:
     text = facts["text"]
     for s in SECTIONS:
         assert s in text, s
-    leaked = sorted(n for n in field_names if re.search(rf"(?<![\w.]){re.escape(n)}(?![\w.])", text))
+    leaked = sorted(
+        n for n in field_names if re.search(rf"(?<![\w.]){re.escape(n)}(?![\w.])", text)
+    )
     assert not leaked, leaked
     assert not re.search(r"\b(None|null|nan|undefined)\b", text)
     assert "LAB-2026-0042" in text and "Research use only" in text
@@ -126,13 +148,14 @@ def test_html_reads_at_1280_px_and_at_a4_print_width(report_dir: Path, browser: 
 
     # A4 print: print media at the printable width of an A4 page
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": A4_CONTENT_PX, "height": 1123, "deviceScaleFactor": 1, "mobile": False})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": A4_CONTENT_PX, "height": 1123, "deviceScaleFactor": 1, "mobile": False},
+    )
     facts = browser.execute_script(_PAGE_FACTS)
     assert 600 < facts["clientWidth"] <= A4_CONTENT_PX
     _check_page(facts, names)
-    printed = browser.execute_cdp_cmd("Page.printToPDF", {"paperWidth": 8.27,
-                                                          "paperHeight": 11.69})
+    printed = browser.execute_cdp_cmd("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69})
     assert printed["data"]
 
 

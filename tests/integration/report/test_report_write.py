@@ -72,8 +72,7 @@ def test_leaking_features_are_refused_before_any_backend(tmp_path: Path) -> None
     f["domains"][0]["id"] = "colon crypts"
     d = write_output_dir(tmp_path, features=f, context=synth_like_context("colon", 0))
     # The openai backend points at a closed port: reaching it would raise ModelUnavailable.
-    settings = Settings(openai_base_url=f"http://127.0.0.1:{_free_port()}/v1",
-                        openai_max_retries=0)
+    settings = Settings(openai_base_url=f"http://127.0.0.1:{_free_port()}/v1", openai_max_retries=0)
     with pytest.raises(PromptLeakage) as e:
         write_report(d, ReportOptions(backend="openai"), settings=settings)
     assert "'colon'" in e.value.detail and "nothing was sent" in e.value.detail
@@ -112,8 +111,11 @@ def _free_port() -> int:
 
 def test_unreachable_openai_server_fails_clearly(tmp_path: Path) -> None:
     d = write_output_dir(tmp_path)
-    settings = Settings(openai_base_url=f"http://127.0.0.1:{_free_port()}/v1",
-                        openai_max_retries=1, openai_timeout_s=2)
+    settings = Settings(
+        openai_base_url=f"http://127.0.0.1:{_free_port()}/v1",
+        openai_max_retries=1,
+        openai_timeout_s=2,
+    )
     with pytest.raises(ModelUnavailable, match=r"cannot reach .*after 2 attempt"):
         write_report(d, ReportOptions(backend="openai"), settings=settings)
     _assert_failure_recorded(d, "model_unavailable")  # no silent template fallback
@@ -145,8 +147,11 @@ def test_hub_model_offline_fails_fast_without_retries(
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
     probes: list[float] = []
     real_probe = hf._hub_reachable
-    monkeypatch.setattr(hf, "_hub_reachable", lambda timeout_s=3.0: probes.append(timeout_s)
-                        or real_probe(timeout_s))
+    monkeypatch.setattr(
+        hf,
+        "_hub_reachable",
+        lambda timeout_s=3.0: probes.append(timeout_s) or real_probe(timeout_s),
+    )
     d = write_output_dir(tmp_path / "out")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable, match=r"not in the local Hugging Face cache.*offline"):

@@ -22,16 +22,33 @@ from tests.fixtures.report_outputs import write_output_dir
 pytest.importorskip("fpdf")
 pypdf = pytest.importorskip("pypdf")
 
-FINAL = Signoff(1, "Dr Ada Lovelace", "k1", "final", "agree", "0" * 64,
-                datetime(2026, 3, 2, 9, 15, 30, tzinfo=UTC))
-AMENDED = Signoff(2, "Dr Grace Hopper", "k2", "amended", "Domain D2 re-read: confirmed", "0" * 64,
-                  datetime(2026, 3, 3, 16, 5, 0, tzinfo=UTC))
+FINAL = Signoff(
+    1,
+    "Dr Ada Lovelace",
+    "k1",
+    "final",
+    "agree",
+    "0" * 64,
+    datetime(2026, 3, 2, 9, 15, 30, tzinfo=UTC),
+)
+AMENDED = Signoff(
+    2,
+    "Dr Grace Hopper",
+    "k2",
+    "amended",
+    "Domain D2 re-read: confirmed",
+    "0" * 64,
+    datetime(2026, 3, 3, 16, 5, 0, tzinfo=UTC),
+)
 
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = write_output_dir(tmp_path_factory.mktemp("signed"), features=example_features(),
-                         context={"sample_ids": ["LAB-2026-0042"]})
+    d = write_output_dir(
+        tmp_path_factory.mktemp("signed"),
+        features=example_features(),
+        context={"sample_ids": ["LAB-2026-0042"]},
+    )
     write_report(d, ReportOptions())
     return d
 
@@ -43,8 +60,15 @@ def _pdf_bytes(d: Path, history: list[Signoff]) -> bytes:
     def load(name: str) -> dict[str, Any]:
         return dict(json.loads((d / name).read_text()))
 
-    return render_pdf(load("report.json"), read_analysis(d), read_features(d), d,
-                      None, asdict(LeakageContext.load(d)), history)
+    return render_pdf(
+        load("report.json"),
+        read_analysis(d),
+        read_features(d),
+        d,
+        None,
+        asdict(LeakageContext.load(d)),
+        history,
+    )
 
 
 def _pdf_text(data: bytes) -> str:
@@ -75,8 +99,10 @@ def test_signed_pdf_shows_status_reviewer_time_and_addenda(report_dir: Path) -> 
     assert _squash(STATUS) not in final and "Addendum" not in final
     amended = _render(report_dir, [FINAL, AMENDED])
     assert "Report status: AMENDED" in amended
-    assert "Addendum by Dr Grace Hopper at 2026-03-03T16:05:00+00:00: " \
-           "Domain D2 re-read: confirmed" in amended
+    assert (
+        "Addendum by Dr Grace Hopper at 2026-03-03T16:05:00+00:00: "
+        "Domain D2 re-read: confirmed" in amended
+    )
     assert "Amended: 1 addendum, latest by Dr Grace Hopper, 2026-03-03 16:05:00 UTC" in amended
     # every page's running header names the status too
     import io

@@ -22,8 +22,7 @@ def test_published_schema_is_current(document: str) -> None:
 
     path, module = SCHEMAS[document]
     assert json.loads(path.read_text()) == json.loads(schema_text(document)), (
-        f"{module} changed: run python scripts/analysis_schema.py and commit "
-        f"docs/{path.name}"
+        f"{module} changed: run python scripts/analysis_schema.py and commit docs/{path.name}"
     )
 
 
@@ -46,11 +45,14 @@ def test_file_without_version_reads_as_version_1() -> None:
     assert load_analysis(doc).schema_version == 1
 
 
-@pytest.mark.parametrize(("key", "value", "says"), [
-    ("schema_version", 2, "schema_version 2 is not supported"),
-    ("schema_version", "1", "schema_version '1' is not supported"),
-    ("schema", "mgs.analysis/2", "has schema 'mgs.analysis/2'"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("schema_version", 2, "schema_version 2 is not supported"),
+        ("schema_version", "1", "schema_version '1' is not supported"),
+        ("schema", "mgs.analysis/2", "has schema 'mgs.analysis/2'"),
+    ],
+)
 def test_unknown_version_is_refused(key: str, value: object, says: str) -> None:
     doc = example_analysis().to_dict()
     if key == "schema":
@@ -84,10 +86,14 @@ def _withheld_features() -> dict[str, object]:
     doc["spatial"].pop("heterogeneity", None)
     doc["spatial"].pop("spatially_variable_genes", None)
     # after the domains, where the analysis writes it
-    doc = {k: v for key, value in doc.items()
-           for k, v in ([(key, value), ("domain_count", {})] if key == "domains" else [(key, value)])}
-    doc["not_assessed"] = [{"claim": "annotation", "reason": "too few marker genes",
-                            "value": 3, "threshold": 0.5}]
+    doc = {
+        k: v
+        for key, value in doc.items()
+        for k, v in ([(key, value), ("domain_count", {})] if key == "domains" else [(key, value)])
+    }
+    doc["not_assessed"] = [
+        {"claim": "annotation", "reason": "too few marker genes", "value": 3, "threshold": 0.5}
+    ]
     return doc
 
 
@@ -107,8 +113,14 @@ def test_features_are_written_back_byte_for_byte(make: object, tmp_path: Path) -
 
 def test_cell_platform_keeps_its_order() -> None:
     doc = example_features()
-    doc["platform"] = {"layout": "visium_hd", "unit": "cell", "bin_size_um": None, "n_cells": 10,
-                       "cells_made_by": "nuclei", "unit_description": "cells"}
+    doc["platform"] = {
+        "layout": "visium_hd",
+        "unit": "cell",
+        "bin_size_um": None,
+        "n_cells": 10,
+        "cells_made_by": "nuclei",
+        "unit_description": "cells",
+    }
     assert json.dumps(load_features(doc).to_dict()) == json.dumps(doc)
     assert load_features(doc).unit == "cell"
 
@@ -142,4 +154,3 @@ def test_features_off_the_contract_are_refused(tmp_path: Path) -> None:
         load_features(doc)
     with pytest.raises(InputError, match="run the analysis first"):
         read_features(tmp_path)
-

@@ -13,10 +13,19 @@ from core.analysis.claims import assess_claims, withheld
 from core.analysis.features import not_assessed
 
 
-def _res(n: int = 400, umis: float = 3000, genes: float = 900, n_genes_kept: int = 2000,
-         degree: int = 6, sil: float | None = 0.5, stab: float | None = 0.95,
-         unassigned: float = 0.1, available: bool = True, n_sig: int = 40,
-         layout: str = "visium") -> Any:
+def _res(
+    n: int = 400,
+    umis: float = 3000,
+    genes: float = 900,
+    n_genes_kept: int = 2000,
+    degree: int = 6,
+    sil: float | None = 0.5,
+    stab: float | None = 0.95,
+    unassigned: float = 0.1,
+    available: bool = True,
+    n_sig: int = 40,
+    layout: str = "visium",
+) -> Any:
     rng = np.random.default_rng(0)
     rows = np.repeat(np.arange(n), degree)
     cols = (rows + np.tile(np.arange(1, degree + 1), n)) % n
@@ -31,12 +40,17 @@ def _res(n: int = 400, umis: float = 3000, genes: float = 900, n_genes_kept: int
     fdr[:n_sig] = 0.001
     names = sorted(set(ct.astype(str)))
     return SimpleNamespace(
-        layout=layout, obs_names=np.arange(n).astype(str),
+        layout=layout,
+        obs_names=np.arange(n).astype(str),
         qc_metrics={"total_counts": np.full(n, umis), "n_genes": np.full(n, genes)},
-        gene_names=np.array([f"G{i}" for i in range(n_genes_kept)]), spatial_graph=A,
+        gene_names=np.array([f"G{i}" for i in range(n_genes_kept)]),
+        spatial_graph=A,
         domains=SimpleNamespace(k=4, candidates=cands),
-        annotation=SimpleNamespace(cell_type=ct, available=available,
-                                   unavailable_reason=None if available else "no overlap (table.tsv)"),
+        annotation=SimpleNamespace(
+            cell_type=ct,
+            available=available,
+            unavailable_reason=None if available else "no overlap (table.tsv)",
+        ),
         nhood_celltype=(np.zeros((len(names), len(names))), names),
         moran={"pval_norm_fdr_bh": fdr},
     )
@@ -49,9 +63,16 @@ def _by(res: Any) -> dict[str, Any]:
 def test_every_check_is_recorded_with_value_threshold_and_reason() -> None:
     claims = assess_claims(_res())
     names = [c.name for c in claims]
-    assert names == ["depth_per_unit", "genes_per_unit", "genes_kept", "spatial_graph_degree",
-                     "domains", "annotation", "neighbourhood_enrichment",
-                     "spatially_variable_genes"]
+    assert names == [
+        "depth_per_unit",
+        "genes_per_unit",
+        "genes_kept",
+        "spatial_graph_degree",
+        "domains",
+        "annotation",
+        "neighbourhood_enrichment",
+        "spatially_variable_genes",
+    ]
     assert all(c.passed for c in claims), [c for c in claims if not c.passed]
     for c in claims:
         d = c.as_dict()
@@ -73,15 +94,20 @@ def test_unstable_domains_are_withheld() -> None:
 
 def test_shallow_sparse_sample_withholds_everything_with_reasons() -> None:
     """The real Space Ranger subset: 9 UMIs, 7 genes per spot, 34 genes kept, degree 0.68."""
-    res = _res(n=100, umis=9, genes=7, n_genes_kept=34, degree=0, sil=0.09, n_sig=0,
-               available=False)
+    res = _res(
+        n=100, umis=9, genes=7, n_genes_kept=34, degree=0, sil=0.09, n_sig=0, available=False
+    )
     by = _by(res)
     for name in ("depth_per_unit", "genes_per_unit", "genes_kept", "spatial_graph_degree"):
         assert not by[name].passed, name
     assert by["depth_per_unit"].value == 9 and by["genes_kept"].value == 34
     held = withheld(list(by.values()))
-    assert set(held) == {"domains", "annotation", "neighbourhood_enrichment",
-                         "spatially_variable_genes"}
+    assert set(held) == {
+        "domains",
+        "annotation",
+        "neighbourhood_enrichment",
+        "spatially_variable_genes",
+    }
     assert "depth per unit" in held["domains"] and "spatial graph degree" in held["domains"]
     # features carry the failed checks, the annotation reason without the table's file name
     na = not_assessed(list(by.values()), annotation_available=False)

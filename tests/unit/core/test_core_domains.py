@@ -15,7 +15,9 @@ def _cands(rows: list[tuple[int, float, float]]) -> list[dict[str, float]]:
 
 def test_nearly_as_good_larger_count_is_not_collapsed_to_two() -> None:
     """The issue's case: silhouette 0.688 for 2 against 0.678 for 5, both stable."""
-    c = _cands([(2, 0.688, 0.99), (3, 0.55, 0.70), (4, 0.60, 0.72), (5, 0.678, 0.97), (6, 0.5, 0.6)])
+    c = _cands(
+        [(2, 0.688, 0.99), (3, 0.55, 0.70), (4, 0.60, 0.72), (5, 0.678, 0.97), (6, 0.5, 0.6)]
+    )
     k, close = choose_k(c)
     assert k == 5
     assert close == 2  # and the report is told the two counts are close
@@ -54,7 +56,9 @@ def test_stability_is_high_for_the_true_count() -> None:
     assert s3 > 0.95 and s5 < s3
 
 
-def _field(n_side: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
+def _field(
+    n_side: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
     """A grid of spots in 5 domains (bands plus an island), each with its own composition."""
     rng = np.random.default_rng(seed)
     r, c = np.divmod(np.arange(n_side * n_side), n_side)
@@ -64,7 +68,9 @@ def _field(n_side: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     truth[island] = 4
     comp = 0.1 + 0.9 * np.eye(6)[:5]  # each domain led by its own cell type
     probs = np.stack([rng.dirichlet(comp[d] * 6 + 0.05) for d in truth]).astype(np.float32)
-    pcs = (probs @ rng.normal(size=(6, 10)) + rng.normal(0, 0.3, size=(len(xy), 10))).astype(np.float32)
+    pcs = (probs @ rng.normal(size=(6, 10)) + rng.normal(0, 0.3, size=(len(xy), 10))).astype(
+        np.float32
+    )
     pairs = cKDTree(xy).query_pairs(101, output_type="ndarray")
     A = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(xy),) * 2)
     return pcs, probs, xy, truth, (A + A.T).tocsr()

@@ -15,11 +15,17 @@ def test_domain_colours_are_stable_distinct_and_not_lineage_colours() -> None:
 
 
 def test_cell_types_are_shades_of_their_lineage() -> None:
-    lineage_of = {"T cells": "lymphoid", "B cells": "lymphoid", "Macrophages": "myeloid",
-                  "Fibroblasts": "stromal"}
+    lineage_of = {
+        "T cells": "lymphoid",
+        "B cells": "lymphoid",
+        "Macrophages": "myeloid",
+        "Fibroblasts": "stromal",
+    }
     cols = cell_type_colours(list(lineage_of), lineage_of)
     assert cols == cell_type_colours(list(reversed(lineage_of)), lineage_of)  # order-free
-    assert cols["B cells"] == LINEAGE_COLOURS["lymphoid"]  # first of its lineage: the lineage colour
+    assert (
+        cols["B cells"] == LINEAGE_COLOURS["lymphoid"]
+    )  # first of its lineage: the lineage colour
     assert cols["T cells"] != cols["B cells"]
     # a shade keeps the hue: the lineage's strongest channel stays the strongest
     base = to_rgb(LINEAGE_COLOURS["lymphoid"])

@@ -12,7 +12,9 @@ def test_default_table_is_complete() -> None:
     t = load_default_markers()
     assert len(t.cell_types) >= 15
     assert set(t.lineage.values()) <= set(LINEAGES)
-    assert {"epithelial", "stromal", "endothelial", "lymphoid", "myeloid", "neural/glial"} <= set(t.lineage.values())
+    assert {"epithelial", "stromal", "endothelial", "lymphoid", "myeloid", "neural/glial"} <= set(
+        t.lineage.values()
+    )
     assert all(len(g) >= 5 for g in t.genes.values())
 
 

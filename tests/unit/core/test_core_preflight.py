@@ -47,7 +47,7 @@ def test_not_hdf5(tmp_path: Path) -> None:
 
 def test_truncated(good: Path, tmp_path: Path) -> None:
     p = tmp_path / "t.h5ad"
-    p.write_bytes(good.read_bytes()[: 4096])
+    p.write_bytes(good.read_bytes()[:4096])
     with pytest.raises(errors.CorruptFile):
         preflight_h5ad(p, BUDGET, MAXPIX)
 
@@ -132,7 +132,9 @@ def test_huge_image_refused_without_reading_it(good: Path, tmp_path: Path) -> No
     p = _copy(good, tmp_path)
     with h5py.File(p, "a") as f:
         g = f["uns/spatial"][next(iter(f["uns/spatial"]))]["images"]
-        g.create_dataset("huge", shape=(30_000, 30_000, 3), dtype="u1", chunks=(256, 256, 3))  # never written
+        g.create_dataset(
+            "huge", shape=(30_000, 30_000, 3), dtype="u1", chunks=(256, 256, 3)
+        )  # never written
     with pytest.raises(errors.ImageTooLarge, match="30000 x 30000"):
         preflight_h5ad(p, BUDGET, 200_000_000)
 

@@ -11,7 +11,9 @@ from core.analysis import preprocess as pp
 
 def _counts(n: int = 300, g: int = 120, seed: int = 0) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
-    return sp.csr_matrix(rng.poisson(rng.lognormal(-0.5, 1.0, size=g), size=(n, g)).astype(np.float32))
+    return sp.csr_matrix(
+        rng.poisson(rng.lognormal(-0.5, 1.0, size=g), size=(n, g)).astype(np.float32)
+    )
 
 
 def test_normalize_log1p_matches_dense() -> None:
@@ -87,7 +89,9 @@ def test_lognormalized_is_bit_identical_to_normalize_log1p() -> None:
     m = lz.materialize()
     assert np.array_equal(m.data, ref.data) and np.array_equal(m.indices, ref.indices)
     labels = np.arange(X.shape[0]) % 4
-    for a, b in zip(cl.group_stats(lz, labels, chunk_nnz=333), cl.group_stats(ref, labels), strict=True):
+    for a, b in zip(
+        cl.group_stats(lz, labels, chunk_nnz=333), cl.group_stats(ref, labels), strict=True
+    ):
         assert np.allclose(a, b, rtol=1e-12, atol=1e-12)
 
 

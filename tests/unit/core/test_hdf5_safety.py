@@ -118,7 +118,9 @@ def test_preflight_refuses(case: str, good: Path, tmp_path: Path, canary: tuple[
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_upload_sniff_refuses(case: str, good: Path, tmp_path: Path, canary: tuple[Path, str]) -> None:
+def test_upload_sniff_refuses(
+    case: str, good: Path, tmp_path: Path, canary: tuple[Path, str]
+) -> None:
     from core.jobs.uploads import sniff_format
 
     path, secret = canary
@@ -130,7 +132,9 @@ def test_upload_sniff_refuses(case: str, good: Path, tmp_path: Path, canary: tup
 
 
 @pytest.mark.parametrize("case", ["external_storage", "plugin_filter", "external_link"])
-def test_sandboxed_validation_refuses(case: str, good: Path, tmp_path: Path, canary: tuple[Path, str]) -> None:
+def test_sandboxed_validation_refuses(
+    case: str, good: Path, tmp_path: Path, canary: tuple[Path, str]
+) -> None:
     """The worker's validation refuses on its own, even if the upload check were bypassed."""
     from core.jobs.sandbox import validate_in_subprocess
 
@@ -173,7 +177,9 @@ def test_the_good_file_still_passes_and_hard_link_cycles_end(good: Path, tmp_pat
 def test_builtin_filters_pass(tmp_path: Path) -> None:
     p = tmp_path / "f.h5"
     with h5py.File(p, "w") as f:
-        f.create_dataset("gz", data=np.arange(100), compression="gzip", shuffle=True, fletcher32=True)
+        f.create_dataset(
+            "gz", data=np.arange(100), compression="gzip", shuffle=True, fletcher32=True
+        )
         f.create_dataset("lzf", data=np.arange(100), compression="lzf")
         f.create_dataset("so", data=np.arange(100.0), scaleoffset=2)
     with h5py.File(p, "r") as f:

@@ -50,11 +50,18 @@ def test_job_fields_share_the_stage_bounds() -> None:
 
 
 def test_job_options_build_the_stage_options() -> None:
-    j = JobOptions.parse({"resolution": 0.5, "seed": 7, "prompt_strategy": "create_report", "tiles": 2})
+    j = JobOptions.parse(
+        {"resolution": 0.5, "seed": 7, "prompt_strategy": "create_report", "tiles": 2}
+    )
     a = j.analysis(markers="/srv/tables/x.tsv", write_h5ad=True)
     assert (a.resolution, a.seed, a.markers, a.write_h5ad) == (0.5, 7, "/srv/tables/x.tsv", True)
     r = j.report("template", max_new_tokens=64)
-    assert (r.backend, r.prompt_strategy, r.tiles, r.max_new_tokens) == ("template", "create_report", 2, 64)
+    assert (r.backend, r.prompt_strategy, r.tiles, r.max_new_tokens) == (
+        "template",
+        "create_report",
+        2,
+        64,
+    )
     assert JobOptions.parse({"backend": "openai"}).report("template").backend == "openai"
     # what the API stores round-trips through the worker's parse
     assert JobOptions.parse(j.as_dict()) == j
@@ -67,8 +74,12 @@ def test_options_are_frozen() -> None:
 
 @pytest.mark.parametrize(
     ("args", "field"),
-    [(["--resolution", "5"], "resolution"), (["--n-domains", "1"], "n_domains"),
-     (["--tiles", "99"], "tiles"), (["--max-new-tokens", "3"], "max_new_tokens")],
+    [
+        (["--resolution", "5"], "resolution"),
+        (["--n-domains", "1"], "n_domains"),
+        (["--tiles", "99"], "tiles"),
+        (["--max-new-tokens", "3"], "max_new_tokens"),
+    ],
 )
 def test_cli_refuses_out_of_bounds_with_exit_2(
     args: list[str], field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -25,13 +25,27 @@ def test_lines_rejoin_rows_split_across_chunks() -> None:
 def test_positions_scale_to_the_image_and_layers_index_categories() -> None:
     analysis = {
         "image": {"file": "he_image.png", "scalef": 0.5, "spot_diameter_px": 20},
-        "domains": {"domains": [{"id": "D1", "n": 1, "cell_types": {"T cells": 1.0}},
-                                {"id": "D2", "n": 1, "cell_types": {"Fibroblasts": 1.0}}]},
-        "claims": [{"name": "domains", "passed": False, "reason": "silhouette too low"},
-                   {"name": "annotation", "passed": True, "reason": "ok"}],
+        "domains": {
+            "domains": [
+                {"id": "D1", "n": 1, "cell_types": {"T cells": 1.0}},
+                {"id": "D2", "n": 1, "cell_types": {"Fibroblasts": 1.0}},
+            ]
+        },
+        "claims": [
+            {"name": "domains", "passed": False, "reason": "silhouette too low"},
+            {"name": "annotation", "passed": True, "reason": "ok"},
+        ],
     }
-    features = {"domains": [{"id": "D2", "dominant_lineage": "stromal", "adjacent_domains": ["D1"],
-                             "lineage_composition": {"stromal": 1.0}}]}
+    features = {
+        "domains": [
+            {
+                "id": "D2",
+                "dominant_lineage": "stromal",
+                "adjacent_domains": ["D1"],
+                "lineage_composition": {"stromal": 1.0},
+            }
+        ]
+    }
     doc = build_overlay(analysis, features, _lines(iter(_chunks(SPOTS, 5))))
     assert doc["unit"] == "image_px" and doc["image"]["artifact"] == "he_image.png"
     assert doc["n_spots"] == 2  # the row without a position is left out
@@ -42,13 +56,16 @@ def test_positions_scale_to_the_image_and_layers_index_categories() -> None:
     assert doc["layers"]["domain"]["withheld"] == "silhouette too low"
     assert doc["layers"]["lineage"]["withheld"] is None
     assert doc["layers"]["pct_mito"]["values"] == [0.01, None]  # an empty cell is no value
-    assert doc["layers"]["total_counts"]["min"] == 10 and doc["layers"]["total_counts"]["max"] == 1000
+    assert (
+        doc["layers"]["total_counts"]["min"] == 10 and doc["layers"]["total_counts"]["max"] == 1000
+    )
     d2 = next(d for d in doc["domains"] if d["id"] == "D2")
     assert d2["dominant_lineage"] == "stromal" and d2["adjacent_domains"] == ["D1"]
 
 
 def test_without_an_image_positions_stay_in_sample_units() -> None:
-    doc = build_overlay({"image": {"file": None, "scalef": None}}, None,
-                        _lines(iter(_chunks(SPOTS, 64))))
+    doc = build_overlay(
+        {"image": {"file": None, "scalef": None}}, None, _lines(iter(_chunks(SPOTS, 64)))
+    )
     assert doc["unit"] == "sample" and doc["image"]["artifact"] is None
     assert doc["x"] == [100.0, 300.0] and doc["spot_radius"] is None

@@ -17,9 +17,18 @@ hl7 = pytest.importorskip("hl7")
 REPORT = {
     "disclaimer": "Research use only.",
     "sections": [
-        {"id": "specimen_and_qc", "title": "Specimen and QC", "narrative": "600 spots passed.",
-         "computed": {"qc_medians": {"median_total_counts": 4169.0, "median_n_genes": 1161.5,
-                                     "median_pct_mito": 0.0723}}},
+        {
+            "id": "specimen_and_qc",
+            "title": "Specimen and QC",
+            "narrative": "600 spots passed.",
+            "computed": {
+                "qc_medians": {
+                    "median_total_counts": 4169.0,
+                    "median_n_genes": 1161.5,
+                    "median_pct_mito": 0.0723,
+                }
+            },
+        },
         {"id": "tissue_architecture", "title": "Tissue architecture", "narrative": "Four domains."},
         {"id": "cell_populations", "title": "Cell populations", "narrative": "Mostly lymphoid."},
     ],
@@ -30,13 +39,21 @@ FEATURES = {
     "lineage_composition": {"lymphoid": 0.53, "stromal": 0.47},
     "domains": [{"id": "D1"}, {"id": "D2"}, {"id": "D3"}],
 }
-JOB = exports.JobInfo("3f2b1c9e-0000-4000-8000-000000000001", "S-1",
-                      datetime(2026, 1, 31, 10, tzinfo=UTC))
+JOB = exports.JobInfo(
+    "3f2b1c9e-0000-4000-8000-000000000001", "S-1", datetime(2026, 1, 31, 10, tzinfo=UTC)
+)
 
 
 def _signoff(seq: int, status: str, comment: str | None) -> Signoff:
-    return Signoff(seq, f"Dr {seq}", "k", status, comment, "0" * 64,
-                   datetime(2026, 1, 31, 10 + seq, tzinfo=UTC))
+    return Signoff(
+        seq,
+        f"Dr {seq}",
+        "k",
+        status,
+        comment,
+        "0" * 64,
+        datetime(2026, 1, 31, 10 + seq, tzinfo=UTC),
+    )
 
 
 def test_status_follows_the_latest_signoff() -> None:
@@ -61,8 +78,11 @@ def test_fhir_presented_form_carries_the_pdf_and_its_sha1() -> None:
     assert base64.b64decode(raw["data"], validate=True) == pdf
     assert base64.b64decode(raw["hash"], validate=True) == hashlib.sha1(pdf).digest()
     assert dr.status == "final" and dr.conclusion == "Four domains. Mostly lymphoid."
-    codes = {o.code.coding[0].code: o.valueQuantity for o in dr.contained
-             if o.get_resource_type() == "Observation"}
+    codes = {
+        o.code.coding[0].code: o.valueQuantity
+        for o in dr.contained
+        if o.get_resource_type() == "Observation"
+    }
     assert codes["units-analysed"].unit == "{bins}" and codes["n-domains"].value == 3
     assert float(codes["median-mito-percent"].value) == pytest.approx(7.23)
     assert float(codes["lineage-lymphoid"].value) == pytest.approx(53.0)
@@ -86,7 +106,8 @@ def test_hl7_escapes_every_delimiter_and_line_break() -> None:
     text = exports.hl7_oru_r01(REPORT, FEATURES, job, hist)
     msg = hl7.parse(text)
     assert len(msg) == 3 + len(exports.metrics(REPORT, FEATURES)) + len(
-        exports.report_text(REPORT, hist))
+        exports.report_text(REPORT, hist)
+    )
     assert str(msg.segment("OBR")[2]) == "S\\F\\1\\S\\x" and str(msg.segment("OBR")[25]) == "C"
     (addendum,) = [str(s[5]) for s in msg if str(s[5]).startswith("Addendum by Dr 2")]
     assert msg.unescape(addendum).endswith("a|b^c~d\\e&f\rg")  # the library undoes it

@@ -8,16 +8,24 @@ from core.report.examples import example_features
 from core.report.render import collect_numbers
 from tests.fixtures.report_outputs import example_analysis
 
-COUNTS = {"Epithelial cells": 90, "Fibroblasts": 60, "T cells": 40, "Macrophages": 20,
-          "Dendritic cells": 0}
+COUNTS = {
+    "Epithelial cells": 90,
+    "Fibroblasts": 60,
+    "T cells": 40,
+    "Macrophages": 20,
+    "Dendritic cells": 0,
+}
 _BASE = example_analysis()
-ANALYSIS = _BASE.model_copy(update={
-    "annotation": _BASE.annotation.model_copy(update={"cell_type_counts": COUNTS})})
+ANALYSIS = _BASE.model_copy(
+    update={"annotation": _BASE.annotation.model_copy(update={"cell_type_counts": COUNTS})}
+)
 
 
 def _check(text: str) -> list[dict]:  # type: ignore[type-arg]
     f = example_features()
-    return check_claims(text, load_features(f), ANALYSIS, collect_numbers(f, {"annotation": {"counts": COUNTS}}))
+    return check_claims(
+        text, load_features(f), ANALYSIS, collect_numbers(f, {"annotation": {"counts": COUNTS}})
+    )
 
 
 def _verdicts(text: str) -> list[str]:
@@ -26,7 +34,11 @@ def _verdicts(text: str) -> list[str]:
 
 def test_sentences_split_on_stops_and_lines() -> None:
     assert split_sentences("## Head\nOne is 31%. Two D2 here!\n- three") == [
-        "Head", "One is 31%.", "Two D2 here!", "three"]
+        "Head",
+        "One is 31%.",
+        "Two D2 here!",
+        "three",
+    ]
 
 
 def test_enrichment_is_against_the_rest_of_the_section() -> None:
@@ -37,17 +49,21 @@ def test_enrichment_is_against_the_rest_of_the_section() -> None:
 
 
 def test_supported_claims() -> None:
-    assert _verdicts(
-        "Epithelial is the most abundant lineage (31%). D1 is the largest domain. "
-        "D3 is enriched for lymphoid cells. D1 is adjacent to D2. Macrophages are present."
-    ) == ["supported"] * 5
+    assert (
+        _verdicts(
+            "Epithelial is the most abundant lineage (31%). D1 is the largest domain. "
+            "D3 is enriched for lymphoid cells. D1 is adjacent to D2. Macrophages are present."
+        )
+        == ["supported"] * 5
+    )
 
 
 def test_contradicted_claims() -> None:
     checked = _check(
         "Lymphoid cells dominate the section. D9 is immune. D2 is the largest domain. "
         "D1 is enriched for lymphoid cells. D1 borders D4. Epithelium is 77% of spots. "
-        "The dendritic domain is the most important spatial domain.")
+        "The dendritic domain is the most important spatial domain."
+    )
     assert [s["verdict"] for s in checked] == ["contradicted"] * 7
     reasons = [c["reason"] for s in checked for c in s["claims"] if c["verdict"] == "contradicted"]
     assert "the largest lineage in the section is epithelial" in reasons
@@ -57,7 +73,9 @@ def test_contradicted_claims() -> None:
 
 def test_unverifiable_and_negated() -> None:
     assert _verdicts("The tissue looks well preserved. D1 is not the largest domain.") == [
-        "unverifiable", "supported"]
+        "unverifiable",
+        "supported",
+    ]
 
 
 def test_strike_removes_contradicted_sentences_and_counts() -> None:
@@ -95,9 +113,18 @@ def test_tied_lineages_are_named_in_the_same_order_whatever_the_hash_seed() -> N
     sentences = set()
     for seed in ("1", "2"):  # these two gave different orders before the fix
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
-        done = subprocess.run([sys.executable, "-c", _TIED_SENTENCE], cwd=root, env=env,
-                              capture_output=True, text=True, timeout=120, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _TIED_SENTENCE],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         sentences.add(done.stdout.strip())
-    assert sentences == {"D1 (50% of the section): enriched for epithelial (+80 percentage "
-                         "points against the rest of the section); depleted of myeloid and "
-                         "stromal."}, sentences
+    assert sentences == {
+        "D1 (50% of the section): enriched for epithelial (+80 percentage "
+        "points against the rest of the section); depleted of myeloid and "
+        "stromal."
+    }, sentences

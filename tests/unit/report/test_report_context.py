@@ -18,8 +18,22 @@ def test_context_from_a_synth_sample_catches_its_planted_metadata(tmp_path: Path
     import anndata as ad
 
     out = tmp_path / "s.h5ad"
-    subprocess.run([sys.executable, str(SYNTH), "--spots", "60", "--genes", "300", "--seed", "2",
-                    "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(SYNTH),
+            "--spots",
+            "60",
+            "--genes",
+            "300",
+            "--seed",
+            "2",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     a = ad.read_h5ad(out)
     doc = leakage_context_from_adata(a, [str(out)])
     tissue = a.uns["metadata"]["tissue_type"]

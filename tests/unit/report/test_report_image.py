@@ -71,8 +71,11 @@ def test_no_image_means_text_only(tmp_path: Path) -> None:
 def test_space_ranger_hires_fallback(tmp_path: Path) -> None:
     d = write_output_dir(tmp_path, image=None)
     (d / "spatial").mkdir()
-    Image.new("RGBA", (700, 600), (200, 100, 150, 255)).save(d / "spatial" / "tissue_hires_image.png")
-    (d / "spatial" / "scalefactors_json.json").write_text(json.dumps(
-        {"tissue_hires_scalef": 0.08, "spot_diameter_fullres": 180.0}))
+    Image.new("RGBA", (700, 600), (200, 100, 150, 255)).save(
+        d / "spatial" / "tissue_hires_image.png"
+    )
+    (d / "spatial" / "scalefactors_json.json").write_text(
+        json.dumps({"tissue_hires_scalef": 0.08, "spot_diameter_fullres": 180.0})
+    )
     prepared = prepare_images(d, None)
     assert prepared.available and prepared.info["scalef"] == 0.08

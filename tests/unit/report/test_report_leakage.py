@@ -18,7 +18,9 @@ from core.report.leakage import (
 from core.report.prompts import STRATEGIES, build_prompt
 from core.results import AnalysisRecord
 
-PANGLAO = Path(__file__).resolve().parents[4] / "shared" / "data" / "PanglaoDB_markers_27_Mar_2020.tsv"
+PANGLAO = (
+    Path(__file__).resolve().parents[4] / "shared" / "data" / "PanglaoDB_markers_27_Mar_2020.tsv"
+)
 
 
 def _cats(text: str, ctx: LeakageContext | None = None, features: object = None) -> set[str]:
@@ -34,20 +36,47 @@ def test_clean_prompts_pass_with_synth_like_context(strategy: str) -> None:
     check_prompt(prompt.text, ctx, features)  # does not raise
 
 
-@pytest.mark.parametrize("text", [
-    "a section of colon", "COLONIC mucosa", "sample_colon_0", "PATIENT-0001-COLON",
-    "both lungs", "Cerebral tissue", "mammary gland", "hepatic lobule", "renal cortex",
-    "the prostate", "gastric pits", "pulmonary", "cardiac muscle", "skin",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a section of colon",
+        "COLONIC mucosa",
+        "sample_colon_0",
+        "PATIENT-0001-COLON",
+        "both lungs",
+        "Cerebral tissue",
+        "mammary gland",
+        "hepatic lobule",
+        "renal cortex",
+        "the prostate",
+        "gastric pits",
+        "pulmonary",
+        "cardiac muscle",
+        "skin",
+    ],
+)
 def test_organ_words_are_refused(text: str) -> None:
     assert "organ_word" in _cats(text)
 
 
-@pytest.mark.parametrize("text", [
-    "goblet cells", "Enterocytes", "a neuron", "astrocytes", "oligodendrocyte", "microglia",
-    "hepatocytes", "alveolar", "podocyte", "keratinocytes", "acinar cells", "cardiomyocyte",
-    "luminal",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "goblet cells",
+        "Enterocytes",
+        "a neuron",
+        "astrocytes",
+        "oligodendrocyte",
+        "microglia",
+        "hepatocytes",
+        "alveolar",
+        "podocyte",
+        "keratinocytes",
+        "acinar cells",
+        "cardiomyocyte",
+        "luminal",
+    ],
+)
 def test_tissue_revealing_cell_types_are_refused(text: str) -> None:
     assert "cell_type" in _cats(text)
 
@@ -58,17 +87,23 @@ def test_organ_specific_genes_are_refused(text: str) -> None:
 
 
 def test_lineage_and_prompt_vocabulary_is_not_refused() -> None:
-    text = ("epithelial stromal endothelial lymphoid myeloid neural/glial other immune "
-            "vascular glandular stroma human tissue QC FDR H&E D1 D12 Q1 Q6 Moran's I")
+    text = (
+        "epithelial stromal endothelial lymphoid myeloid neural/glial other immune "
+        "vascular glandular stroma human tissue QC FDR H&E D1 D12 Q1 Q6 Moran's I"
+    )
     assert find_leaks(text) == []
 
 
 def test_identifiers_paths_and_metadata_are_refused() -> None:
-    ctx = LeakageContext.from_dict({
-        "sample_ids": ["S-77-XQ"], "library_ids": ["lib_abc"],
-        "barcode_examples": ["AAACCTGAGAAACCAT-1"], "source_paths": ["/mnt/run3/slide9.h5ad"],
-        "metadata_strings": ["Prof Example cohort", "visium", "1"],
-    })
+    ctx = LeakageContext.from_dict(
+        {
+            "sample_ids": ["S-77-XQ"],
+            "library_ids": ["lib_abc"],
+            "barcode_examples": ["AAACCTGAGAAACCAT-1"],
+            "source_paths": ["/mnt/run3/slide9.h5ad"],
+            "metadata_strings": ["Prof Example cohort", "visium", "1"],
+        }
+    )
     assert _cats("id S-77-XQ", ctx) == {"identifier"}
     assert _cats("lib_abc", ctx) == {"identifier"}
     assert "identifier" in _cats("AAACCTGAGAAACCAT-1", ctx)
@@ -84,8 +119,9 @@ def test_identifiers_paths_and_metadata_are_refused() -> None:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_metadata_equal_to_the_prompts_own_words_does_not_block(strategy: str) -> None:
-    ctx = LeakageContext.from_dict({"metadata_strings": ["stroma", "epithelial", "immune",
-                                                         "tumor", "Block 7 stroma"]})
+    ctx = LeakageContext.from_dict(
+        {"metadata_strings": ["stroma", "epithelial", "immune", "tumor", "Block 7 stroma"]}
+    )
     prompt = build_prompt(example_features(), strategy)
     assert find_leaks(prompt.text, ctx, example_features()) == []
     assert _cats("Block 7 stroma", ctx) == {"metadata"}
@@ -133,8 +169,9 @@ def test_check_prompt_lists_every_finding_and_why() -> None:
 
 
 def test_marker_table_genes_extend_the_lexicon() -> None:
-    lex = default_lexicon().with_marker_genes({"ZZTOP1": {"Brain"}, "ZZTOP2": {"Brain", "Liver"},
-                                               "ZZTOP3": {"Immune system"}})
+    lex = default_lexicon().with_marker_genes(
+        {"ZZTOP1": {"Brain"}, "ZZTOP2": {"Brain", "Liver"}, "ZZTOP3": {"Immune system"}}
+    )
     cats = {f.match: f.category for f in find_leaks("ZZTOP1 ZZTOP2 ZZTOP3", lexicon=lex)}
     assert cats == {"ZZTOP1": "organ_gene"}
 
@@ -149,10 +186,14 @@ def test_run_marker_table_reaches_the_lexicon() -> None:
     base = example_analysis()
 
     def with_table(markers: str | None, source: str) -> AnalysisRecord:
-        return base.model_copy(update={
-            "annotation": base.annotation.model_copy(update={"marker_table": source}),
-            "provenance": base.provenance.model_copy(
-                update={"options": {"markers": markers, "species": "Hs"}})})
+        return base.model_copy(
+            update={
+                "annotation": base.annotation.model_copy(update={"marker_table": source}),
+                "provenance": base.provenance.model_copy(
+                    update={"options": {"markers": markers, "species": "Hs"}}
+                ),
+            }
+        )
 
     analysis = with_table(str(PANGLAO), f"panglao:{PANGLAO.name}")
     assert _marker_table_path(analysis) == PANGLAO
@@ -182,5 +223,6 @@ def test_eval_leakage_every_strategy_and_planted_tissue(capsys: pytest.CaptureFi
     assert {r.tissue for r in rows} >= {"colon", "brain", "breast", "lung"}
     assert {r.strategy for r in rows} == set(STRATEGIES)
     assert sum(r.expected == "pass" for r in rows) == len(STRATEGIES) * len(
-        evaluation.PLANTED_TISSUES)
+        evaluation.PLANTED_TISSUES
+    )
     assert "0 failed" in out and "FAIL" not in out.replace("0 failed", "")

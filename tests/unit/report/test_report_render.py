@@ -19,10 +19,21 @@ def test_numbers_skip_ids_and_list_ordinals() -> None:
 
 def test_verification_respects_rounding_and_percent() -> None:
     ref = collect_numbers({"a": 0.3123, "b": [4900, {"c": -8.1}], "d": "0.155", "e": True})
-    verdict = {c["text"]: c["verified"] for c in check_numbers(
-        "31% 0.31 4900 -8.1 15.5% 16% 42% 0.99 7777", ref)}
-    assert verdict == {"31%": True, "0.31": True, "4900": True, "-8.1": True, "15.5%": True,
-                       "16%": True, "42%": False, "0.99": False, "7777": False}
+    verdict = {
+        c["text"]: c["verified"]
+        for c in check_numbers("31% 0.31 4900 -8.1 15.5% 16% 42% 0.99 7777", ref)
+    }
+    assert verdict == {
+        "31%": True,
+        "0.31": True,
+        "4900": True,
+        "-8.1": True,
+        "15.5%": True,
+        "16%": True,
+        "42%": False,
+        "0.99": False,
+        "7777": False,
+    }
 
 
 def test_parroting_score_counts_verbatim_copies() -> None:
@@ -33,8 +44,10 @@ def test_parroting_score_counts_verbatim_copies() -> None:
 
 
 def test_split_by_headings_and_questions() -> None:
-    text = ("Intro line.\n## Specimen and QC\nGood quality.\n**Cell populations:** Mixed.\n"
-            "Spatial organisation: clustered immune cells\n## Suggested follow-up\nStain.")
+    text = (
+        "Intro line.\n## Specimen and QC\nGood quality.\n**Cell populations:** Mixed.\n"
+        "Spatial organisation: clustered immune cells\n## Suggested follow-up\nStain."
+    )
     parts = split_sections(text)
     assert parts["unassigned"] == "Intro line."
     assert parts["specimen_and_qc"] == "Good quality."
@@ -42,8 +55,11 @@ def test_split_by_headings_and_questions() -> None:
     assert parts["spatial_organisation"] == "clustered immune cells"
     assert parts["follow_up"] == "Stain."
     q = split_sections("Q1. Layered.\nQ4: Glands seen.\nQ6 - IHC.")
-    assert q == {"tissue_architecture": "Layered.", "morphology": "Glands seen.",
-                 "follow_up": "IHC."}
+    assert q == {
+        "tissue_architecture": "Layered.",
+        "morphology": "Glands seen.",
+        "follow_up": "IHC.",
+    }
     assert split_sections("gibberish ixix") == {"unassigned": "gibberish ixix"}
 
 
@@ -55,9 +71,20 @@ def test_unverified_numbers_are_marked_in_markdown_and_html(tmp_path) -> None:  
 
     features = example_features()
     analysis = example_analysis(features)
-    narrative = "## Cell populations\nEpithelium is 31% of spots, not 77%.\n## Suggested follow-up\nIHC."
+    narrative = (
+        "## Cell populations\nEpithelium is 31% of spots, not 77%.\n## Suggested follow-up\nIHC."
+    )
     prov: dict[str, object] = {"backend": "x", "written_by_language_model": True}
-    report = build_report(load_features(features), analysis, [], narrative, "epithelial 31%, stromal 24%", {}, prov, [])
+    report = build_report(
+        load_features(features),
+        analysis,
+        [],
+        narrative,
+        "epithelial 31%, stromal 24%",
+        {},
+        prov,
+        [],
+    )
     cells = next(s for s in report["sections"] if s["id"] == "cell_populations")
     assert cells["unverified_numbers"] == ["77%"]
     assert prov["unverified_numbers"] == 1 and prov["numbers_in_narrative"] == 2

@@ -18,7 +18,10 @@ def test_close_domain_count_is_said() -> None:
     assert find_leaks(prompt, None, f) == []
     text = write_template_narrative(f, has_image=True)
     assert "A division into 2 domains fits the data nearly as well" in text
-    assert computed_sections(f, [], {})["tissue_architecture"]["domain_count"]["close_alternative"] == 2
+    assert (
+        computed_sections(f, [], {})["tissue_architecture"]["domain_count"]["close_alternative"]
+        == 2
+    )
 
 
 def test_withheld_claims_are_said_not_described() -> None:
@@ -26,10 +29,19 @@ def test_withheld_claims_are_said_not_described() -> None:
     f["domains"] = []
     f["spatial"].pop("spatially_variable_genes")
     f["not_assessed"] = [
-        {"claim": "domains", "reason": "the 2 candidate domains are not separated (silhouette "
-                                       "0.09, at least 0.15 needed)", "value": 0.09, "threshold": 0.15},
-        {"claim": "spatially_variable_genes", "reason": "none of the tested genes is spatially "
-                                                        "variable at FDR 0.05", "value": 0, "threshold": 1},
+        {
+            "claim": "domains",
+            "reason": "the 2 candidate domains are not separated (silhouette "
+            "0.09, at least 0.15 needed)",
+            "value": 0.09,
+            "threshold": 0.15,
+        },
+        {
+            "claim": "spatially_variable_genes",
+            "reason": "none of the tested genes is spatially variable at FDR 0.05",
+            "value": 0,
+            "threshold": 1,
+        },
     ]
     prompt = build_prompt(f, "anti_parroting", n_images=1).text
     assert "Not assessed" in prompt and "silhouette 0.09" in prompt
@@ -46,12 +58,22 @@ def test_report_lists_failed_claims_and_notes() -> None:
     from core.results import Claim
 
     base = example_analysis()
-    analysis = base.model_copy(update={
-        "claims": [Claim(name="genes_kept", passed=False, value=34, threshold=200,
-                         reason="only 34 genes kept"),
-                   Claim(name="domains", passed=True, value=0.5, threshold=0.15, reason="fine")],
-        "provenance": base.provenance.model_copy(update={"notes": ["blank image"]}),
-        "qc": base.qc.model_copy(update={"notes": ["shallow sample"]})})
+    analysis = base.model_copy(
+        update={
+            "claims": [
+                Claim(
+                    name="genes_kept",
+                    passed=False,
+                    value=34,
+                    threshold=200,
+                    reason="only 34 genes kept",
+                ),
+                Claim(name="domains", passed=True, value=0.5, threshold=0.15, reason="fine"),
+            ],
+            "provenance": base.provenance.model_copy(update={"notes": ["blank image"]}),
+            "qc": base.qc.model_copy(update={"notes": ["shallow sample"]}),
+        }
+    )
     na = not_assessed(analysis)
     assert [c["claim"] for c in na["claims"]] == ["genes_kept"]
     assert na["notes"] == ["blank image", "shallow sample"]
