@@ -579,8 +579,28 @@ def _insert_jobs(env: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
         )
 
 
+def _cancel_inserted(env: dict[str, str], ids: list[uuid.UUID]) -> None:
+    """The inserted queued and running rows are real jobs to the session's relay and workers
+    (the reconciler hands them to the analysis queue): cancel them once the test is done, so
+    the next tests' jobs do not wait behind them."""
+    import psycopg
+
+    with psycopg.connect(
+        env["MGS_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
+    ) as conn:
+        conn.execute(
+            "UPDATE jobs SET state = 'canceled', finished_at = now(), updated_at = now()"
+            " WHERE id = ANY(%s) AND state IN ('queued', 'running')",
+            (ids,),
+        )
+
+
 def test_job_list_filters_pages_and_live_rows(
-    api: str, browser: Any, service_env: dict[str, str], tmp_path: Path
+    api: str,
+    browser: Any,
+    service_env: dict[str, str],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """130 jobs of one lab: keyset pages forward and back, filters, and live updates of the
     rows on screen only (no reload of the page of jobs, no request for a row off screen or
@@ -611,6 +631,7 @@ def test_job_list_filters_pages_and_live_rows(
             )
         )
     _insert_jobs(service_env, rows)
+    request.addfinalizer(lambda: _cancel_inserted(service_env, [r[0] for r in rows]))
     newest = sorted(rows, key=lambda r: r[6], reverse=True)
 
     browser.set_window_size(1280, 900)
