@@ -206,6 +206,21 @@ def test_dockerfiles_install_from_the_locks() -> None:
     assert "COPY wheels/report-cpu /wheels" in _stage(worker, "report-cpu-build")
 
 
+def test_every_build_stage_copies_every_package() -> None:
+    """The editable install needs the source of each package the project ships (the
+    `medgemma-spatial` entry point imports cli.main): a stage that misses one builds, then
+    every container of that image dies on start."""
+    import tomllib
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    packages = sorted({p.split(".")[0].rstrip("*") for p in find["find"]["include"]})
+    assert "cli" in packages and "core" in packages, packages
+    for name, stage in STAGE_LOCK:
+        body = _stage((ROOT / name).read_text(), stage)
+        for pkg in packages:
+            assert f"COPY {pkg} {pkg}" in body, (name, stage, pkg)
+
+
 def _pins(lock: str) -> dict[str, str]:
     out = {}
     for line in (LOCKS / f"{lock}.txt").read_text().splitlines():
