@@ -574,8 +574,10 @@ def _insert_jobs(env: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
             "INSERT INTO jobs (id, tenant_id, upload_id, kind, external_sample_id, options, state,"
             " stage, progress, attempts, stage_attempts, max_attempts, transient_tries, timings,"
             " summary, report_status, created_at, updated_at) VALUES (%s, %s, %s, 'spatial', %s,"
-            " '{}', %s, 'analyzing', 0.5, 1, 1, 3, 0, '{}', '{}', %s, %s, %s)",
-            [(*r, r[-1]) for r in rows],
+            " '{}', %s, 'analyzing', 0.5, 1, 1, 3, 0, '{}', '{}', %s, %s, now())",
+            # updated now: the reconciler re-sends queued jobs untouched for minutes, and these
+            # rows must not become real work for the session's one analysis worker
+            rows,
         )
 
 
