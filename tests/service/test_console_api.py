@@ -6,6 +6,7 @@ artifacts of a seeded synthetic sample."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ def _pg(env: dict[str, str]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def lab(api: str, service_env: dict[str, str], tmp_path_factory: Any) -> dict[str, Any]:
+def lab(api: str, service_env: dict[str, str], tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
     """A fresh lab with N_JOBS jobs in it (rows written straight into Postgres: the submit
-    path is tested elsewhere; this is about reading many)."""
+    path is tested elsewhere; this is about reading many). Its queued and running rows are
+    canceled afterwards: to the session's relay and workers they are real jobs."""
     from core.synth import write_sample
     from tests.service.conftest import make_key
 
@@ -52,7 +54,13 @@ def lab(api: str, service_env: dict[str, str], tmp_path_factory: Any) -> dict[st
             (uuid.uuid4(), tenant, uuid.UUID(upload_id), f"S-{i:05d}", state, signed, created)
         )
     _insert(service_env, rows)
-    return {"auth": f"Bearer {key}", "rows": rows, "tenant": tenant, "env": service_env}
+    yield {"auth": f"Bearer {key}", "rows": rows, "tenant": tenant, "env": service_env}
+    with _pg(service_env) as conn:
+        conn.execute(
+            "UPDATE jobs SET state = 'canceled', finished_at = now(), updated_at = now()"
+            " WHERE tenant_id = %s AND state IN ('queued', 'running')",
+            (tenant,),
+        )
 
 
 def _insert(env: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
@@ -61,8 +69,10 @@ def _insert(env: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
             "INSERT INTO jobs (id, tenant_id, upload_id, kind, external_sample_id, options, state,"
             " stage, progress, attempts, stage_attempts, max_attempts, transient_tries, timings,"
             " summary, report_status, created_at, updated_at) VALUES (%s, %s, %s, 'spatial', %s,"
-            " '{}', %s, 'validating', 0, 0, 0, 3, 0, '{}', '{}', %s, %s, %s)",
-            [(j, t, u, s, st, rs, cr, cr) for j, t, u, s, st, rs, cr in rows],
+            " '{}', %s, 'validating', 0, 0, 0, 3, 0, '{}', '{}', %s, %s, now())",
+            # updated now: the reconciler re-sends queued jobs untouched for minutes, and
+            # these rows must not become work for the session's one analysis worker
+            rows,
         )
 
 
