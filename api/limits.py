@@ -392,10 +392,3 @@ if HttpToolsProtocol is not None:
             self._draining = None
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
-
-
-def http_protocol() -> Any:
-    """The protocol class for ``uvicorn.run(http=...)`` (uvicorn's default without httptools)."""
-    if HttpToolsProtocol is None:  # pragma: no cover
-        return "auto"
-    return "api.limits:HeaderTimeoutProtocol"

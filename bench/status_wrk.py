@@ -106,6 +106,7 @@ def run_wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(script)
     peak = [0.0]
+    peak_pss = [0.0]
     held = [0]
     port = int(url.split(":")[2].split("/")[0])
     stop = threading.Event()
@@ -113,6 +114,7 @@ def run_wrk(
     def sample() -> None:
         while not stop.is_set():
             peak[0] = max(peak[0], sum(load_api.rss_mb(p) for p in api_pids))
+            peak_pss[0] = max(peak_pss[0], sum(load_api.pss_mb(p) for p in api_pids))
             held[0] = max(held[0], held_connections(port))
             time.sleep(0.5)
 
@@ -148,7 +150,8 @@ def run_wrk(
     res["req_per_s"] = round(res["requests"] / (res["duration_us"] / 1e6), 1)
     res["api_cpu_s"] = round(cpu, 2)
     res["api_cpu_ms_per_request"] = round(1000 * cpu / max(res["requests"], 1), 3)
-    res["api_rss_peak_mb"] = round(peak[0], 1)
+    res["api_rss_peak_mb"] = round(peak[0], 1)  # sum over the API's processes
+    res["api_pss_peak_mb"] = round(peak_pss[0], 1)  # the same, shared pages counted once
     res["connections_held_peak"] = held[0]
     res["loadavg_after"] = loadavg()
     return res
@@ -213,6 +216,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "loadavg_before": loadavg(),
             "api_rss_idle_mb": rss0,
+            "api_pss_idle_mb": round(sum(load_api.pss_mb(p) for p in pids), 1),
+            "api_processes": len(pids),
         }
         delay_ms = 1000 * args.connections / args.rate
         phases = set(args.only or ("paced", "open", "longpoll"))

@@ -76,26 +76,19 @@ def _preflight(database: bool = True, broker: bool = False) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from api.limits import http_protocol
     from core.config import get_settings
 
     _preflight(database=True, broker=True)
-
-    uvicorn.run(
-        "api.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        proxy_headers=True,
-        http=http_protocol(),  # httptools + a header timeout (MGS_HEADER_TIMEOUT_S)
-        # an idle kept-alive connection is closed after this long (no shorter than uvicorn's 5 s)
-        timeout_keep_alive=max(1, min(5, int(get_settings().header_timeout_s))),
-    )
-    return 0
+    # an idle kept-alive connection is closed after this long (no shorter than uvicorn's 5 s)
+    keep_alive = max(1, min(5, int(get_settings().header_timeout_s)))
+    argv = [sys.executable, "-m", "api.serve", "--host", args.host, "--port", str(args.port)]
+    argv += ["--workers", str(args.workers), "--log-level", args.log_level]
+    argv += ["--keep-alive", str(keep_alive)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the drivers the checks imported stay behind: uvicorn supervises from a lean process
+    os.execv(sys.executable, argv)
+    return 0  # pragma: no cover (execv does not return)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

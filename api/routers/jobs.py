@@ -224,12 +224,10 @@ async def get_job(
             body = job_out(job).model_dump_json().encode()
             seen = (job.state, job.stage, job.report_status)
             stale = if_none_match is not None and not _matches(if_none_match, etag_of(body))
+            settled = stale or _finished(job)
+            del job  # a waiting request keeps its ~1 KB body, not the row and its JSON columns
             deadline = anyio.current_time() + wait
-            while (
-                not stale
-                and not _finished(job)
-                and (job.state, job.stage, job.report_status) == seen
-            ):
+            while not settled:
                 await session.close()  # hold no database connection while waiting
                 with anyio.move_on_after(deadline - anyio.current_time()):
                     await changed.wait()
@@ -238,7 +236,9 @@ async def get_job(
                 changed.clear()
                 await listener.start()  # reconnects if the listener lost its connection
                 job = await service.get_job(session, tenant, job_id)
-            body = job_out(job).model_dump_json().encode()
+                body = job_out(job).model_dump_json().encode()
+                settled = _finished(job) or (job.state, job.stage, job.report_status) != seen
+                del job
     else:
         # the hot polling path: the body from this process's status cache (dropped by Postgres
         # NOTIFY on every change of the row, see api/longpoll.py), else read, serialised once
