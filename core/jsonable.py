@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from typing import TypeAlias
 
-JSONScalar: TypeAlias = str | int | float | bool | None
-JSONValue: TypeAlias = "JSONScalar | list[JSONValue] | dict[str, JSONValue]"
-JSONObject: TypeAlias = dict[str, "JSONValue"]  # a runtime object: SQLAlchemy maps it to JSONB
+# pydantic's recursive alias (list, dict, str, bool, int, float, None), so that the
+# documents the contract models dump (core/results.py, core/features.py) are JSONValue too
+from pydantic import JsonValue as JSONValue
+
+JSONObject: TypeAlias = dict[str, JSONValue]
 
 
 def to_jsonable(o: object) -> JSONValue:
@@ -59,3 +61,6 @@ def json_object(o: object) -> JSONObject:
     """
     v = to_jsonable(o)
     return v if isinstance(v, dict) else {}
+
+
+__all__ = ["JSONObject", "JSONValue", "json_object", "to_jsonable"]

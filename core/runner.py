@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from core.analysis.claims import Claim
     from core.analysis.pipeline import AnalysisResult
     from core.io.readers import Sample
+    from core.report.report_json import ReportProvenance
 
 Progress = Callable[[str, float], None]
 
@@ -60,7 +61,7 @@ class AnalysisSummary(TypedDict, total=False):
     notes: list[str]
     unit: str | None
     n_cells: int | None
-    report: dict[str, object]
+    report: ReportProvenance
 
 
 def _versions() -> dict[str, str]:

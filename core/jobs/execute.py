@@ -8,7 +8,6 @@ progress and lease renewals are visible at once.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 import threading
@@ -31,6 +30,7 @@ from core.jobs.errors import LeaseLost
 from core.jobs.outages import is_transient
 from core.jobs.sandbox import analyse_in_subprocess, validate_in_subprocess
 from core.jsonable import to_jsonable
+from core.report.report_json import ReportProvenance, parse_report
 from core.storage import ObjectStore, download_prefix, upload_dir
 
 log = logging.getLogger(__name__)
@@ -395,13 +395,13 @@ def _report(st: Stage) -> str:
     return "succeeded"
 
 
-def _withheld_report(out: Path) -> dict[str, Any]:
+def _withheld_report(out: Path) -> ReportProvenance:
     """The provenance of a report written without a narrative; re-raises the refusal when no
     such report was written (an unreadable leakage context refuses before writing anything)."""
     path = out / "report.json"
-    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    report = parse_report(path.read_text(encoding="utf-8")) if path.is_file() else {}
     if report.get("status") != "narrative_withheld":
         raise PromptLeakage("the leakage gate refused the prompt and no report was written")
-    provenance: dict[str, Any] = dict(report.get("provenance") or {})
+    provenance = ReportProvenance(**(report.get("provenance") or {}))
     provenance["narrative"] = report.get("narrative")
     return provenance
