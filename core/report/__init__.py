@@ -25,7 +25,7 @@ from core.config import Settings, get_settings
 from core.errors import InputError, PromptLeakage
 from core.features import FeaturesRecord, read_features
 from core.options import ReportOptions
-from core.report.report_json import LeakageGate, NarrativeOutcome, ReportProvenance
+from core.report.report_json import LeakageGate, NarrativeOutcome, ReportProvenance, number
 from core.results import AnalysisRecord, read_analysis
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def _provenance(
         "images_sent": (
             0
             if not g or options.backend == "template"
-            else int(g.extra.get("images_used", len(prepared.images)))
+            else int(number(g.extra.get("images_used", len(prepared.images))))
         ),
         "image": prepared.info,
         "leakage_gate": gate,

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from core.errors import PromptLeakage
-from core.jsonable import JSONValue
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -130,7 +129,7 @@ class LeakageContext:
     source_paths: tuple[str, ...] = ()
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, JSONValue]) -> LeakageContext:
+    def from_dict(cls, d: Mapping[str, object]) -> LeakageContext:
         def strings(key: str) -> tuple[str, ...]:
             v = d.get(key) or []
             if isinstance(v, str):
