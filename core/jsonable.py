@@ -63,4 +63,38 @@ def json_object(o: object) -> JSONObject:
     return v if isinstance(v, dict) else {}
 
 
-__all__ = ["JSONObject", "JSONValue", "json_object", "to_jsonable"]
+def as_object(v: JSONValue | None) -> JSONObject:
+    """``v`` when it is a JSON object, else ``{}`` (reading an optional block of a document).
+
+    Parameters
+    ----------
+    v
+        A value read from a JSON document.
+
+    Returns
+    -------
+    JSONObject
+        ``v`` or an empty object.
+    """
+    return v if isinstance(v, dict) else {}
+
+
+def as_number(v: JSONValue) -> float:
+    """``float(v)`` for a JSON number or numeric string; ``TypeError`` as ``float`` raises it.
+
+    Parameters
+    ----------
+    v
+        A value read from a JSON document.
+
+    Returns
+    -------
+    float
+        The value as a float.
+    """
+    if isinstance(v, bool | int | float | str):
+        return float(v)
+    raise TypeError(f"float() argument must be a string or a real number, not {type(v).__name__!r}")
+
+
+__all__ = ["JSONObject", "JSONValue", "as_number", "as_object", "json_object", "to_jsonable"]

@@ -75,8 +75,8 @@ def _versions() -> dict[str, str]:
 def px_per_um_of(sample: Sample) -> float | None:
     """Full-resolution pixels per micrometre, from the spot diameter or the bin pitch."""
     cells = sample.cells
-    if cells and cells.get("px_per_um"):
-        return float(cells["px_per_um"])
+    if cells and (px_per_um := cells.get("px_per_um")):
+        return float(px_per_um)
     if sample.spot_diameter_px:
         if sample.layout == Layout.VISIUM:
             return float(sample.spot_diameter_px) / 55.0

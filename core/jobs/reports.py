@@ -15,9 +15,9 @@ from core.db.models import Job
 from core.errors import BadOption
 from core.jobs import service, signoff
 from core.jobs.errors import NotFound
-from core.jsonable import JSONObject
+from core.jsonable import JSONObject, as_object
 from core.report import exports
-from core.report.report_json import ReportDocument, obj, parse_report
+from core.report.report_json import ReportDocument, parse_report
 from core.report.signoff import Signoff, render_with_status
 from core.storage import ObjectStore
 
@@ -83,7 +83,7 @@ async def render(
         return render_with_status(fmt, content, history)
     report = parse_report(await _read(store, job, "report.json"))
     features_raw = await _optional(store, job, "features.json")
-    features = obj(json.loads(features_raw)) if features_raw else {}
+    features = as_object(json.loads(features_raw)) if features_raw else {}
     history = await signoff.history(session, job)
     pdf = (
         await report_pdf(session, store, job, history)

@@ -230,7 +230,7 @@ def _main(path: str, unpack_dir: str | None = None) -> None:
             "has_image": sample.image is not None,
             "bin_size_um": sample.bin_size_um,
             "unit": sample.unit,
-            "n_cells": (sample.cells or {}).get("n"),
+            "n_cells": sample.cells["n"] if sample.cells else None,
         }
         print(json.dumps({"ok": True, "summary": summary}))
     except MGSError as e:

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 from core.config import Settings, get_settings
 from core.errors import InputError, PromptLeakage
 from core.features import FeaturesRecord, read_features
+from core.jsonable import as_number
 from core.options import ReportOptions
-from core.report.report_json import LeakageGate, NarrativeOutcome, ReportProvenance, number
+from core.report.report_json import LeakageGate, NarrativeOutcome, ReportProvenance
 from core.results import AnalysisRecord, read_analysis
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ def _provenance(
         "images_sent": (
             0
             if not g or options.backend == "template"
-            else int(number(g.extra.get("images_used", len(prepared.images))))
+            else int(as_number(g.extra.get("images_used", len(prepared.images))))
         ),
         "image": prepared.info,
         "leakage_gate": gate,

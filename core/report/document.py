@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsFloat, SupportsIndex
 
 from core.features import FeaturesRecord
-from core.jsonable import JSONObject
+from core.jsonable import JSONObject, as_object
 from core.report.claims import domain_enrichment
-from core.report.report_json import CheckedSentence, ReportDocument, obj
+from core.report.report_json import CheckedSentence, ReportDocument
 from core.results import AnalysisRecord
 
 if TYPE_CHECKING:
@@ -382,7 +382,7 @@ def build_document(
     aprov: JSONObject = prov.get("analysis_provenance") or analysis.provenance.model_dump(
         mode="json"
     )
-    versions = obj(aprov.get("versions"))
+    versions = as_object(aprov.get("versions"))
     src = report.get("narrative_source") or {}
     narratives = {
         s["id"]: s.get("narrative_checked", s.get("narrative", ""))
@@ -647,7 +647,7 @@ def build_document(
     # ---- limitations
     unc = next(
         (
-            obj(s.get("computed"))
+            as_object(s.get("computed"))
             for s in report.get("sections") or []
             if s.get("id") == "uncertainty"
         ),
@@ -690,7 +690,7 @@ def build_document(
         )
 
     # ---- methods
-    params = obj(aprov.get("parameters"))
+    params = as_object(aprov.get("parameters"))
     methods = _sentence_list(
         [
             f"Counts were filtered for quality (minimum transcripts and genes per {unit}, maximum "
@@ -749,7 +749,7 @@ def build_document(
         )
     pops = next(
         (
-            obj(s.get("computed")).get("populations")
+            as_object(s.get("computed")).get("populations")
             for s in report.get("sections") or []
             if s.get("id") == "cell_populations"
         ),
@@ -770,7 +770,7 @@ def build_document(
                         if p.get("mean_confidence") is not None
                         else "n/a (no score)",
                     ]
-                    for p in map(obj, pops)
+                    for p in map(as_object, pops)
                 ],
                 f"Counts {unit}s by their single most likely cell type; the lineage composition in "
                 f"the findings averages the estimated mix within each {unit}, so the two differ.",
@@ -828,7 +828,8 @@ def build_document(
         (
             "Decoding",
             ", ".join(
-                f"{str(k).replace('_', ' ')} {v}" for k, v in obj(prov.get("decoding")).items()
+                f"{str(k).replace('_', ' ')} {v}"
+                for k, v in as_object(prov.get("decoding")).items()
             )
             or "n/a",
         ),

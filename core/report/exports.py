@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from core.jsonable import JSONObject
-from core.report.report_json import ReportDocument, Section, number, obj
+from core.jsonable import JSONObject, as_number, as_object
+from core.report.report_json import ReportDocument, Section
 from core.report.signoff import ReportStatus, Signoff, addenda, report_status, status_lines
 
 LOCAL_SYSTEM = "https://medgemma-spatial.dev/fhir/CodeSystem/spatial-metrics"
@@ -78,32 +78,34 @@ def metrics(report: ReportDocument, features: JSONObject) -> list[Metric]:
     ``features``: ``features.json`` as stored (``{}`` when absent).
     """
     out: list[Metric] = []
-    platform = obj(features.get("platform"))
+    platform = as_object(features.get("platform"))
     unit = str(platform.get("unit") or "spot")
-    qc = obj(features.get("qc"))
+    qc = as_object(features.get("qc"))
     if qc.get("units_analysed") is not None:
         out.append(
             Metric(
                 "units-analysed",
                 f"{unit.capitalize()}s analysed",
-                number(qc["units_analysed"]),
+                as_number(qc["units_analysed"]),
                 f"{{{unit}s}}",
             )
         )
-    medians = obj(obj(_section(report, "specimen_and_qc").get("computed")).get("qc_medians"))
+    medians = as_object(
+        as_object(_section(report, "specimen_and_qc").get("computed")).get("qc_medians")
+    )
     for key, code, display, ucum, scale in (
         ("median_total_counts", "median-total-counts", f"Median counts per {unit}", "{counts}", 1),
         ("median_n_genes", "median-genes", f"Median genes detected per {unit}", "{genes}", 1),
         ("median_pct_mito", "median-mito-percent", "Median mitochondrial fraction", "%", 100),
     ):
         if medians.get(key) is not None:
-            out.append(Metric(code, display, round(number(medians[key]) * scale, 4), ucum))
-    for lineage, frac in sorted(obj(features.get("lineage_composition")).items()):
+            out.append(Metric(code, display, round(as_number(medians[key]) * scale, 4), ucum))
+    for lineage, frac in sorted(as_object(features.get("lineage_composition")).items()):
         out.append(
             Metric(
                 f"lineage-{lineage}",
                 f"Share of {unit}s, {lineage} lineage",
-                round(number(frac) * 100, 2),
+                round(as_number(frac) * 100, 2),
                 "%",
             )
         )

@@ -201,37 +201,3 @@ def parse_report(raw: str | bytes) -> ReportDocument:
     """
     doc: JSONValue = json.loads(raw)
     return cast(ReportDocument, doc) if isinstance(doc, dict) else {}
-
-
-def obj(v: JSONValue | None) -> JSONObject:
-    """``v`` when it is a JSON object, else ``{}`` (reading an optional block of a document).
-
-    Parameters
-    ----------
-    v
-        A value read from a JSON document.
-
-    Returns
-    -------
-    JSONObject
-        ``v`` or an empty object.
-    """
-    return v if isinstance(v, dict) else {}
-
-
-def number(v: JSONValue) -> float:
-    """``float(v)`` for a JSON number or numeric string; ``TypeError`` as ``float`` raises it.
-
-    Parameters
-    ----------
-    v
-        A value read from a JSON document.
-
-    Returns
-    -------
-    float
-        The value as a float.
-    """
-    if isinstance(v, bool | int | float | str):
-        return float(v)
-    raise TypeError(f"float() argument must be a string or a real number, not {type(v).__name__!r}")

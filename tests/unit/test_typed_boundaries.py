@@ -26,7 +26,17 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "api", "worker", "cli")
 
 # "path::qualified name" -> why the signature keeps Any
-ALLOWED: dict[str, str] = {}
+ALLOWED: dict[str, str] = {
+    "api/errors.py::problem_responses": (
+        "FastAPI's own type: the value is passed as a route's ``responses=``, which FastAPI "
+        "annotates dict[int | str, dict[str, Any]] (OpenAPI response objects)"
+    ),
+    "core/report/backends/hf.py::load_model": (
+        "transformers' processor (a tokenizer or a multimodal processor, by model) and model: "
+        "transformers and torch are an optional extra, absent where mypy runs, so their "
+        "classes cannot be named"
+    ),
+}
 
 
 def _module_name(path: Path) -> str:
@@ -78,15 +88,21 @@ class _Index:
                         local[node.target.id] = node.value
                 elif type(node).__name__ == "TypeAlias":  # ``type X = ...`` (Python 3.12+)
                     local[node.name.id] = node.value  # type: ignore[attr-defined]
-                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    if node.module.split(".")[0] in PACKAGES:
-                        for alias in node.names:
-                            imported[alias.asname or alias.name] = (node.module, alias.name)
+                elif (
+                    isinstance(node, ast.ImportFrom)
+                    and node.module
+                    and node.level == 0
+                    and node.module.split(".")[0] in PACKAGES
+                ):
+                    for alias in node.names:
+                        imported[alias.asname or alias.name] = (node.module, alias.name)
             self.local[mod] = local
             self.imported[mod] = imported
         self._memo: dict[tuple[str, str], bool] = {}
 
-    def alias_has_any(self, mod: str, name: str, seen: frozenset[tuple[str, str]] = frozenset()) -> bool:
+    def alias_has_any(
+        self, mod: str, name: str, seen: frozenset[tuple[str, str]] = frozenset()
+    ) -> bool:
         key = (mod, name)
         if key in self._memo:
             return self._memo[key]
@@ -102,11 +118,17 @@ class _Index:
         self._memo[key] = result
         return result
 
-    def has_any(self, mod: str, annotation: ast.AST, seen: frozenset[tuple[str, str]] = frozenset()) -> bool:
+    def has_any(
+        self, mod: str, annotation: ast.AST, seen: frozenset[tuple[str, str]] = frozenset()
+    ) -> bool:
         for node in _names(annotation):
             if _is_any(node):
                 return True
-            if isinstance(node, ast.Name) and node.id != "Any" and self.alias_has_any(mod, node.id, seen):
+            if (
+                isinstance(node, ast.Name)
+                and node.id != "Any"
+                and self.alias_has_any(mod, node.id, seen)
+            ):
                 return True
         return False
 
@@ -134,18 +156,36 @@ def _offenders(trees: dict[str, ast.Module], paths: dict[str, str]) -> dict[str,
             found.setdefault(f"{paths[mod]}::{qualname}", ast.unparse(annotation))
 
     for mod, tree in trees.items():
+        # a private base class's methods and fields reach other modules through its public
+        # subclasses (``_Options.parse`` is ``AnalysisOptions.parse``)
+        inherited = {
+            base.id
+            for node in tree.body
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+            for base in node.bases
+            if isinstance(base, ast.Name)
+        }
         for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+            if isinstance(
+                node, (ast.FunctionDef, ast.AsyncFunctionDef)
+            ) and not node.name.startswith("_"):
                 for ann in _function_annotations(node):
                     check(mod, node.name, ann)
-            elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            elif isinstance(node, ast.ClassDef) and (
+                not node.name.startswith("_") or node.name in inherited
+            ):
                 for item in node.body:
-                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and _public(item.name):
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and _public(
+                        item.name
+                    ):
                         for ann in _function_annotations(item):
                             check(mod, f"{node.name}.{item.name}", ann)
-                    elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-                        if not item.target.id.startswith("_"):
-                            check(mod, f"{node.name}.{item.target.id}", item.annotation)
+                    elif (
+                        isinstance(item, ast.AnnAssign)
+                        and isinstance(item.target, ast.Name)
+                        and not item.target.id.startswith("_")
+                    ):
+                        check(mod, f"{node.name}.{item.target.id}", item.annotation)
     return found
 
 
@@ -195,18 +235,23 @@ def test_the_checker_sees_any_in_every_form() -> None:
                 "    def __exit__(self, *exc: Any) -> None: ...\n"
                 "    def _helper(self) -> Any: ...\n"
                 "class _Private:\n    def m(self) -> Any: ...\n"
+                "class _Base:\n    def parse(self, **kw: Any) -> None: ...\n"
+                "class Public(_Base): ...\n"
             ),
             "core.b": "from core.a import Blob\nasync def imported(b: Blob) -> None: ...\n",
             "core.c": "JSON = dict[str, 'JSON'] | list['JSON'] | str | None\ndef ok(j: JSON) -> object: ...\n",
         }
     )
-    assert sorted(found) == [
-        "core.a::Shape.__exit__",
-        "core.a::Shape.field",
-        "core.a::Shape.method",
-        "core.a::dotted",
-        "core.a::plain",
-        "core.a::ret",
-        "core.a::via_alias",
-        "core.b::imported",
-    ]
+    assert sorted(found) == sorted(
+        [
+            "core.a::Shape.__exit__",
+            "core.a::_Base.parse",
+            "core.a::Shape.field",
+            "core.a::Shape.method",
+            "core.a::dotted",
+            "core.a::plain",
+            "core.a::ret",
+            "core.a::via_alias",
+            "core.b::imported",
+        ]
+    )
