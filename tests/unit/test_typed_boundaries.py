@@ -1,12 +1,13 @@
 """No ``typing.Any`` across a module boundary.
 
 A *module boundary* is a name another module can use: a public (no leading ``_``) function
-at module level, a public or dunder method of a public top-level class, and the fields of a
-public top-level class (dataclass, ``TypedDict``, pydantic model, ``NamedTuple``): a function
-that returns such a class hands its fields across too. Private helpers may use ``Any``
-inside a module; what one module hands another has a real type. Arbitrary JSON is
-``core.jsonable.JSONValue`` / ``JSONObject`` (a recursive alias), never ``Any``; an unknown
-third-party object is ``object``.
+or annotated variable at module level; a public or dunder method of a public top-level class
+(or of a private base class a public one inherits from); and the fields of such a class
+(class-body annotations of a dataclass, ``TypedDict``, pydantic model, ``NamedTuple``, and
+``self.x: T`` declared in its methods): a function that returns such a class hands its fields
+across too. Private helpers may use ``Any`` inside a module; what one module hands another has
+a real type. Arbitrary JSON is ``core.jsonable.JSONValue`` / ``JSONObject`` (a recursive
+alias), never ``Any``; an unknown third-party object is ``object``.
 
 Checked on the source with ``ast`` in ``core/``, ``api/``, ``worker/`` and ``cli/``:
 ``Any`` and ``typing.Any`` written in a parameter, return or field annotation (also inside a
@@ -171,15 +172,31 @@ def _offenders(trees: dict[str, ast.Module], paths: dict[str, str]) -> dict[str,
             ) and not node.name.startswith("_"):
                 for ann in _function_annotations(node):
                     check(mod, node.name, ann)
+            elif (  # a public module-level variable (aliases are checked where they are used)
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and not node.target.id.startswith("_")
+                and "TypeAlias" not in ast.unparse(node.annotation)
+            ):
+                check(mod, node.target.id, node.annotation)
             elif isinstance(node, ast.ClassDef) and (
                 not node.name.startswith("_") or node.name in inherited
             ):
                 for item in node.body:
-                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and _public(
-                        item.name
-                    ):
-                        for ann in _function_annotations(item):
-                            check(mod, f"{node.name}.{item.name}", ann)
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        if _public(item.name):
+                            for ann in _function_annotations(item):
+                                check(mod, f"{node.name}.{item.name}", ann)
+                        # instance attributes declared in any method: ``self.client: T = ...``
+                        for sub in ast.walk(item):
+                            if (
+                                isinstance(sub, ast.AnnAssign)
+                                and isinstance(sub.target, ast.Attribute)
+                                and isinstance(sub.target.value, ast.Name)
+                                and sub.target.value.id == "self"
+                                and not sub.target.attr.startswith("_")
+                            ):
+                                check(mod, f"{node.name}.{sub.target.attr}", sub.annotation)
                     elif (
                         isinstance(item, ast.AnnAssign)
                         and isinstance(item.target, ast.Name)
@@ -225,6 +242,8 @@ def test_the_checker_sees_any_in_every_form() -> None:
             "core.a": (
                 "import typing\nfrom typing import Any\n"
                 "Blob = dict[str, Any]\n"
+                "REGISTRY: dict[str, Any] = {}\n"
+                "_PRIVATE: dict[str, Any] = {}\n"
                 "def plain(x: Any) -> None: ...\n"
                 "def ret() -> 'list[Any]': ...\n"
                 "def dotted(**kw: typing.Any) -> None: ...\n"
@@ -233,7 +252,9 @@ def test_the_checker_sees_any_in_every_form() -> None:
                 "class Shape:\n    field: Blob\n    _hidden: Any\n"
                 "    def method(self, *a: Any) -> None: ...\n"
                 "    def __exit__(self, *exc: Any) -> None: ...\n"
-                "    def _helper(self) -> Any: ...\n"
+                "    def _helper(self) -> Any:\n"
+                "        self.handle: Any = None\n"
+                "        self._own: Any = None\n"
                 "class _Private:\n    def m(self) -> Any: ...\n"
                 "class _Base:\n    def parse(self, **kw: Any) -> None: ...\n"
                 "class Public(_Base): ...\n"
@@ -244,9 +265,11 @@ def test_the_checker_sees_any_in_every_form() -> None:
     )
     assert sorted(found) == sorted(
         [
+            "core.a::REGISTRY",
             "core.a::Shape.__exit__",
             "core.a::_Base.parse",
             "core.a::Shape.field",
+            "core.a::Shape.handle",
             "core.a::Shape.method",
             "core.a::dotted",
             "core.a::plain",
