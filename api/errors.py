@@ -37,7 +37,7 @@ HTTP_CODES = {
 
 
 def problem(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: object
 ) -> JSONResponse:
     body = {
         "type": PROBLEM_BASE + code,

@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
+from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 QUEUES = ("analysis", "report")
@@ -47,7 +48,7 @@ class HttpMetrics:
             )
 
 
-async def render(app_state: Any) -> bytes:
+async def render(app_state: State) -> bytes:
     """The HTTP registry plus figures read from Postgres and Redis at scrape time."""
     from core.jobs.monitoring import job_stats
 

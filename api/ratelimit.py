@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.jobs.errors import TooManyRequests
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ return {allowed, wait_ms}
 """
 
 
-async def check_rate(redis: Any, key_digest: str, per_minute: int) -> None:
+async def check_rate(redis: Redis, key_digest: str, per_minute: int) -> None:
     """Take one token from the bucket of ``key_digest`` or raise :class:`TooManyRequests`."""
     if per_minute <= 0:
         return

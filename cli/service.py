@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the service subcommands to an argparse ``subparsers`` object."""
     p = subparsers.add_parser("serve", help="run the REST API (uvicorn)")
     p.add_argument("--host", default="127.0.0.1")
@@ -158,7 +161,7 @@ def cmd_db_downgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sessions() -> Any:
+def _sessions() -> sessionmaker[Session]:
     from core.config import get_settings
     from core.db.session import make_sync_engine, make_sync_sessionmaker
 

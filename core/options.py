@@ -9,14 +9,16 @@ rebuilds the same models from the stored job options. A value out of bounds rais
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from core.enums import Layout as Layout
 from core.enums import Unit as Unit
 from core.errors import BadOption
+from core.jsonable import JSONObject
 
 
 class ReportBackend(StrEnum):
@@ -54,14 +56,14 @@ class _Options(BaseModel):
     )
 
     @classmethod
-    def parse(cls, values: dict[str, Any] | None = None, **kw: Any) -> Any:
+    def parse(cls, values: Mapping[str, object] | None = None, **kw: object) -> Self:
         """Build from a mapping, turning a validation failure into :class:`BadOption`."""
         try:
             return cls.model_validate({**(values or {}), **kw})
         except ValidationError as e:
             raise BadOption(describe_validation_error(e)) from e
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return self.model_dump(mode="json")
 
 
@@ -159,16 +161,16 @@ class JobOptions(_Options):
         "Only models in the server's MGS_REPORT_MODELS_ALLOWED (422 model_not_allowed).",
     )
 
-    def analysis(self, **overrides: Any) -> AnalysisOptions:
+    def analysis(self, **overrides: object) -> AnalysisOptions:
         """The analysis stage's options (``overrides``: what the server adds, e.g. a table's path)."""
         values = {k: getattr(self, k) for k in _JOB_ANALYSIS_FIELDS}
-        return AnalysisOptions.parse({**values, **overrides})  # type: ignore[no-any-return]
+        return AnalysisOptions.parse({**values, **overrides})
 
-    def report(self, default_backend: str, **overrides: Any) -> ReportOptions:
+    def report(self, default_backend: str, **overrides: object) -> ReportOptions:
         """The report stage's options; ``default_backend`` when the job names none."""
-        values: dict[str, Any] = {k: getattr(self, k) for k in _JOB_REPORT_FIELDS}
+        values: dict[str, object] = {k: getattr(self, k) for k in _JOB_REPORT_FIELDS}
         values["backend"] = self.backend or default_backend
-        return ReportOptions.parse({**values, **overrides})  # type: ignore[no-any-return]
+        return ReportOptions.parse({**values, **overrides})
 
 
 def describe_validation_error(e: ValidationError) -> str:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from core.analysis.claims import Claim
     from core.analysis.pipeline import AnalysisResult
     from core.io.readers import Sample
+    from core.report.report_json import ReportProvenance
 
 Progress = Callable[[str, float], None]
 
@@ -60,7 +61,7 @@ class AnalysisSummary(TypedDict, total=False):
     notes: list[str]
     unit: str | None
     n_cells: int | None
-    report: dict[str, object]
+    report: ReportProvenance
 
 
 def _versions() -> dict[str, str]:
@@ -74,8 +75,8 @@ def _versions() -> dict[str, str]:
 def px_per_um_of(sample: Sample) -> float | None:
     """Full-resolution pixels per micrometre, from the spot diameter or the bin pitch."""
     cells = sample.cells
-    if cells and cells.get("px_per_um"):
-        return float(cells["px_per_um"])
+    if cells and (px_per_um := cells.get("px_per_um")):
+        return float(px_per_um)
     if sample.spot_diameter_px:
         if sample.layout == Layout.VISIUM:
             return float(sample.spot_diameter_px) / 55.0

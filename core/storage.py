@@ -12,10 +12,13 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from core.config import Settings
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 CHUNK = 1 << 20
 
@@ -124,7 +127,7 @@ class S3Store:
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.client: Any = boto3.client(
+        self.client: BaseClient = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
             config=Config(

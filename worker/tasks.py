@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 
 from worker import resources
 from worker.celery_app import app
@@ -24,11 +24,11 @@ RETRY_BACKOFF_MAX_S = 15.0
 Runner = Callable[..., str]
 
 
-def job_task(celery: Celery, name: str, run: Runner) -> Any:
+def job_task(celery: Celery, name: str, run: Runner) -> Task:
     """Register task ``name`` that runs ``run(tx, store, settings, job_id, worker)``."""
 
     @celery.task(name=name, bind=True, max_retries=RETRY_MAX)
-    def task(self: Any, job_id: str) -> str:
+    def task(self: Task, job_id: str) -> str:
         from core.jobs.outages import is_transient
 
         try:

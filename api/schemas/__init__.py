@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -34,7 +34,7 @@ class Problem(BaseModel):
     detail: str
     code: str = Field(examples=["job_not_found"])
     instance: str | None = None
-    errors: list[dict[str, Any]] | None = Field(
+    errors: list[dict[str, object]] | None = Field(
         None, description="Field errors (code validation_error)."
     )
 
@@ -124,7 +124,7 @@ class JobOut(BaseModel):
     )
     external_sample_id: str | None
     upload_id: uuid.UUID
-    options: dict[str, Any]
+    options: dict[str, object]
     callback_url: str | None
     created_at: datetime
     updated_at: datetime
@@ -140,7 +140,7 @@ class JobOut(BaseModel):
         description="The report's sign-off status once the job has succeeded: preliminary "
         "(unsigned), final or amended; null before.",
     )
-    provenance: dict[str, Any] = Field(
+    provenance: dict[str, object] = Field(
         default_factory=dict,
         description="What the job ran with: validation summary, analysis versions and parameters, "
         "report backend, model id and prompt hash (filled in as stages finish).",

@@ -13,11 +13,15 @@ recorded in ``analysis.json`` under ``claims``. Thresholds are documented in doc
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.enums import Layout, Unit
+from core.jsonable import JSONObject
+
+if TYPE_CHECKING:
+    from core.analysis.pipeline import AnalysisResult
 
 # data checks: per layout, the least a unit (spot or bin) must carry
 MIN_MEDIAN_UMIS: dict[str, float] = {
@@ -62,7 +66,7 @@ class Claim:
     threshold: float | None
     reason: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return asdict(self)
 
 
@@ -88,7 +92,7 @@ def _check(
     )
 
 
-def assess_claims(res: Any) -> list[Claim]:
+def assess_claims(res: AnalysisResult) -> list[Claim]:
     """Every reliability check of an :class:`~core.analysis.pipeline.AnalysisResult`."""
     layout = res.layout if res.layout in MIN_MEDIAN_UMIS else Layout.GENERIC
     unit = UNIT[layout]

@@ -13,7 +13,7 @@ isolated speckles with a majority vote over the spatial neighbours.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +28,16 @@ from core.enums import Layout
 SIGMA_UM: dict[str, float] = {Layout.VISIUM: 90.0, Layout.VISIUM_HD: 24.0, Layout.GENERIC: 60.0}
 
 
+class Candidate(TypedDict):
+    """One candidate domain count and its evidence (``score``, ``chosen``: set by the choice)."""
+
+    k: int
+    silhouette: float
+    stability: float
+    score: NotRequired[float]
+    chosen: NotRequired[bool]
+
+
 @dataclass
 class DomainResult:
     labels: np.ndarray
@@ -35,7 +45,7 @@ class DomainResult:
     silhouette: dict[int, float]
     sigma_um: float
     # every candidate count: {"k", "silhouette", "stability", "score", "chosen"}
-    candidates: list[dict[str, Any]] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
     # a count whose evidence is nearly as good as the chosen one's (None when clear-cut)
     close_alternative: int | None = None
     method: str = "fixed"
@@ -213,7 +223,7 @@ def stability(
 
 
 def choose_k(
-    candidates: list[dict[str, Any]],
+    candidates: list[Candidate],
     sil_tolerance: float = SIL_TOLERANCE,
     stability_min: float = STABILITY_MIN,
 ) -> tuple[int, int | None]:
@@ -315,7 +325,7 @@ def find_domains(
     else:
         ks = list(range(k_range[0], min(k_range[1], max(2, n // 20)) + 1))
     fits: dict[int, np.ndarray] = {}
-    candidates: list[dict[str, Any]] = []
+    candidates: list[Candidate] = []
     for k in ks:
         _labels_fit, C, _ = kmeans(Fs[fit_idx], k, seed)
         labels = _assign(Fs, C)

@@ -7,13 +7,17 @@ names, no sample or library ids, barcodes or paths, no raw counts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.analysis.pipeline import AnalysisResult
 from core.enums import Layout, Unit
+from core.jsonable import JSONObject
 from core.markers import LINEAGES
+
+if TYPE_CHECKING:
+    from core.analysis.claims import Claim
 
 SCHEMA = "mgs.features/1"
 
@@ -42,13 +46,13 @@ def lineage_fractions(comp: np.ndarray, mask: np.ndarray | None = None) -> dict[
     return {lin: _r(v) for lin, v in zip(LINEAGES, mean, strict=True) if v >= 0.005}
 
 
-def not_assessed(claims: list[Any], annotation_available: bool = True) -> list[dict[str, Any]]:
+def not_assessed(claims: list[Claim], annotation_available: bool = True) -> list[JSONObject]:
     """The failed reliability checks, as features carry them (claim, reason, value, threshold).
 
     The reason of an unavailable annotation is said generically (the analysis.json reason names
     the marker table's file).
     """
-    out = []
+    out: list[JSONObject] = []
     for c in claims:
         if c.passed:
             continue
@@ -66,8 +70,8 @@ def tissue_blind_features(
     res: AnalysisResult,
     image_available: bool,
     bin_size_um: float | None = None,
-    claims: list[Any] | None = None,
-) -> dict[str, Any]:
+    claims: list[Claim] | None = None,
+) -> JSONObject:
     """Build the features dictionary (schema ``mgs.features/1``) from an analysis result.
 
     ``claims`` (from :func:`core.analysis.claims.assess_claims`): a failed claim's features are

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +23,11 @@ from core.analysis import qc as qcm
 from core.analysis import spatial as spa
 from core.enums import JobStage, Layout
 from core.errors import BadOption
+from core.jsonable import JSONObject
 from core.markers import LINEAGES, MarkerTable, load_default_markers
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 Progress = Callable[[str, float], None]
 
@@ -66,7 +70,7 @@ class AnalysisParams:
         if self.n_domains is not None and not 2 <= self.n_domains <= 30:
             raise BadOption(f"number of domains must be between 2 and 30 (got {self.n_domains})")
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return dict(self.__dict__)
 
 
@@ -89,11 +93,11 @@ class AnalysisResult:
     pca: np.ndarray
     pca_variance_ratio: np.ndarray
     clusters: np.ndarray
-    cluster_markers: dict[str, list[dict[str, Any]]]
+    cluster_markers: dict[str, list[dict[str, float | str]]]
     annotation: ann.Annotation
-    cluster_majority: dict[str, dict[str, Any]]
+    cluster_majority: dict[str, dict[str, float | str]]
     domains: dom.DomainResult
-    domain_markers: dict[str, list[dict[str, Any]]]
+    domain_markers: dict[str, list[dict[str, float | str]]]
     spatial_graph: sp.csr_matrix
     moran: dict[str, np.ndarray]  # I, z, pval_norm, pval_norm_fdr_bh over `hvg`
     nhood_celltype: tuple[np.ndarray, list[str]]
@@ -211,7 +215,7 @@ def subset_csr_inplace(
 
 
 def run_analysis(
-    adata: Any,
+    adata: AnnData,
     layout: str,
     params: AnalysisParams | None = None,
     markers: MarkerTable | None = None,

@@ -9,13 +9,13 @@ emptied by a floor meant for a full-depth sample.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from core.enums import Layout
 from core.errors import EmptyAfterQC
+from core.jsonable import JSONObject
 
 # absolute floors per layout: min UMIs per spot/bin, max mitochondrial fraction
 FLOORS: dict[str, dict[str, float]] = {
@@ -38,7 +38,7 @@ class QCResult:
     thresholds: dict[str, float]
     notes: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return asdict(self)
 
 

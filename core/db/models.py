@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +26,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from core.enums import TERMINAL_STATES as TERMINAL_STATES
 from core.enums import JobStage as JobStage
 from core.enums import JobState as JobState
+from core.jsonable import JSONObject
+from core.jsonable import JSONValue as JSONValue  # SQLAlchemy resolves JSONObject's args here
 
 
 class JobKind(enum.StrEnum):
@@ -58,7 +59,7 @@ def _values(e: type[enum.StrEnum]) -> str:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONB}
+    """The declarative base; JSON columns name their type (``JSONB``) in ``mapped_column``."""
 
 
 class Tenant(Base):
@@ -148,7 +149,7 @@ class Job(Base):
     upload_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("uploads.id"))
     kind: Mapped[str] = mapped_column(String(32), default=JobKind.SPATIAL.value)
     external_sample_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    options: Mapped[JSONObject] = mapped_column(JSONB, default=dict)
     callback_url: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
@@ -167,8 +168,8 @@ class Job(Base):
     report_prefix: Mapped[str | None] = mapped_column(String(512))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_detail: Mapped[str | None] = mapped_column(Text)
-    timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    timings: Mapped[JSONObject] = mapped_column(JSONB, default=dict)
+    summary: Mapped[JSONObject] = mapped_column(JSONB, default=dict)
     # status of the latest sign-off (final | amended); None until signed (a succeeded job's
     # report is then preliminary). Kept with the sign-off in one transaction: the job list
     # filters on it and the job's ETag changes with it.
@@ -242,7 +243,7 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), index=True)
-    payload: Mapped[dict[str, Any]] = mapped_column()
+    payload: Mapped[JSONObject] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     available_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import (
+    CompoundSelect,
     Delete,
+    Insert,
     Select,
     Update,
     bindparam,
@@ -51,17 +52,17 @@ JOB_OF_TENANT = select(Job).where(
 PING = select(literal(1))  # readiness: the database answers
 
 
-def tenant_for_key_hash(key_hash: str) -> tuple[Any, dict[str, Any]]:
+def tenant_for_key_hash(key_hash: str) -> tuple[Select[str, uuid.UUID, str], dict[str, str]]:
     """(tenant id, key id, role) of an active key."""
     return TENANT_FOR_KEY_HASH, {"key_hash": key_hash}
 
 
-def signoffs_of_job(job_id: uuid.UUID) -> Select[Any]:
+def signoffs_of_job(job_id: uuid.UUID) -> Select[ReportSignoff]:
     """A job's sign-offs, oldest first (the history)."""
     return select(ReportSignoff).where(ReportSignoff.job_id == job_id).order_by(ReportSignoff.seq)
 
 
-def lock_job(job_id: uuid.UUID) -> Select[Any]:
+def lock_job(job_id: uuid.UUID) -> Select[uuid.UUID]:
     """The job row, locked for the transaction (sign-offs of one job are taken in turn)."""
     return select(Job.id).where(Job.id == job_id).with_for_update()
 
@@ -74,13 +75,13 @@ def revoke_key(prefix: str) -> Update:
     )
 
 
-def upload_of_tenant(upload_id: uuid.UUID, tenant_id: str) -> Select[Any]:
+def upload_of_tenant(upload_id: uuid.UUID, tenant_id: str) -> Select[Upload]:
     return select(Upload).where(Upload.id == upload_id, Upload.tenant_id == tenant_id)
 
 
 def upload_session_of_tenant(
     session_id: uuid.UUID, tenant_id: str, *, lock: bool = False
-) -> Select[Any]:
+) -> Select[UploadSession]:
     """A tenant's upload session; ``lock``: locked for the transaction, or no row while another
     transaction holds it (a second ``complete`` is refused rather than queued)."""
     q = select(UploadSession).where(
@@ -103,7 +104,7 @@ def advance_upload_session(session_id: uuid.UUID, start: int, end: int) -> Updat
     )
 
 
-def stale_upload_sessions(older_than_s: float, limit: int = 100) -> Select[Any]:
+def stale_upload_sessions(older_than_s: float, limit: int = 100) -> Select[UploadSession]:
     """Sessions with no chunk for ``older_than_s`` (completed ones included), locked, oldest first."""
     cutoff = func.now() - timedelta(seconds=older_than_s)
     return (
@@ -115,11 +116,13 @@ def stale_upload_sessions(older_than_s: float, limit: int = 100) -> Select[Any]:
     )
 
 
-def job_of_tenant(job_id: uuid.UUID, tenant_id: str) -> tuple[Select[Any], dict[str, Any]]:
+def job_of_tenant(
+    job_id: uuid.UUID, tenant_id: str
+) -> tuple[Select[Job], dict[str, uuid.UUID | str]]:
     return JOB_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}
 
 
-def active_jobs_of_tenant(tenant_id: str) -> Select[Any]:
+def active_jobs_of_tenant(tenant_id: str) -> Select[int]:
     """How many jobs of the tenant are queued or running."""
     return select(func.count()).where(
         Job.tenant_id == tenant_id,
@@ -127,12 +130,12 @@ def active_jobs_of_tenant(tenant_id: str) -> Select[Any]:
     )
 
 
-def lock_tenant_submits(tenant_id: str) -> Any:
+def lock_tenant_submits(tenant_id: str) -> Select[object]:
     """A transaction-scoped advisory lock: one tenant's submits count their active jobs in turn."""
     return select(func.pg_advisory_xact_lock(func.hashtext(literal("submit:" + tenant_id))))
 
 
-def job_by_idempotency_key(tenant_id: str, key: str) -> Select[Any]:
+def job_by_idempotency_key(tenant_id: str, key: str) -> Select[Job]:
     return select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
 
 
@@ -147,7 +150,7 @@ def list_jobs(
     limit: int,
     report_status: str | None = None,
     oldest_first: bool = False,
-) -> Select[Any]:
+) -> Select[Job]:
     """One page of a tenant's jobs, keyset-paged on ``(created_at, id)``.
 
     ``report_status`` ``preliminary`` is a succeeded job nobody has signed; ``final`` and
@@ -214,7 +217,7 @@ def claim_job(job_id: uuid.UUID, phase: Phase, worker: str, lease_s: int) -> Upd
     )
 
 
-def owned_update(job_id: uuid.UUID, attempt: int, **values: Any) -> Update:
+def owned_update(job_id: uuid.UUID, attempt: int, **values: object) -> Update:
     """An update that applies only while ``attempt`` still owns the running job (fencing)."""
     return (
         update(Job)
@@ -224,7 +227,7 @@ def owned_update(job_id: uuid.UUID, attempt: int, **values: Any) -> Update:
     )
 
 
-def expired_leases(limit: int = 100) -> Select[Any]:
+def expired_leases(limit: int = 100) -> Select[Job]:
     return (
         select(Job)
         .where(Job.state == JobState.RUNNING.value, Job.lease_expires_at < func.now())
@@ -234,7 +237,7 @@ def expired_leases(limit: int = 100) -> Select[Any]:
     )
 
 
-def dead_holders(silent_s: float, limit: int = 100) -> Select[Any]:
+def dead_holders(silent_s: float, limit: int = 100) -> Select[Job]:
     """Running jobs whose lease holder has sent no heartbeat for ``silent_s`` seconds."""
     silent = select(Worker.id).where(Worker.last_seen < func.now() - timedelta(seconds=silent_s))
     return (
@@ -246,7 +249,7 @@ def dead_holders(silent_s: float, limit: int = 100) -> Select[Any]:
     )
 
 
-def worker_heartbeat(worker_id: str, queues: str) -> Any:
+def worker_heartbeat(worker_id: str, queues: str) -> Insert:
     """Insert or refresh a worker's heartbeat row."""
     from sqlalchemy.dialects.postgresql import insert
 
@@ -266,7 +269,7 @@ def purge_silent_workers(older_than: timedelta) -> Delete:
     return delete(Worker).where(Worker.last_seen < func.now() - older_than, ~holding)
 
 
-def stale_queued(older_than_s: int, limit: int = 100) -> Select[Any]:
+def stale_queued(older_than_s: int, limit: int = 100) -> Select[Job]:
     """Queued jobs untouched for a while with no task message waiting in the outbox."""
     pending = exists().where(
         OutboxMessage.job_id == Job.id,
@@ -286,7 +289,7 @@ def stale_queued(older_than_s: int, limit: int = 100) -> Select[Any]:
     )
 
 
-def pending_outbox(kind: str, limit: int = 100) -> Select[Any]:
+def pending_outbox(kind: str, limit: int = 100) -> Select[OutboxMessage]:
     return (
         select(OutboxMessage)
         .where(
@@ -301,11 +304,11 @@ def pending_outbox(kind: str, limit: int = 100) -> Select[Any]:
     )
 
 
-def jobs_by_state() -> Any:
+def jobs_by_state() -> Select[str, int]:
     return select(Job.state, func.count()).group_by(Job.state)
 
 
-def stage_durations() -> Select[Any]:
+def stage_durations() -> CompoundSelect[str, float, int]:
     """Sum and count of each stage's recorded duration over finished jobs."""
     rows = []
     for stage in JobStage:
@@ -319,7 +322,7 @@ def stage_durations() -> Select[Any]:
         )
     from sqlalchemy import union_all
 
-    return union_all(*rows)  # type: ignore[return-value]
+    return union_all(*rows)
 
 
 def purge_sent_outbox(older_than: timedelta) -> Delete:

@@ -37,6 +37,7 @@ from core.errors import (
     UnsupportedFormat,
 )
 from core.io.preflight import estimate_memory_mb
+from core.jsonable import JSONObject
 
 BIN_DIR_RE = re.compile(r"^square_(\d{3})um$")
 AGGREGATE_TO = (8, 16)
@@ -78,7 +79,7 @@ class BinChoice:
     budget_mb: float
     options: list[BinOption] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         d = asdict(self)
         for o, src in zip(d["options"], self.options, strict=True):
             o["aggregated"] = src.aggregated
@@ -439,7 +440,7 @@ def aggregate_bins(
     )
 
 
-def read_scalefactors(spatial: Path) -> dict[str, Any]:
+def read_scalefactors(spatial: Path) -> JSONObject:
     p = spatial / "scalefactors_json.json"
     if not p.is_file():
         return {}

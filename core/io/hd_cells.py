@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,6 +34,11 @@ from core.errors import (
     MissingCoordinates,
     UnsupportedFormat,
 )
+from core.jsonable import JSONObject, JSONValue, as_number
+
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.io.nuclei import NucleiParams
 
 UNITS = ("cell", "bin")
 SEG_DIR = "segmented_outputs"
@@ -62,7 +67,7 @@ class CellSet:
     n_nuclei: int = 0
     bin_cell: np.ndarray | None = None  # own cells: cell index of each matrix barcode (-1: none)
     notes: list[str] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
+    params: JSONObject = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -229,7 +234,7 @@ def segmented_dims(seg: Path) -> tuple[int, int, int]:
     raise CorruptFile(f"{seg.name}: MEX matrix has no size line")
 
 
-def read_segmented(seg: Path, settings: Any, microns_per_px: float | None) -> CellSet:
+def read_segmented(seg: Path, settings: Settings, microns_per_px: float | None) -> CellSet:
     """Space Ranger 4 cells: the cell matrix, outlines (cell_segmentations.geojson), per-cell bins."""
     from core.io.readers.tenx import read_10x_h5
 
@@ -439,14 +444,14 @@ def span_polygons(
 
 def cells_from_bins(
     fine_dir: Path,
-    image: Any = None,
+    image: np.ndarray | None = None,
     image_scalef: float | None = None,
     microns_per_px: float | None = None,
     expand_bins: float = DEFAULT_EXPAND_BINS,
     tie_margin_bins: float = DEFAULT_TIE_MARGIN_BINS,
     destripe: bool = False,
     chunk_nnz: int = 8_000_000,
-    nuclei_params: Any = None,
+    nuclei_params: NucleiParams | None = None,
     polygons: bool = True,
 ) -> CellSet:
     """Cells from a ``square_002um`` folder and its H&E (see the module docstring).
@@ -474,7 +479,7 @@ def cells_from_bins(
         raise BadOption("expand_bins must be within [0, 10]")
     spatial = fine_dir / "spatial"
     sf = read_scalefactors(spatial)
-    mpp = float(microns_per_px or sf.get("microns_per_pixel") or 0)
+    mpp = as_number(microns_per_px or sf.get("microns_per_pixel") or 0)
     if mpp <= 0:
         raise MissingCoordinates(
             "microns_per_pixel is unknown (scalefactors_json.json): cannot size nuclei"
@@ -489,7 +494,7 @@ def cells_from_bins(
         from core.io.readers.tenx import load_png
 
         image = load_png(p, get_settings().max_image_pixels)
-        image_scalef = float(sf.get("tissue_hires_scalef", 1.0))
+        image_scalef = as_number(sf.get("tissue_hires_scalef", 1.0))
     scalef = float(image_scalef if image_scalef is not None else 1.0)
     notes: list[str] = []
     if mpp / scalef > 1.0:
@@ -707,15 +712,15 @@ def cells_geojson(
     rings: list[np.ndarray],
     cell_types: list[str] | None = None,
     extra: dict[str, np.ndarray] | None = None,
-) -> dict[str, Any]:
+) -> JSONObject:
     """A GeoJSON FeatureCollection QuPath imports as cells (``objectType: cell``, full-res px)."""
-    feats = []
+    feats: list[JSONValue] = []
     for i, (cid, ring) in enumerate(zip(ids, rings, strict=True)):
         if ring is None or len(ring) < 3:
             continue
-        pts = [[round(float(x), 2), round(float(y), 2)] for x, y in ring]
+        pts: list[JSONValue] = [[round(float(x), 2), round(float(y), 2)] for x, y in ring]
         pts.append(pts[0])
-        props: dict[str, Any] = {"objectType": "cell", "name": str(cid)}
+        props: JSONObject = {"objectType": "cell", "name": str(cid)}
         if cell_types is not None:
             props["classification"] = {"name": str(cell_types[i])}
         if extra:

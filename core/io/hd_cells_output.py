@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.enums import Layout, Unit
+from core.jsonable import JSONObject, as_number
+
+if TYPE_CHECKING:
+    from core.analysis.pipeline import AnalysisResult
+    from core.io.readers.sample import CellsInfo, Sample
 
 HOW = {
     "spaceranger_segmentation": "Space Ranger's own segmentation (nuclei on the H&E grown into cells)",
@@ -17,15 +22,15 @@ HOW = {
 }
 
 
-def cells_how(cells: dict[str, Any]) -> str:
+def cells_how(cells: CellsInfo) -> str:
     """How the cells were made, in words."""
-    expand = float((cells.get("params") or {}).get("expand_bins", 2.0))
+    expand = as_number(cells["params"].get("expand_bins", 2.0))
     return HOW.get(str(cells.get("method")), str(cells.get("method"))).format(expand=expand)
 
 
-def cell_platform(cells: dict[str, Any]) -> dict[str, Any]:
+def cell_platform(cells: CellsInfo) -> JSONObject:
     """``features.json``'s platform entry at cell level: unit, how many cells, how they were made."""
-    n = int(cells.get("n", 0))
+    n = int(cells["n"])
     how = cells_how(cells)
     return {
         "layout": Layout.VISIUM_HD.value,
@@ -37,7 +42,7 @@ def cell_platform(cells: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_cell_outputs(out: Path, sample: Any, res: Any) -> list[str]:
+def write_cell_outputs(out: Path, sample: Sample, res: AnalysisResult) -> list[str]:
     """``cells.geojson``: every analysed cell's outline with its cell type and measurements."""
     from core.io.hd_cells import cells_geojson
 

@@ -26,9 +26,14 @@ Only this module and :mod:`h5py` are imported, so the API's slim image can run i
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import CorruptFile, UnsafeFile
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import h5py
 
 #: Filters HDF5 itself implements (deflate, shuffle, fletcher32, szip, nbit, scaleoffset)
 #: and the one h5py registers in-process (LZF). Any other id would need a plugin.
@@ -116,7 +121,7 @@ def _dataset_problems(ds: Any, where: str) -> list[str]:
     return bad
 
 
-def check_hdf5_tree(f: Any) -> None:
+def check_hdf5_tree(f: h5py.Group) -> None:
     """Refuse a file with external links, soft links, virtual datasets, external storage,
     plugin filters, or a link structure too deep or too large to walk.
 
@@ -175,7 +180,7 @@ def check_hdf5_tree(f: Any) -> None:
         )
 
 
-def open_checked(path: Any) -> Any:
+def open_checked(path: str | Path) -> h5py.File:
     """Open ``path`` read-only with plugins off and :func:`check_hdf5_tree` passed.
 
     The caller closes the returned :class:`h5py.File` (use it as a context manager).

@@ -192,7 +192,7 @@ def _disk(r: int) -> np.ndarray:
 
 
 def segment_nuclei(
-    image: Any,
+    image: np.ndarray,
     microns_per_px: float,
     points_xy: np.ndarray | None = None,
     params: NucleiParams | None = None,

@@ -27,6 +27,7 @@ from core.errors import (
     UnsupportedFormat,
 )
 from core.io.hdf5_safety import check_hdf5_tree, harden_hdf5
+from core.jsonable import JSONObject
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _CHUNK = 4_000_000  # values read per chunk when scanning indices / data
@@ -59,7 +60,7 @@ class PreflightReport:
     images: dict[str, list[int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return asdict(self)
 
 

@@ -14,9 +14,14 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +84,9 @@ def sweep_store(store: object, settings: Settings) -> int:
     return n
 
 
-def sweep_upload_sessions(sessions: Any, store: Any, settings: Settings) -> int:
+def sweep_upload_sessions(
+    sessions: sessionmaker[Session], store: ObjectStore, settings: Settings
+) -> int:
     """Delete idle resumable upload sessions and their chunks (never raises).
 
     ``sessions``: a sync sessionmaker (the relay's).

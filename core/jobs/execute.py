@@ -8,7 +8,6 @@ progress and lease renewals are visible at once.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 import threading
@@ -30,7 +29,8 @@ from core.jobs import lifecycle
 from core.jobs.errors import LeaseLost
 from core.jobs.outages import is_transient
 from core.jobs.sandbox import analyse_in_subprocess, validate_in_subprocess
-from core.jsonable import to_jsonable
+from core.jsonable import JSONObject, to_jsonable
+from core.report.report_json import ReportProvenance, parse_report
 from core.storage import ObjectStore, download_prefix, upload_dir
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,10 @@ class Tracker:
     """The ``progress(stage, fraction)`` callback: heartbeat, fencing check, stage timings."""
 
     def __init__(
-        self, tx: Tx, settings: Settings, job_id: uuid.UUID, attempt: int, timings: dict[str, Any]
+        self, tx: Tx, settings: Settings, job_id: uuid.UUID, attempt: int, timings: JSONObject
     ):
         self.tx, self.settings, self.job_id, self.attempt = tx, settings, job_id, attempt
-        self.timings = dict(timings)
+        self.timings: JSONObject = dict(timings)
         self.stage: str | None = None
         self.fraction = 0.0
         self.stage_t0 = time.monotonic()
@@ -98,7 +98,7 @@ class Tracker:
             )
         self.last_write = now
 
-    def close(self) -> dict[str, Any]:
+    def close(self) -> JSONObject:
         if self.stage is not None:
             self.timings[self.stage] = round(time.monotonic() - self.stage_t0, 3)
         return self.timings
@@ -120,8 +120,8 @@ class Stage:
     job_id: uuid.UUID
     worker: str
     attempt: int
-    options: dict[str, Any]
-    summary: dict[str, Any]
+    options: JSONObject
+    summary: JSONObject
     analysis_prefix: str | None
     external_sample_id: str | None
     upload_key: str | None
@@ -395,13 +395,13 @@ def _report(st: Stage) -> str:
     return "succeeded"
 
 
-def _withheld_report(out: Path) -> dict[str, Any]:
+def _withheld_report(out: Path) -> ReportProvenance:
     """The provenance of a report written without a narrative; re-raises the refusal when no
     such report was written (an unreadable leakage context refuses before writing anything)."""
     path = out / "report.json"
-    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    report = parse_report(path.read_text(encoding="utf-8")) if path.is_file() else {}
     if report.get("status") != "narrative_withheld":
         raise PromptLeakage("the leakage gate refused the prompt and no report was written")
-    provenance: dict[str, Any] = dict(report.get("provenance") or {})
+    provenance = ReportProvenance(**(report.get("provenance") or {}))
     provenance["narrative"] = report.get("narrative")
     return provenance

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -26,6 +26,7 @@ from core.enums import Phase
 from core.jobs import outbox
 from core.jobs.errors import LeaseLost
 from core.jobs.sanitize import public_detail
+from core.jsonable import JSONObject
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,10 @@ def heartbeat(
     stage: str,
     progress: float,
     settings: Settings,
-    timings: dict[str, Any] | None = None,
+    timings: JSONObject | None = None,
 ) -> Job:
     """Record stage and progress and renew the lease; :class:`LeaseLost` if no longer owner."""
-    values: dict[str, Any] = {
+    values: dict[str, object] = {
         "stage": stage,
         "progress": max(0.0, min(1.0, progress)),
         "lease_expires_at": func.now() + timedelta(seconds=settings.job_lease_s),
@@ -88,8 +89,8 @@ def finish_analysis(
     job_id: uuid.UUID,
     attempt: int,
     prefix: str,
-    summary: dict[str, Any],
-    timings: dict[str, Any],
+    summary: JSONObject,
+    timings: JSONObject,
 ) -> Job:
     """Commit the analysis artifacts of ``attempt`` and queue the report stage."""
     job: Job | None = session.execute(
@@ -118,12 +119,12 @@ def succeed(
     job_id: uuid.UUID,
     attempt: int,
     *,
-    timings: dict[str, Any],
+    timings: JSONObject,
     report_prefix: str | None = None,
     analysis_prefix: str | None = None,
-    summary: dict[str, Any] | None = None,
+    summary: JSONObject | None = None,
 ) -> Job:
-    values: dict[str, Any] = {
+    values: dict[str, object] = {
         "state": JobState.SUCCEEDED.value,
         "progress": 1.0,
         "timings": timings,
@@ -243,7 +244,7 @@ def reclaim(session: Session, job: Job, reason: str, settings: Settings) -> str:
     return "requeued"
 
 
-async def cancel(session: Any, tenant_id: str, job_id: uuid.UUID) -> Job | None:
+async def cancel(session: AsyncSession, tenant_id: str, job_id: uuid.UUID) -> Job | None:
     """A client cancels a queued or running job (async API session); ``None`` when the job
     is not queued or running. A running worker notices at its next progress step."""
     job: Job | None = (

@@ -11,9 +11,9 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -21,6 +21,7 @@ from core.db import repositories as repo
 from core.db.models import Job, JobKind, JobState, OutboxKind, OutboxMessage
 from core.enums import Phase
 from core.jobs import webhooks
+from core.jsonable import JSONObject, JSONValue
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def phase_of(job: Job) -> Phase:
     return Phase.of_stage(job.stage)
 
 
-def add_task(session: Session | Any, job: Job, delay_s: float = 0.0) -> OutboxMessage:
+def add_task(session: Session | AsyncSession, job: Job, delay_s: float = 0.0) -> OutboxMessage:
     """Queue the task for the job's current phase (sync or async session: ``add`` only)."""
     name, queue = TASKS[(job.kind, phase_of(job))]
     msg = OutboxMessage(
@@ -71,7 +72,7 @@ def add_task(session: Session | Any, job: Job, delay_s: float = 0.0) -> OutboxMe
     return msg
 
 
-def report_outcome(job: Job) -> dict[str, Any] | None:
+def report_outcome(job: Job) -> JSONObject | None:
     """A succeeded job's report in brief: ``{"narrative": "written"}``, or
     ``{"narrative": "withheld", "reason": {"code", "detail"}}`` when the report was written
     without a narrative (``prompt_leakage``: the leakage gate refused the prompt). ``None``
@@ -79,8 +80,8 @@ def report_outcome(job: Job) -> dict[str, Any] | None:
     rep = (job.summary or {}).get("report")
     if job.state != JobState.SUCCEEDED.value or not isinstance(rep, dict):
         return None
-    narrative = rep.get("narrative") or {}
-    if narrative.get("status") != "withheld":
+    narrative = rep.get("narrative")
+    if not isinstance(narrative, dict) or narrative.get("status") != "withheld":
         return {"narrative": "written", "reason": None}
     return {
         "narrative": "withheld",
@@ -91,9 +92,9 @@ def report_outcome(job: Job) -> dict[str, Any] | None:
     }
 
 
-def job_event(job: Job) -> dict[str, Any]:
+def job_event(job: Job) -> JSONObject:
     """The webhook body for a job that reached a terminal state."""
-    error = (
+    error: JSONValue = (
         {"code": job.error_code, "detail": job.error_detail}
         if job.state != JobState.SUCCEEDED.value
         else None
@@ -113,7 +114,7 @@ def job_event(job: Job) -> dict[str, Any]:
     }
 
 
-def add_webhook(session: Session | Any, job: Job) -> OutboxMessage | None:
+def add_webhook(session: Session | AsyncSession, job: Job) -> OutboxMessage | None:
     if not job.callback_url:
         return None
     msg = OutboxMessage(
@@ -125,7 +126,7 @@ def add_webhook(session: Session | Any, job: Job) -> OutboxMessage | None:
     return msg
 
 
-def add_event(session: Session | Any, job: Job, event: dict[str, Any]) -> OutboxMessage | None:
+def add_event(session: Session | AsyncSession, job: Job, event: JSONObject) -> OutboxMessage | None:
     """Queue any event (e.g. ``report.signed``) to the job's callback URL, if it has one."""
     if not job.callback_url:
         return None
@@ -143,7 +144,8 @@ def publish_pending(session: Session, publish: Publish, limit: int = 100) -> int
     msgs = session.execute(repo.pending_outbox(OutboxKind.TASK.value, limit)).scalars().all()
     for m in msgs:
         try:
-            publish(m.payload["task"], m.payload["queue"], m.payload["job_id"], str(m.id))
+            p = m.payload
+            publish(str(p["task"]), str(p["queue"]), str(p["job_id"]), str(m.id))
         except Exception as e:
             m.attempts += 1
             m.last_error = repr(e)[:2000]
@@ -162,9 +164,10 @@ def deliver_webhooks(session: Session, post: Post, settings: Settings, limit: in
         body = json.dumps(m.payload["event"], separators=(",", ":")).encode()
         m.attempts += 1
         try:
-            webhooks.check_callback_url(m.payload["url"], settings.webhook_allow_private)
-            secret = _secret(session, m.payload["tenant_id"])
-            status = post(m.payload["url"], body, webhooks.headers(secret, msg_id, body))
+            url = str(m.payload["url"])
+            webhooks.check_callback_url(url, settings.webhook_allow_private)
+            secret = _secret(session, str(m.payload["tenant_id"]))
+            status = post(url, body, webhooks.headers(secret, msg_id, body))
             ok = 200 <= status < 300
             err = None if ok else f"HTTP {status}"
         except Exception as e:

@@ -16,6 +16,7 @@ import anyio
 from core.db.models import Job
 from core.jobs import service
 from core.jobs.errors import NotFound
+from core.jsonable import JSONObject, JSONValue
 from core.storage import ObjectStore
 
 SCHEMA = "mgs.overlay/1"
@@ -51,8 +52,10 @@ def _number(v: str | None) -> float | None:
 
 
 def build_overlay(
-    analysis: Mapping[str, Any], features: Mapping[str, Any] | None, spot_rows: Iterator[str]
-) -> dict[str, Any]:
+    analysis: Mapping[str, JSONValue],
+    features: Mapping[str, JSONValue] | None,
+    spot_rows: Iterator[str],
+) -> JSONObject:
     """The overlay document (blocking: parses ``spots.csv`` row by row).
 
     Coordinates are in the pixels of ``image.artifact`` when the job has an image
@@ -61,7 +64,10 @@ def build_overlay(
     whose claim the analysis withheld (``analysis.json`` ``claims``: domains, annotation)
     carries the reason in ``withheld``: the console shows it only on request, with the reason.
     """
-    image = dict(analysis.get("image") or {})
+    # both documents are read defensively: a block of another shape is taken as it comes
+    adoc: Mapping[str, Any] = analysis
+    fdoc: Mapping[str, Any] = features or {}
+    image = dict(adoc.get("image") or {})
     has_image = bool(image.get("file"))
     scale = float(image.get("scalef") or 1.0) if has_image else 1.0
     spot_px = image.get("spot_diameter_px")
@@ -89,7 +95,7 @@ def build_overlay(
             qc[k].append(_number(row.get(k)))
     withheld = {
         str(c.get("name")): str(c.get("reason") or "withheld by the analysis")
-        for c in (analysis.get("claims") or [])
+        for c in (adoc.get("claims") or [])
         if isinstance(c, Mapping) and c.get("passed") is False
     }
     layers: dict[str, Any] = {}
@@ -112,10 +118,10 @@ def build_overlay(
         }
     by_id = {
         str(d.get("id")): dict(d)
-        for d in ((analysis.get("domains") or {}).get("domains") or [])
+        for d in ((adoc.get("domains") or {}).get("domains") or [])
         if isinstance(d, Mapping)
     }
-    for d in (features or {}).get("domains") or []:
+    for d in fdoc.get("domains") or []:
         if isinstance(d, Mapping) and str(d.get("id")) in by_id:
             by_id[str(d.get("id"))].update(
                 {
@@ -139,8 +145,8 @@ def build_overlay(
         "unit": "image_px" if has_image else "sample",
         "n_spots": len(xs),
         "spot_radius": round(float(spot_px) * scale / 2, 3) if spot_px else None,
-        "x": xs,
-        "y": ys,
+        "x": [*xs],
+        "y": [*ys],
         "layers": layers,
         "domains": list(by_id.values()),
     }
@@ -153,7 +159,7 @@ async def _json(store: ObjectStore, job: Job, name: str) -> Any:
     return json.loads(await anyio.to_thread.run_sync(read_all, store, key))
 
 
-async def overlay(store: ObjectStore, job: Job) -> dict[str, Any]:
+async def overlay(store: ObjectStore, job: Job) -> JSONObject:
     """The overlay document of a succeeded job (404 ``overlay_unavailable`` without spots)."""
     analysis = await _json(store, job, "analysis.json")
     try:
@@ -165,7 +171,7 @@ async def overlay(store: ObjectStore, job: Job) -> dict[str, Any]:
     except NotFound as e:
         raise NotFound("this job has no spots.csv to draw", code="overlay_unavailable") from e
 
-    def parse() -> dict[str, Any]:
+    def parse() -> JSONObject:
         return build_overlay(analysis, features, _lines(store.iter_bytes(spots_key)))
 
     return await anyio.to_thread.run_sync(parse)

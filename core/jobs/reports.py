@@ -6,7 +6,6 @@ import json
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +15,9 @@ from core.db.models import Job
 from core.errors import BadOption
 from core.jobs import service, signoff
 from core.jobs.errors import NotFound
+from core.jsonable import JSONObject, as_object
 from core.report import exports
+from core.report.report_json import ReportDocument, parse_report
 from core.report.signoff import Signoff, render_with_status
 from core.storage import ObjectStore
 
@@ -80,9 +81,9 @@ async def render(
         content = await _read(store, job, service.REPORT_FILES[fmt])
         history = await signoff.history(session, job)
         return render_with_status(fmt, content, history)
-    report = json.loads(await _read(store, job, "report.json"))
+    report = parse_report(await _read(store, job, "report.json"))
     features_raw = await _optional(store, job, "features.json")
-    features: dict[str, Any] = json.loads(features_raw) if features_raw else {}
+    features = as_object(json.loads(features_raw)) if features_raw else {}
     history = await signoff.history(session, job)
     pdf = (
         await report_pdf(session, store, job, history)
@@ -120,7 +121,7 @@ async def report_pdf(
     if await anyio.to_thread.run_sync(store.size, key) is not None:
         return await anyio.to_thread.run_sync(signoff.read_all, store, key)
     names = {n: await _optional_key(store, job, n) for n in SIGNED_PDF_INPUTS}
-    report = json.loads(await _read(store, job, "report.json"))
+    report = parse_report(await _read(store, job, "report.json"))
     for fig in report.get("figures") or []:
         names[str(fig)] = await _optional_key(store, job, str(fig))
     found = {n: k for n, k in names.items() if k is not None}
@@ -142,11 +143,8 @@ def _render_signed_pdf(
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             store.get_file(key, out / name)
 
-        def load(name: str) -> dict[str, Any]:
-            p = out / name
-            return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
-
-        report = load("report.json")
+        p = out / "report.json"
+        report = parse_report(p.read_text(encoding="utf-8")) if p.is_file() else {}
         model_input = out / "he_model_input.png"
         extra = (
             [("H&E image as sent to the model", model_input.read_bytes())]
@@ -168,8 +166,8 @@ def _render_signed_pdf(
 
 
 def export(
-    report: dict[str, Any],
-    features: dict[str, Any],
+    report: ReportDocument,
+    features: JSONObject,
     job: Job,
     history: list[Signoff],
     settings: Settings,

@@ -12,12 +12,17 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.config import Settings, analysis_budget
 from core.errors import InputError, MGSError
+from core.jsonable import JSONObject
 from core.rlimits import Limits, limited
+
+if TYPE_CHECKING:
+    from core.options import AnalysisOptions
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,7 @@ def _error_name(stderr_tail: str) -> str:
 
 def validate_in_subprocess(
     path: Path, settings: Settings, unpack_dir: Path | None = None
-) -> dict[str, Any]:
+) -> JSONObject:
     """Read and check ``path`` in a limited child; returns its summary or raises an InputError.
 
     An archive is unpacked (inside the child, under its limits) into ``unpack_dir`` when given,
@@ -96,11 +101,11 @@ def validate_in_subprocess(
 def analyse_in_subprocess(
     sample: Path,
     out: Path,
-    options: Any,
+    options: AnalysisOptions,
     settings: Settings,
-    progress: Any,
+    progress: Callable[[str | None, float | None], None],
     unpack_dir: Path | None = None,
-) -> dict[str, Any]:
+) -> JSONObject:
     """Run :func:`core.runner.run_analysis_stage` in a child limited to
     ``settings.analysis_memory_mb`` of address space; a sample that needs more fails the job
     with ``over_memory_budget`` instead of taking the worker down (the OOM killer) and
@@ -159,7 +164,9 @@ def analyse_in_subprocess(
     return dict(result["summary"])
 
 
-def _relay_progress(path: Path, seen: int, progress: Any) -> int:
+def _relay_progress(
+    path: Path, seen: int, progress: Callable[[str | None, float | None], None]
+) -> int:
     try:
         lines = path.read_text().splitlines()
     except OSError:
@@ -223,7 +230,7 @@ def _main(path: str, unpack_dir: str | None = None) -> None:
             "has_image": sample.image is not None,
             "bin_size_um": sample.bin_size_um,
             "unit": sample.unit,
-            "n_cells": (sample.cells or {}).get("n"),
+            "n_cells": sample.cells["n"] if sample.cells else None,
         }
         print(json.dumps({"ok": True, "summary": summary}))
     except MGSError as e:

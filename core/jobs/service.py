@@ -6,9 +6,9 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import anyio
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +20,7 @@ from core.db.models import Job, JobKind, JobState
 from core.errors import BadOption
 from core.jobs import lifecycle, outbox, webhooks
 from core.jobs.errors import CallbackRefused, Conflict, NotFound, TooManyRequests
+from core.jsonable import JSONObject, JSONValue
 from core.markers import marker_table_path
 from core.storage import ObjectStore
 
@@ -36,7 +37,7 @@ REPORT_FILES = {
 class SubmitRequest:
     upload_id: uuid.UUID
     external_sample_id: str | None
-    options: dict[str, Any]
+    options: JSONObject
     callback_url: str | None
     kind: str = JobKind.SPATIAL.value
 
@@ -95,7 +96,8 @@ async def submit_job(
     if req.kind == JobKind.SPATIAL.value:
         # what a worker would refuse is refused here: the options' bounds (the request model)
         # and a marker table this server has
-        marker_table_path(req.options.get("markers"), settings.marker_tables_dir)
+        markers = req.options.get("markers")
+        marker_table_path(markers if isinstance(markers, str) else None, settings.marker_tables_dir)
     if req.callback_url:
         # a host whose DNS does not answer must not hold the submit (and the LIMS) for minutes
         with anyio.move_on_after(CALLBACK_RESOLVE_TIMEOUT_S) as scope:
@@ -146,7 +148,7 @@ async def submit_job(
     return job, True
 
 
-def check_report_choice(options: dict[str, Any], settings: Settings) -> None:
+def check_report_choice(options: Mapping[str, JSONValue], settings: Settings) -> None:
     """Refuse a report backend or model the operator has not allowed (one tenant must not make
     the shared report worker fetch or load arbitrary models). Raises ``backend_not_allowed`` or
     ``model_not_allowed`` (422)."""

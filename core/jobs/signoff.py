@@ -13,7 +13,6 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 from sqlalchemy import func, select
@@ -25,6 +24,7 @@ from core.errors import BadOption
 from core.jobs import outbox, service
 from core.jobs.errors import Conflict, Forbidden
 from core.jobs.keys import Caller
+from core.jsonable import JSONObject, to_jsonable
 from core.report.signoff import ReportStatus, Signoff, content_sha256, report_status
 from core.storage import ObjectStore
 
@@ -67,7 +67,7 @@ def read_all(store: ObjectStore, key: str) -> bytes:
     return b"".join(store.iter_bytes(key))
 
 
-def signed_event(job: Job, record: Signoff, status: ReportStatus) -> dict[str, Any]:
+def signed_event(job: Job, record: Signoff, status: ReportStatus) -> JSONObject:
     """The webhook body sent on each sign-off."""
     return {
         "type": "report.signed",
@@ -76,7 +76,7 @@ def signed_event(job: Job, record: Signoff, status: ReportStatus) -> dict[str, A
             "id": str(job.id),
             "external_sample_id": job.external_sample_id,
             "report_status": status.value,
-            "signoff": record.as_dict(),
+            "signoff": to_jsonable(record.as_dict()),
         },
     }
 

@@ -19,16 +19,21 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.config import Settings, get_settings
 from core.errors import InputError, PromptLeakage
 from core.features import FeaturesRecord, read_features
+from core.jsonable import as_number
 from core.options import ReportOptions
+from core.report.report_json import LeakageGate, NarrativeOutcome, ReportProvenance
 from core.results import AnalysisRecord, read_analysis
 
 if TYPE_CHECKING:
-    from core.report.leakage import Lexicon
+    from core.report.backends import Generation
+    from core.report.image import PreparedImages
+    from core.report.leakage import LeakageContext, Lexicon
+    from core.report.prompts import Prompt
 
 PROMPT_FILE = "prompt.txt"
 LEAKAGE_FINDINGS_FILE = "leakage_findings.json"
@@ -109,13 +114,13 @@ def record_failure(out_dir: Path, error: BaseException) -> None:
 
 
 def _provenance(
-    generation: Any,
-    prompt: Any,
-    prepared: Any,
+    generation: Generation | None,
+    prompt: Prompt,
+    prepared: PreparedImages,
     options: ReportOptions,
     analysis: AnalysisRecord,
-    gate: dict[str, Any],
-) -> dict[str, Any]:
+    gate: LeakageGate,
+) -> ReportProvenance:
     g = generation
     return {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -131,7 +136,7 @@ def _provenance(
         "images_sent": (
             0
             if not g or options.backend == "template"
-            else int(g.extra.get("images_used", len(prepared.images)))
+            else int(as_number(g.extra.get("images_used", len(prepared.images))))
         ),
         "image": prepared.info,
         "leakage_gate": gate,
@@ -142,7 +147,7 @@ def _provenance(
     }
 
 
-def narrative_outcome(provenance: dict[str, Any]) -> dict[str, Any]:
+def narrative_outcome(provenance: ReportProvenance) -> NarrativeOutcome:
     """``{"status": "written"}``, or ``{"status": "withheld", "code", "detail"}`` when the
     report carries no narrative (``prompt_leakage``: the leakage gate refused the prompt)."""
     if not provenance.get("narrative_withheld"):
@@ -158,11 +163,11 @@ def _write_outputs(
     out_dir: Path,
     features: FeaturesRecord,
     analysis: AnalysisRecord,
-    prompt: Any,
-    prepared: Any,
-    provenance: dict[str, Any],
+    prompt: Prompt,
+    prepared: PreparedImages,
+    provenance: ReportProvenance,
     narrative: str,
-    context: Any,
+    context: LeakageContext,
     t_start: float,
 ) -> None:
     """Render report.json, .md, .html and .pdf from one document and write them atomically."""
@@ -218,7 +223,7 @@ def write_report(
     options: ReportOptions,
     settings: Settings | None = None,
     progress: Callable[[float], None] | None = None,
-) -> dict[str, Any]:
+) -> ReportProvenance:
     """Write the report (see :func:`_write_report`); on failure, record it in ``report.json``.
 
     The failure is re-raised after it is recorded; the analysis artifacts are not touched. A
@@ -240,7 +245,7 @@ def _write_report(
     options: ReportOptions,
     settings: Settings | None = None,
     progress: Callable[[float], None] | None = None,
-) -> dict[str, Any]:
+) -> ReportProvenance:
     """Write ``prompt.txt``, ``report.json``, ``report.md``, ``report.html`` and ``report.pdf``.
 
     Returns the report's provenance.
@@ -284,7 +289,7 @@ def _write_report(
     prompt = build_prompt(features, options.prompt_strategy, n_images=len(prepared.images))
     lexicon = _lexicon(analysis)
     findings = find_leaks(prompt.text, context, features, lexicon)
-    gate = {
+    gate: LeakageGate = {
         "passed": not findings,
         "findings": len(findings),
         "lexicon": lexicon_fingerprint(lexicon),

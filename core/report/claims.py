@@ -25,10 +25,10 @@ claim is struck from the report body and kept, marked, in the appendix.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from core.features import FeaturesRecord
 from core.report.numbers import check_numbers
+from core.report.report_json import CheckedSentence, Claim
 from core.results import AnalysisRecord
 
 SUPPORTED, CONTRADICTED, UNVERIFIABLE = "supported", "contradicted", "unverifiable"
@@ -132,23 +132,23 @@ def _lineages_in(sentence: str) -> list[str]:
 
 def check_claims(
     narrative: str, features: FeaturesRecord, analysis: AnalysisRecord, ref: list[float]
-) -> list[dict[str, Any]]:
+) -> list[CheckedSentence]:
     """One entry per sentence: its text, claims (kind, text, verdict, reason) and verdict."""
     domains = {d.id: d for d in features.domains}
     overall = {k: float(v) for k, v in features.lineage_composition.items()}
     enrich = domain_enrichment(features)
     found_types = _found_cell_types(analysis)
     adjacency = {k: set(d.adjacent_domains) for k, d in domains.items()}
-    out = []
+    out: list[CheckedSentence] = []
     for sentence in split_sentences(narrative):
-        claims: list[dict[str, Any]] = []
+        claims: list[Claim] = []
 
         def add(
             kind: str,
             text: str,
             ok: bool | None,
             reason: str,
-            claims: list[dict[str, Any]] = claims,
+            claims: list[Claim] = claims,
         ) -> None:
             verdict = UNVERIFIABLE if ok is None else (SUPPORTED if ok else CONTRADICTED)
             claims.append({"kind": kind, "text": text, "verdict": verdict, "reason": reason})
@@ -262,7 +262,7 @@ def check_claims(
     return out
 
 
-def summarise(checked: list[dict[str, Any]]) -> dict[str, int]:
+def summarise(checked: list[CheckedSentence]) -> dict[str, int]:
     """Counts of claims by verdict, and of sentences removed."""
     counts = {SUPPORTED: 0, CONTRADICTED: 0, UNVERIFIABLE: 0}
     for s in checked:
@@ -273,7 +273,7 @@ def summarise(checked: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def strike(text: str, checked: list[dict[str, Any]]) -> str:
+def strike(text: str, checked: list[CheckedSentence]) -> str:
     """``text`` without its contradicted sentences (whitespace otherwise kept)."""
     for s in checked:
         if s["verdict"] == CONTRADICTED:

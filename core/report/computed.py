@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from statistics import median
 from typing import Any
 
+from core.jsonable import JSONObject, JSONValue
 from core.report.prompts import QUESTIONS, SECTIONS, annotation_available, not_assessed_reasons
 
 
@@ -47,30 +48,29 @@ def _f(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def cell_population_table(spots: list[dict[str, str]]) -> list[dict[str, Any]]:
+def cell_population_table(spots: list[dict[str, str]]) -> list[JSONObject]:
     """Per cell type: lineage, units, share and mean confidence (from ``spots.csv``)."""
     groups: dict[str, list[dict[str, str]]] = {}
     for r in spots:
         groups.setdefault(r.get("cell_type") or "unassigned", []).append(r)
     n = len(spots) or 1
-    rows = []
+    rows: list[tuple[int, str, JSONObject]] = []
     for t, rs in groups.items():
         conf = [c for c in (_f(r.get("confidence")) for r in rs) if c is not None]
-        rows.append(
-            {
-                "cell_type": t,
-                "lineage": rs[0].get("lineage", ""),
-                "units": len(rs),
-                "fraction": round(len(rs) / n, 4),
-                "mean_confidence": round(sum(conf) / len(conf), 4) if conf else None,
-            }
-        )
-    return sorted(rows, key=lambda r: (-r["units"], r["cell_type"]))
+        row: JSONObject = {
+            "cell_type": t,
+            "lineage": rs[0].get("lineage", ""),
+            "units": len(rs),
+            "fraction": round(len(rs) / n, 4),
+            "mean_confidence": round(sum(conf) / len(conf), 4) if conf else None,
+        }
+        rows.append((len(rs), t, row))
+    return [row for _, _, row in sorted(rows, key=lambda r: (-r[0], r[1]))]
 
 
-def qc_summary(spots: list[dict[str, str]]) -> dict[str, Any]:
+def qc_summary(spots: list[dict[str, str]]) -> JSONObject:
     """Medians of the QC columns of ``spots.csv``."""
-    out: dict[str, Any] = {"units": len(spots)}
+    out: JSONObject = {"units": len(spots)}
     for col in ("total_counts", "n_genes", "pct_mito", "pct_ribo"):
         vals = [v for v in (_f(r.get(col)) for r in spots) if v is not None]
         if vals:
@@ -82,29 +82,34 @@ _LINEAGE_STATS = ("heterogeneity", "lineage_colocalisation", "lineage_segregatio
 
 
 def computed_sections(
-    features: Mapping[str, Any], spots: list[dict[str, str]], image_info: Mapping[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """The computed tables of each section (never written by a model)."""
-    spatial = features.get("spatial") or {}
+    features: Mapping[str, JSONValue], spots: list[dict[str, str]], image_info: JSONObject
+) -> dict[str, JSONObject]:
+    """The computed tables of each section (never written by a model).
+
+    ``features`` (a parsed ``features.json``) is read defensively: a block of another shape
+    in an older file is taken as it comes.
+    """
+    doc: Mapping[str, Any] = features
+    spatial = doc.get("spatial") or {}
     annotated = annotation_available(features)
     held = not_assessed_reasons(features)
     return {
         "specimen_and_qc": {
-            "platform": features.get("platform") or {},
-            "qc": features.get("qc") or {},
+            "platform": doc.get("platform") or {},
+            "qc": doc.get("qc") or {},
             "qc_medians": qc_summary(spots),
         },
         "tissue_architecture": {
-            "n_clusters": (features.get("clusters") or {}).get("n_clusters"),
-            "domains": features.get("domains") or [],
-            **({"domain_count": features["domain_count"]} if features.get("domain_count") else {}),
+            "n_clusters": (doc.get("clusters") or {}).get("n_clusters"),
+            "domains": doc.get("domains") or [],
+            **({"domain_count": doc["domain_count"]} if doc.get("domain_count") else {}),
             **({"domains_not_assessed": held["domains"]} if "domains" in held else {}),
         },
         "cell_populations": (
             {
-                "annotation": features.get("annotation") or {},
-                "lineage_composition": features.get("lineage_composition") or {},
-                "populations": cell_population_table(spots),
+                "annotation": doc.get("annotation") or {},
+                "lineage_composition": doc.get("lineage_composition") or {},
+                "populations": [*cell_population_table(spots)],
             }
             if annotated
             else {
@@ -120,9 +125,7 @@ def computed_sections(
         else {k: v for k, v in spatial.items() if k not in _LINEAGE_STATS},
         "morphology": {"image": dict(image_info)},
         "uncertainty": {
-            "fraction_low_confidence": (features.get("annotation") or {}).get(
-                "fraction_low_confidence"
-            )
+            "fraction_low_confidence": (doc.get("annotation") or {}).get("fraction_low_confidence")
             if annotated
             else None,
             "limitations": [

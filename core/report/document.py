@@ -14,11 +14,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, SupportsFloat, SupportsIndex
 
 from core.features import FeaturesRecord
+from core.jsonable import JSONObject, as_object
 from core.report.claims import domain_enrichment
+from core.report.report_json import CheckedSentence, ReportDocument
 from core.results import AnalysisRecord
+
+if TYPE_CHECKING:
+    from core.report.signoff import Signoff
 
 TITLE = "Spatial transcriptomics pathology report"
 STATUS = "Preliminary (research use only, not for diagnosis)"
@@ -71,7 +76,7 @@ class Document:
     limitations: list[str]
     methods: list[str]
     tables: list[Table]
-    removed: list[dict[str, Any]]
+    removed: list[CheckedSentence]
     claim_counts: dict[str, int]
     provenance: list[tuple[str, str]]
     extra_figures: list[Figure]
@@ -85,20 +90,29 @@ class Document:
 
 
 # --------------------------------------------------------------------------- formatting
-def pct(x: Any, digits: int = 0) -> str:
+def _float(x: object) -> float | None:
+    """``float(x)``, or ``None`` where ``float`` refuses ``x``."""
+    if not isinstance(x, str | bytes | SupportsFloat | SupportsIndex):
+        return None
     try:
-        v = float(x) * 100
+        return float(x)
     except (TypeError, ValueError):
+        return None
+
+
+def pct(x: object, digits: int = 0) -> str:
+    f = _float(x)
+    if f is None:
         return "n/a"
+    v = f * 100
     if 0 < v < 1 and digits == 0:
         return "<1%"
     return f"{v:.{digits}f}%"
 
 
-def num(x: Any, digits: int = 0) -> str:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
+def num(x: object, digits: int = 0) -> str:
+    v = _float(x)
+    if v is None:
         return "n/a"
     return f"{v:,.{digits}f}"
 
@@ -223,7 +237,7 @@ def _platform(features: FeaturesRecord, analysis: AnalysisRecord) -> str:
     return f"{name} ({desc})" if desc else name
 
 
-def _specimen(context: Mapping[str, Any]) -> str:
+def _specimen(context: Mapping[str, Sequence[str]]) -> str:
     ids = [str(x) for k in ("sample_ids", "library_ids") for x in (context.get(k) or [])]
     ids = list(dict.fromkeys(ids))
     return ", ".join(ids) if ids else "n/a (the input carried no specimen identifier)"
@@ -347,13 +361,13 @@ def _describe_domain(r: Mapping[str, Any]) -> str:
 
 
 def build_document(
-    report: Mapping[str, Any],
+    report: ReportDocument,
     analysis: AnalysisRecord,
     features: FeaturesRecord,
-    context: Mapping[str, Any] | None = None,
+    context: Mapping[str, Sequence[str]] | None = None,
     out_dir: Path | None = None,
     extra_images: list[tuple[str, bytes]] | None = None,
-    history: Sequence[Any] | None = None,
+    history: Sequence[Signoff] | None = None,
 ) -> Document:
     """The report's content, ready for any renderer.
 
@@ -365,8 +379,10 @@ def build_document(
     annotated = features.annotated
     withheld = _withheld(analysis)
     prov = report.get("provenance") or {}
-    aprov = prov.get("analysis_provenance") or analysis.provenance.model_dump(mode="json")
-    versions = aprov.get("versions") or {}
+    aprov: JSONObject = prov.get("analysis_provenance") or analysis.provenance.model_dump(
+        mode="json"
+    )
+    versions = as_object(aprov.get("versions"))
     src = report.get("narrative_source") or {}
     narratives = {
         s["id"]: s.get("narrative_checked", s.get("narrative", ""))
@@ -631,13 +647,14 @@ def build_document(
     # ---- limitations
     unc = next(
         (
-            s.get("computed") or {}
+            as_object(s.get("computed"))
             for s in report.get("sections") or []
             if s.get("id") == "uncertainty"
         ),
         {},
     )
-    limitations = _sentence_list(unc.get("limitations") or [])
+    listed = unc.get("limitations")
+    limitations = _sentence_list([str(x) for x in listed] if isinstance(listed, list) else [])
     if not limitations:
         limitations = _sentence_list(
             [
@@ -673,7 +690,7 @@ def build_document(
         )
 
     # ---- methods
-    params = aprov.get("parameters") or {}
+    params = as_object(aprov.get("parameters"))
     methods = _sentence_list(
         [
             f"Counts were filtered for quality (minimum transcripts and genes per {unit}, maximum "
@@ -732,13 +749,13 @@ def build_document(
         )
     pops = next(
         (
-            s.get("computed", {}).get("populations")
+            as_object(s.get("computed")).get("populations")
             for s in report.get("sections") or []
             if s.get("id") == "cell_populations"
         ),
         None,
     )
-    if pops:
+    if isinstance(pops, list) and pops:
         tables.append(
             Table(
                 f"Cell populations (dominant call per {unit})",
@@ -753,7 +770,7 @@ def build_document(
                         if p.get("mean_confidence") is not None
                         else "n/a (no score)",
                     ]
-                    for p in pops
+                    for p in map(as_object, pops)
                 ],
                 f"Counts {unit}s by their single most likely cell type; the lineage composition in "
                 f"the findings averages the estimated mix within each {unit}, so the two differ.",
@@ -804,12 +821,15 @@ def build_document(
         ("Images sent to the model", num(prov.get("images_sent"))),
         (
             "Leakage gate",
-            "passed" if (prov.get("leakage_gate") or {}).get("passed") else "n/a (not recorded)",
+            "passed"
+            if (gate := prov.get("leakage_gate")) and gate.get("passed")
+            else "n/a (not recorded)",
         ),
         (
             "Decoding",
             ", ".join(
-                f"{str(k).replace('_', ' ')} {v}" for k, v in (prov.get("decoding") or {}).items()
+                f"{str(k).replace('_', ' ')} {v}"
+                for k, v in as_object(prov.get("decoding")).items()
             )
             or "n/a",
         ),

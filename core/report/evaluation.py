@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.report.examples import example_features
-from core.report.leakage import LeakageContext, find_leaks
+from core.report.leakage import LeakageContext, LeakageContextDoc, find_leaks
 from core.report.prompts import STRATEGIES, build_prompt
 
 # tissue -> (organ words to plant, tissue-revealing cell type, organ-specific gene)
@@ -52,7 +52,7 @@ class EvalRow:
         return self.expected in self.categories
 
 
-def synth_like_context(tissue: str, seed: int) -> dict[str, Any]:
+def synth_like_context(tissue: str, seed: int) -> LeakageContextDoc:
     """A leakage context like the one the analysis writes for ``bench/synth.py`` samples."""
     lib = f"sample_{tissue}_{seed}"
     sample_id = f"PATIENT-{seed:04d}-{tissue.upper()}"

@@ -8,12 +8,12 @@ tests/fixtures/report_outputs.py.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
+
+from core.jsonable import JSONObject, JSONValue
 
 
-def example_features(
-    n_units: int = 4900, n_domains: int = 4, annotated: bool = True
-) -> dict[str, Any]:
+def example_features(n_units: int = 4900, n_domains: int = 4, annotated: bool = True) -> JSONObject:
     """A clean, tissue-blind ``features.json`` document of the agreed shape.
 
     ``annotated=False`` gives the shape the analysis writes when cell-type annotation was
@@ -26,7 +26,7 @@ def example_features(
         {"epithelial": 0.3, "stromal": 0.3, "endothelial": 0.2, "myeloid": 0.2},
     ]
     fractions = [0.35, 0.3, 0.2, 0.15]
-    domains = []
+    domains: list[JSONValue] = []
     for i in range(n_domains):
         comp = comps[i % len(comps)] if annotated else {}
         domains.append(
@@ -34,7 +34,7 @@ def example_features(
                 "id": f"D{i + 1}",
                 "fraction_of_units": fractions[i % len(fractions)],
                 "dominant_lineage": max(comp, key=lambda k: comp[k]) if comp else "unknown",
-                "lineage_composition": comp,
+                "lineage_composition": cast(JSONValue, comp),  # dict invariance: it is JSON
                 "mean_confidence": round(0.6 + 0.05 * i, 2) if annotated else 0.0,
                 "mean_neighbourhood_entropy": round(0.7 + 0.1 * i, 2),
                 "adjacent_domains": [f"D{j + 1}" for j in range(n_domains) if abs(j - i) == 1],

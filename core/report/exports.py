@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core.jsonable import JSONObject, as_number, as_object
+from core.report.report_json import ReportDocument, Section
 from core.report.signoff import ReportStatus, Signoff, addenda, report_status, status_lines
 
 LOCAL_SYSTEM = "https://medgemma-spatial.dev/fhir/CodeSystem/spatial-metrics"
@@ -63,43 +65,47 @@ class Hl7Settings:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _section(report: Mapping[str, Any], sid: str) -> Mapping[str, Any]:
+def _section(report: ReportDocument, sid: str) -> Section:
     for s in report.get("sections") or []:
         if s.get("id") == sid:
-            section: Mapping[str, Any] = s
-            return section
+            return s
     return {}
 
 
-def metrics(report: Mapping[str, Any], features: Mapping[str, Any]) -> list[Metric]:
-    """The headline figures: units analysed, QC medians, lineage composition, domains."""
+def metrics(report: ReportDocument, features: JSONObject) -> list[Metric]:
+    """The headline figures: units analysed, QC medians, lineage composition, domains.
+
+    ``features``: ``features.json`` as stored (``{}`` when absent).
+    """
     out: list[Metric] = []
-    platform = features.get("platform") or {}
+    platform = as_object(features.get("platform"))
     unit = str(platform.get("unit") or "spot")
-    qc = features.get("qc") or {}
+    qc = as_object(features.get("qc"))
     if qc.get("units_analysed") is not None:
         out.append(
             Metric(
                 "units-analysed",
                 f"{unit.capitalize()}s analysed",
-                float(qc["units_analysed"]),
+                as_number(qc["units_analysed"]),
                 f"{{{unit}s}}",
             )
         )
-    medians = (_section(report, "specimen_and_qc").get("computed") or {}).get("qc_medians") or {}
+    medians = as_object(
+        as_object(_section(report, "specimen_and_qc").get("computed")).get("qc_medians")
+    )
     for key, code, display, ucum, scale in (
         ("median_total_counts", "median-total-counts", f"Median counts per {unit}", "{counts}", 1),
         ("median_n_genes", "median-genes", f"Median genes detected per {unit}", "{genes}", 1),
         ("median_pct_mito", "median-mito-percent", "Median mitochondrial fraction", "%", 100),
     ):
         if medians.get(key) is not None:
-            out.append(Metric(code, display, round(float(medians[key]) * scale, 4), ucum))
-    for lineage, frac in sorted((features.get("lineage_composition") or {}).items()):
+            out.append(Metric(code, display, round(as_number(medians[key]) * scale, 4), ucum))
+    for lineage, frac in sorted(as_object(features.get("lineage_composition")).items()):
         out.append(
             Metric(
                 f"lineage-{lineage}",
                 f"Share of {unit}s, {lineage} lineage",
-                round(float(frac) * 100, 2),
+                round(as_number(frac) * 100, 2),
                 "%",
             )
         )
@@ -111,7 +117,7 @@ def metrics(report: Mapping[str, Any], features: Mapping[str, Any]) -> list[Metr
     return out
 
 
-def impression(report: Mapping[str, Any], history: Sequence[Signoff]) -> str:
+def impression(report: ReportDocument, history: Sequence[Signoff]) -> str:
     """The findings in prose (architecture, populations, organisation) plus any addenda."""
     parts = [
         str(_section(report, sid).get("narrative") or "").strip() for sid in IMPRESSION_SECTIONS
@@ -122,7 +128,7 @@ def impression(report: Mapping[str, Any], history: Sequence[Signoff]) -> str:
     return text.strip()
 
 
-def report_text(report: Mapping[str, Any], history: Sequence[Signoff]) -> list[str]:
+def report_text(report: ReportDocument, history: Sequence[Signoff]) -> list[str]:
     """The report as text lines: status header, each section's narrative, addenda, disclaimer."""
     lines = list(status_lines(history))
     for s in report.get("sections") or []:
@@ -138,12 +144,12 @@ def _iso(dt: datetime | None) -> str:
 
 
 def fhir_diagnostic_report(
-    report: Mapping[str, Any],
-    features: Mapping[str, Any],
+    report: ReportDocument,
+    features: JSONObject,
     job: JobInfo,
     history: Sequence[Signoff],
     pdf: bytes | None = None,
-) -> dict[str, Any]:
+) -> JSONObject:
     """A FHIR R4 ``DiagnosticReport`` with its Observations contained.
 
     ``status`` follows the sign-off (preliminary/final/amended); ``identifier`` carries
@@ -187,7 +193,7 @@ def fhir_diagnostic_report(
             0, {"use": "official", "system": SAMPLE_ID_SYSTEM, "value": job.external_sample_id}
         )
     issued = history[-1].signed_at if history else job.finished_at
-    resource: dict[str, Any] = {
+    resource: dict[str, Any] = {  # built here, returned as JSON
         "resourceType": "DiagnosticReport",
         "id": job.id,
         "contained": [*observations, *practitioners],
@@ -258,8 +264,8 @@ def _num(v: float) -> str:
 
 
 def hl7_oru_r01(
-    report: Mapping[str, Any],
-    features: Mapping[str, Any],
+    report: ReportDocument,
+    features: JSONObject,
     job: JobInfo,
     history: Sequence[Signoff],
     settings: Hl7Settings | None = None,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.features import FeaturesRecord
 from core.report.numbers import mark_unverified, report_numbers
+from core.report.report_json import ReportDocument
 from core.results import AnalysisRecord
+
+if TYPE_CHECKING:
+    from core.report.document import Figure, Table
 
 _CSS = """
 *{box-sizing:border-box}
@@ -60,7 +64,7 @@ def _img_tag(data: bytes | None, alt: str) -> str:
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{b64}'>"
 
 
-def _figure_html(fig: Any) -> str:
+def _figure_html(fig: Figure) -> str:
     esc = html.escape
     return (
         f"<figure id='fig{fig.number}'>{_img_tag(fig.data, fig.title)}<figcaption>"
@@ -69,7 +73,7 @@ def _figure_html(fig: Any) -> str:
     )
 
 
-def _table_html(t: Any) -> str:
+def _table_html(t: Table) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in t.columns)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in t.rows)
@@ -81,12 +85,12 @@ def _table_html(t: Any) -> str:
 
 
 def render_html(
-    report: Mapping[str, Any],
+    report: ReportDocument,
     analysis: AnalysisRecord,
     features: FeaturesRecord,
     out_dir: Path,
     extra_images: list[tuple[str, bytes]] | None = None,
-    context: Mapping[str, Any] | None = None,
+    context: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """``report.html``: self-contained (figures embedded), laid out as a pathology report."""
     from core.report.document import build_document

@@ -13,12 +13,12 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from core.errors import CorruptFile
+from core.jsonable import JSONObject, JSONValue
 from core.results import ImageInfo
 
 MODEL_IMAGE_SIZE = 896
@@ -30,7 +30,7 @@ class PreparedImages:
     """Images for the model (first the overview, then tiles) and what was done to them."""
 
     images: list[Image.Image] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
+    info: JSONObject = field(default_factory=dict)
 
     @property
     def available(self) -> bool:
@@ -181,7 +181,7 @@ def prepare_images(
     x0, y0, x1, y1 = box
     overview = letterbox(Image.fromarray(rgb[y0:y1, x0:x1]), size)
     images = [overview]
-    tile_info: list[dict[str, Any]] = []
+    tile_info: list[JSONValue] = []
     if tiles > 0 and len(rows) == len(xy) and len(xy):
         side = max(32, int(max(x1 - x0, y1 - y0) / 4))
         domains = np.array([r.get("domain", "") for r in rows])
@@ -195,7 +195,7 @@ def prepare_images(
             tx1, ty1 = min(rgb.shape[1], tx0 + side), min(rgb.shape[0], ty0 + side)
             images.append(letterbox(Image.fromarray(rgb[ty0:ty1, tx0:tx1]), size))
             tile_info.append({"domain": d, "box": [tx0, ty0, tx1, ty1]})
-    info = {
+    info: JSONObject = {
         "available": True,
         "source_shape": list(rgb.shape[:2]),
         "scalef": scalef,

@@ -22,13 +22,18 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from core.errors import PromptLeakage
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from core.report.report_json import LeakageFinding
 
 LEAKAGE_CONTEXT_FILE = "leakage_context.json"
 RAW_COUNT_MIN = 100
@@ -103,6 +108,16 @@ class Finding:
         return f"{self.category} {self.match!r} at char {self.start}: {self.reason}"
 
 
+class LeakageContextDoc(TypedDict):
+    """``leakage_context.json``: the strings of one sample a model must never see."""
+
+    metadata_strings: list[str]
+    sample_ids: list[str]
+    library_ids: list[str]
+    barcode_examples: list[str]
+    source_paths: list[str]
+
+
 @dataclass(frozen=True)
 class LeakageContext:
     """Strings of one sample that must never reach a model (from ``leakage_context.json``)."""
@@ -114,11 +129,13 @@ class LeakageContext:
     source_paths: tuple[str, ...] = ()
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LeakageContext:
+    def from_dict(cls, d: Mapping[str, object]) -> LeakageContext:
         def strings(key: str) -> tuple[str, ...]:
             v = d.get(key) or []
             if isinstance(v, str):
                 v = [v]
+            if not isinstance(v, list | dict):  # a number: not a list of strings
+                raise TypeError(f"{key}: {type(v).__name__!r} object is not iterable")
             return tuple(str(x) for x in v if x is not None and str(x).strip())
 
         return cls(
@@ -204,7 +221,7 @@ def _word_pattern(words: Iterable[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-zà-ÿ])(?:{body})(?:s|es)?(?![a-zà-ÿ])", re.IGNORECASE)
 
 
-def allowed_numbers(features: Any) -> set[float]:
+def allowed_numbers(features: object) -> set[float]:
     """Every number in a features document (the aggregated values a prompt may carry)."""
     out: set[float] = set()
 
@@ -297,7 +314,7 @@ def _identifier_strings(ctx: LeakageContext) -> list[tuple[str, str]]:
 def find_leaks(
     text: str,
     context: LeakageContext | None = None,
-    features: Any = None,
+    features: object = None,
     lexicon: Lexicon | None = None,
 ) -> list[Finding]:
     """Every finding in ``text`` (empty when the text is clean).
@@ -369,7 +386,7 @@ def find_leaks(
 def check_prompt(
     text: str,
     context: LeakageContext | None = None,
-    features: Any = None,
+    features: object = None,
     lexicon: Lexicon | None = None,
 ) -> None:
     """Raise :class:`~core.errors.PromptLeakage` listing every finding, or return quietly."""
@@ -381,9 +398,12 @@ def check_prompt(
         )
 
 
-def findings_as_dicts(findings: Iterable[Finding]) -> list[dict[str, Any]]:
+def findings_as_dicts(findings: Iterable[Finding]) -> list[LeakageFinding]:
     """Findings as plain dicts (for JSON)."""
-    return [asdict(f) for f in findings]
+    return [
+        {"category": f.category, "match": f.match, "start": f.start, "reason": f.reason}
+        for f in findings
+    ]
 
 
 def lexicon_fingerprint(lex: Lexicon | None = None) -> dict[str, int]:
@@ -416,8 +436,11 @@ def _strings_in(value: Any, out: set[str], depth: int = 0, limit: int = 5000) ->
 
 
 def leakage_context_from_adata(
-    adata: Any, source_paths: Iterable[str] = (), n_barcodes: int = 50, max_categories: int = 200
-) -> dict[str, Any]:
+    adata: AnnData,
+    source_paths: Iterable[str] = (),
+    n_barcodes: int = 50,
+    max_categories: int = 200,
+) -> LeakageContextDoc:
     """The ``leakage_context.json`` document for an AnnData: what the gate must never pass.
 
     Collects the values of every text or categorical ``obs`` column with at most

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from core.features import FeaturesRecord
 from core.report.numbers import mark_unverified, report_numbers
+from core.report.report_json import ReportDocument
 from core.results import AnalysisRecord
 
 
 def render_markdown(
-    report: Mapping[str, Any],
+    report: ReportDocument,
     analysis: AnalysisRecord,
     features: FeaturesRecord,
-    context: Mapping[str, Any] | None = None,
+    context: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """``report.md``: the same document as the HTML and PDF, in Markdown."""
     from core.report.document import build_document

@@ -13,9 +13,10 @@ import html
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from core.features import FeaturesRecord
+from core.jsonable import JSONObject
+from core.report.report_json import NumberCheck, ReportDocument
 from core.results import AnalysisRecord
 
 # A number: optional sign, digits with optional thousands separators and decimals, optional %.
@@ -45,11 +46,11 @@ def numbers_in(text: str) -> list[tuple[str, float, bool, int, int]]:
     return out
 
 
-def collect_numbers(*docs: Any) -> list[float]:
+def collect_numbers(*docs: object) -> list[float]:
     """Every finite number in nested JSON-like documents, sorted."""
     vals: list[float] = []
 
-    def walk(v: Any) -> None:
+    def walk(v: object) -> None:
         if isinstance(v, bool):
             return
         if isinstance(v, int | float):
@@ -95,7 +96,7 @@ def is_verified(written: str, value: float, percent: bool, ref: list[float]) -> 
     return 0 < abs(value) <= 100 and _near(ref, value / 100.0, tol / 100.0)
 
 
-def check_numbers(text: str, ref: list[float]) -> list[dict[str, Any]]:
+def check_numbers(text: str, ref: list[float]) -> list[NumberCheck]:
     """Every number of ``text`` with its verdict."""
     return [
         {
@@ -124,12 +125,12 @@ def parroting_score(prompt_text: str, narrative: str) -> tuple[float | None, int
     return round(len(copied) / len(prompt_nums), 4), len(copied), len(prompt_nums)
 
 
-def numbers_doc(analysis: AnalysisRecord) -> dict[str, Any]:
+def numbers_doc(analysis: AnalysisRecord) -> JSONObject:
     """The analysis as a JSON document for :func:`collect_numbers` (its version left out)."""
     return analysis.model_dump(mode="json", exclude={"schema_version"})
 
 
-def _marked(text: str, ref_checks: list[dict[str, Any]], wrap: tuple[str, str], esc: bool) -> str:
+def _marked(text: str, ref_checks: list[NumberCheck], wrap: tuple[str, str], esc: bool) -> str:
     out, pos = [], 0
     for c in ref_checks:
         seg = text[pos : c["start"]]
@@ -144,7 +145,7 @@ def _marked(text: str, ref_checks: list[dict[str, Any]], wrap: tuple[str, str], 
 
 
 def report_numbers(
-    report: Mapping[str, Any], analysis: AnalysisRecord, features: FeaturesRecord
+    report: ReportDocument, analysis: AnalysisRecord, features: FeaturesRecord
 ) -> list[float]:
     computed = {s["id"]: s["computed"] for s in report["sections"]}
     return collect_numbers(numbers_doc(analysis), features.to_dict(), computed)

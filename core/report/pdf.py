@@ -10,11 +10,15 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.features import FeaturesRecord
 from core.report.document import Document, Figure, build_document
+from core.report.report_json import ReportDocument
 from core.results import AnalysisRecord
+
+if TYPE_CHECKING:
+    from core.report.signoff import Signoff
 
 PDF_FILE = "report.pdf"
 
@@ -249,13 +253,13 @@ def render_pdf_document(doc: Document) -> bytes:
 
 
 def render_pdf(
-    report: Mapping[str, Any],
+    report: ReportDocument,
     analysis: AnalysisRecord,
     features: FeaturesRecord,
     out_dir: Path,
     extra_images: list[tuple[str, bytes]] | None = None,
-    context: Mapping[str, Any] | None = None,
-    history: Sequence[Any] | None = None,
+    context: Mapping[str, Sequence[str]] | None = None,
+    history: Sequence[Signoff] | None = None,
 ) -> bytes:
     """``report.pdf`` from the same document as ``report.html``.
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import BadOption
+from core.jsonable import JSONValue
 
 STRATEGIES = ("guided_questions", "create_report", "anti_parroting")
 DEFAULT_STRATEGY = "anti_parroting"
@@ -141,7 +142,7 @@ def _pairs(rows: Any) -> str:
     )
 
 
-def annotation_available(features: Mapping[str, Any]) -> bool:
+def annotation_available(features: Mapping[str, JSONValue]) -> bool:
     """False when the analysis marked its cell-type annotation unavailable.
 
     ``features.json`` without the ``available`` flag (older output) counts as annotated.
@@ -150,9 +151,14 @@ def annotation_available(features: Mapping[str, Any]) -> bool:
     return not (isinstance(ann, Mapping) and ann.get("available") is False)
 
 
-def describe_features(features: Mapping[str, Any], n_images: int) -> str:
-    """The facts block: every feature a prompt may carry, in plain sentences."""
-    platform = features.get("platform") or {}
+def describe_features(features: Mapping[str, JSONValue], n_images: int) -> str:
+    """The facts block: every feature a prompt may carry, in plain sentences.
+
+    ``features`` is read defensively (any block may be missing or of another shape in an
+    older file), so the reading below takes its values as they come.
+    """
+    doc: Mapping[str, Any] = features
+    platform = doc.get("platform") or {}
     unit = str(platform.get("unit") or "spot")
     lines: list[str] = []
     desc = platform.get("unit_description")
@@ -169,7 +175,7 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
             f"Images: an H&E overview of the whole section, then {n_images - 1} "
             "higher-magnification views of the most distinct domains, are attached."
         )
-    qc = features.get("qc") or {}
+    qc = doc.get("qc") or {}
     if qc:
         lines.append(
             f"Quality control: {_num(qc.get('units_analysed'))} {unit}s analysed; "
@@ -177,9 +183,9 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
             f"{_num(qc.get('median_genes_per_unit'))} genes detected per {unit}; median "
             f"mitochondrial read fraction {_pct(qc.get('median_mito_fraction'))}."
         )
-    ann = features.get("annotation") or {}
+    ann = doc.get("annotation") or {}
     annotated = annotation_available(features)
-    comp = features.get("lineage_composition") or {}
+    comp = doc.get("lineage_composition") or {}
     held = not_assessed_reasons(features)
     if not annotated:
         why = held.get("annotation") or (
@@ -201,12 +207,12 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
                 f"{_pct(ann.get('fraction_low_confidence'))} of {unit}s with low confidence; "
                 f"mean normalised entropy {_num(ann.get('mean_normalised_entropy'))}."
             )
-    clusters = features.get("clusters") or {}
+    clusters = doc.get("clusters") or {}
     if clusters.get("n_clusters") is not None:
         lines.append(f"Unsupervised expression clusters: {_num(clusters.get('n_clusters'))}.")
-    domains = features.get("domains") or []
+    domains = doc.get("domains") or []
     if domains:
-        alt = (features.get("domain_count") or {}).get("close_alternative")
+        alt = (doc.get("domain_count") or {}).get("close_alternative")
         lines.append(
             f"Spatial domains ({len(domains)}"
             + (f"; a division into {alt} fits the data nearly as well" if alt else "")
@@ -230,7 +236,7 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
                 f"- {d.get('id')}: {_pct(d.get('fraction_of_units'))} of {unit}s; "
                 f"{lineage}borders {adj}."
             )
-    spatial = features.get("spatial") or {}
+    spatial = doc.get("spatial") or {}
     het = spatial.get("heterogeneity") or {}
     if het and annotated:
         lines.append(
@@ -265,10 +271,11 @@ def describe_features(features: Mapping[str, Any], n_images: int) -> str:
     return "\n".join(lines)
 
 
-def not_assessed_reasons(features: Mapping[str, Any]) -> dict[str, str]:
+def not_assessed_reasons(features: Mapping[str, JSONValue]) -> dict[str, str]:
     """Claim -> reason for each reliability check the analysis failed (``not_assessed``)."""
     out: dict[str, str] = {}
-    for item in features.get("not_assessed") or []:
+    items = features.get("not_assessed")
+    for item in items if isinstance(items, list) else []:
         if isinstance(item, Mapping) and item.get("claim") and item.get("reason"):
             out[str(item["claim"])] = str(item["reason"])
     return out
@@ -279,7 +286,7 @@ def _headings() -> str:
 
 
 def build_prompt(
-    features: Mapping[str, Any], strategy: str = DEFAULT_STRATEGY, n_images: int = 1
+    features: Mapping[str, JSONValue], strategy: str = DEFAULT_STRATEGY, n_images: int = 1
 ) -> Prompt:
     """The prompt for one strategy, built only from ``features`` (a parsed ``features.json``).
 

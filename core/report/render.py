@@ -10,10 +10,8 @@ sections (:mod:`core.report.computed`). The same document is rendered as ``repor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from core.features import FeaturesRecord
+from core.jsonable import JSONObject
 from core.report.computed import (
     cell_population_table,
     computed_sections,
@@ -31,6 +29,13 @@ from core.report.numbers import (
     parroting_score,
 )
 from core.report.prompts import SECTIONS
+from core.report.report_json import (
+    CheckedSentence,
+    NotAssessed,
+    ReportDocument,
+    ReportProvenance,
+    Section,
+)
 from core.results import AnalysisRecord
 
 DISCLAIMER = (
@@ -41,7 +46,7 @@ DISCLAIMER = (
 REPORT_SCHEMA = "mgs.report/1"
 
 
-def not_assessed(analysis: AnalysisRecord) -> dict[str, Any]:
+def not_assessed(analysis: AnalysisRecord) -> NotAssessed:
     """What the analysis could not assess and why: its failed reliability checks
     (``analysis.json`` ``claims``) and the reader's notes on the sample."""
     notes = [*analysis.provenance.notes, *analysis.qc.notes]
@@ -60,21 +65,24 @@ def build_report(
     spots: list[dict[str, str]],
     narrative: str,
     prompt_text: str,
-    image_info: Mapping[str, Any],
-    provenance: dict[str, Any],
+    image_info: JSONObject,
+    provenance: ReportProvenance,
     figures: list[str],
-) -> dict[str, Any]:
+) -> ReportDocument:
     """The structured report; adds number checks and the parroting score to ``provenance``."""
     doc = features.to_dict()  # the computed tables carry the document as written
     computed = computed_sections(doc, spots, image_info)
     if provenance.get("written_by_language_model") and not provenance.get("images_sent"):
-        computed["uncertainty"]["limitations"] = [
-            x.replace("aggregates and the H&E image", "aggregates, without the image")
-            for x in computed["uncertainty"]["limitations"]
-        ]
+        uncertainty = computed["uncertainty"]
+        listed = uncertainty["limitations"]
+        if isinstance(listed, list):
+            uncertainty["limitations"] = [
+                str(x).replace("aggregates and the H&E image", "aggregates, without the image")
+                for x in listed
+            ]
     ref = collect_numbers(numbers_doc(analysis), doc, computed)
     split = split_sections(narrative)
-    sections = []
+    sections: list[Section] = []
     n_checked = n_unverified = 0
     for sid, title in SECTIONS:
         text = split.get(sid, "")
@@ -98,7 +106,7 @@ def build_report(
     score, copied, total = parroting_score(prompt_text, narrative)
     from core.report.claims import check_claims, strike, summarise
 
-    checked_all: list[dict[str, Any]] = []
+    checked_all: list[CheckedSentence] = []
     for s in sections:
         checked = check_claims(str(s["narrative"]), features, analysis, ref)
         for c in checked:

@@ -11,12 +11,12 @@ import enum
 import hashlib
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from core.report.document import STATUS
+from core.report.report_json import ReportDocument, SignoffEntry
 
 
 class ReportStatus(enum.StrEnum):
@@ -39,7 +39,7 @@ class Signoff:
     content_sha256: str
     signed_at: datetime
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> SignoffEntry:
         return {
             "seq": self.seq,
             "reviewer": self.reviewer,
@@ -119,7 +119,7 @@ def _header_row_html(value: str) -> str:
     return f"<dt>Report status</dt><dd>{html.escape(value)}</dd>"
 
 
-def with_status_json(report: Mapping[str, Any], history: Sequence[Signoff]) -> dict[str, Any]:
+def with_status_json(report: ReportDocument, history: Sequence[Signoff]) -> ReportDocument:
     """``report.json`` with ``report_status`` and ``signoffs`` added in front."""
     return {
         "report_status": report_status(history).value,
@@ -128,7 +128,7 @@ def with_status_json(report: Mapping[str, Any], history: Sequence[Signoff]) -> d
     }
 
 
-def _with_header_row(text: str, history: Sequence[Signoff], row: Any) -> str:
+def _with_header_row(text: str, history: Sequence[Signoff], row: Callable[[str], str]) -> str:
     """``text`` with its header table's "Report status" row (written preliminary when the
     report was made) saying the status now."""
     return text.replace(row(STATUS), row(header_status(history)), 1)

@@ -4,7 +4,6 @@ the H&E in ``uns['spatial'][lib]['images']``; metadata strings kept for the leak
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,7 +14,7 @@ from core.io.preflight import preflight_h5ad
 from core.io.readers.sample import HD_BIN_RE, Sample, detect_layout, is_blank, sha256_path
 
 
-def collect_strings(obj: Any, out: set[str], limit: int = 5000) -> None:
+def collect_strings(obj: object, out: set[str], limit: int = 5000) -> None:
     """Every short string in uns/obs metadata (for the leakage gate).
 
     Parameters

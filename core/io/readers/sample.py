@@ -5,16 +5,33 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
 from core.io.preflight import PreflightReport
+from core.jsonable import JSONObject
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from anndata import AnnData
 
 LAYOUTS = ("visium", "visium_hd", "generic")
 HD_BIN_RE = re.compile(r"^s_(\d{3})um_")
+
+
+class CellsInfo(TypedDict):
+    """Visium HD cells: how many, how they were made (see :mod:`core.io.hd_cells`)."""
+
+    n: int
+    method: str  # "spaceranger_segmentation" | "nuclei_watershed"
+    description: str
+    n_nuclei: int
+    params: JSONObject
+    px_per_um: float | None
 
 
 @dataclass
@@ -26,7 +43,7 @@ class Sample:
     image pixels.
     """
 
-    adata: Any  # anndata.AnnData
+    adata: AnnData
     layout: str
     source_format: str
     sha256: str
@@ -38,10 +55,12 @@ class Sample:
     preflight: PreflightReport | None = None
     metadata_strings: set[str] = field(default_factory=set)  # for the leakage gate
     notes: list[str] = field(default_factory=list)
-    bin_choice: dict[str, Any] | None = None  # Visium HD: bin size picked and per-size estimates
+    bin_choice: JSONObject | None = None  # Visium HD: bin size picked and per-size estimates
     unit: str | None = None  # Visium HD: "cell" or "bin"
-    cells: dict[str, Any] | None = None  # cell level: how many, how made (see core.io.hd_cells)
-    cell_polygons: list[Any] | None = None  # per obs, (k, 2) full-res px outlines (cells.geojson)
+    cells: CellsInfo | None = None  # cell level: how many, how made (see core.io.hd_cells)
+    cell_polygons: Sequence[np.ndarray | None] | None = (
+        None  # per obs, (k, 2) full-res px outlines (cells.geojson)
+    )
 
 
 def sha256_path(path: Path) -> str:
@@ -89,7 +108,7 @@ def is_blank(image: np.ndarray) -> bool:
     return bool(np.ptp(sub) == 0)
 
 
-def detect_layout(obs_names: Any, obs: Any, xy: np.ndarray) -> str:
+def detect_layout(obs_names: pd.Index, obs: pd.DataFrame, xy: np.ndarray) -> str:
     """``visium`` (hexagonal spots), ``visium_hd`` (square bins) or ``generic``.
 
     Parameters

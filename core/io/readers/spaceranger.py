@@ -5,7 +5,7 @@ them or asked to, Visium HD cells (:mod:`core.io.readers.cells`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +15,10 @@ from core.io.preflight import PreflightReport, preflight_10x_h5
 from core.io.readers import cells
 from core.io.readers.sample import Sample, detect_layout, sha256_path
 from core.io.readers.tenx import attach_image, read_10x_h5, read_positions
+from core.jsonable import as_number
+
+if TYPE_CHECKING:
+    from core.io.hd import BinChoice
 
 
 def read_spaceranger(
@@ -151,7 +155,7 @@ def read_spaceranger(
     return sample
 
 
-def read_hd_aggregated(path: Path, hd_root: Path, choice: Any, settings: Settings) -> Sample:
+def read_hd_aggregated(path: Path, hd_root: Path, choice: BinChoice, settings: Settings) -> Sample:
     """Visium HD bins summed from a finer bin folder, streamed (see :func:`core.io.hd.aggregate_bins`).
 
     Parameters
@@ -229,7 +233,7 @@ def read_hd_aggregated(path: Path, hd_root: Path, choice: Any, settings: Setting
     sf = attach_image(sample, fine_dir / "spatial", settings)
     factor = choice.bin_size_um // choice.source_um
     if sf.get("microns_per_pixel"):
-        sample.spot_diameter_px = float(choice.bin_size_um) / float(sf["microns_per_pixel"])
+        sample.spot_diameter_px = float(choice.bin_size_um) / as_number(sf["microns_per_pixel"])
     elif sample.spot_diameter_px:
         sample.spot_diameter_px *= factor
     return sample

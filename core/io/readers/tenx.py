@@ -4,7 +4,7 @@ positions (parquet or csv) and the H&E images with their scale factors."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,9 +13,14 @@ from core.config import Settings
 from core.errors import BadCoordinates, CorruptFile, MissingCoordinates
 from core.io.preflight import PreflightReport, preflight_10x_h5
 from core.io.readers.sample import Sample, is_blank
+from core.jsonable import JSONObject, as_number
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from anndata import AnnData
 
 
-def read_10x_h5(path: Path, settings: Settings) -> tuple[Any, PreflightReport]:
+def read_10x_h5(path: Path, settings: Settings) -> tuple[AnnData, PreflightReport]:
     """A 10x ``filtered_feature_bc_matrix.h5`` as AnnData (barcodes x genes, Gene Expression only).
 
     Parameters
@@ -64,7 +69,7 @@ def read_10x_h5(path: Path, settings: Settings) -> tuple[Any, PreflightReport]:
     return a, report
 
 
-def read_positions(spatial: Path) -> Any:
+def read_positions(spatial: Path) -> pd.DataFrame:
     """Tissue positions of a ``spatial/`` folder (parquet, csv with header, or headerless v1 csv).
 
     Parameters
@@ -140,7 +145,7 @@ def load_png(p: Path, max_pixels: int) -> np.ndarray:
         raise CorruptFile(f"{p.name} is not a readable image: {e}") from e
 
 
-def attach_image(sample: Sample, spatial: Path, settings: Settings) -> dict[str, Any]:
+def attach_image(sample: Sample, spatial: Path, settings: Settings) -> JSONObject:
     """H&E (hires, else lowres) and spot diameter from a ``spatial/`` folder, set on ``sample``.
 
     Parameters
@@ -170,8 +175,8 @@ def attach_image(sample: Sample, spatial: Path, settings: Settings) -> dict[str,
                 continue
             sample.image = img
             sample.image_name = name
-            sample.image_scalef = float(sf.get(f"tissue_{name}_scalef", 1.0))
+            sample.image_scalef = as_number(sf.get(f"tissue_{name}_scalef", 1.0))
             break
     if "spot_diameter_fullres" in sf:
-        sample.spot_diameter_px = float(sf["spot_diameter_fullres"])
+        sample.spot_diameter_px = as_number(sf["spot_diameter_fullres"])
     return sf

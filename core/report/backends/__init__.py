@@ -10,12 +10,13 @@ falls back to the template silently.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from PIL import Image
 
 from core.config import Settings, get_settings
 from core.errors import BadOption
+from core.jsonable import JSONObject
 
 BACKENDS = ("template", "transformers", "openai")
 
@@ -26,7 +27,7 @@ class GenerationRequest:
 
     prompt: str
     images: list[Image.Image]
-    features: dict[str, Any]
+    features: JSONObject
     max_new_tokens: int = 1024
 
 
@@ -39,9 +40,9 @@ class Generation:
     model: str | None
     written_by_language_model: bool
     revision: str | None = None
-    decoding: dict[str, Any] = field(default_factory=dict)
+    decoding: JSONObject = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JSONObject = field(default_factory=dict)
 
 
 class Backend(Protocol):

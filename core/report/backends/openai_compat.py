@@ -16,15 +16,16 @@ import urllib.request
 from typing import Any
 
 from core.errors import ModelUnavailable
+from core.jsonable import JSONObject, JSONValue
 from core.report.backends import Generation, GenerationRequest
 from core.report.image import png_bytes
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
-def chat_payload(request: GenerationRequest, model: str) -> dict[str, Any]:
+def chat_payload(request: GenerationRequest, model: str) -> JSONObject:
     """The chat-completions request body: images first, then the prompt."""
-    content: list[dict[str, Any]] = []
+    content: list[JSONValue] = []
     for im in request.images:
         uri = "data:image/png;base64," + base64.b64encode(png_bytes(im)).decode("ascii")
         content.append({"type": "image_url", "image_url": {"url": uri}})

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from core.jsonable import JSONValue
 from core.report.backends import Generation, GenerationRequest
 from core.report.prompts import SECTIONS, annotation_available, not_assessed_reasons
 
@@ -32,15 +33,20 @@ def _ranked(comp: Mapping[str, Any]) -> list[tuple[str, float]]:
     return sorted(items, key=lambda kv: -kv[1])
 
 
-def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> str:
-    """A narrative under the report's section headings, written from ``features`` alone."""
-    unit = str((features.get("platform") or {}).get("unit") or "spot")
-    qc = features.get("qc") or {}
-    comp = _ranked(features.get("lineage_composition") or {})
-    ann = features.get("annotation") or {}
+def write_template_narrative(features: Mapping[str, JSONValue], has_image: bool) -> str:
+    """A narrative under the report's section headings, written from ``features`` alone.
+
+    ``features`` (a parsed ``features.json``) is read defensively: a block of another shape
+    in an older file is taken as it comes.
+    """
+    doc: Mapping[str, Any] = features
+    unit = str((doc.get("platform") or {}).get("unit") or "spot")
+    qc = doc.get("qc") or {}
+    comp = _ranked(doc.get("lineage_composition") or {})
+    ann = doc.get("annotation") or {}
     annotated = annotation_available(features)
-    domains = [d for d in features.get("domains") or [] if isinstance(d, Mapping)]
-    spatial = features.get("spatial") or {}
+    domains = [d for d in doc.get("domains") or [] if isinstance(d, Mapping)]
+    spatial = doc.get("spatial") or {}
     svg = spatial.get("spatially_variable_genes") or {}
     held = not_assessed_reasons(features)
     out: dict[str, str] = {}
@@ -64,7 +70,7 @@ def write_template_narrative(features: Mapping[str, Any], has_image: bool) -> st
             f"The section divides into {len(domains)} spatial domains: {'; '.join(parts)}. "
             f"The largest is {largest.get('id')}."
         )
-        alt = (features.get("domain_count") or {}).get("close_alternative")
+        alt = (doc.get("domain_count") or {}).get("close_alternative")
         if alt:
             out["tissue_architecture"] += (
                 f" A division into {alt} domains fits the data nearly "
