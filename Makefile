@@ -22,7 +22,7 @@ services:
 test: venv services
 	$(VENV)/bin/python -m pytest -q
 
-test-fast: venv  # the unit tier: about 40 CPU-seconds
+test-fast: venv  # the unit tier: about 30 s
 	$(VENV)/bin/python -m pytest -q tests/unit
 
 test-outages: venv services  # Postgres/storage/Redis outages, worker kills (about 6 min)
