@@ -136,6 +136,12 @@ class DomainCandidate(_Section):
     k: int
     silhouette: float
     stability: float
+    valley: float | None = Field(
+        default=None,
+        description="Weakest boundary between a domain and its nearest one: density between the "
+        "two peaks relative to the lower peak (0 a clear valley, 1 none; at most 0.9 admissible). "
+        "Absent in files written before it was recorded.",
+    )
     score: float | None = None
     chosen: bool | None = None
 

@@ -74,10 +74,10 @@ def test_claims_and_domain_choice_recorded(result: Path) -> None:
         c for c in claims.values() if not c["passed"]
     ]
     choice = analysis["domains"]["choice"]
-    assert choice["method"] == "silhouette+stability"
+    assert choice["method"] == "valley+stability"
     chosen = [c for c in choice["candidates"] if c["chosen"]]
     assert len(chosen) == 1 and chosen[0]["k"] == analysis["domains"]["k"]
-    assert all({"k", "silhouette", "stability"} <= set(c) for c in choice["candidates"])
+    assert all({"k", "silhouette", "stability", "valley"} <= set(c) for c in choice["candidates"])
     features = json.loads((result / "features.json").read_text())
     assert features["not_assessed"] == [] and len(features["domains"]) == analysis["domains"]["k"]
 

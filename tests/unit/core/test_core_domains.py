@@ -1,4 +1,4 @@
-"""The automatic domain count: silhouette and stability together, every candidate recorded."""
+"""The automatic domain count: boundary valleys and stability together, every candidate recorded."""
 
 from __future__ import annotations
 
@@ -6,38 +6,81 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from core.analysis.domains import ari, choose_k, find_domains, stability
+from core.analysis.domains import (
+    _assign,
+    ari,
+    boundary_valley,
+    choose_k,
+    find_domains,
+    kmeans,
+    stability,
+)
 
 
-def _cands(rows: list[tuple[int, float, float]]) -> list[dict[str, float]]:
-    return [{"k": k, "silhouette": s, "stability": t} for k, s, t in rows]
+def _cands(rows: list[tuple[int, float, float, float]]) -> list[dict[str, float]]:
+    return [{"k": k, "silhouette": s, "stability": t, "valley": v} for k, s, t, v in rows]
 
 
-def test_nearly_as_good_larger_count_is_not_collapsed_to_two() -> None:
-    """The issue's case: silhouette 0.688 for 2 against 0.678 for 5, both stable."""
+def test_a_finer_count_with_valleys_wins_over_the_best_silhouette() -> None:
+    """The issue's case: 2 has the best silhouette, but 4 is parted by valleys and stable."""
     c = _cands(
-        [(2, 0.688, 0.99), (3, 0.55, 0.70), (4, 0.60, 0.72), (5, 0.678, 0.97), (6, 0.5, 0.6)]
+        [
+            (2, 0.70, 1.00, 0.08),
+            (3, 0.64, 1.00, 0.07),
+            (4, 0.60, 0.99, 0.50),
+            (5, 0.57, 1.00, 1.00),  # splits a domain: no valley between the halves
+            (6, 0.52, 0.98, 1.00),
+        ]
     )
     k, close = choose_k(c)
-    assert k == 5
-    assert close == 2  # and the report is told the two counts are close
-    assert all("score" in x for x in c)
+    assert k == 4 and close is None
+    assert [x["score"] for x in c] == [0.0, 0.0, 0.0, 0.1, 0.1]
 
 
-def test_unstable_count_is_not_chosen_for_its_silhouette() -> None:
-    c = _cands([(2, 0.60, 0.98), (3, 0.62, 0.40), (4, 0.30, 0.9)])
-    k, close = choose_k(c)
-    assert k == 2 and close is None
+def test_unstable_count_is_not_chosen_for_its_valleys() -> None:
+    c = _cands([(2, 0.60, 0.98, 0.1), (3, 0.62, 0.40, 0.1), (4, 0.30, 0.7, 1.0)])
+    assert choose_k(c) == (2, None)
 
 
-def test_clear_best_has_no_close_alternative() -> None:
-    c = _cands([(2, 0.30, 0.99), (3, 0.70, 0.98), (4, 0.40, 0.80)])
-    assert choose_k(c) == (3, None)
+def test_close_counts_are_flagged() -> None:
+    # the next count misses the valley bound by less than CLOSE_MARGIN: the report says so
+    c = _cands([(2, 0.6, 1.0, 0.1), (3, 0.5, 1.0, 0.3), (4, 0.4, 1.0, 0.93), (5, 0.3, 1.0, 1.0)])
+    assert choose_k(c) == (3, 4)
+    # the chosen count's weakest boundary is barely a valley: the coarser count is close
+    c = _cands([(2, 0.6, 1.0, 0.1), (3, 0.5, 1.0, 0.88), (4, 0.4, 1.0, 1.0)])
+    assert choose_k(c) == (3, 2)
 
 
-def test_without_any_stable_count_the_most_stable_near_the_best_wins() -> None:
-    c = _cands([(2, 0.20, 0.50), (3, 0.21, 0.60), (4, 0.10, 0.70)])
+def test_without_any_admissible_count_the_nearest_miss_wins() -> None:
+    c = _cands([(2, 0.20, 0.50, 0.95), (3, 0.21, 0.85, 0.95), (4, 0.10, 0.70, 1.0)])
     assert choose_k(c)[0] == 3
+
+
+def test_boundary_valley_separates_modes_from_splits() -> None:
+    """Two blobs are parted by a valley; k-means cutting one blob in two is not."""
+    rng = np.random.default_rng(0)
+    two = np.vstack(
+        [
+            rng.normal(0, 1, size=(3000, 5)),
+            rng.normal(0, 1, size=(1000, 5)) + np.array([6, 0, 0, 0, 0]),
+        ]
+    ).astype(np.float32)
+    _, C, _ = kmeans(two, 2, 0)
+    assert boundary_valley(two, _assign(two, C), C) < 0.2
+    one = rng.normal(0, 1, size=(4000, 5)).astype(np.float32)
+    _, C, _ = kmeans(one, 2, 0)
+    assert boundary_valley(one, _assign(one, C), C) > 0.9
+    # and three blobs cut into four: the split blob's halves have no valley between them
+    three = np.vstack([two, rng.normal(0, 1, size=(2000, 5)) + np.array([0, 6, 0, 0, 0])]).astype(
+        np.float32
+    )
+    _, C3, _ = kmeans(three, 3, 0)
+    _, C4, _ = kmeans(three, 4, 0)
+    assert boundary_valley(three, _assign(three, C3), C3) < 0.2
+    assert boundary_valley(three, _assign(three, C4), C4) > 0.9
+    # scale-free
+    _, C, _ = kmeans(two * 40, 2, 0)
+    assert boundary_valley(two * 40, _assign(two * 40, C), C) < 0.2
 
 
 def test_ari() -> None:
@@ -80,9 +123,11 @@ def test_find_domains_records_every_candidate_and_recovers_the_domains() -> None
     pcs, probs, xy, truth, A = _field(48, 1)
     r = find_domains(pcs, probs, xy, "visium", A, px_per_um=1.0, seed=0)
     assert [c["k"] for c in r.candidates] == list(range(2, 11))
-    assert all({"silhouette", "stability", "score", "chosen"} <= set(c) for c in r.candidates)
+    assert all(
+        {"silhouette", "stability", "valley", "score", "chosen"} <= set(c) for c in r.candidates
+    )
     assert sum(c["chosen"] for c in r.candidates) == 1
-    assert r.method == "silhouette+stability" and r.stability is not None
+    assert r.method == "valley+stability" and r.stability is not None
     assert r.k == 5
     assert ari(r.labels, truth) > 0.85
     # seeded: the same call gives the same answer
