@@ -138,7 +138,7 @@ def edge_preserving_grid(
                 )
                 num += w[:, None] * q
                 den += w
-        X = num / np.maximum(den, 1e-12)[:, None]
+        X = (num / np.maximum(den, 1e-12)[:, None]).astype(np.float32, copy=False)
     return X
 
 
