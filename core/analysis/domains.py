@@ -4,8 +4,8 @@ Domains are tissue regions, not expression clusters. On HD bins (one cell per
 bin) expression clusters follow cell types; a region is defined by what
 surrounds a bin. We therefore smooth each spot's expression embedding and
 cell-type probabilities over a radius suited to the layout (a Gaussian on
-the bin grid for Visium HD; Gaussian weights over neighbouring spots for
-Visium and other layouts), cluster the smoothed profiles with k-means, pick
+the bin grid for Visium HD, followed there by an edge-preserving pass; Gaussian
+weights over neighbouring spots for Visium and other layouts), cluster the smoothed profiles with k-means, pick
 the number of domains as the largest count whose clusters are parted by density
 valleys and found again on subsamples (:func:`choose_k`), and clean
 isolated speckles with a majority vote over the spatial neighbours.
