@@ -59,8 +59,7 @@ def json_object(o: object) -> JSONObject:
     JSONObject
         The mapping with only JSON types left.
     """
-    v = to_jsonable(o)
-    return v if isinstance(v, dict) else {}
+    return as_object(to_jsonable(o))
 
 
 def as_object(v: JSONValue | None) -> JSONObject:
